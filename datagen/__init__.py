@@ -1,0 +1,1 @@
+"""Data generation: policies drive the engines, episodes become captioned clips in zarr stores."""

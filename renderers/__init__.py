@@ -1,0 +1,19 @@
+"""Headless moderngl renderers (EGL + Mesa llvmpipe on CPU, any GPU with EGL).
+
+One GL context per process (`get_context`); renderers share it. Nothing here knows about gym envs.
+"""
+
+from renderers.camera import Camera
+from renderers.context import RendererUnavailable, get_context
+from renderers.sky import SkyState, sky_state
+from renderers.voxel_renderer import RenderOutput, VoxelRenderer
+
+__all__ = [
+    "Camera",
+    "RenderOutput",
+    "RendererUnavailable",
+    "SkyState",
+    "VoxelRenderer",
+    "get_context",
+    "sky_state",
+]

@@ -1,0 +1,118 @@
+"""Pinhole camera: pose, projection and the intrinsics/extrinsics reported as ground truth.
+
+World frame: +Y up, +X east, +Z south (Minecraft's axes). Angles follow Minecraft/MineRL: yaw 0 faces +Z
+and grows turning right; pitch is positive looking down, clamped to [-90, 90].
+Ground truth uses the OpenCV camera convention (x right, y down, z forward), the one most vision code expects.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+def look_direction(yaw_deg: float, pitch_deg: float) -> np.ndarray:
+    """Unit forward vector for a yaw/pitch in degrees. # (3,)"""
+    yaw, pitch = math.radians(yaw_deg), math.radians(pitch_deg)
+    cp = math.cos(pitch)
+    return np.array([-math.sin(yaw) * cp, -math.sin(pitch), math.cos(yaw) * cp])
+
+
+@dataclass
+class Camera:
+    """A perspective camera.
+
+    Attributes:
+        position: eye position in world units (blocks or metres). # (3,)
+        yaw: heading in degrees (0 faces +Z, positive turns right).
+        pitch: degrees, positive looks down.
+        fov_y: vertical field of view in degrees.
+        width, height: image size in pixels (any aspect ratio).
+        near, far: clip distances.
+    """
+
+    position: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    yaw: float = 0.0
+    pitch: float = 0.0
+    fov_y: float = 70.0
+    width: int = 64
+    height: int = 64
+    near: float = 0.05
+    far: float = 256.0
+
+    def __post_init__(self) -> None:
+        if self.width <= 0 or self.height <= 0:
+            raise ValueError(f"camera width and height must be positive, got {self.width}x{self.height}")
+        if not 1.0 <= self.fov_y <= 170.0:
+            raise ValueError(f"camera fov_y must be in [1, 170] degrees, got {self.fov_y}")
+        self.position = np.asarray(self.position, dtype=np.float64)
+
+    # -- frame vectors -------------------------------------------------------------------------------------
+    def basis(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(right, up, forward) unit vectors in world space."""
+        f = look_direction(self.yaw, self.pitch)
+        world_up = np.array([0.0, 1.0, 0.0])
+        r = np.cross(f, world_up)
+        n = np.linalg.norm(r)
+        if n < 1e-9:  # looking straight up or down: the heading defines "right"
+            yaw = math.radians(self.yaw)
+            r = np.array([-math.cos(yaw), 0.0, -math.sin(yaw)])
+        else:
+            r = r / n
+        u = np.cross(r, f)
+        return r, u, f
+
+    # -- GL matrices (column vectors, row-major numpy; transpose when uploading) ----------------------------
+    def view_matrix(self) -> np.ndarray:
+        """World -> GL eye space (camera looks down -z). # (4, 4)"""
+        r, u, f = self.basis()
+        m = np.eye(4)
+        m[0, :3], m[1, :3], m[2, :3] = r, u, -f
+        m[:3, 3] = -m[:3, :3] @ self.position
+        return m
+
+    def projection_matrix(self) -> np.ndarray:
+        """OpenGL perspective projection. # (4, 4)"""
+        t = 1.0 / math.tan(math.radians(self.fov_y) / 2)
+        aspect = self.width / self.height
+        n, f = self.near, self.far
+        m = np.zeros((4, 4))
+        m[0, 0], m[1, 1] = t / aspect, t
+        m[2, 2], m[2, 3] = (f + n) / (n - f), 2 * f * n / (n - f)
+        m[3, 2] = -1.0
+        return m
+
+    def view_projection(self) -> np.ndarray:
+        return self.projection_matrix() @ self.view_matrix()
+
+    # -- ground truth (OpenCV convention) --------------------------------------------------------------------
+    def intrinsics(self) -> np.ndarray:
+        """Pixel intrinsics K (fx, fy, cx, cy), square pixels, principal point at the image centre. # (3, 3)"""
+        fy = 0.5 * self.height / math.tan(math.radians(self.fov_y) / 2)
+        return np.array([[fy, 0.0, self.width / 2], [0.0, fy, self.height / 2], [0.0, 0.0, 1.0]])
+
+    def extrinsics(self) -> np.ndarray:
+        """World -> camera transform, OpenCV axes (x right, y down, z forward). # (4, 4)"""
+        r, u, f = self.basis()
+        m = np.eye(4)
+        m[0, :3], m[1, :3], m[2, :3] = r, -u, f
+        m[:3, 3] = -m[:3, :3] @ self.position
+        return m
+
+    def project(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Project world points to pixel coordinates (u right, v down) and camera depth. # (N,3) -> (N,2), (N,)"""
+        pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+        cam = pts @ self.extrinsics()[:3, :3].T + self.extrinsics()[:3, 3]
+        z = cam[:, 2]
+        uv = (cam[:, :2] / np.where(np.abs(z) < 1e-9, 1e-9, z)[:, None]) @ self.intrinsics()[:2, :2].T
+        uv += self.intrinsics()[:2, 2]
+        return uv, z
+
+    def linearize_depth(self, depth_buffer: np.ndarray) -> np.ndarray:
+        """Convert a [0, 1] GL depth buffer to z-depth along the optical axis; inf where nothing was drawn."""
+        n, f = self.near, self.far
+        z_ndc = depth_buffer.astype(np.float64) * 2.0 - 1.0
+        z = (2.0 * n * f) / (f + n - z_ndc * (f - n))
+        return np.where(depth_buffer >= 1.0, np.inf, z).astype(np.float32)

@@ -1,0 +1,72 @@
+"""The process-wide headless GL context.
+
+A GL context is expensive and drivers dislike many per process, so every renderer in a process shares
+one, created on first use. EGL is used so no display server is needed; with Mesa installed this runs on
+the CPU (llvmpipe), and on a machine with GPUs `device_index` picks one.
+"""
+
+from __future__ import annotations
+
+import os
+
+import moderngl
+
+_CONTEXT: moderngl.Context | None = None
+_DEVICE: int | None = None
+
+_MISSING_HELP = (
+    "could not create a headless OpenGL 4.3 context through EGL ({err}). "
+    "Install the EGL and Mesa system packages: `apt-get install libegl1 libegl-mesa0 libgl1-mesa-dri "
+    "libgles2` (or run `bash scripts/setup.sh`)."
+)
+
+
+class RendererUnavailable(RuntimeError):
+    """Raised when no headless OpenGL context can be created on this machine."""
+
+
+def get_context(device_index: int = 0) -> moderngl.Context:
+    """Return this process's shared EGL context, creating it on first call.
+
+    Args:
+        device_index: which EGL device (GPU) to render on; ignored by Mesa's CPU renderer, which
+            exposes a single device. Every renderer in a process must use the same index.
+
+    Raises:
+        RendererUnavailable: EGL or Mesa is missing, or the driver lacks OpenGL 4.3.
+        ValueError: a different device index was requested after the context was created.
+    """
+    global _CONTEXT, _DEVICE
+    if device_index < 0:
+        raise ValueError(f"device_index must be >= 0, got {device_index}")
+    if _CONTEXT is not None:
+        if device_index != _DEVICE:
+            raise ValueError(
+                f"this process already renders on EGL device {_DEVICE}; one GL context per process, "
+                f"so device_index={device_index} needs a separate process"
+            )
+        return _CONTEXT
+    kwargs: dict = {"backend": "egl", "require": 430}
+    if device_index:
+        kwargs["device_index"] = device_index
+    try:
+        ctx = moderngl.create_standalone_context(**kwargs)
+    except Exception as err:  # glcontext raises plain Exceptions with the loader's message
+        raise RendererUnavailable(_MISSING_HELP.format(err=str(err).strip() or type(err).__name__)) from err
+    _CONTEXT, _DEVICE = ctx, device_index
+    return ctx
+
+
+def renderer_name() -> str:
+    """The GL renderer string of this process's context (e.g. 'llvmpipe ...')."""
+    return get_context(_DEVICE or 0).info["GL_RENDERER"]
+
+
+def _fork_guard() -> None:
+    # A forked child must not reuse the parent's context (EGL state does not survive fork).
+    global _CONTEXT, _DEVICE
+    _CONTEXT, _DEVICE = None, None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_fork_guard)
