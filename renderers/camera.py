@@ -7,10 +7,23 @@ Ground truth uses the OpenCV camera convention (x right, y down, z forward), the
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
+
+
+@functools.lru_cache(maxsize=64)
+def _projection(fov_y: float, width: int, height: int, near: float, far: float) -> np.ndarray:
+    """OpenGL perspective projection (cached: it only changes with the lens). # (4, 4)"""
+    t = 1.0 / math.tan(math.radians(fov_y) / 2)
+    m = np.zeros((4, 4))
+    m[0, 0], m[1, 1] = t * height / width, t
+    m[2, 2], m[2, 3] = (far + near) / (near - far), 2 * far * near / (near - far)
+    m[3, 2] = -1.0
+    m.flags.writeable = False
+    return m
 
 
 def look_direction(yaw_deg: float, pitch_deg: float) -> np.ndarray:
@@ -52,16 +65,16 @@ class Camera:
     # -- frame vectors -------------------------------------------------------------------------------------
     def basis(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(right, up, forward) unit vectors in world space."""
-        f = look_direction(self.yaw, self.pitch)
-        world_up = np.array([0.0, 1.0, 0.0])
-        r = np.cross(f, world_up)
-        n = np.linalg.norm(r)
-        if n < 1e-9:  # looking straight up or down: the heading defines "right"
-            yaw = math.radians(self.yaw)
-            r = np.array([-math.cos(yaw), 0.0, -math.sin(yaw)])
-        else:
-            r = r / n
-        u = np.cross(r, f)
+        key = (self.yaw, self.pitch)
+        cached = self.__dict__.get("_basis")
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        yaw, pitch = math.radians(self.yaw), math.radians(self.pitch)
+        cy, sy, cp, sp = math.cos(yaw), math.sin(yaw), math.cos(pitch), math.sin(pitch)
+        f = np.array([-sy * cp, -sp, cy * cp])
+        r = np.array([-cy, 0.0, -sy])  # forward x world-up, normalised; defined by the heading even at +-90 pitch
+        u = np.array([r[1] * f[2] - r[2] * f[1], r[2] * f[0] - r[0] * f[2], r[0] * f[1] - r[1] * f[0]])
+        self.__dict__["_basis"] = (key, (r, u, f))
         return r, u, f
 
     # -- GL matrices (column vectors, row-major numpy; transpose when uploading) ----------------------------
@@ -75,17 +88,10 @@ class Camera:
 
     def projection_matrix(self) -> np.ndarray:
         """OpenGL perspective projection. # (4, 4)"""
-        t = 1.0 / math.tan(math.radians(self.fov_y) / 2)
-        aspect = self.width / self.height
-        n, f = self.near, self.far
-        m = np.zeros((4, 4))
-        m[0, 0], m[1, 1] = t / aspect, t
-        m[2, 2], m[2, 3] = (f + n) / (n - f), 2 * f * n / (n - f)
-        m[3, 2] = -1.0
-        return m
+        return _projection(self.fov_y, self.width, self.height, self.near, self.far).copy()
 
     def view_projection(self) -> np.ndarray:
-        return self.projection_matrix() @ self.view_matrix()
+        return _projection(self.fov_y, self.width, self.height, self.near, self.far) @ self.view_matrix()
 
     # -- ground truth (OpenCV convention) --------------------------------------------------------------------
     def intrinsics(self) -> np.ndarray:

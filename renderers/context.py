@@ -25,12 +25,16 @@ class RendererUnavailable(RuntimeError):
     """Raised when no headless OpenGL context can be created on this machine."""
 
 
-def get_context(device_index: int = 0) -> moderngl.Context:
+def get_context(device_index: int = 0, cpu_threads: int | None = None) -> moderngl.Context:
     """Return this process's shared EGL context, creating it on first call.
 
     Args:
         device_index: which EGL device (GPU) to render on; ignored by Mesa's CPU renderer, which
             exposes a single device. Every renderer in a process must use the same index.
+        cpu_threads: rasteriser threads of Mesa's CPU renderer (llvmpipe), read once at context creation.
+            None keeps $LP_NUM_THREADS if set, else 0 (rasterise on the calling thread): for the small frames
+            of datasets and RL this is measurably faster (benchmarks/engine_speed.py), and parallelism comes
+            from running one env per process. Use more threads for large interactive windows.
 
     Raises:
         RendererUnavailable: EGL or Mesa is missing, or the driver lacks OpenGL 4.3.
@@ -46,6 +50,10 @@ def get_context(device_index: int = 0) -> moderngl.Context:
                 f"so device_index={device_index} needs a separate process"
             )
         return _CONTEXT
+    if cpu_threads is not None:
+        os.environ["LP_NUM_THREADS"] = str(int(cpu_threads))
+    else:
+        os.environ.setdefault("LP_NUM_THREADS", "0")
     kwargs: dict = {"backend": "egl", "require": 430}
     if device_index:
         kwargs["device_index"] = device_index

@@ -120,13 +120,13 @@ void main() {
 
 SKY_VS = """
 #version 430
-uniform mat4 u_inv_vp;
+uniform vec3 u_right;    // camera right * tan(fov_x / 2)
+uniform vec3 u_up;       // camera up * tan(fov_y / 2)
+uniform vec3 u_forward;
 out vec3 v_dir;
 void main() {
     vec2 p = vec2((gl_VertexID << 1) & 2, gl_VertexID & 2) * 2.0 - 1.0;  // one triangle covering the screen
-    vec4 far = u_inv_vp * vec4(p, 1.0, 1.0);
-    vec4 near = u_inv_vp * vec4(p, -1.0, 1.0);
-    v_dir = far.xyz / far.w - near.xyz / near.w;  // linear in screen space, so interpolation is exact
+    v_dir = u_forward + p.x * u_right + p.y * u_up;  // linear in screen space, so interpolation is exact
     gl_Position = vec4(p, 1.0, 1.0);
 }
 """

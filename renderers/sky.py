@@ -6,6 +6,7 @@ linear-ish RGB in [0, 1], blended between a few key states so dawn and dusk glow
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -54,6 +55,7 @@ class SkyState:
         return "dusk"
 
 
+@functools.lru_cache(maxsize=4096)
 def sky_state(hours: float) -> SkyState:
     """Sky and light for a time of day in hours (any real number; wrapped to [0, 24))."""
     hours = float(hours) % 24.0

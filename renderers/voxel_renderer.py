@@ -8,6 +8,7 @@ is rendered in the same pass, and depth comes from the depth buffer; both are re
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -81,8 +82,8 @@ def _frustum_planes(vp: np.ndarray) -> np.ndarray:
     return np.stack([vp[3] + vp[0], vp[3] - vp[0], vp[3] + vp[1], vp[3] - vp[1], vp[3] + vp[2], vp[3] - vp[2]])
 
 
-def _visible(groups: _Groups, vp: np.ndarray, eye: np.ndarray | None) -> np.ndarray:
-    """Mask of groups inside the frustum whose faces can face the camera."""
+def _visible(groups: _Groups, vp: np.ndarray, eye: np.ndarray) -> np.ndarray:
+    """Mask of groups inside the frustum whose faces can face the camera (direction -1: any facing)."""
     if len(groups.base) == 0:
         return np.zeros(0, dtype=bool)
     planes = _frustum_planes(vp)
@@ -91,13 +92,12 @@ def _visible(groups: _Groups, vp: np.ndarray, eye: np.ndarray | None) -> np.ndar
     n_pos, n_neg = np.maximum(planes[:, :3], 0.0), np.minimum(planes[:, :3], 0.0)
     far = groups.hi @ n_pos.T + groups.lo @ n_neg.T + planes[:, 3]  # (G, 6)
     inside = (far >= 0).all(axis=1)
-    if eye is None:
-        return inside
     # A face pointing +axis is seen only from beyond its plane, i.e. eye[axis] > the group's lowest plane.
-    axis = groups.dirs // 2
-    positive = groups.dirs % 2 == 0
+    dirs = groups.dirs
+    axis = np.maximum(dirs, 0) // 2
+    rows = np.arange(len(axis))
     e = eye[axis]
-    facing = np.where(positive, e > groups.lo[np.arange(len(axis)), axis], e < groups.hi[np.arange(len(axis)), axis])
+    facing = np.where(dirs % 2 == 0, e > groups.lo[rows, axis], e < groups.hi[rows, axis]) | (dirs < 0)
     return inside & facing
 
 
@@ -152,7 +152,8 @@ class VoxelRenderer:
         self._rgba_bytes = bytearray(self.width * self.height * 4)
         self._chunks: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
         self._dirty = True
-        self._solid = self._fluid = _Groups.empty()
+        self._solid = self._fluid = self._groups = _Groups.empty()
+        self._n_solid_groups = 0
         self.fluid_drop = 0.12
 
     # -- scene ----------------------------------------------------------------------------------------------
@@ -225,10 +226,16 @@ class VoxelRenderer:
         n_solid = sum(len(s) for s in solids)
         self._solid = _groups_of(solids, 0)
         self._fluid = _groups_of(fluids, n_solid)
+        # One table of all groups so visibility is a single vectorised pass per frame; fluid groups get
+        # direction -1, which skips back-facing culling (water surfaces are seen from below too).
+        s, f = self._solid, self._fluid
+        self._groups = _Groups(np.concatenate([s.base, f.base]), np.concatenate([s.count, f.count]),
+                               np.concatenate([s.dirs, np.full(len(f.dirs), -1)]),
+                               np.concatenate([s.lo, f.lo]), np.concatenate([s.hi, f.hi]))
+        self._n_solid_groups = len(s.base)
         self._dirty = False
 
-    def _draw_groups(self, groups: _Groups, vp: np.ndarray, eye: np.ndarray | None) -> None:
-        mask = _visible(groups, vp, eye)
+    def _draw_groups(self, groups: _Groups, mask: np.ndarray) -> None:
         n = int(mask.sum())
         if n == 0:
             return
@@ -278,7 +285,11 @@ class VoxelRenderer:
             prog["u_fog_colour"].value = fog_colour
             prog["u_fog"].value = fog
         sp = self._sky_prog
-        sp["u_inv_vp"].write(np.linalg.inv(vp).T.astype("f4").tobytes())
+        right, up, forward = camera.basis()
+        tan_y = math.tan(math.radians(camera.fov_y) / 2)
+        sp["u_right"].value = tuple(right * tan_y * self.width / self.height)
+        sp["u_up"].value = tuple(up * tan_y)
+        sp["u_forward"].value = tuple(forward)
         sp["u_zenith"].value = sky.zenith
         sp["u_horizon"].value = sky.horizon
         sp["u_sun_dir"].value = sky.sun_direction
@@ -296,14 +307,16 @@ class VoxelRenderer:
         ctx.depth_mask = True
         ctx.enable(moderngl.DEPTH_TEST | moderngl.CULL_FACE)
         self._atlas.use(0)
-        self._draw_groups(self._solid, vp, camera.position)
+        mask = _visible(self._groups, vp, camera.position)
+        solid_mask, fluid_mask = mask[: self._n_solid_groups], mask[self._n_solid_groups :]
+        self._draw_groups(self._solid, solid_mask)
         if self._n_boxes:
             self._box_vao.render(moderngl.TRIANGLES, vertices=36, instances=self._n_boxes)
-        if len(self._fluid.base):
+        if fluid_mask.any():
             ctx.enable(moderngl.BLEND)
             ctx.blend_func = moderngl.SRC_ALPHA, moderngl.ONE_MINUS_SRC_ALPHA
             ctx.disable(moderngl.CULL_FACE)  # fluid surfaces are seen from both sides (from under water too)
-            self._draw_groups(self._fluid, vp, None)  # no direction culling
+            self._draw_groups(self._fluid, fluid_mask)
             ctx.disable(moderngl.BLEND)
         return self._read(camera, depth, segmentation)
 
