@@ -38,7 +38,6 @@ def visible_faces(
     inner = padded[1:-1, 1:-1, 1:-1]
     shape = inner.shape
     solid_out, fluid_out = [], []
-    is_opaque = opaque[inner]
     is_fluid = fluid[inner]
     nonempty = inner != 0
     for d, (dx, dy, dz) in enumerate(DIRECTIONS):

@@ -70,8 +70,8 @@ def sky_state(hours: float) -> SkyState:
     for (e0, z0, h0, s0, a0), (e1, z1, h1, s1, a1) in zip(_KEYS, _KEYS[1:]):
         if e0 <= e <= e1:
             w = (e - e0) / (e1 - e0)
-            mix = lambda a, b: tuple(float(x + (y - x) * w) for x, y in zip(a, b))  # noqa: E731
-            zen, hor = mix(z0, z1), mix(h0, h1)
+            zen = tuple(float(x + (y - x) * w) for x, y in zip(z0, z1))
+            hor = tuple(float(x + (y - x) * w) for x, y in zip(h0, h1))
             strength, ambient = s0 + (s1 - s0) * w, a0 + (a1 - a0) * w
             break
     if elevation < 0:
