@@ -1,0 +1,26 @@
+"""Config pieces shared by the edge commands."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class EnvConfig:
+    """Which engine to run and its keyword arguments (configs/env/*.yaml)."""
+
+    id: str = "worldsim/Voxel-v0"
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+def make_env(cfg: EnvConfig, **overrides: Any) -> Any:
+    """Create the env of a config (registering the engines first)."""
+    import gymnasium as gym
+
+    import envs  # noqa: F401  (registers the engines)
+
+    if cfg.id not in gym.registry:
+        known = sorted(k for k in gym.registry if k.startswith("worldsim/"))
+        raise ValueError(f"unknown env id {cfg.id!r}; known: {known}")
+    return gym.make(cfg.id, **{**cfg.kwargs, **overrides})

@@ -1,0 +1,120 @@
+"""worldsim play: play an engine yourself in a window (pygame), with the frame rate shown.
+
+controls (voxel): mouse looks around (click the window to capture it, Esc releases it), W A S D move,
+Space jumps / swims, Left Shift sneaks, Left Ctrl sprints, left mouse breaks, right mouse places,
+1-9 pick a hotbar slot, F3 toggles the info overlay, Esc twice (or closing the window) quits.
+
+examples:
+  worldsim play env=voxel
+  worldsim play env=voxel width=960 height=540 env.kwargs.task=navigate seed=7
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from worldsim.cli import build
+from worldsim.commands.common import EnvConfig, make_env
+
+
+@dataclass
+class PlayConfig:
+    env: EnvConfig = field(default_factory=EnvConfig)
+    width: int = 640
+    height: int = 360
+    scale: int = 1
+    seed: int = 0
+    mouse_sensitivity: float = 0.15
+    max_frames: int = 0
+
+
+def _keys_to_action(pygame, pressed, mouse_buttons, mouse_delta, sensitivity: float, hotbar: int) -> dict:
+    return {
+        "forward": int(pressed[pygame.K_w]), "back": int(pressed[pygame.K_s]),
+        "left": int(pressed[pygame.K_a]), "right": int(pressed[pygame.K_d]),
+        "jump": int(pressed[pygame.K_SPACE]), "sneak": int(pressed[pygame.K_LSHIFT]),
+        "sprint": int(pressed[pygame.K_LCTRL]), "attack": int(mouse_buttons[0]), "use": int(mouse_buttons[2]),
+        "camera": np.clip(np.array([mouse_delta[1], mouse_delta[0]], np.float32) * sensitivity, -180, 180),
+        "hotbar": hotbar,
+    }
+
+
+def main(raw) -> int:
+    cfg = build(PlayConfig, raw, "play config")
+    cfg.env = build(EnvConfig, raw.env, "env config")
+    if cfg.scale < 1:
+        raise ValueError(f"scale must be >= 1, got {cfg.scale}")
+    os.environ.setdefault("LP_NUM_THREADS", str(os.cpu_count() or 1))  # big frames: rasterise on every core
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+    import pygame
+
+    env = make_env(cfg.env, width=cfg.width, height=cfg.height, render_mode="rgb_array")
+    obs, info = env.reset(seed=cfg.seed)
+    pygame.display.init()  # not pygame.init(): no audio device is needed (or present on servers)
+    pygame.font.init()
+    screen = pygame.display.set_mode((cfg.width * cfg.scale, cfg.height * cfg.scale))
+    pygame.display.set_caption("worldsim play")
+    font = pygame.font.Font(None, 20)
+    clock = pygame.time.Clock()
+    captured, overlay, frames, escapes = False, True, 0, 0
+    fps_shown, t_last, n_last = 0.0, time.perf_counter(), 0
+    running = True
+    while running:
+        hotbar = 0
+        for ev in pygame.event.get():
+            if ev.type == pygame.QUIT:
+                running = False
+            elif ev.type == pygame.MOUSEBUTTONDOWN and not captured:
+                captured = True
+                pygame.event.set_grab(True)
+                pygame.mouse.set_visible(False)
+                pygame.mouse.get_rel()
+            elif ev.type == pygame.KEYDOWN:
+                if ev.key == pygame.K_ESCAPE:
+                    escapes += 1
+                    running = captured or escapes < 2
+                    captured = False
+                    pygame.event.set_grab(False)
+                    pygame.mouse.set_visible(True)
+                elif ev.key == pygame.K_F3:
+                    overlay = not overlay
+                elif pygame.K_1 <= ev.key <= pygame.K_9:
+                    hotbar = ev.key - pygame.K_1 + 1
+        rel = pygame.mouse.get_rel() if captured else (0, 0)
+        action = _keys_to_action(pygame, pygame.key.get_pressed(), pygame.mouse.get_pressed(3) if captured
+                                 else (0, 0, 0), rel, cfg.mouse_sensitivity, hotbar)
+        obs, _, terminated, truncated, info = env.step(action)
+        if terminated or truncated:
+            obs, info = env.reset()
+        surf = pygame.surfarray.make_surface(np.ascontiguousarray(obs.swapaxes(0, 1)))
+        if cfg.scale != 1:
+            surf = pygame.transform.scale(surf, screen.get_size())
+        screen.blit(surf, (0, 0))
+        cx, cy = screen.get_width() // 2, screen.get_height() // 2
+        pygame.draw.line(screen, (255, 255, 255), (cx - 6, cy), (cx + 6, cy))
+        pygame.draw.line(screen, (255, 255, 255), (cx, cy - 6), (cx, cy + 6))
+        frames += 1
+        now = time.perf_counter()
+        if now - t_last >= 0.5:
+            fps_shown, t_last, n_last = (frames - n_last) / (now - t_last), now, frames
+        lines = [f"{fps_shown:5.1f} fps"]
+        if overlay:
+            pos = info["pose"]["position"]
+            inv = info["inventory"]
+            lines += [f"xyz {pos[0]:.1f} {pos[1]:.1f} {pos[2]:.1f}  {info['biome']}  {info['time_of_day']:.1f} h",
+                      f"slot {inv['selected'] + 1}: {inv['hotbar'][inv['selected']]} x{inv['counts'][inv['selected']]}",
+                      "click to capture the mouse" if not captured else "Esc releases the mouse"]
+        for i, text in enumerate(lines):
+            screen.blit(font.render(text, True, (255, 255, 255)), (6, 6 + 18 * i))
+        pygame.display.flip()
+        clock.tick(20)  # the engine runs at 20 Hz
+        if cfg.max_frames and frames >= cfg.max_frames:
+            running = False
+    pygame.quit()
+    env.close()
+    print(f"played {frames} frames")
+    return 0
