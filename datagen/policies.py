@@ -64,14 +64,14 @@ class ExplorerPolicy:
         if rng.random() < 0.02:
             self._pitch_goal = float(rng.uniform(-25.0, 40.0))
         pitch_step = float(np.clip(self._pitch_goal - pose["pitch"], -4.0, 4.0))
-        target = info.get("target")
-        if self._mine == 0 and target and "block" in target and rng.random() < 0.03:
+        target = info["target"]
+        if self._mine == 0 and target["kind"] == "block" and rng.random() < 0.03:
             self._mine = int(rng.integers(8, 20))
         if self._mine > 0:
             self._mine -= 1
             a["attack"], a["forward"], a["sprint"] = 1, 0, 0
             self._turn *= 0.5
-        elif target and "block" in target and rng.random() < 0.01:
+        elif target["kind"] == "block" and rng.random() < 0.01:
             a["use"] = 1
         a["camera"] = np.array([pitch_step, self._turn], dtype=np.float32)
         return a

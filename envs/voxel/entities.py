@@ -72,7 +72,7 @@ def step_animal(a: Animal, world: VoxelWorld, rng: np.random.Generator, player_b
         a.yaw = float(rng.uniform(-180.0, 180.0))
         a.walking = int(rng.integers(20, 60))
     moving = a.walking > 0
-    resting = not moving and a.on_ground and a.vy == 0.0 and abs(a.knock[0]) + abs(a.knock[1]) < 1e-4
+    resting = not moving and a.on_ground and abs(a.knock[0]) + abs(a.knock[1]) < 1e-4
     if resting and SOLID[world.get(math.floor(a.pos[0]), math.floor(a.pos[1] - 0.05), math.floor(a.pos[2]))]:
         return  # standing still on solid ground: nothing to integrate
     yaw = math.radians(a.yaw)
@@ -81,11 +81,14 @@ def step_animal(a: Animal, world: VoxelWorld, rng: np.random.Generator, player_b
     a.knock = [a.knock[0] * 0.6, a.knock[1] * 0.6]
     x, y, z = (int(math.floor(v)) for v in a.pos)
     in_water = bool(FLUID[world.get(x, y, z)])
-    a.vy = a.vy * 0.8 + 0.03 if in_water else (a.vy - GRAVITY) * DRAG
+    if in_water:
+        a.vy = a.vy * 0.8 + 0.03
     box, done = move_box(world, a.box(), (dx, a.vy, dz), (player_box,))
     a.on_ground = a.vy < 0 and done[1] > a.vy + 1e-9
     if done[1] != a.vy:
         a.vy = 0.0
+    if not in_water:
+        a.vy = (a.vy - GRAVITY) * DRAG  # gravity after the move, as for the player
     if moving and a.on_ground and (abs(done[0]) < abs(dx) * 0.5 or abs(done[2]) < abs(dz) * 0.5):
         a.vy = JUMP  # hop up one-block steps
     a.pos = np.array([(box[0] + box[3]) / 2, box[1], (box[2] + box[5]) / 2])

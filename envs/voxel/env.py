@@ -294,7 +294,7 @@ class VoxelEnv(gym.Env):
         sky = sky_state(self.hours)
         info: dict[str, Any] = {
             "step": self.t,
-            "pose": {"position": p.pos.copy(), "yaw": p.yaw, "pitch": p.pitch, "velocity": np.array(p.vel) * 20.0,
+            "pose": {"position": p.pos.copy(), "yaw": p.yaw, "pitch": p.pitch, "velocity": np.array(p.moved) * 20.0,
                      "on_ground": p.on_ground, "in_water": p.in_water, "sneaking": p.sneaking,
                      "sprinting": p.sprinting},
             "health": p.health,

@@ -86,15 +86,21 @@ class Interaction:
             return best
         return None if hit is None else ("block", hit[0], hit[1], hit[2])
 
-    def target_info(self, env: VoxelEnv) -> dict[str, Any] | None:
+    def target_info(self, env: VoxelEnv) -> dict[str, Any]:
+        """What the crosshair points at, always with the same keys (vector envs stack infos by key):
+        kind ("block", "entity" or "none"), name, pos (block) or -1s, entity id or -1, distance (inf if none),
+        break_progress (ticks of attack so far on this block)."""
         t = self.target(env)
+        out = {"kind": "none", "name": "", "pos": [-1, -1, -1], "id": -1, "distance": math.inf, "break_progress": 0}
         if t is None:
-            return None
+            return out
         if t[0] == "entity":
-            return {"entity": t[1].kind, "id": t[1].id, "distance": round(t[2], 3)}
+            out.update(kind="entity", name=t[1].kind, id=t[1].id, distance=round(t[2], 3))
+            return out
         pos = t[1]
-        return {"block": block_name(env.world.get(*pos)), "pos": list(pos), "distance": round(t[3], 3),
-                "break_progress": self._break_progress if self._break_target == pos else 0}
+        out.update(kind="block", name=block_name(env.world.get(*pos)), pos=list(pos), distance=round(t[3], 3),
+                   break_progress=self._break_progress if self._break_target == pos else 0)
+        return out
 
     def act(self, env: VoxelEnv, attack: bool, use: bool) -> list[dict[str, Any]]:
         """Apply `attack` and `use` for one tick; returns the events."""

@@ -29,7 +29,8 @@ class Player:
     sneaking: bool = False
     sprinting: bool = False
     health: float = 20.0
-    fall_from: float | None = None  # y where the current fall started
+    fall_from: float | None = None  # highest y of the current flight
+    moved: tuple[float, float, float] = (0.0, 0.0, 0.0)  # displacement of the last tick (blocks)
 
     WIDTH = 0.6
     HEIGHT = 1.8
@@ -66,12 +67,11 @@ def step_player(p: Player, world: VoxelWorld, keys: dict[str, bool], others: lis
     p.vel[0] += (mx - p.vel[0]) * control
     p.vel[2] += (mz - p.vel[2]) * control
 
+    # Minecraft order: the jump impulse is moved with in full, gravity and drag apply after the move.
     if p.in_water:
         p.vel[1] = p.vel[1] * 0.8 - 0.02 + (0.06 if keys["jump"] else 0.0)
-    else:
-        if keys["jump"] and p.on_ground:
-            p.vel[1] = JUMP
-        p.vel[1] = (p.vel[1] - GRAVITY) * DRAG
+    elif keys["jump"] and p.on_ground:
+        p.vel[1] = JUMP
 
     dx, dy, dz = p.vel
     box = p.box()
@@ -85,6 +85,9 @@ def step_player(p: Player, world: VoxelWorld, keys: dict[str, bool], others: lis
     p.on_ground = dy < 0 and done[1] > dy + 1e-9
     if done[1] != dy:
         p.vel[1] = 0.0
+    if not p.in_water:  # standing still this keeps a small downward speed, so `on_ground` holds every tick
+        p.vel[1] = (p.vel[1] - GRAVITY) * DRAG
+    p.moved = done
     if done[0] != dx:
         p.vel[0] = 0.0
     if done[2] != dz:
