@@ -35,6 +35,18 @@ def visible_faces(
     Returns:
         (solid_quads, fluid_quads), each (N, 8) float32 unit quads in `QUAD_FIELDS` layout.
     """
+    # Only layers that can hold a face matter: skip interior layers that are all empty, or all opaque with
+    # all-opaque layers above and below (buried stone). On terrain this leaves ~1/4 of the height.
+    layer_empty = ~padded.any(axis=(0, 2))
+    layer_solid = opaque[padded].all(axis=(0, 2))
+    buried = layer_solid[:-2] & layer_solid[1:-1] & layer_solid[2:]
+    busy = np.flatnonzero(~(layer_empty[1:-1] | buried))
+    empty = np.zeros((0, 8), dtype=np.float32)
+    if len(busy) == 0:
+        return empty, empty
+    y0, y1 = int(busy[0]), int(busy[-1]) + 1  # interior layer range to mesh
+    padded = padded[:, y0 : y1 + 2, :]
+    origin = (origin[0], origin[1] + y0, origin[2])
     inner = padded[1:-1, 1:-1, 1:-1]
     shape = inner.shape
     solid_out, fluid_out = [], []
@@ -61,7 +73,6 @@ def visible_faces(
             q[:, 4] = inner[idx]
             q[:, 5:8] = 1.0
             out.append(q)
-    empty = np.zeros((0, 8), dtype=np.float32)
     return (
         np.concatenate(solid_out) if solid_out else empty,
         np.concatenate(fluid_out) if fluid_out else empty,

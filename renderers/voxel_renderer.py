@@ -150,7 +150,8 @@ class VoxelRenderer:
         self._depth = ctx.depth_texture((self.width, self.height))
         self._fbo = ctx.framebuffer(color_attachments=[self._colour, self._seg], depth_attachment=self._depth)
         self._rgba_bytes = bytearray(self.width * self.height * 4)
-        self._chunks: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._chunks: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}  # quads per chunk
+        self._vertices: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}  # their vertices
         self._dirty = True
         self._solid = self._fluid = self._groups = _Groups.empty()
         self._n_solid_groups = 0
@@ -180,16 +181,20 @@ class VoxelRenderer:
 
     def set_chunk(self, key: tuple[int, int], solid: np.ndarray, fluid: np.ndarray) -> None:
         """Set (or replace) the quads of one chunk; each array sorted by direction (see mesher.split_by_chunk)."""
+        # Expanded to vertices once here, so re-uploading after an edit elsewhere is a plain concatenation.
         self._chunks[key] = (solid, fluid)
+        self._vertices[key] = (quad_vertices(solid), quad_vertices(fluid, self.fluid_drop))
         self._dirty = True
 
     def remove_chunk(self, key: tuple[int, int]) -> None:
         if self._chunks.pop(key, None) is not None:
+            del self._vertices[key]
             self._dirty = True
 
     def clear(self) -> None:
         """Forget every chunk and entity (a new world)."""
         self._chunks.clear()
+        self._vertices.clear()
         self._n_boxes = 0
         self._dirty = True
 
@@ -213,7 +218,7 @@ class VoxelRenderer:
         keys = sorted(self._chunks)
         solids = [self._chunks[k][0] for k in keys]
         fluids = [self._chunks[k][1] for k in keys]
-        verts = [quad_vertices(q) for q in solids] + [quad_vertices(q, self.fluid_drop) for q in fluids]
+        verts = [self._vertices[k][0] for k in keys] + [self._vertices[k][1] for k in keys]
         data = np.concatenate(verts + [np.zeros((0, 6), np.float32)])
         n_quads = len(data) // 4
         if data.nbytes > self._quad_buf.size or n_quads > self._quad_capacity:

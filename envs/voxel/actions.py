@@ -50,10 +50,12 @@ def parse(action: Mapping[str, Any]) -> tuple[dict[str, bool], float, float, int
     buttons = {}
     for k in BUTTONS:
         v = action.get(k, 0)
-        arr = np.asarray(v)
-        if arr.shape != () or arr.dtype.kind not in "biu" or int(arr) not in (0, 1):
-            raise ValueError(f"action[{k!r}] must be 0 or 1 (Discrete(2)), got {v!r}")
-        buttons[k] = bool(arr)
+        if type(v) is not int or v not in (0, 1):  # fast path for plain ints; numpy scalars checked below
+            arr = np.asarray(v)
+            if arr.shape != () or arr.dtype.kind not in "biu" or int(arr) not in (0, 1):
+                raise ValueError(f"action[{k!r}] must be 0 or 1 (Discrete(2)), got {v!r}")
+            v = int(arr)
+        buttons[k] = bool(v)
     cam = np.asarray(action.get("camera", (0.0, 0.0)), dtype=np.float64)
     if cam.shape != (2,):
         raise ValueError(f"action['camera'] must have shape (2,) [pitch, yaw] in degrees, got shape {cam.shape}")

@@ -33,6 +33,8 @@ class Animal:
     flee: int = 0  # ticks left running away after being hit
     on_ground: bool = False
     knock: list[float] = field(default_factory=lambda: [0.0, 0.0])
+    _boxes_key: tuple | None = field(default=None, repr=False, compare=False)
+    _boxes: list = field(default_factory=list, repr=False, compare=False)
 
     @property
     def size(self) -> tuple[float, float]:
@@ -42,6 +44,13 @@ class Animal:
     def box(self) -> Box:
         w, h = self.size
         return box_at(self.pos[0], self.pos[1], self.pos[2], w, h)
+
+    def cached_render_boxes(self) -> list[list[float]]:
+        """`render_boxes`, recomputed only when the animal moved or turned (most stand still most of the time)."""
+        key = (float(self.pos[0]), float(self.pos[1]), float(self.pos[2]), self.yaw)
+        if self._boxes_key != key:
+            self._boxes_key, self._boxes = key, self.render_boxes()
+        return self._boxes
 
     def render_boxes(self) -> list[list[float]]:
         """Body and head as renderer boxes (cx, cy, cz, sx, sy, sz, yaw_rad, r, g, b, seg_id)."""

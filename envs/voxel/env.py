@@ -163,7 +163,8 @@ class VoxelEnv(gym.Env):
         p.pitch = float(np.clip(p.pitch + d_pitch, -90.0, 90.0))
         if hotbar:
             self.interaction.selected = hotbar - 1
-        animal_boxes = [a.box() for a in self.animals]
+        near = [a for a in self.animals if abs(a.pos[0] - p.pos[0]) < 4.0 and abs(a.pos[2] - p.pos[2]) < 4.0]
+        animal_boxes = [a.box() for a in near]  # only animals within reach of this tick's move can collide
         events = step_player(p, self.world, keys, animal_boxes)
         events += self.interaction.act(self, keys["attack"], keys["use"])
         rng = self.np_random
@@ -244,7 +245,7 @@ class VoxelEnv(gym.Env):
         """Render the frame and update what is visible (entity view events)."""
         p = self.player
         boxes = [b for a in self.animals if abs(a.pos[0] - p.pos[0]) < ANIMAL_RADIUS
-                 and abs(a.pos[2] - p.pos[2]) < ANIMAL_RADIUS for b in a.render_boxes()]
+                 and abs(a.pos[2] - p.pos[2]) < ANIMAL_RADIUS for b in a.cached_render_boxes()]
         if boxes:
             arr = np.array(boxes, dtype=np.float32)
             arr[:, 10] += ENTITY_SEG_OFFSET

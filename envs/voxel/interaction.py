@@ -78,7 +78,7 @@ class Interaction:
         best = None
         for a in env.animals:
             if abs(a.pos[0] - eye[0]) > REACH + 1 or abs(a.pos[2] - eye[2]) > REACH + 1:
-                continue
+                continue  # cheap reject before the ray-box test
             t = _ray_box(eye, look, a.box())
             if t is not None and t <= REACH and (best is None or t < best[2]):
                 best = ("entity", a, t)

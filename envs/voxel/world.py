@@ -84,10 +84,11 @@ class VoxelWorld:
         return Biome.PLAINS if b is None else Biome(int(b[xi & 15, zi & 15]))
 
     def surface_y(self, x: int, z: int) -> int:
-        """y of the highest non-air block of a column (its top face is at surface_y + 1)."""
-        c = self.chunks.get((x >> 4, z >> 4))
-        if c is None:
-            return HEIGHT - 1
+        """y of the highest non-air block of a column (its top face is at surface_y + 1); generates the chunk."""
+        key = (x >> 4, z >> 4)
+        if key not in self.chunks:
+            self.ensure([key])
+        c = self.chunks[key]
         col = np.flatnonzero(c[x & 15, :, z & 15])
         return int(col[-1]) if len(col) else 0
 
