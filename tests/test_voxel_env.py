@@ -35,6 +35,7 @@ def _rollout(seed: int, steps: int = 40, **kwargs) -> list[str]:
     return out
 
 
+@pytest.mark.filterwarnings("ignore:.*symmetric and normalized space")  # MineRL's camera range is by design
 def test_make_and_check_env():
     env = gym.make("worldsim/Voxel-v0", width=64, height=64, task="navigate")
     assert env.observation_space.shape == (64, 64, 3)
