@@ -136,3 +136,17 @@ def test_water_is_a_separate_translucent_mesh():
     # Sand under water still shows its top (water does not occlude), water-water faces are culled.
     assert ((solid[:, 3] == 2) & (solid[:, 4] == Block.SAND)).sum() == 16 * 16
     assert (fluid[:, 3] == 2).sum() == 16 * 16
+
+
+def test_missing_egl_is_a_clear_error_naming_the_packages():
+    import subprocess
+    import sys
+
+    code = (
+        "import moderngl, renderers.context as c\n"
+        "def boom(**kw): raise Exception('libEGL.so.1: cannot open shared object file')\n"
+        "moderngl.create_standalone_context = boom\n"
+        "try:\n    c.get_context()\nexcept c.RendererUnavailable as e:\n    print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout
+    assert "libegl1" in out and "libegl-mesa0" in out and "libEGL.so.1" in out
