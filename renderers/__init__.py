@@ -6,11 +6,13 @@ One GL context per process (`get_context`); renderers share it. Nothing here kno
 from renderers.camera import Camera
 from renderers.context import RendererUnavailable, get_context
 from renderers.sky import SkyState, sky_state
-from renderers.voxel_renderer import RenderOutput, VoxelRenderer
+from renderers.target import RenderOutput, RenderTarget
+from renderers.voxel_renderer import VoxelRenderer
 
 __all__ = [
     "Camera",
     "RenderOutput",
+    "RenderTarget",
     "RendererUnavailable",
     "SkyState",
     "VoxelRenderer",

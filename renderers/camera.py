@@ -54,6 +54,7 @@ class Camera:
     height: int = 64
     near: float = 0.05
     far: float = 256.0
+    frame: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # explicit (right, up, forward); see look_at
 
     def __post_init__(self) -> None:
         if self.width <= 0 or self.height <= 0:
@@ -63,8 +64,24 @@ class Camera:
         self.position = np.asarray(self.position, dtype=np.float64)
 
     # -- frame vectors -------------------------------------------------------------------------------------
+    @classmethod
+    def look_at(cls, eye, target, up=(0.0, 0.0, 1.0), **kwargs) -> Camera:
+        """A camera at `eye` looking at `target`, with `up` as the world's up axis (Z-up worlds such as pybullet's)."""
+        eye, target, up = (np.asarray(v, dtype=np.float64) for v in (eye, target, up))
+        f = target - eye
+        if np.linalg.norm(f) < 1e-9:
+            raise ValueError("camera eye and target coincide")
+        f = f / np.linalg.norm(f)
+        r = np.cross(f, up)
+        if np.linalg.norm(r) < 1e-9:  # looking along `up`: any perpendicular will do
+            r = np.cross(f, [1.0, 0.0, 0.0] if abs(f[0]) < 0.9 else [0.0, 1.0, 0.0])
+        r = r / np.linalg.norm(r)
+        return cls(position=eye, frame=(r, np.cross(r, f), f), **kwargs)
+
     def basis(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(right, up, forward) unit vectors in world space."""
+        if self.frame is not None:
+            return self.frame
         key = (self.yaw, self.pitch)
         cached = self.__dict__.get("_basis")
         if cached is not None and cached[0] == key:

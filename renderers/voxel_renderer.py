@@ -20,21 +20,12 @@ from renderers.camera import Camera
 from renderers.context import get_context
 from renderers.mesher import DIRECTIONS, QUAD_INDICES, quad_vertices
 from renderers.sky import SkyState
+from renderers.target import RenderOutput, RenderTarget
 from renderers.textures import BlockMaterial, build_atlas
 
 ENTITY_SEG_OFFSET = 256  # segmentation value of entity k is ENTITY_SEG_OFFSET + k
 BOX_FIELDS = ("cx", "cy", "cz", "sx", "sy", "sz", "yaw", "r", "g", "b", "seg")  # per entity box, float32
 _VERTEX_BYTES = 24  # 6 float32 per vertex, 4 vertices per quad (see mesher.quad_vertices)
-
-
-@dataclass
-class RenderOutput:
-    """One rendered view. rgb: (H, W, 3) uint8; depth: (H, W) float32 z-depth (inf = sky) or None;
-    segmentation: (H, W) uint16 (0 sky, block id, or ENTITY_SEG_OFFSET + entity id) or None."""
-
-    rgb: np.ndarray
-    depth: np.ndarray | None = None
-    segmentation: np.ndarray | None = None
 
 
 @dataclass
@@ -119,10 +110,9 @@ class VoxelRenderer:
         textured: bool = True,
         device_index: int = 0,
     ) -> None:
-        if int(width) != width or int(height) != height or width <= 0 or height <= 0:
-            raise ValueError(f"render size must be positive integers, got width={width}, height={height}")
-        self.width, self.height = int(width), int(height)
         self.ctx = ctx = get_context(device_index)
+        self._target = RenderTarget(ctx, width, height)
+        self.width, self.height = self._target.width, self._target.height
         self._materials = list(materials)
         layers, layer_of = build_atlas(self._materials, textured)
         self._atlas = ctx.texture_array((16, 16, len(layers)), 4, layers.tobytes())
@@ -145,11 +135,7 @@ class VoxelRenderer:
         self._box_vao = self._make_box_vao()
         self._n_boxes = 0
         self._indirect = ctx.buffer(reserve=16 * 256, dynamic=True)
-        self._colour = ctx.texture((self.width, self.height), 4)
-        self._seg = ctx.texture((self.width, self.height), 1, dtype="u2")
-        self._depth = ctx.depth_texture((self.width, self.height))
-        self._fbo = ctx.framebuffer(color_attachments=[self._colour, self._seg], depth_attachment=self._depth)
-        self._rgba_bytes = bytearray(self.width * self.height * 4)
+        self._fbo = self._target.fbo
         self._chunks: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}  # quads per chunk
         self._vertices: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}  # their vertices
         self._dirty = True
@@ -323,26 +309,12 @@ class VoxelRenderer:
             ctx.disable(moderngl.CULL_FACE)  # fluid surfaces are seen from both sides (from under water too)
             self._draw_groups(self._fluid, fluid_mask)
             ctx.disable(moderngl.BLEND)
-        return self._read(camera, depth, segmentation)
-
-    def _read(self, camera: Camera, depth: bool, segmentation: bool) -> RenderOutput:
-        w, h = self.width, self.height
-        # RGBA readback is a plain copy in Mesa; asking for RGB costs a per-pixel conversion (measured ~2x slower).
-        self._fbo.read_into(self._rgba_bytes, components=4, attachment=0)
-        rgb = np.frombuffer(self._rgba_bytes, dtype=np.uint8).reshape(h, w, 4)[::-1, :, :3].copy()
-        out = RenderOutput(rgb)
-        if segmentation:
-            raw = self._fbo.read(components=1, attachment=1, dtype="u2")
-            out.segmentation = np.frombuffer(raw, dtype=np.uint16).reshape(h, w)[::-1].copy()
-        if depth:
-            raw = self._fbo.read(components=1, attachment=-1, dtype="f4")
-            out.depth = camera.linearize_depth(np.frombuffer(raw, dtype=np.float32).reshape(h, w)[::-1])
-        return out
+        return self._target.read(camera, depth, segmentation)
 
     def release(self) -> None:
         """Free this renderer's GPU objects (the shared context stays)."""
         for obj in (
-            self._fbo, self._colour, self._seg, self._depth, self._quad_vao, self._quad_buf, self._box_vao,
+            self._target, self._quad_vao, self._quad_buf, self._box_vao,
             self._box_buf, self._sky_vao, self._indirect, self._index_buf, self._atlas, self._quad_prog, self._box_prog,
             self._sky_prog,
         ):
