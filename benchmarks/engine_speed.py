@@ -38,6 +38,26 @@ def _voxel(width: int, height: int, steps: int, seed: int, view_distance: int | 
     return rate
 
 
+def _physics(width: int, height: int, steps: int, seed: int, renderer: str = "moderngl") -> float:
+    import gymnasium as gym
+
+    import envs  # noqa: F401  (registers worldsim/Physics-v0)
+
+    env = gym.make("worldsim/Physics-v0", width=width, height=height, task="observe", renderer=renderer)
+    env.action_space.seed(seed)
+    env.reset(seed=seed)
+    for _ in range(20):
+        env.step(env.action_space.sample())
+    t = time.perf_counter()
+    for _ in range(steps):
+        _, _, term, trunc, _ = env.step(env.action_space.sample())
+        if term or trunc:
+            env.reset()
+    rate = steps / (time.perf_counter() - t)
+    env.close()
+    return rate
+
+
 def _crafter(width: int, height: int, steps: int, seed: int) -> float | None:
     try:
         import crafter
@@ -58,17 +78,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=2000, help="timed steps per row")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--only", choices=["voxel", "crafter"], help="run one engine only")
+    parser.add_argument("--only", choices=["voxel", "physics", "crafter"], help="run one engine (and Crafter)")
     args = parser.parse_args()
 
     rows: list[tuple[str, str, float | None]] = []
-    if args.only in (None, "crafter"):
-        rows.append(("Crafter (reference)", "64x64", _crafter(64, 64, args.steps, args.seed)))
+    rows.append(("Crafter (reference)", "64x64", _crafter(64, 64, args.steps, args.seed)))
     if args.only in (None, "voxel"):
         for w, h, vd in ((64, 64, None), (64, 64, 3), (128, 128, None), (160, 90, None), (256, 144, None)):
             label = "default view" if vd is None else f"view_distance={vd}"
             rows.append((f"worldsim/Voxel-v0 ({label})", f"{w}x{h}", _voxel(w, h, args.steps, args.seed, vd)))
-    ref = rows[0][2] if rows and rows[0][0].startswith("Crafter") else None
+    if args.only in (None, "physics"):
+        for w, h in ((64, 64), (128, 128)):
+            rows.append(("worldsim/Physics-v0 (240 Hz physics, 15 fps)", f"{w}x{h}", _physics(w, h, args.steps, args.seed)))
+        rows.append(("worldsim/Physics-v0 (renderer=tiny)", "64x64",
+                     _physics(64, 64, max(args.steps // 4, 50), args.seed, "tiny")))
+    ref = rows[0][2]
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"LP_NUM_THREADS={os.environ.get('LP_NUM_THREADS', 'unset')}, {args.steps} steps per row")
     print("| engine | size | steps/s | x Crafter 64x64 |")

@@ -1,0 +1,306 @@
+"""`worldsim/Physics-v0`: procedural rigid-body scenes (pybullet) with Kubric-style ground truth.
+
+Observation: `uint8 (height, width, 3)`. Action: `Box(-1, 1)` driving a pusher puck and/or the camera (see
+`PhysicsEnv` and docs/physics.md for units). Physics runs at `physics_hz` (default 240 Hz); one step is one frame
+at `fps` (default 15), i.e. physics_hz / fps internal steps.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from envs.physics import scene as S
+from envs.physics.events import EventDetector
+from envs.physics.sim import SCENERY_IDS, Body, PhysicsSim, quat_to_matrix
+from envs.physics.tasks import GOAL_RADIUS, make_task
+from renderers import Camera
+from renderers.mesh_renderer import Instance, Light, MeshRenderer
+from renderers.meshes import box, capsule, cone, convex_hull, cylinder, sphere
+
+CONTROLS = {"pusher": 2, "camera": 3, "both": 5}
+MAX_PUSH_SPEED = 0.8  # m/s at action 1
+MAX_PUSH_FORCE = 30.0  # N at action 1 (pusher_mode="force")
+CONTACT_EVERY = 3  # sample contacts every 3rd internal step (80 Hz at 240 Hz): enough to catch every impact
+ORBIT_RATE, ELEVATION_RATE, ZOOM_RATE = 60.0, 30.0, 0.5  # deg/s, deg/s, fraction of distance per second
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _mesh_of(body: Body):
+    d = body.dims
+    if body.shape == "box":
+        return box((d["hx"], d["hy"], d["hz"]))
+    if body.shape == "sphere":
+        return sphere(d["r"])
+    if body.shape == "cylinder":
+        return cylinder(d["r"], d["h"])
+    if body.shape == "capsule":
+        return capsule(d["r"], d["h"])
+    if body.shape == "cone":
+        return cone(d["r"], d["h"])
+    return convex_hull(body.points)
+
+
+def _model(pos: np.ndarray, rot: np.ndarray) -> np.ndarray:
+    m = np.eye(4)
+    m[:3, :3], m[:3, 3] = rot, pos
+    return m
+
+
+class PhysicsEnv(gym.Env):
+    """Procedural physics scenes.
+
+    Args:
+        width, height: image size (any aspect ratio).
+        task: `observe`, `push_to_target` or `topple_tower`.
+        num_objects: an int, or (min, max) drawn per episode (default 3-12).
+        object_size: (min, max) half size of objects in metres.
+        spawn: `drop`, `throw`, `tower`, `ramp`, or None (drawn per episode; the task may require one).
+        scene: `table`, `floor` or `room` (None: drawn per episode).
+        control: what the action drives: `pusher` (2 values: vx, vy), `camera` (3: orbit, elevation, zoom) or
+            `both` (5: vx, vy, orbit, elevation, zoom).
+        pusher_mode: `velocity` (action x 0.8 m/s) or `force` (action x 30 N).
+        fps: frames per second of the observation; physics_hz: internal steps per second (>= 240).
+        depth, segmentation: add those images to `info`.
+        renderer: `moderngl` (default) or `tiny` (pybullet's TinyRenderer, slower, for comparison).
+        max_episode_steps: truncation horizon (default: the task's).
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 15}
+
+    def __init__(self, width: int = 64, height: int = 64, task: str = "observe", num_objects: Any = (3, 12),
+                 object_size: tuple[float, float] = (0.03, 0.08), spawn: str | None = None, scene: str | None = "table",
+                 control: str = "pusher", pusher_mode: str = "velocity", fps: int = 15, physics_hz: int = 240,
+                 depth: bool = False, segmentation: bool = False, renderer: str = "moderngl",
+                 max_episode_steps: int | None = None, render_mode: str | None = None, fov: float = 50.0,
+                 device_index: int = 0) -> None:
+        self.width = _positive_int("width", width)
+        self.height = _positive_int("height", height)
+        self.fps = _positive_int("fps", fps)
+        self.physics_hz = _positive_int("physics_hz", physics_hz)
+        if self.physics_hz < 240 or self.physics_hz % self.fps:
+            raise ValueError(f"physics_hz must be >= 240 and a multiple of fps={self.fps}, got {physics_hz}")
+        if control not in CONTROLS:
+            raise ValueError(f"control must be one of {sorted(CONTROLS)}, got {control!r}")
+        if pusher_mode not in ("velocity", "force"):
+            raise ValueError(f"pusher_mode must be 'velocity' or 'force', got {pusher_mode!r}")
+        if renderer not in ("moderngl", "tiny"):
+            raise ValueError(f"renderer must be 'moderngl' or 'tiny', got {renderer!r}")
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        self.task = make_task(task)
+        if spawn is not None and spawn not in S.SPAWNS:
+            raise ValueError(f"unknown spawn mode {spawn!r}; choose one of {S.SPAWNS} or None")
+        if self.task.spawn and spawn not in (None, self.task.spawn):
+            raise ValueError(f"task {task!r} needs spawn={self.task.spawn!r}, got spawn={spawn!r}")
+        if scene is not None and scene not in S.KINDS:
+            raise ValueError(f"unknown scene {scene!r}; choose one of {S.KINDS} or None")
+        lo, hi = (num_objects, num_objects) if isinstance(num_objects, int | np.integer) else tuple(num_objects)
+        if not 1 <= lo <= hi <= 16:
+            raise ValueError(f"num_objects must be an int or (min, max) within [1, 16], got {num_objects!r}")
+        # Validate sizes and fit now, with the largest scene, so a bad configuration fails at construction.
+        S.sample_scene(np.random.default_rng(0), hi, spawn or "drop", scene or "table", tuple(object_size))
+        self.num_objects, self.object_size = (int(lo), int(hi)), tuple(float(v) for v in object_size)
+        self.spawn, self.scene_kind = spawn, scene
+        self.control, self.pusher_mode, self.renderer_kind = control, pusher_mode, renderer
+        self.want_depth, self.want_seg, self.render_mode, self.fov = bool(depth), bool(segmentation), render_mode, float(fov)
+        self.max_episode_steps = (self.task.default_max_steps if max_episode_steps is None
+                                  else _positive_int("max_episode_steps", max_episode_steps))
+        self.device_index = int(device_index)
+        self.observation_space = spaces.Box(0, 255, (self.height, self.width, 3), dtype=np.uint8)
+        self.action_space = spaces.Box(-1.0, 1.0, (CONTROLS[control],), dtype=np.float32)
+        self.sim = PhysicsSim(self.physics_hz, tiny_visuals=renderer == "tiny")
+        self.sim.sample_dt = CONTACT_EVERY / self.physics_hz
+        self._renderer: MeshRenderer | None = None
+        self.spec: S.SceneSpec | None = None
+        self._frame = np.zeros((self.height, self.width, 3), np.uint8)
+
+    # -- gymnasium API --------------------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        rng = self.np_random
+        n = int(rng.integers(self.num_objects[0], self.num_objects[1] + 1))
+        spawn = self.task.spawn or self.spawn or str(rng.choice(S.SPAWNS))
+        kind = self.scene_kind or str(rng.choice(S.KINDS))
+        self.spec = S.sample_scene(rng, n, spawn, kind, self.object_size)
+        self.sim.build(self.spec)
+        self.cam = dict(self.spec.camera)
+        self.light = Light(direction=tuple(self.spec.light["direction"]), strength=self.spec.light["strength"],
+                           ambient=self.spec.light["ambient"])
+        self._setup_renderer()
+        self.t = 0
+        self.names = {b.seg: b.name for b in self.sim.bodies}
+        self.detector = EventDetector(self.spec, self.names)
+        for _ in range(4):  # let resting contacts register, so touching at spawn is not reported as a collision
+            self.detector.contacts(self.sim.step(), report=False)
+        self._read_state()
+        self.task.reset(self)
+        self._goal_instance()
+        self._render()
+        self.detector.frame(self.object_pos, self.object_rot, self.object_lin, self.object_ang, self._pixels)
+        return self._frame.copy(), self._info([])
+
+    def step(self, action):
+        if self.spec is None:
+            raise RuntimeError("call reset() before step()")
+        a = np.asarray(action, dtype=np.float64)
+        if a.shape != self.action_space.shape:
+            raise ValueError(f"action must have shape {self.action_space.shape} for control={self.control!r}, "
+                             f"got {a.shape}")
+        if not np.all(np.isfinite(a)) or np.any(np.abs(a) > 1.0 + 1e-6):
+            raise ValueError(f"action values must be finite and within [-1, 1], got {a.tolist()}")
+        push = a[:2] if self.control in ("pusher", "both") else np.zeros(2)
+        cam = a[2:5] if self.control == "both" else (a[:3] if self.control == "camera" else np.zeros(3))
+        self._move_camera(cam)
+        substeps = self.physics_hz // self.fps
+        velocity = push * MAX_PUSH_SPEED if self.pusher_mode == "velocity" else None
+        self.sim.drive_pusher(velocity, None if velocity is not None else push * MAX_PUSH_FORCE)
+        for k in range(substeps):
+            if velocity is None and k:
+                self.sim.drive_pusher(None, push * MAX_PUSH_FORCE)
+            sampled = k % CONTACT_EVERY == CONTACT_EVERY - 1
+            sample = self.sim.step(contacts=sampled)
+            if sampled:
+                self.detector.contacts(sample)
+        self.t += 1
+        self._read_state()
+        self._render()
+        events = self.detector.frame(self.object_pos, self.object_rot, self.object_lin, self.object_ang, self._pixels)
+        reward, terminated = self.task.reward(self, events)
+        truncated = not terminated and self.t >= self.max_episode_steps
+        for e in events:
+            e["step"] = self.t
+        return self._frame.copy(), float(reward), bool(terminated), bool(truncated), self._info(events)
+
+    def render(self):
+        return self._frame.copy() if self.render_mode == "rgb_array" else None
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.release()
+            self._renderer = None
+        self.sim.close()
+
+    # -- internals ------------------------------------------------------------------------------------------
+    def camera(self) -> Camera:
+        c = self.cam
+        az, el = math.radians(c["azimuth"]), math.radians(c["elevation"])
+        target = np.array([c["target_x"], c["target_y"], c["target_z"]])
+        eye = target + c["distance"] * np.array([math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el)])
+        return Camera.look_at(eye, target, width=self.width, height=self.height, fov_y=self.fov, near=0.02, far=20.0)
+
+    def _move_camera(self, cam: np.ndarray) -> None:
+        dt = 1.0 / self.fps
+        c = self.cam
+        c["azimuth"] = (c["azimuth"] + cam[0] * ORBIT_RATE * dt) % 360.0
+        c["elevation"] = float(np.clip(c["elevation"] + cam[1] * ELEVATION_RATE * dt, 5.0, 85.0))
+        c["distance"] = float(np.clip(c["distance"] * (1.0 + cam[2] * ZOOM_RATE * dt), 0.5, 5.0))
+
+    def _setup_renderer(self) -> None:
+        if self.renderer_kind == "tiny":
+            return
+        if self._renderer is None:
+            self._renderer = MeshRenderer(self.width, self.height, self.device_index)
+        r = self._renderer
+        r.clear_meshes()
+        self._static, self._dynamic = [], []
+        for b in self.sim.bodies:
+            mesh = r.add_mesh(_mesh_of(b))
+            inst = Instance(mesh, np.eye(4), b.colour, b.seg, b.specular, b.checker)
+            if b.static_pose is not None:
+                inst.model = _model(b.static_pose[0], quat_to_matrix(b.static_pose[1]))
+                self._static.append(inst)
+            else:
+                self._dynamic.append((b, inst))
+        self._disc = r.add_mesh(cylinder(GOAL_RADIUS, 0.002, 24))
+        r.set_static(self._static)
+
+    def _goal_instance(self) -> None:
+        self._extra = []
+        if self.task.name == "push_to_target" and self._renderer is not None:
+            g = self.task.goal
+            self._extra.append(Instance(self._disc, _model(np.array([g[0], g[1], 0.0012]), np.eye(3)),
+                                        (0.2, 0.85, 0.3), SCENERY_IDS["goal"]))
+            self._renderer.set_static(self._static + self._extra)
+
+    def _read_state(self) -> None:
+        self.object_pos, self.object_quat, self.object_lin, self.object_ang = self.sim.object_states()
+        self.object_rot = quat_to_matrix(self.object_quat)  # (N, 3, 3), shared by rendering and events
+
+    def _render(self) -> None:
+        cam = self._cam = self.camera()
+        if self.renderer_kind == "tiny":
+            out = self._render_tiny(cam)
+        else:
+            rots = self.object_rot
+            index = {b.seg: i for i, b in enumerate(self.sim.objects)}
+            for b, inst in self._dynamic:
+                if b.seg in index:
+                    i = index[b.seg]
+                    inst.model = _model(self.object_pos[i], rots[i])
+                else:
+                    p, q = self.sim.pose(b)
+                    inst.model = _model(p, quat_to_matrix(q))
+            out = self._renderer.render(cam, [i for _, i in self._dynamic], self.light, depth=self.want_depth,
+                                        segmentation=True)
+        self._frame, self._out = out.rgb, out
+        counts = np.bincount(out.segmentation.ravel(), minlength=len(self.spec.objects) + 1)
+        self._pixels = counts[1 : len(self.spec.objects) + 1]
+
+    def _render_tiny(self, cam: Camera):
+        import pybullet as pb
+
+        from renderers.target import RenderOutput
+
+        w, h, rgba, depth, seg = self.sim.client.getCameraImage(
+            self.width, self.height, viewMatrix=cam.view_matrix().T.reshape(-1).tolist(),
+            projectionMatrix=cam.projection_matrix().T.reshape(-1).tolist(), renderer=pb.ER_TINY_RENDERER,
+            lightDirection=list(self.light.direction), shadow=0)
+        rgb = np.asarray(rgba, dtype=np.uint8).reshape(h, w, 4)[:, :, :3].copy()
+        uid = np.asarray(seg, dtype=np.int64).reshape(h, w) & ((1 << 24) - 1)
+        lut = np.zeros(max(self.sim.by_uid) + 2, dtype=np.uint16)
+        for u, b in self.sim.by_uid.items():
+            lut[u] = b.seg
+        seg_img = np.where(np.asarray(seg).reshape(h, w) < 0, 0, lut[np.clip(uid, 0, len(lut) - 1)]).astype(np.uint16)
+        d = cam.linearize_depth(np.asarray(depth, dtype=np.float32).reshape(h, w)) if self.want_depth else None
+        return RenderOutput(rgb, d, seg_img)
+
+    def _info(self, events: list[dict[str, Any]]) -> dict[str, Any]:
+        cam = self._cam
+        objects = []
+        for i, o in enumerate(self.spec.objects):
+            objects.append({
+                "id": o.id, "name": o.name, "shape": o.shape, "colour": o.colour, "material": o.material,
+                "size": o.size, "dims": dict(o.dims), "mass": round(o.mass, 5),
+                "position": self.object_pos[i].copy(), "orientation": self.object_quat[i].copy(),
+                "linear_velocity": self.object_lin[i].copy(), "angular_velocity": self.object_ang[i].copy(),
+                "visible": bool(self._pixels[i] > 0), "pixels": int(self._pixels[i]),
+                "fell_off_table": bool(self.detector.fallen[i]),
+            })
+        pusher_pos, _ = self.sim.pose(self.sim.pusher)
+        info: dict[str, Any] = {
+            "step": self.t,
+            "objects": objects,
+            "pusher": {"position": np.asarray(pusher_pos, dtype=np.float64)},
+            "camera": {"intrinsics": cam.intrinsics(), "extrinsics": cam.extrinsics(), "position": cam.position.copy(),
+                       "azimuth": self.cam["azimuth"], "elevation": self.cam["elevation"],
+                       "distance": self.cam["distance"], "fov_y": self.fov},
+            "scene": {"kind": self.spec.kind, "spawn": self.spec.spawn, "num_objects": len(self.spec.objects),
+                      "light_direction": list(self.light.direction)},
+            "events": events,
+            "task": self.task.info(self),
+        }
+        if self.want_depth:
+            info["depth"] = self._out.depth
+        if self.want_seg:
+            info["segmentation"] = self._out.segmentation
+        return info
