@@ -89,7 +89,8 @@ def main() -> None:
             rows.append((f"worldsim/Voxel-v0 ({label})", f"{w}x{h}", _voxel(w, h, args.steps, args.seed, vd)))
     if args.only in (None, "physics"):
         for w, h in ((64, 64), (128, 128)):
-            rows.append(("worldsim/Physics-v0 (240 Hz physics, 15 fps)", f"{w}x{h}", _physics(w, h, args.steps, args.seed)))
+            rate = _physics(w, h, args.steps, args.seed)
+            rows.append(("worldsim/Physics-v0 (240 Hz physics, 15 fps)", f"{w}x{h}", rate))
         rows.append(("worldsim/Physics-v0 (renderer=tiny)", "64x64",
                      _physics(64, 64, max(args.steps // 4, 50), args.seed, "tiny")))
     ref = rows[0][2]

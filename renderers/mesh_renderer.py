@@ -182,7 +182,8 @@ class MeshRenderer:
     def render(self, camera: Camera, instances: Sequence[Instance], light: Light, depth: bool = False,
                segmentation: bool = False) -> RenderOutput:
         if (camera.width, camera.height) != (self.width, self.height):
-            raise ValueError(f"camera is {camera.width}x{camera.height} but the renderer draws {self.width}x{self.height}")
+            raise ValueError(f"camera is {camera.width}x{camera.height} but the renderer draws "
+                             f"{self.width}x{self.height}")
         ctx, prog = self.ctx, self._prog
         static_rows, static_tris = self._static
         rows, tris = self._batch(instances, base=len(static_rows))

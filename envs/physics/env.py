@@ -7,6 +7,7 @@ at `fps` (default 15), i.e. physics_hz / fps internal steps.
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
 
@@ -112,7 +113,8 @@ class PhysicsEnv(gym.Env):
         self.num_objects, self.object_size = (int(lo), int(hi)), tuple(float(v) for v in object_size)
         self.spawn, self.scene_kind = spawn, scene
         self.control, self.pusher_mode, self.renderer_kind = control, pusher_mode, renderer
-        self.want_depth, self.want_seg, self.render_mode, self.fov = bool(depth), bool(segmentation), render_mode, float(fov)
+        self.want_depth, self.want_seg = bool(depth), bool(segmentation)
+        self.render_mode, self.fov = render_mode, float(fov)
         self.max_episode_steps = (self.task.default_max_steps if max_episode_steps is None
                                   else _positive_int("max_episode_steps", max_episode_steps))
         self.device_index = int(device_index)
@@ -121,25 +123,36 @@ class PhysicsEnv(gym.Env):
         self.sim = PhysicsSim(self.physics_hz, tiny_visuals=renderer == "tiny")
         self.sim.sample_dt = CONTACT_EVERY / self.physics_hz
         self._renderer: MeshRenderer | None = None
-        self.spec: S.SceneSpec | None = None
+        self.scene: S.SceneSpec | None = None
         self._frame = np.zeros((self.height, self.width, 3), np.uint8)
 
     # -- gymnasium API --------------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
+        options = dict(options or {})
         rng = self.np_random
-        n = int(rng.integers(self.num_objects[0], self.num_objects[1] + 1))
-        spawn = self.task.spawn or self.spawn or str(rng.choice(S.SPAWNS))
-        kind = self.scene_kind or str(rng.choice(S.KINDS))
-        self.spec = S.sample_scene(rng, n, spawn, kind, self.object_size)
-        self.sim.build(self.spec)
-        self.cam = dict(self.spec.camera)
-        self.light = Light(direction=tuple(self.spec.light["direction"]), strength=self.spec.light["strength"],
-                           ambient=self.spec.light["ambient"])
+        if options.get("scene") is not None:  # a constructed scene (tests, curated data)
+            if not isinstance(options["scene"], S.SceneSpec):
+                raise ValueError(f"options['scene'] must be a SceneSpec (envs.physics.scene), got "
+                                 f"{type(options['scene']).__name__}")
+            self.scene = copy.deepcopy(options["scene"])
+        else:
+            n = int(rng.integers(self.num_objects[0], self.num_objects[1] + 1))
+            spawn = self.task.spawn or self.spawn or str(rng.choice(S.SPAWNS))
+            kind = self.scene_kind or str(rng.choice(S.KINDS))
+            self.scene = S.sample_scene(rng, n, spawn, kind, self.object_size)
+        unknown = set(options.get("camera", {})) - set(self.scene.camera)
+        if unknown:
+            raise ValueError(f"unknown camera option(s) {sorted(unknown)}; valid: {sorted(self.scene.camera)}")
+        self.scene.camera.update(options.get("camera", {}))
+        self.sim.build(self.scene)
+        self.cam = dict(self.scene.camera)
+        self.light = Light(direction=tuple(self.scene.light["direction"]), strength=self.scene.light["strength"],
+                           ambient=self.scene.light["ambient"])
         self._setup_renderer()
         self.t = 0
         self.names = {b.seg: b.name for b in self.sim.bodies}
-        self.detector = EventDetector(self.spec, self.names)
+        self.detector = EventDetector(self.scene, self.names)
         for _ in range(4):  # let resting contacts register, so touching at spawn is not reported as a collision
             self.detector.contacts(self.sim.step(), report=False)
         self._read_state()
@@ -150,7 +163,7 @@ class PhysicsEnv(gym.Env):
         return self._frame.copy(), self._info([])
 
     def step(self, action):
-        if self.spec is None:
+        if self.scene is None:
             raise RuntimeError("call reset() before step()")
         a = np.asarray(action, dtype=np.float64)
         if a.shape != self.action_space.shape:
@@ -195,7 +208,8 @@ class PhysicsEnv(gym.Env):
         c = self.cam
         az, el = math.radians(c["azimuth"]), math.radians(c["elevation"])
         target = np.array([c["target_x"], c["target_y"], c["target_z"]])
-        eye = target + c["distance"] * np.array([math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el)])
+        direction = np.array([math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el)])
+        eye = target + c["distance"] * direction
         return Camera.look_at(eye, target, width=self.width, height=self.height, fov_y=self.fov, near=0.02, far=20.0)
 
     def _move_camera(self, cam: np.ndarray) -> None:
@@ -253,8 +267,8 @@ class PhysicsEnv(gym.Env):
             out = self._renderer.render(cam, [i for _, i in self._dynamic], self.light, depth=self.want_depth,
                                         segmentation=True)
         self._frame, self._out = out.rgb, out
-        counts = np.bincount(out.segmentation.ravel(), minlength=len(self.spec.objects) + 1)
-        self._pixels = counts[1 : len(self.spec.objects) + 1]
+        counts = np.bincount(out.segmentation.ravel(), minlength=len(self.scene.objects) + 1)
+        self._pixels = counts[1 : len(self.scene.objects) + 1]
 
     def _render_tiny(self, cam: Camera):
         import pybullet as pb
@@ -277,7 +291,7 @@ class PhysicsEnv(gym.Env):
     def _info(self, events: list[dict[str, Any]]) -> dict[str, Any]:
         cam = self._cam
         objects = []
-        for i, o in enumerate(self.spec.objects):
+        for i, o in enumerate(self.scene.objects):
             objects.append({
                 "id": o.id, "name": o.name, "shape": o.shape, "colour": o.colour, "material": o.material,
                 "size": o.size, "dims": dict(o.dims), "mass": round(o.mass, 5),
@@ -294,7 +308,7 @@ class PhysicsEnv(gym.Env):
             "camera": {"intrinsics": cam.intrinsics(), "extrinsics": cam.extrinsics(), "position": cam.position.copy(),
                        "azimuth": self.cam["azimuth"], "elevation": self.cam["elevation"],
                        "distance": self.cam["distance"], "fov_y": self.fov},
-            "scene": {"kind": self.spec.kind, "spawn": self.spec.spawn, "num_objects": len(self.spec.objects),
+            "scene": {"kind": self.scene.kind, "spawn": self.scene.spawn, "num_objects": len(self.scene.objects),
                       "light_direction": list(self.light.direction)},
             "events": events,
             "task": self.task.info(self),

@@ -133,7 +133,8 @@ def _make_object(rng: np.random.Generator, oid: int, shape: str, size: float) ->
     elif shape == "capsule":
         dims = {"r": size * rng.uniform(0.5, 0.75), "h": size * rng.uniform(0.8, 1.4)}
     else:  # random convex hull: points on a random ellipsoid
-        dims = {"ax": size * rng.uniform(0.7, 1.2), "ay": size * rng.uniform(0.7, 1.2), "az": size * rng.uniform(0.6, 1.0)}
+        dims = {"ax": size * rng.uniform(0.7, 1.2), "ay": size * rng.uniform(0.7, 1.2),
+                "az": size * rng.uniform(0.6, 1.0)}
         d = rng.normal(size=(int(rng.integers(8, 13)), 3))
         d /= np.linalg.norm(d, axis=1, keepdims=True)
         points = d * np.array([dims["ax"], dims["ay"], dims["az"]]) * rng.uniform(0.8, 1.0, size=(len(d), 1))
@@ -161,7 +162,8 @@ def sample_scene(rng: np.random.Generator, num_objects: int, spawn: str, kind: s
         raise ValueError(f"unknown spawn mode {spawn!r}; choose one of {SPAWNS}")
     lo, hi = object_size
     if not 0.015 <= lo <= hi <= 0.3:
-        raise ValueError(f"object_size must be (min, max) half sizes with 0.015 <= min <= max <= 0.3 m, got {object_size}")
+        raise ValueError(f"object_size must be (min, max) half sizes with 0.015 <= min <= max <= 0.3 m, "
+                         f"got {object_size}")
     if not 1 <= num_objects <= 16:
         raise ValueError(f"num_objects must be between 1 and 16, got {num_objects}")
     half = (TABLE[0] / 2, TABLE[1] / 2) if kind == "table" else (1.0, 1.0)

@@ -144,6 +144,7 @@ class PhysicsSim:
         pusher = Body(-1, SCENERY_IDS["pusher"], "pusher", "cylinder", {"r": PUSHER_RADIUS, "h": PUSHER_HEIGHT},
                       (0.15, 0.15, 0.17), specular=0.6)
         self._add(pusher, PUSHER_MASS, spec.pusher_start, ident, 0.02, 0.1)
+        c.changeDynamics(pusher.uid, -1, activationState=pb.ACTIVATION_STATE_DISABLE_SLEEPING)
         self.pusher = pusher
 
     def _add_object(self, o: ObjectSpec) -> None:
@@ -161,13 +162,13 @@ class PhysicsSim:
         c, uid = self.client, self.pusher.uid
         pos, _ = c.getBasePositionAndOrientation(uid)
         lin, _ = c.getBaseVelocity(uid)
+        c.resetBasePositionAndOrientation(uid, pos, [0, 0, 0, 1])  # upright (this also clears its velocity)
         if velocity_xy is not None:
             c.resetBaseVelocity(uid, linearVelocity=[float(velocity_xy[0]), float(velocity_xy[1]), min(lin[2], 0.0)],
                                 angularVelocity=[0, 0, 0])
         else:
-            c.applyExternalForce(uid, -1, [float(force_xy[0]), float(force_xy[1]), 0.0], pos, pb.WORLD_FRAME)
             c.resetBaseVelocity(uid, linearVelocity=lin, angularVelocity=[0, 0, 0])
-        c.resetBasePositionAndOrientation(uid, pos, [0, 0, 0, 1])
+            c.applyExternalForce(uid, -1, [float(force_xy[0]), float(force_xy[1]), 0.0], pos, pb.WORLD_FRAME)
 
     def step(self, contacts: bool = True) -> list[tuple[int, int, float, tuple[float, float, float]]]:
         """One internal step; with `contacts`, returns them as (seg a, seg b, normal impulse N*s, position), the

@@ -1,10 +1,9 @@
 """Tasks of the physics scenes.
 
-| task           | reward                                                                 | terminated                       | default steps |
-|----------------|------------------------------------------------------------------------|----------------------------------|---------------|
-| observe        | 0                                                                      | never                            | 150           |
-| push_to_target | 2 x progress of the target towards the goal (m), +1 on arrival, -1 if it falls | target in goal, or target fell | 300  |
-| topple_tower   | +1 per tower block toppled or knocked down                             | all tower blocks down            | 300           |
+- observe: reward 0; never terminates; 150 steps by default.
+- push_to_target: reward 2 x the target's progress towards the goal (metres), +1 on arrival, -1 if it falls off;
+  terminates when the target is in the goal or fell; 300 steps by default.
+- topple_tower: +1 per tower block toppled or knocked down; terminates when all are down; 300 steps by default.
 """
 
 from __future__ import annotations
@@ -41,8 +40,8 @@ class PushToTarget(Task):
     default_max_steps = 300
 
     def reset(self, env: PhysicsEnv) -> None:
-        rng, spec = env.np_random, env.spec
-        candidates = [o for o in spec.objects if not o.in_tower]
+        rng, spec = env.np_random, env.scene
+        candidates = [o for o in spec.objects if not o.in_tower] or spec.objects
         self.target = candidates[int(rng.integers(len(candidates)))]
         hx, hy = spec.area
         start = self.target.position[:2]
@@ -80,7 +79,7 @@ class ToppleTower(Task):
     spawn = "tower"
 
     def reset(self, env: PhysicsEnv) -> None:
-        self.tower = [o.id for o in env.spec.objects if o.in_tower]
+        self.tower = [o.id for o in env.scene.objects if o.in_tower]
         self.down: set[int] = set()
 
     def reward(self, env: PhysicsEnv, events: list[dict[str, Any]]) -> tuple[float, bool]:
