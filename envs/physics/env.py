@@ -25,7 +25,7 @@ from renderers.meshes import box, capsule, cone, convex_hull, cylinder, sphere
 
 CONTROLS = {"pusher": 2, "camera": 3, "both": 5}
 MAX_PUSH_SPEED = 0.8  # m/s at action 1
-MAX_PUSH_FORCE = 30.0  # N at action 1 (pusher_mode="force")
+MAX_PUSH_FORCE = 10.0  # N at action 1 (pusher_mode="force"): 2.5 m/s^2 on the 4 kg pusher
 CONTACT_EVERY = 3  # sample contacts every 3rd internal step (80 Hz at 240 Hz): enough to catch every impact
 ORBIT_RATE, ELEVATION_RATE, ZOOM_RATE = 60.0, 30.0, 0.5  # deg/s, deg/s, fraction of distance per second
 
@@ -69,7 +69,7 @@ class PhysicsEnv(gym.Env):
         scene: `table`, `floor` or `room` (None: drawn per episode).
         control: what the action drives: `pusher` (2 values: vx, vy), `camera` (3: orbit, elevation, zoom) or
             `both` (5: vx, vy, orbit, elevation, zoom).
-        pusher_mode: `velocity` (action x 0.8 m/s) or `force` (action x 30 N).
+        pusher_mode: `velocity` (action x 0.8 m/s) or `force` (action x 10 N).
         fps: frames per second of the observation; physics_hz: internal steps per second (>= 240).
         depth, segmentation: add those images to `info`.
         renderer: `moderngl` (default) or `tiny` (pybullet's TinyRenderer, slower, for comparison).
