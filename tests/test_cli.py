@@ -46,3 +46,9 @@ def test_user_mistakes_are_one_line_errors_with_exit_status_2():
         r = _run(*args)
         assert r.returncode == 2, (args, r.stderr)
         assert needle in r.stderr and "Traceback" not in r.stderr
+
+
+def test_play_physics_runs_headless():
+    r = _run("play", "env=physics", "max_frames=3", "width=64", "height=48", env={"SDL_VIDEODRIVER": "dummy"})
+    assert r.returncode == 0, r.stderr
+    assert "played 3 frames" in r.stdout

@@ -51,6 +51,8 @@ def main(raw) -> int:
     cfg.env = build(EnvConfig, raw.env, "env config")
     if cfg.steps <= 0:
         raise ValueError(f"steps must be positive, got {cfg.steps}")
+    if cfg.env.id != "worldsim/Voxel-v0":
+        raise ValueError(f"the demo drives the voxel engine today (env=voxel), got env id {cfg.env.id!r}")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     env = make_env(cfg.env, width=cfg.width, height=cfg.height)

@@ -3,10 +3,13 @@
 controls (voxel): mouse looks around (click the window to capture it, Esc releases it), W A S D move,
 Space jumps / swims, Left Shift sneaks, Left Ctrl sprints, left mouse breaks, right mouse places,
 1-9 pick a hotbar slot, F3 toggles the info overlay, Esc twice (or closing the window) quits.
+controls (physics, control=both): W A S D push the puck (screen directions), arrow keys orbit the camera,
+Q / E zoom, R starts a new scene.
 
 examples:
   worldsim play env=voxel
   worldsim play env=voxel width=960 height=540 env.kwargs.task=navigate seed=7
+  worldsim play env=physics env.kwargs.spawn=tower
 """
 
 from __future__ import annotations
@@ -43,6 +46,20 @@ def _keys_to_action(pygame, pressed, mouse_buttons, mouse_delta, sensitivity: fl
     }
 
 
+def _physics_action(pygame, pressed, info: dict, size: int) -> np.ndarray:
+    """Keys to a Physics-v0 `both` action: WASD move the puck relative to the view, arrows and Q/E the camera."""
+    az = np.radians(info["camera"]["azimuth"])
+    forward = -np.array([np.cos(az), np.sin(az)])  # from the camera towards the table, on the ground
+    right = np.array([forward[1], -forward[0]])
+    push = forward * (pressed[pygame.K_w] - pressed[pygame.K_s]) + right * (pressed[pygame.K_d] - pressed[pygame.K_a])
+    cam = [pressed[pygame.K_RIGHT] - pressed[pygame.K_LEFT], pressed[pygame.K_UP] - pressed[pygame.K_DOWN],
+           pressed[pygame.K_e] - pressed[pygame.K_q]]
+    a = np.clip(np.array([*push, *cam], dtype=np.float32), -1, 1)
+    if size == 2:
+        return a[:2]
+    return a[2:] if size == 3 else a
+
+
 def main(raw) -> int:
     cfg = build(PlayConfig, raw, "play config")
     cfg.env = build(EnvConfig, raw.env, "env config")
@@ -53,6 +70,7 @@ def main(raw) -> int:
     import pygame
 
     env = make_env(cfg.env, width=cfg.width, height=cfg.height, render_mode="rgb_array")
+    voxel = cfg.env.id == "worldsim/Voxel-v0"
     obs, info = env.reset(seed=cfg.seed)
     pygame.display.init()  # not pygame.init(): no audio device is needed (or present on servers)
     pygame.font.init()
@@ -85,10 +103,14 @@ def main(raw) -> int:
                 elif pygame.K_1 <= ev.key <= pygame.K_9:
                     hotbar = ev.key - pygame.K_1 + 1
         rel = pygame.mouse.get_rel() if captured else (0, 0)
-        action = _keys_to_action(pygame, pygame.key.get_pressed(), pygame.mouse.get_pressed(3) if captured
-                                 else (0, 0, 0), rel, cfg.mouse_sensitivity, hotbar)
+        pressed = pygame.key.get_pressed()
+        if voxel:
+            action = _keys_to_action(pygame, pressed, pygame.mouse.get_pressed(3) if captured else (0, 0, 0), rel,
+                                     cfg.mouse_sensitivity, hotbar)
+        else:
+            action = _physics_action(pygame, pressed, info, env.action_space.shape[0])
         obs, _, terminated, truncated, info = env.step(action)
-        if terminated or truncated:
+        if terminated or truncated or (not voxel and pressed[pygame.K_r]):
             obs, info = env.reset()
         surf = pygame.surfarray.make_surface(np.ascontiguousarray(obs.swapaxes(0, 1)))
         if cfg.scale != 1:
@@ -102,7 +124,7 @@ def main(raw) -> int:
         if now - t_last >= 0.5:
             fps_shown, t_last, n_last = (frames - n_last) / (now - t_last), now, frames
         lines = [f"{fps_shown:5.1f} fps"]
-        if overlay:
+        if overlay and voxel:
             pos = info["pose"]["position"]
             inv = info["inventory"]
             lines += [f"xyz {pos[0]:.1f} {pos[1]:.1f} {pos[2]:.1f}  {info['biome']}  {info['time_of_day']:.1f} h",
@@ -111,7 +133,7 @@ def main(raw) -> int:
         for i, text in enumerate(lines):
             screen.blit(font.render(text, True, (255, 255, 255)), (6, 6 + 18 * i))
         pygame.display.flip()
-        clock.tick(20)  # the engine runs at 20 Hz
+        clock.tick(env.metadata.get("render_fps", 20))  # real time: 20 Hz voxel, 15 fps physics
         if cfg.max_frames and frames >= cfg.max_frames:
             running = False
     pygame.quit()
