@@ -18,15 +18,16 @@ import time
 import numpy as np
 
 
-def _voxel(width: int, height: int, steps: int, seed: int, view_distance: int | None = None) -> float:
+def _time_env(env_id: str, steps: int, seed: int, warmup: int = 50, **kwargs) -> float:
+    """Steps per second of a worldsim env under random actions (after `warmup` steps: shaders, first chunks)."""
     import gymnasium as gym
 
-    import envs  # noqa: F401  (registers worldsim/Voxel-v0)
+    import envs  # noqa: F401  (registers the engines)
 
-    env = gym.make("worldsim/Voxel-v0", width=width, height=height, task="explore", view_distance=view_distance)
+    env = gym.make(env_id, **kwargs)
     env.action_space.seed(seed)
     env.reset(seed=seed)
-    for _ in range(50):  # warm-up: shader compilation, first chunks
+    for _ in range(warmup):
         env.step(env.action_space.sample())
     t = time.perf_counter()
     for _ in range(steps):
@@ -36,26 +37,16 @@ def _voxel(width: int, height: int, steps: int, seed: int, view_distance: int | 
     rate = steps / (time.perf_counter() - t)
     env.close()
     return rate
+
+
+def _voxel(width: int, height: int, steps: int, seed: int, view_distance: int | None = None) -> float:
+    return _time_env("worldsim/Voxel-v0", steps, seed, width=width, height=height, task="explore",
+                     view_distance=view_distance)
 
 
 def _physics(width: int, height: int, steps: int, seed: int, renderer: str = "moderngl") -> float:
-    import gymnasium as gym
-
-    import envs  # noqa: F401  (registers worldsim/Physics-v0)
-
-    env = gym.make("worldsim/Physics-v0", width=width, height=height, task="observe", renderer=renderer)
-    env.action_space.seed(seed)
-    env.reset(seed=seed)
-    for _ in range(20):
-        env.step(env.action_space.sample())
-    t = time.perf_counter()
-    for _ in range(steps):
-        _, _, term, trunc, _ = env.step(env.action_space.sample())
-        if term or trunc:
-            env.reset()
-    rate = steps / (time.perf_counter() - t)
-    env.close()
-    return rate
+    return _time_env("worldsim/Physics-v0", steps, seed, warmup=20, width=width, height=height, task="observe",
+                     renderer=renderer)
 
 
 def _crafter(width: int, height: int, steps: int, seed: int) -> float | None:
