@@ -84,3 +84,129 @@ def make_policy(name: str, rng: np.random.Generator, **kwargs: Any) -> RandomPol
     if name not in POLICIES:
         raise ValueError(f"unknown policy {name!r}; choose one of {sorted(POLICIES)}")
     return POLICIES[name](rng, **kwargs)
+
+
+class NavigateSolver(ExplorerPolicy):
+    """Voxel `navigate`: turn towards the goal pillar (from `info["task"]`), walk, jump over steps."""
+
+    def act(self, info: dict[str, Any]) -> dict[str, Any]:
+        goal = info["task"].get("goal")
+        if goal is None:
+            return super().act(info)
+        a = super().act(info)
+        pos = info["pose"]["position"]
+        want = math.degrees(math.atan2(-(goal[0] + 0.5 - pos[0]), goal[2] + 0.5 - pos[2]))
+        err = (want - info["pose"]["yaw"] + 180.0) % 360.0 - 180.0
+        if self._escape_steps == 0:
+            a["camera"] = np.array([float(np.clip(5.0 - info["pose"]["pitch"], -4, 4)), float(np.clip(err, -15, 15))],
+                                   dtype=np.float32)
+        a["attack"], a["use"], a["forward"] = 0, 0, int(abs(err) < 60)
+        return a
+
+
+class CollectWoodSolver(ExplorerPolicy):
+    """Voxel `collect_wood`: explore, and hold attack while the crosshair is on a log."""
+
+    def act(self, info: dict[str, Any]) -> dict[str, Any]:
+        a = super().act(info)
+        target = info["target"]
+        if target["kind"] == "block" and target["name"] in ("log", "spruce log"):
+            a.update(attack=1, forward=0, sprint=0, jump=0, camera=np.zeros(2, np.float32))
+        return a
+
+
+class BuildSolver(ExplorerPolicy):
+    """Voxel `build`: look at the ground ahead and place blocks while strolling."""
+
+    def act(self, info: dict[str, Any]) -> dict[str, Any]:
+        a = super().act(info)
+        a["camera"][0] = float(np.clip(50.0 - info["pose"]["pitch"], -6, 6))
+        a["use"], a["attack"] = 1, 0
+        if info["inventory"]["counts"][info["inventory"]["selected"]] == 0:
+            a["hotbar"] = 1 + int(np.argmax(info["inventory"]["counts"]))
+        return a
+
+
+class BoxRandomPolicy:
+    """Sticky uniform random actions for Box action spaces (physics), held for `repeat` steps."""
+
+    def __init__(self, rng: np.random.Generator, size: int, repeat: int = 4) -> None:
+        self.rng, self.size, self.repeat = rng, size, repeat
+        self._held, self._left = np.zeros(size, np.float32), 0
+
+    def act(self, info: dict[str, Any]) -> np.ndarray:
+        if self._left == 0:
+            self._held, self._left = self.rng.uniform(-1, 1, self.size).astype(np.float32), self.repeat
+        self._left -= 1
+        return self._held.copy()
+
+
+class PusherPolicy:
+    """Physics: drive the puck at objects (a new one every few seconds) and through them; drift the camera.
+
+    With `info["task"]["goal"]` (push_to_target) it lines up behind the target and pushes it towards the goal."""
+
+    def __init__(self, rng: np.random.Generator, size: int) -> None:
+        self.rng, self.size = rng, size
+        self._target, self._left = None, 0
+        self._orbit = float(rng.uniform(-0.4, 0.4))
+
+    def act(self, info: dict[str, Any]) -> np.ndarray:
+        puck = np.asarray(info["pusher"]["position"][:2])
+        objs = [o for o in info["objects"] if not o["fell_off_table"]]
+        task = info["task"]
+        if "goal" in task:
+            obj = next((o for o in objs if o["id"] == task["target"]), None)
+            goal = np.asarray(task["goal"])
+        else:
+            if self._left <= 0 or self._target not in {o["id"] for o in objs}:
+                self._target = objs[int(self.rng.integers(len(objs)))]["id"] if objs else None
+                self._left = int(self.rng.integers(20, 60))
+            self._left -= 1
+            obj = next((o for o in objs if o["id"] == self._target), None)
+            goal = None
+        v = np.zeros(2)
+        if obj is not None:
+            p = np.asarray(obj["position"][:2])
+            if goal is not None:
+                push_dir = (goal - p) / (np.linalg.norm(goal - p) + 1e-9)
+                behind = p - push_dir * (obj["size"] + 0.08)
+                to_behind = behind - puck
+                v = to_behind if np.linalg.norm(to_behind) > 0.04 else push_dir
+            else:
+                v = p - puck
+            v = v / (np.linalg.norm(v) + 1e-9)
+        a = np.zeros(self.size, np.float32)
+        if self.size in (2, 5):
+            a[:2] = v
+        if self.size in (3, 5):
+            cam = a[-3:]
+            cam[0] = self._orbit
+            cam[2] = float(self.rng.normal(0, 0.1))
+        return np.clip(a, -1, 1)
+
+
+SOLVERS = {"navigate": NavigateSolver, "collect_wood": CollectWoodSolver, "build": BuildSolver,
+           "explore": ExplorerPolicy}
+
+
+def make_policy_for(name: str, rng: np.random.Generator, env: Any, task: str) -> Any:
+    """A policy for an env: `random`, `explorer` (voxel) / pusher (physics), `solver` (the task's script), or
+    `mix` (one of those per episode: 50% explorer, 30% solver, 20% random, drawn from `rng`)."""
+    physics = not hasattr(env.action_space, "spaces")
+    if name == "mix":
+        name = ["explorer", "solver", "random"][int(rng.choice(3, p=[0.5, 0.3, 0.2]))]
+    if physics:
+        size = int(env.action_space.shape[0])
+        if name == "random":
+            return BoxRandomPolicy(rng, size)
+        if name in ("explorer", "solver"):
+            return PusherPolicy(rng, size)
+    else:
+        if name == "random":
+            return RandomPolicy(rng)
+        if name == "explorer":
+            return ExplorerPolicy(rng)
+        if name == "solver":
+            return SOLVERS.get(task, ExplorerPolicy)(rng)
+    raise ValueError(f"unknown policy {name!r}; choose one of ['explorer', 'mix', 'random', 'solver']")

@@ -62,7 +62,8 @@ class ObjectSpec:
 
     @property
     def name(self) -> str:
-        return f"{self.colour} {self.material} {self.shape}"
+        """How captions call it: "red rubber sphere" (random convex hulls are called rocks)."""
+        return f"{self.colour} {self.material} {'rock' if self.shape == 'hull' else self.shape}"
 
     @property
     def volume(self) -> float:
