@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from typing import Any
 
 import numpy as np
 
@@ -122,7 +121,8 @@ def _voxel_events(rng: np.random.Generator, events: list[dict]) -> list[str]:
     for e in events:
         t = e["type"]
         if t == "fell":
-            out.append(f"It drops about {max(2, round(e['distance']))} blocks{' into water' if e['into_water'] else ''}.")
+            into = " into water" if e["into_water"] else ""
+            out.append(f"It drops about {max(2, round(e['distance']))} blocks{into}.")
         elif t == "entered_biome":
             out.append(f"It enters {_pick(rng, BIOME_PHRASES[e['biome']])}.")
         elif t == "time_changed":
@@ -268,7 +268,8 @@ def expand_prompt(prompt: str, seed: int = 0) -> str:
     # "snowy forest": snow wins over forest for the ground, the trees are kept as a visible detail.
     biome = "snow" if "snow" in biomes else (biomes[0] if biomes else "plains")
     phase = times[0] if times else "morning"
-    sentences = [_pick(rng, OPENERS).format(place=_pick(rng, BIOME_PHRASES[biome]), time=_pick(rng, TIME_PHRASES[phase]))]
+    place, time = _pick(rng, BIOME_PHRASES[biome]), _pick(rng, TIME_PHRASES[phase])
+    sentences = [_pick(rng, OPENERS).format(place=place, time=time)]
     visible = {"snow": ["snow", "spruce leaves", "spruce log"], "forest": ["leaves", "grass", "log"],
                "desert": ["sand", "cactus"], "mountains": ["stone", "snow", "gravel"], "water": ["water", "sand"],
                "beach": ["sand", "water"], "plains": ["grass", "leaves"]}[biome]

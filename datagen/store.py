@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,9 @@ from typing import Any
 import numpy as np
 import zarr
 from zarr.codecs import BloscCodec
+
+# The dataset card lives beside the arrays; zarr would warn about it on every listing.
+warnings.filterwarnings("ignore", message="Object at DATASET.md is not recognized")
 
 SCHEMA = 1
 LICENCE = "procedurally generated, no third-party media"
@@ -252,3 +256,80 @@ def compute_stats(root: zarr.Group) -> dict[str, Any]:
     episodes = sum(root[b]["meta/episode_ends"].shape[0] for b in buckets(root))
     return {"episodes": int(episodes), "frames": int(frames), "actions": per_key,
             "resolutions": [b[2:] for b in buckets(root)]}
+
+
+# -- validation ------------------------------------------------------------------------------------------------
+def _need(group: zarr.Group, path: str, where: str) -> zarr.Array:
+    try:
+        return group[path]
+    except KeyError:
+        raise StoreError(f"{where}/{path} is missing") from None
+
+
+def validate(url: str) -> dict[str, Any]:
+    """Check a store against the schema and its digest. Returns a summary; raises StoreError naming the problem."""
+    root = open_root(url, "r")
+    attrs = dict(root.attrs)
+    if attrs.get("worldsim_schema") != SCHEMA:
+        raise StoreError(f"{url} is not a worldsim store (schema {attrs.get('worldsim_schema')!r}, expected {SCHEMA})")
+    if not attrs.get("finalized"):
+        raise StoreError(f"{url} is not finalized (its generate job did not finish; run the same command again)")
+    names = buckets(root)
+    if not names:
+        raise StoreError(f"{url} has no resolution buckets (b_<H>x<W>)")
+    episodes = frames = 0
+    for name in names:
+        episodes_b, frames_b = _validate_bucket(root[name], f"{url}/{name}", name)
+        episodes += episodes_b
+        frames += frames_b
+    try:
+        actual = digest(root)
+    except Exception as err:  # a truncated or corrupt chunk surfaces here
+        raise StoreError(f"{url}: cannot read every array ({type(err).__name__}: {err})") from err
+    if actual != attrs.get("digest"):
+        raise StoreError(f"{url}: content digest {actual[:12]}... does not match the recorded "
+                         f"{str(attrs.get('digest'))[:12]}... (the store was modified or corrupted)")
+    return {"valid": True, "episodes": episodes, "frames": frames, "resolutions": [n[2:] for n in names],
+            "env_ids": attrs.get("env_ids", []), "digest": actual, "fps": attrs.get("fps"),
+            "actions": attrs.get("stats", {}).get("actions", {})}
+
+
+def _validate_bucket(b: zarr.Group, where: str, name: str) -> tuple[int, int]:
+    h, w = (int(v) for v in name[2:].split("x"))
+    n = None
+    for key, dtype in DATA_KEYS.items():
+        arr = _need(b, f"data/{key}", where)
+        if arr.dtype != np.dtype(dtype):
+            raise StoreError(f"{where}/data/{key} has dtype {arr.dtype}, expected {np.dtype(dtype)}")
+        n = arr.shape[0] if n is None else n
+        if arr.shape[0] != n:
+            raise StoreError(f"{where}/data/{key} has {arr.shape[0]} rows, data/frames has {n}")
+    if tuple(b["data/frames"].shape[1:]) != (h, w, 3):
+        raise StoreError(f"{where}/data/frames has frame shape {b['data/frames'].shape[1:]}, expected ({h}, {w}, 3)")
+    ends = _need(b, "meta/episode_ends", where)[...]
+    if len(ends) == 0 or np.any(np.diff(ends) <= 0) or ends[0] <= 0 or ends[-1] != n:
+        raise StoreError(f"{where}/meta/episode_ends must increase strictly and end at {n} rows")
+    is_last = b["data/is_last"][...]
+    if not np.array_equal(np.flatnonzero(is_last), ends - 1):
+        raise StoreError(f"{where}/data/is_last must be true exactly on each episode's final row")
+    seg = _need(b, "meta/segment_bounds", where)[...]
+    starts = np.concatenate([[0], ends[:-1]])
+    ep_of = np.searchsorted(ends, seg[:, 0], side="right")
+    if seg.ndim != 2 or np.any(seg[:, 0] >= seg[:, 1]) or np.any(seg[:, 1] > ends[np.minimum(ep_of, len(ends) - 1)]):
+        raise StoreError(f"{where}/meta/segment_bounds must be non-empty row ranges inside one episode")
+    if np.any(seg[:, 0] < starts[np.minimum(ep_of, len(ends) - 1)]):
+        raise StoreError(f"{where}/meta/segment_bounds must be non-empty row ranges inside one episode")
+    for key in (*SEGMENT_QUALITY, "sample_weight", "segment_episode"):
+        arr = _need(b, f"meta/{key}", where)
+        if arr.shape != (len(seg),):
+            raise StoreError(f"{where}/meta/{key} has shape {arr.shape}, expected ({len(seg)},)")
+    for key, count in (*((k, len(seg)) for k in TEXTS_PER_SEGMENT), *((k, len(ends)) for k in TEXTS_PER_EPISODE)):
+        off = _need(b, f"text/{key}_offsets", where)[...]
+        data = _need(b, f"text/{key}_bytes", where)
+        if len(off) != count + 1 or off[0] != 0 or np.any(np.diff(off) < 0) or off[-1] != data.shape[0]:
+            raise StoreError(f"{where}/text/{key}_offsets does not index {count} strings in text/{key}_bytes")
+        try:
+            unpack_texts(data[...], off)
+        except UnicodeDecodeError as err:
+            raise StoreError(f"{where}/text/{key}_bytes is not valid UTF-8 ({err})") from err
+    return len(ends), n

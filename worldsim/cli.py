@@ -13,8 +13,12 @@ from typing import Any
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("worldsim.commands.demo", "the main job on tiny defaults: drive the voxel engine, write a video"),
+    "generate": ("worldsim.commands.generate", "record captioned, action-labelled episodes into a zarr store"),
+    "validate": ("worldsim.commands.validate", "check a store against the schema; print JSON (episodes, digest)"),
+    "info": ("worldsim.commands.info", "a human summary of a store"),
     "play": ("worldsim.commands.play", "play an engine yourself with keyboard and mouse (pygame window)"),
 }
+POSITIONAL = {"validate": "path", "info": "path"}  # `worldsim validate PATH` means path=PATH
 
 
 class UsageError(Exception):
@@ -81,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         if "-h" in rest or "--help" in rest:
             print(_help(command))
             return 0
+        if command in POSITIONAL and rest and "=" not in rest[0]:
+            rest = [f"{POSITIONAL[command]}={rest[0]}", *rest[1:]]
         cfg = compose(command, rest)
         module = importlib.import_module(COMMANDS[command][0])
         return int(module.main(cfg) or 0)

@@ -8,6 +8,7 @@ at `fps` (default 15), i.e. physics_hz / fps internal steps.
 from __future__ import annotations
 
 import copy
+import json
 import math
 from typing import Any
 
@@ -193,6 +194,15 @@ class PhysicsEnv(gym.Env):
         for e in events:
             e["step"] = self.t
         return self._frame.copy(), float(reward), bool(terminated), bool(truncated), self._info(events)
+
+    def action_spec_json(self) -> str:
+        """JSON that rebuilds the action space and names its entries and units (stored with datasets)."""
+        keys = {"pusher": ["push_x", "push_y"], "camera": ["orbit", "elevation", "zoom"],
+                "both": ["push_x", "push_y", "orbit", "elevation", "zoom"]}[self.control]
+        return json.dumps({"type": "Box", "low": -1.0, "high": 1.0, "shape": [len(keys)], "flat_keys": keys,
+                           "units": {"push": f"{MAX_PUSH_SPEED} m/s" if self.pusher_mode == "velocity"
+                                     else f"{MAX_PUSH_FORCE} N", "orbit": f"{ORBIT_RATE} deg/s",
+                                     "elevation": f"{ELEVATION_RATE} deg/s", "zoom": f"{ZOOM_RATE} x distance/s"}})
 
     def render(self):
         return self._frame.copy() if self.render_mode == "rgb_array" else None

@@ -187,6 +187,11 @@ class VoxelEnv(gym.Env):
             e["step"] = self.t
         return self._frame.copy(), float(reward), bool(terminated), bool(truncated), self._info(events)
 
+    @staticmethod
+    def action_spec_json() -> str:
+        """JSON that rebuilds the action space and names the flat vector's entries (stored with datasets)."""
+        return A.action_spec_json()
+
     def render(self) -> np.ndarray | None:
         return self._frame.copy() if self.render_mode == "rgb_array" else None
 

@@ -1,0 +1,141 @@
+"""Run a generate job into a store: create or resume, record episodes on a process pool, finalize, write the card.
+
+Workers never share an array: each episode is written into its own staging group by the process that recorded it,
+and becomes visible only when complete. Killing the job at any moment (SIGKILL included) loses at most the episodes
+in flight; running the same job again records only what is missing and gives the same digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing as mp
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import worldsim
+from datagen import store as S
+from datagen.rollout import Job, make_env, record_episode
+
+_WORKER: dict[str, Any] = {}
+
+
+def _git_sha() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True,
+                             text=True, timeout=5)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def job_key(job: Job) -> str:
+    return hashlib.sha256(json.dumps(job.content_key(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _init_worker(job: Job, url: str) -> None:
+    _WORKER["env"] = make_env(job)
+    _WORKER["job"], _WORKER["root"] = job, S.open_root(url, "r+")
+
+
+def _run_one(index: int) -> tuple[int, int]:
+    ep = record_episode(_WORKER["env"], _WORKER["job"], index)
+    S.write_staged_episode(_WORKER["root"], ep)
+    return index, len(ep.frames)
+
+
+def prepare(job: Job, url: str) -> tuple[Any, list[int]]:
+    """Open or create the store of a job. Returns (root, episodes still to record); raises StoreError when `url`
+    holds something else (another job's store, or a non-store directory)."""
+    path = Path(url[7:] if url.startswith("file://") else url)
+    if "://" not in url or url.startswith("file://"):
+        if path.exists() and not path.is_dir():
+            raise S.StoreError(f"out={url} exists and is not a directory")
+        if path.is_dir() and any(path.iterdir()) and not (path / "zarr.json").exists():
+            raise S.StoreError(f"out={url} is a non-empty directory that is not a worldsim store; choose another")
+        path.mkdir(parents=True, exist_ok=True)
+    try:
+        root = S.open_root(url, "a")
+    except S.StoreError:
+        raise
+    except PermissionError as err:
+        raise S.StoreError(f"out={url} is not writable: {err}") from err
+    key = job_key(job)
+    if "job_key" in root.attrs:
+        if root.attrs["job_key"] != key:
+            old = root.attrs.get("job", {})
+            diff = sorted(k for k, v in job.content_key().items() if old.get(k) != v)
+            raise S.StoreError(f"out={url} holds a store made with other settings (differs in: {', '.join(diff)}); "
+                               f"use another out, or delete it")
+    else:
+        env = make_env(job)  # fails early on bad env settings, and gives the action spec and fps
+        spec = json.loads(env.action_spec_json())
+        fps = int(env.metadata.get("render_fps", 20))
+        env.close()
+        root.attrs.update({
+            "worldsim_schema": S.SCHEMA, "job_key": key, "job": job.content_key(),
+            "generator": {"name": "worldsim", "version": worldsim.__version__, "git_sha": _git_sha()},
+            "env_ids": [job.env_id], "action_spec": spec, "fps": fps, "licence": S.LICENCE, "finalized": False,
+            "alignment": "actions[t] is taken after observing frames[t]; rewards[t] and terminated[t] result from it",
+        })
+        root.require_group("staging")
+    if root.attrs.get("finalized"):
+        return root, []
+    root.require_group("staging")
+    done = S.staged_episodes(root)
+    return root, [i for i in range(job.episodes) if i not in done]
+
+
+def run(job: Job, url: str, workers: int = 1, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Record the missing episodes of `job` into `url` and finalize. Returns the root attributes."""
+    root, todo = prepare(job, url)
+    if root.attrs.get("finalized"):
+        if "staging" in root:  # killed after finalizing but before cleaning up
+            del root["staging"]
+        return dict(root.attrs)
+    in_process = workers <= 1 or url.startswith("memory://") or len(todo) <= 1
+    if in_process:
+        _init_worker(job, url)
+        _WORKER["root"] = root
+        for i in todo:
+            _, n = _run_one(i)
+            if progress:
+                progress(1, n)
+    elif todo:
+        ctx = mp.get_context("spawn")  # a fresh process per worker: one GL context each, nothing inherited
+        with ctx.Pool(min(workers, len(todo)), initializer=_init_worker, initargs=(job, url)) as pool:
+            for _, n in pool.imap_unordered(_run_one, todo):
+                if progress:
+                    progress(1, n)
+    S.finalize(root, job.episodes)
+    write_card(root, url, job)
+    return dict(root.attrs)
+
+
+def write_card(root: Any, url: str, job: Job) -> None:
+    """DATASET.md beside the arrays: sources, generator, config, seeds, licence, statistics."""
+    import fsspec
+
+    a = root.attrs
+    st = a["stats"]
+    lines = [
+        f"# worldsim dataset: {job.env_id}", "",
+        f"- episodes: {st['episodes']}, frames: {st['frames']}, resolutions: {', '.join(st['resolutions'])}, "
+        f"fps: {a['fps']}",
+        f"- content digest (sha256 of all arrays and texts): `{a['digest']}`",
+        f"- generator: worldsim {a['generator']['version']} (git {a['generator']['git_sha']})",
+        f"- sources: the worldsim engine `{job.env_id}` only; licence: {a['licence']}",
+        f"- episode seeds: derived from job seed {job.seed} (`datagen.rollout.episode_seed(seed, index)`)",
+        f"- alignment: {a['alignment']}", "",
+        "## Job (the resolved config; the same job reproduces the same digest)", "", "```json",
+        json.dumps(a["job"], indent=2, sort_keys=True), "```", "",
+        "## Action statistics (fraction of steps each key is non-zero; mean and std)", "",
+        "| key | non-zero | mean | std |", "|---|---|---|---|",
+    ]
+    lines += [f"| {k} | {v['nonzero']} | {v['mean']} | {v['std']} |" for k, v in st["actions"].items()]
+    lines += ["", "Schema: docs/dataset.md in the worldsim repository.", ""]
+    with fsspec.open(url.rstrip("/") + "/DATASET.md", "w") as f:
+        f.write("\n".join(lines))
+
