@@ -1,0 +1,122 @@
+"""Data generation: schema round trip, action alignment, digest equality, resume after SIGKILL, validate errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from datagen import store as S
+from datagen.captions import BIOME_PHRASES, TIME_PHRASES, expand_prompt
+from datagen.job import run
+from datagen.rollout import Job, episode_seed, make_env
+
+VOXEL = dict(env_id="worldsim/Voxel-v0", env_kwargs={"task": "explore"}, width=32, height=24, steps=30)
+
+
+def _cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "worldsim.cli", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_round_trip_alignment_and_captions(tmp_path):
+    job = Job(**VOXEL, episodes=2, seed=3, policy="explorer")
+    attrs = run(job, str(tmp_path / "s"), workers=1)
+    root = S.open_root(str(tmp_path / "s"), "r")
+    b = root["b_24x32"]
+    ends = b["meta/episode_ends"][...]
+    frames, actions = b["data/frames"][...], b["data/actions"][...]
+    assert frames.shape == (ends[-1], 24, 32, 3) and attrs["stats"]["episodes"] == 2
+    # Alignment: replaying actions[t] from frames[t] reproduces frames[t + 1] exactly.
+    from envs.voxel.actions import from_flat
+
+    env = make_env(job)
+    obs, _ = env.reset(seed=episode_seed(3, 0))
+    assert np.array_equal(obs, frames[0])
+    for t in range(ends[0] - 1):
+        obs, *_ = env.step(from_flat(actions[t]))
+        assert np.array_equal(obs, frames[t + 1]), t
+    assert b["data/is_last"][ends[0] - 1] and not b["data/is_last"][: ends[0] - 1].any()
+    # Captions never contradict the ground truth: the setting named is the biome and time of the segment start.
+    dense = S.read_texts(b, "segment_dense")
+    seg = b["meta/segment_bounds"][...]
+    env.reset(seed=episode_seed(3, 0))
+    _, info = env.reset(seed=episode_seed(3, 0))
+    assert any(p in dense[0] for p in BIOME_PHRASES[info["biome"]])
+    assert any(p in dense[0] for p in TIME_PHRASES[info["day_phase"]])
+    assert len(dense) == len(seg) == b["meta/sample_weight"].shape[0]
+    assert abs(float(b["meta/sample_weight"][...].mean()) - 1.0) < 1e-5
+    assert (tmp_path / "s" / "DATASET.md").read_text().count(attrs["digest"]) == 1
+
+
+def test_digest_is_the_same_with_one_or_two_workers(tmp_path):
+    job = Job(**VOXEL, episodes=3, seed=1)
+    d1 = run(job, str(tmp_path / "a"), workers=1)["digest"]
+    d2 = run(job, str(tmp_path / "b"), workers=2)["digest"]
+    assert d1 == d2
+    assert S.validate(str(tmp_path / "b"))["digest"] == d1
+
+
+def test_memory_url_and_physics(tmp_path):
+    job = Job(env_id="worldsim/Physics-v0", env_kwargs={"task": "observe"}, width=32, height=32, steps=20,
+              episodes=2, seed=0)
+    attrs = run(job, "memory://physics-test", workers=2)
+    summary = S.validate("memory://physics-test")
+    assert summary["episodes"] == 2 and summary["digest"] == attrs["digest"]
+    assert attrs["action_spec"]["flat_keys"] == ["push_x", "push_y"]
+
+
+def test_resume_after_sigkill_gives_the_same_digest(tmp_path):
+    args = ["generate", "episodes=6", "steps=40", "width=32", "height=24", "workers=1", "seed=5"]
+    ref = json.loads(_cli(*args, f"out={tmp_path / 'ref'}").stdout.strip().splitlines()[-1])
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "worldsim.cli", *args, f"out={out}"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list((out / "staging").glob("ep_*/zarr.json"))) < 2:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    again = _cli(*args, f"out={out}")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout.strip().splitlines()[-1])["digest"] == ref["digest"]
+    assert S.validate(str(out))["episodes"] == 6
+
+
+def test_validate_reports_corruption_and_foreign_stores(tmp_path):
+    run(Job(**VOXEL, episodes=1), str(tmp_path / "s"), workers=1)
+    ok = _cli("validate", str(tmp_path / "s"))
+    assert ok.returncode == 0 and json.loads(ok.stdout)["valid"] is True
+    chunk = next((tmp_path / "s" / "b_24x32" / "data" / "frames" / "c").rglob("*"))
+    while chunk.is_dir():
+        chunk = next(chunk.iterdir())
+    chunk.write_bytes(chunk.read_bytes()[: len(chunk.read_bytes()) // 2])  # truncate a frames chunk
+    bad = _cli("validate", str(tmp_path / "s"))
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr and bad.stderr.count("\n") == 1
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("hi")
+    for target in (tmp_path / "other", tmp_path / "missing"):
+        r = _cli("validate", str(target))
+        assert r.returncode == 1 and "Traceback" not in r.stderr
+
+
+def test_generate_refuses_a_store_made_with_other_settings(tmp_path):
+    out = str(tmp_path / "s")
+    run(Job(**VOXEL, episodes=1), out, workers=1)
+    with pytest.raises(S.StoreError, match="other settings.*steps"):
+        run(Job(**{**VOXEL, "steps": 31}, episodes=1), out, workers=1)
+    r = _cli("generate", "episodes=1", "steps=5", "width=32", "height=24", "policy=teleport", f"out={tmp_path / 'x'}")
+    assert r.returncode == 2 and "unknown policy" in r.stderr
+
+
+def test_expand_prompt():
+    text = expand_prompt("snowy forest at night")
+    assert any(p in text for p in BIOME_PHRASES["snow"]) and any(p in text for p in TIME_PHRASES["night"])
+    with pytest.raises(ValueError, match="no known words"):
+        expand_prompt("quantum chromodynamics")
