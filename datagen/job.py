@@ -55,13 +55,11 @@ def prepare(job: Job, url: str) -> tuple[Any, list[int]]:
             raise S.StoreError(f"out={url} exists and is not a directory")
         if path.is_dir() and any(path.iterdir()) and not (path / "zarr.json").exists():
             raise S.StoreError(f"out={url} is a non-empty directory that is not a worldsim store; choose another")
-        path.mkdir(parents=True, exist_ok=True)
-    try:
-        root = S.open_root(url, "a")
-    except S.StoreError:
-        raise
-    except PermissionError as err:
-        raise S.StoreError(f"out={url} is not writable: {err}") from err
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise S.StoreError(f"out={url} cannot be created: {err.strerror}") from err
+    root = S.open_root(url, "a")
     key = job_key(job)
     if "job_key" in root.attrs:
         if root.attrs["job_key"] != key:

@@ -77,15 +77,6 @@ class ExplorerPolicy:
         return a
 
 
-POLICIES = {"random": RandomPolicy, "explorer": ExplorerPolicy}
-
-
-def make_policy(name: str, rng: np.random.Generator, **kwargs: Any) -> RandomPolicy | ExplorerPolicy:
-    if name not in POLICIES:
-        raise ValueError(f"unknown policy {name!r}; choose one of {sorted(POLICIES)}")
-    return POLICIES[name](rng, **kwargs)
-
-
 class NavigateSolver(ExplorerPolicy):
     """Voxel `navigate`: turn towards the goal pillar (from `info["task"]`), walk, jump over steps."""
 

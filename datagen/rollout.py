@@ -38,14 +38,9 @@ def episode_seed(job_seed: int, index: int) -> int:
 
 
 def make_env(job: Job):
-    import gymnasium as gym
+    import envs
 
-    import envs  # noqa: F401  (registers the engines)
-
-    if job.env_id not in gym.registry:
-        known = sorted(k for k in gym.registry if k.startswith("worldsim/"))
-        raise ValueError(f"unknown env id {job.env_id!r}; known: {known}")
-    return gym.make(job.env_id, width=job.width, height=job.height, **job.env_kwargs).unwrapped
+    return envs.make(job.env_id, width=job.width, height=job.height, **job.env_kwargs).unwrapped
 
 
 def flat_action(env, action) -> np.ndarray:

@@ -33,8 +33,8 @@ warnings.filterwarnings("ignore", message="Object at DATASET.md is not recognize
 
 SCHEMA = 1
 LICENCE = "procedurally generated, no third-party media"
-# Chosen by measurement on voxel frames (docs/dataset.md): zstd level 3 gave 3.4x at ~160 MB/s write, 1 GB/s read;
-# bitshuffle doubled the size of uint8 frames and level 5 halved the write speed for 5% less space.
+# Chosen by measurement (benchmarks/store_codecs.py, table in docs/dataset.md): zstd-3 stores voxel frames 3.4x smaller;
+# level 5 halves the write speed for 5% less space, and bitshuffle doubles the size of uint8 frames.
 _CODEC = BloscCodec(cname="zstd", clevel=3, shuffle="shuffle")
 DATA_KEYS = {"frames": np.uint8, "actions": np.float32, "rewards": np.float32, "terminated": np.bool_,
              "truncated": np.bool_, "is_last": np.bool_}
@@ -99,12 +99,10 @@ def open_root(url: str, mode: str) -> zarr.Group:
         raise StoreError(f"cannot open {url} as a zarr v3 store: {type(err).__name__}: {err}") from err
 
 
-def _array(group: zarr.Group, name: str, data: np.ndarray, chunk_rows: int | None = None) -> None:
+def _array(group: zarr.Group, name: str, data: np.ndarray) -> None:
     data = np.ascontiguousarray(data)
-    if chunk_rows is None:  # ~2 MB chunks along time
-        row = max(1, int(np.prod(data.shape[1:])) * data.dtype.itemsize)
-        chunk_rows = int(np.clip(2 * 2**20 // row, 1, 1 << 20))
-    chunks = (max(1, min(chunk_rows, len(data))), *data.shape[1:]) if data.ndim else ()
+    rows = _rows_per_chunk(data.shape[1:], data.dtype.itemsize)
+    chunks = (max(1, min(rows, len(data))), *data.shape[1:]) if data.ndim else ()
     arr = group.create_array(name, shape=data.shape, dtype=data.dtype, chunks=chunks, compressors=_CODEC,
                              overwrite=True)
     if data.size:

@@ -132,10 +132,10 @@ class Camera:
     def project(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Project world points to pixel coordinates (u right, v down) and camera depth. # (N,3) -> (N,2), (N,)"""
         pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
-        cam = pts @ self.extrinsics()[:3, :3].T + self.extrinsics()[:3, 3]
+        ext, k = self.extrinsics(), self.intrinsics()
+        cam = pts @ ext[:3, :3].T + ext[:3, 3]
         z = cam[:, 2]
-        uv = (cam[:, :2] / np.where(np.abs(z) < 1e-9, 1e-9, z)[:, None]) @ self.intrinsics()[:2, :2].T
-        uv += self.intrinsics()[:2, 2]
+        uv = (cam[:, :2] / np.where(np.abs(z) < 1e-9, 1e-9, z)[:, None]) @ k[:2, :2].T + k[:2, 2]
         return uv, z
 
     def linearize_depth(self, depth_buffer: np.ndarray) -> np.ndarray:

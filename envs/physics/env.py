@@ -16,6 +16,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from envs import positive_int
 from envs.physics import scene as S
 from envs.physics.events import EventDetector
 from envs.physics.sim import SCENERY_IDS, Body, PhysicsSim, quat_to_matrix
@@ -30,11 +31,6 @@ MAX_PUSH_FORCE = 10.0  # N at action 1 (pusher_mode="force"): 2.5 m/s^2 on the 4
 CONTACT_EVERY = 3  # sample contacts every 3rd internal step (80 Hz at 240 Hz): enough to catch every impact
 ORBIT_RATE, ELEVATION_RATE, ZOOM_RATE = 60.0, 30.0, 0.5  # deg/s, deg/s, fraction of distance per second
 
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def _mesh_of(body: Body):
@@ -85,10 +81,10 @@ class PhysicsEnv(gym.Env):
                  depth: bool = False, segmentation: bool = False, renderer: str = "moderngl",
                  max_episode_steps: int | None = None, render_mode: str | None = None, fov: float = 50.0,
                  device_index: int = 0) -> None:
-        self.width = _positive_int("width", width)
-        self.height = _positive_int("height", height)
-        self.fps = _positive_int("fps", fps)
-        self.physics_hz = _positive_int("physics_hz", physics_hz)
+        self.width = positive_int("width", width)
+        self.height = positive_int("height", height)
+        self.fps = positive_int("fps", fps)
+        self.physics_hz = positive_int("physics_hz", physics_hz)
         if self.physics_hz < 240 or self.physics_hz % self.fps:
             raise ValueError(f"physics_hz must be >= 240 and a multiple of fps={self.fps}, got {physics_hz}")
         if control not in CONTROLS:
@@ -117,7 +113,7 @@ class PhysicsEnv(gym.Env):
         self.want_depth, self.want_seg = bool(depth), bool(segmentation)
         self.render_mode, self.fov = render_mode, float(fov)
         self.max_episode_steps = (self.task.default_max_steps if max_episode_steps is None
-                                  else _positive_int("max_episode_steps", max_episode_steps))
+                                  else positive_int("max_episode_steps", max_episode_steps))
         self.device_index = int(device_index)
         self.observation_space = spaces.Box(0, 255, (self.height, self.width, 3), dtype=np.uint8)
         self.action_space = spaces.Box(-1.0, 1.0, (CONTROLS[control],), dtype=np.float32)
@@ -236,7 +232,8 @@ class PhysicsEnv(gym.Env):
             self._renderer = MeshRenderer(self.width, self.height, self.device_index)
         r = self._renderer
         r.clear_meshes()
-        self._static, self._dynamic = [], []
+        self._static, self._dynamic = [], []  # dynamic: (body, instance, row in object_states or None: pusher)
+        row = {b.seg: i for i, b in enumerate(self.sim.objects)}
         for b in self.sim.bodies:
             mesh = r.add_mesh(_mesh_of(b))
             inst = Instance(mesh, np.eye(4), b.colour, b.seg, b.specular, b.checker)
@@ -244,7 +241,7 @@ class PhysicsEnv(gym.Env):
                 inst.model = _model(b.static_pose[0], quat_to_matrix(b.static_pose[1]))
                 self._static.append(inst)
             else:
-                self._dynamic.append((b, inst))
+                self._dynamic.append((b, inst, row.get(b.seg)))
         self._disc = r.add_mesh(cylinder(GOAL_RADIUS, 0.002, 24))
         r.set_static(self._static)
 
@@ -265,17 +262,14 @@ class PhysicsEnv(gym.Env):
         if self.renderer_kind == "tiny":
             out = self._render_tiny(cam)
         else:
-            rots = self.object_rot
-            index = {b.seg: i for i, b in enumerate(self.sim.objects)}
-            for b, inst in self._dynamic:
-                if b.seg in index:
-                    i = index[b.seg]
-                    inst.model = _model(self.object_pos[i], rots[i])
+            for b, inst, i in self._dynamic:
+                if i is not None:
+                    inst.model = _model(self.object_pos[i], self.object_rot[i])
                 else:
                     p, q = self.sim.pose(b)
                     inst.model = _model(p, quat_to_matrix(q))
-            out = self._renderer.render(cam, [i for _, i in self._dynamic], self.light, depth=self.want_depth,
-                                        segmentation=True)
+            out = self._renderer.render(cam, [inst for _, inst, _ in self._dynamic], self.light,
+                                        depth=self.want_depth, segmentation=True)
         self._frame, self._out = out.rgb, out
         counts = np.bincount(out.segmentation.ravel(), minlength=len(self.scene.objects) + 1)
         self._pixels = counts[1 : len(self.scene.objects) + 1]

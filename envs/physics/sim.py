@@ -72,7 +72,7 @@ class PhysicsSim:
             args = {"shapeType": pb.GEOM_CAPSULE, "radius": dims["r"], "height": dims["h"]}
         else:  # cone and hull: convex meshes from their vertices
             args = {"shapeType": pb.GEOM_MESH, "vertices": np.asarray(points).tolist()}
-        col = c.createCollisionShape(**{k: v for k, v in args.items()})
+        col = c.createCollisionShape(**args)
         return col, args
 
     def _add(self, body: Body, mass: float, pos, quat, friction: float, restitution: float,

@@ -24,7 +24,7 @@ class Task:
     spawn: str | None = None  # a spawn mode the task needs (None: any)
 
     def reset(self, env: PhysicsEnv) -> None:
-        pass
+        """Prepare task state for a new scene (observe has none)."""
 
     def reward(self, env: PhysicsEnv, events: list[dict[str, Any]]) -> tuple[float, bool]:
         return 0.0, False
@@ -100,5 +100,3 @@ def make_task(name: str) -> Task:
         raise ValueError(f"unknown physics task {name!r}; choose one of {sorted(TASKS)}")
     return TASKS[name]()
 
-
-__all__ = ["GOAL_RADIUS", "TASKS", "make_task"]

@@ -15,6 +15,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from envs import positive_int
 from envs.voxel import actions as A
 from envs.voxel.blocks import Block, block_name, materials_by_id
 from envs.voxel.entities import Animal, step_animal
@@ -30,11 +31,6 @@ ANIMAL_RADIUS = 40.0  # animals further than this from the player are not drawn
 SIM_RADIUS = 24.0  # ... and further than this, frozen (too small to see move at 64 px; saves step time)
 LEAVE_AFTER = 10  # steps out of sight before an animal counts as having left the view
 
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 class VoxelEnv(gym.Env):
@@ -80,13 +76,13 @@ class VoxelEnv(gym.Env):
         goal_distance: tuple[float, float] = (12.0, 32.0),
         device_index: int = 0,
     ) -> None:
-        self.width = _positive_int("width", width)
-        self.height = _positive_int("height", height)
+        self.width = positive_int("width", width)
+        self.height = positive_int("height", height)
         if view_distance is None:
             side = max(self.width, self.height)
             view_distance = 2 if side <= 96 else (3 if side <= 256 else 4)
-        self.view_distance = _positive_int("view_distance", view_distance)
-        self.day_length = _positive_int("day_length", day_length)
+        self.view_distance = positive_int("view_distance", view_distance)
+        self.day_length = positive_int("day_length", day_length)
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         if not 10.0 <= float(fov) <= 150.0:
@@ -94,7 +90,7 @@ class VoxelEnv(gym.Env):
         self.task = make_task(task, **({"goal_distance": tuple(goal_distance)} if task == "navigate" else {}))
         self.max_episode_steps = (
             self.task.default_max_steps if max_episode_steps is None
-            else _positive_int("max_episode_steps", max_episode_steps)
+            else positive_int("max_episode_steps", max_episode_steps)
         )
         self.render_mode = render_mode
         self._intrinsics = Camera(fov_y=float(fov), width=self.width, height=self.height).intrinsics()
@@ -149,7 +145,7 @@ class VoxelEnv(gym.Env):
         self._center = None
         self._stream_chunks(force=True)
         self.task.reset(self)
-        self._stream_chunks(force=True)
+        self._stream_chunks()  # re-mesh what the task changed (the navigate goal pillar)
         events: list[dict[str, Any]] = []
         self._observe(events)
         return self._frame.copy(), self._info(events)
@@ -208,7 +204,6 @@ class VoxelEnv(gym.Env):
         for r in range(0, 64, 4):
             for dx, dz in ((r, 0), (-r, 0), (0, r), (0, -r), (r, r), (-r, -r), (r, -r), (-r, r)):
                 x, z = sx + dx, sz + dz
-                self.world.ensure([(x >> 4, z >> 4)])
                 top = self.world.surface_y(x, z)
                 if top >= SEA_LEVEL and self.world.get(x, top, z) not in (Block.WATER, Block.LEAVES,
                                                                              Block.SPRUCE_LEAVES):
@@ -231,7 +226,9 @@ class VoxelEnv(gym.Env):
             self._meshed = ring(r)
             for k in self._renderer.chunk_keys - self._meshed:
                 self._renderer.remove_chunk(k)
-            world.unload(ring(r + 2))
+            if world.unload(ring(r + 2)):  # animals of dropped chunks go too, or the list would grow forever
+                self.animals = [a for a in self.animals
+                                if (math.floor(a.pos[0]) >> 4, math.floor(a.pos[2]) >> 4) in world.chunks]
             for kind, x, z in world.new_animals:
                 if self.animals_enabled:
                     top = world.surface_y(x, z)

@@ -16,11 +16,6 @@ class EnvConfig:
 
 def make_env(cfg: EnvConfig, **overrides: Any) -> Any:
     """Create the env of a config (registering the engines first)."""
-    import gymnasium as gym
+    import envs
 
-    import envs  # noqa: F401  (registers the engines)
-
-    if cfg.id not in gym.registry:
-        known = sorted(k for k in gym.registry if k.startswith("worldsim/"))
-        raise ValueError(f"unknown env id {cfg.id!r}; known: {known}")
-    return gym.make(cfg.id, **{**cfg.kwargs, **overrides})
+    return envs.make(cfg.id, **{**cfg.kwargs, **overrides})
