@@ -57,7 +57,7 @@ def main(raw) -> int:
         kwargs["task"] = cfg.task
     job = Job(env_id=cfg.env.id, env_kwargs=kwargs, width=cfg.width, height=cfg.height, episodes=cfg.episodes,
               steps=cfg.steps, seed=cfg.seed, policy=cfg.policy, segment_seconds=cfg.segment_seconds)
-    bar = tqdm(total=cfg.episodes, desc="episodes", unit="ep")
+    bar = tqdm(total=cfg.episodes, desc="episodes", unit="ep", delay=0.5)  # delay: a quick error prints alone
     frames = [0]
 
     def progress(episodes: int, n_frames: int) -> None:
