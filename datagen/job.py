@@ -1,8 +1,10 @@
-"""Run a generate job into a store: create or resume, record episodes on a process pool, finalize, write the card.
+"""Run a generate job into a store: create or resume, record episodes on workers, finalize, write the card.
 
-Workers never share an array: each episode is written into its own staging group by the process that recorded it,
-and becomes visible only when complete. Killing the job at any moment (SIGKILL included) loses at most the episodes
-in flight; running the same job again records only what is missing and gives the same digest.
+Executors: `process` (a local process pool, the default) or `ray` (one Ray actor per worker, on a local instance or a
+cluster; needs `pip install "worldsim[ray]"`). Either way workers never share an array: each episode is written into
+its own staging group by the worker that recorded it, and becomes visible only when complete; the driver finalizes.
+Killing the job at any moment (SIGKILL included) loses at most the episodes in flight; running the same job again,
+with either executor, records only what is missing and gives the same digest.
 """
 
 from __future__ import annotations
@@ -20,6 +22,12 @@ from datagen import store as S
 from datagen.rollout import Job, make_env, record_episode
 
 _WORKER: dict[str, Any] = {}
+EXECUTORS = ("process", "ray")
+RAY_INSTALL = 'executor=ray needs Ray, which is not installed: pip install "worldsim[ray]"'
+
+
+class ExecutorError(Exception):
+    """The chosen executor cannot run this job (unknown name, Ray missing, a store URL workers cannot share)."""
 
 
 def _git_sha() -> str:
@@ -86,15 +94,41 @@ def prepare(job: Job, url: str) -> tuple[Any, list[int]]:
     return root, [i for i in range(job.episodes) if i not in done]
 
 
-def run(job: Job, url: str, workers: int = 1, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    """Record the missing episodes of `job` into `url` and finalize. Returns the root attributes."""
+def run(job: Job, url: str, workers: int = 1, progress: Callable[[int, int], None] | None = None,
+        executor: str = "process", ray_address: str | None = None) -> dict[str, Any]:
+    """Record the missing episodes of `job` into `url` and finalize. Returns the root attributes.
+
+    Args:
+        job: what to record.
+        url: the store (a path or an fsspec URL); created, resumed, or returned as it is when finalized.
+        workers: processes or Ray actors, one env (and GL context) each.
+        progress: called with (episodes, frames) after each recorded episode.
+        executor: "process" (a local process pool) or "ray" (Ray actors; the store must be a path or URL that
+            every worker reaches, so not memory://).
+        ray_address: the Ray cluster for executor="ray" ("auto", "ray://host:10001", ...); None starts a local
+            instance (or uses the one this process already connected to).
+
+    Raises:
+        ExecutorError: an unknown executor, Ray not installed, or a memory:// store with executor="ray"; raised
+            before the store is touched.
+        StoreError: `url` holds something else, or cannot be created.
+    """
+    if executor not in EXECUTORS:
+        raise ExecutorError(f"unknown executor {executor!r}; choose one of {list(EXECUTORS)}")
+    if executor == "ray":
+        _import_ray()
+        if url.startswith("memory://"):
+            raise ExecutorError(f"executor=ray cannot write {url}: a memory:// store lives in one process; "
+                                f"use a path or file:// URL that every Ray worker can reach")
     root, todo = prepare(job, url)
     if root.attrs.get("finalized"):
         if "staging" in root:  # killed after finalizing but before cleaning up
             del root["staging"]
         return dict(root.attrs)
     in_process = workers <= 1 or url.startswith("memory://") or len(todo) <= 1
-    if in_process:
+    if executor == "ray" and todo:
+        _run_ray(job, url, todo, workers, ray_address, progress)
+    elif in_process:
         _init_worker(job, url)
         _WORKER["root"] = root
         for i in todo:
@@ -110,6 +144,53 @@ def run(job: Job, url: str, workers: int = 1, progress: Callable[[int, int], Non
     S.finalize(root, job.episodes)
     write_card(root, url, job)
     return dict(root.attrs)
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise ExecutorError(RAY_INSTALL) from None
+    return ray
+
+
+class _Recorder:
+    """A Ray actor: one env (and GL context) that records episodes into the store's staging groups."""
+
+    def __init__(self, job: Job, url: str) -> None:
+        _init_worker(job, url)
+
+    def record(self, index: int) -> tuple[int, int]:
+        return _run_one(index)
+
+
+def _run_ray(job: Job, url: str, todo: list[int], workers: int, address: str | None,
+             progress: Callable[[int, int], None] | None) -> None:
+    """Record `todo` on `workers` Ray actors, each handed its next episode when it finishes one (like imap)."""
+    ray = _import_ray()
+    from ray.util import ActorPool
+
+    if "://" not in url:  # Ray workers may not share the driver's working directory
+        url = str(Path(url).resolve())
+    started = not ray.is_initialized()
+    if started:
+        local = {} if address else {"include_dashboard": False}  # a local instance needs no dashboard
+        ray.init(address=address or None, logging_level="warning", **local)
+    try:
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        n = max(1, min(workers, len(todo), cpus))  # more actors than CPUs would wait for a slot forever
+        recorder = ray.remote(num_cpus=1)(_Recorder)
+        actors = [recorder.remote(job, url) for _ in range(n)]
+        try:
+            for _, frames in ActorPool(actors).map_unordered(lambda a, i: a.record.remote(i), todo):
+                if progress:
+                    progress(1, frames)
+        finally:
+            for a in actors:
+                ray.kill(a)
+    finally:
+        if started:
+            ray.shutdown()
 
 
 def write_card(root: Any, url: str, job: Job) -> None:

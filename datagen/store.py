@@ -22,6 +22,7 @@ import json
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,6 +37,8 @@ LICENCE = "procedurally generated, no third-party media"
 # Chosen by measurement (benchmarks/store_codecs.py, table in docs/dataset.md): zstd-3 stores voxel frames 3.4x smaller;
 # level 5 halves the write speed for 5% less space, and bitshuffle doubles the size of uint8 frames.
 _CODEC = BloscCodec(cname="zstd", clevel=3, shuffle="shuffle")
+# Staged episodes live only until finalize: lz4-1 writes and reads about twice as fast as zstd-3.
+_STAGING_CODEC = BloscCodec(cname="lz4", clevel=1, shuffle="shuffle")
 DATA_KEYS = {"frames": np.uint8, "actions": np.float32, "rewards": np.float32, "terminated": np.bool_,
              "truncated": np.bool_, "is_last": np.bool_}
 SEGMENT_QUALITY = ("quality_motion", "quality_diversity", "quality_events", "quality_caption_words")
@@ -69,7 +72,7 @@ class Episode:
 
     @property
     def is_last(self) -> np.ndarray:
-        out = np.zeros(len(self.frames), dtype=bool)
+        out = np.zeros(self.frames.shape[0], dtype=bool)
         out[-1] = True
         return out
 
@@ -91,33 +94,81 @@ def unpack_texts(data: np.ndarray, offsets: np.ndarray) -> list[str]:
 # -- writing ---------------------------------------------------------------------------------------------------
 def open_root(url: str, mode: str) -> zarr.Group:
     """Open a store's root group (a path or an fsspec URL such as file:// or memory://)."""
+    # file:// goes through zarr's LocalStore (as a plain path does): fsspec's local filesystem would not create
+    # the folders of new groups.
+    target = url[len("file://"):] if url.startswith("file://") else url
     try:
-        return zarr.open_group(url, mode=mode, zarr_format=3)
+        return zarr.open_group(target, mode=mode, zarr_format=3)
     except FileNotFoundError as err:
         raise StoreError(f"no zarr store at {url}") from err
     except Exception as err:  # zarr raises many types for unreadable metadata
         raise StoreError(f"cannot open {url} as a zarr v3 store: {type(err).__name__}: {err}") from err
 
 
-def _array(group: zarr.Group, name: str, data: np.ndarray) -> None:
+def _array(group: zarr.Group, name: str, data: np.ndarray, codec: BloscCodec = _CODEC) -> None:
     data = np.ascontiguousarray(data)
     rows = _rows_per_chunk(data.shape[1:], data.dtype.itemsize)
     chunks = (max(1, min(rows, len(data))), *data.shape[1:]) if data.ndim else ()
-    arr = group.create_array(name, shape=data.shape, dtype=data.dtype, chunks=chunks, compressors=_CODEC,
+    arr = group.create_array(name, shape=data.shape, dtype=data.dtype, chunks=chunks, compressors=codec,
                              overwrite=True)
     if data.size:
         arr[...] = data
 
 
+def create_or_resume(url: str, key: str, attrs: dict[str, Any]) -> zarr.Group:
+    """Open the store of the job identified by `key` for writing: create it with root `attrs` (which should hold
+    `job`, the resolved settings), or reopen it to resume the same job. For writers other than generate's runner
+    (the importers); `datagen.job.prepare` does the same for engine jobs.
+
+    Raises:
+        StoreError: `url` is a file, a non-empty directory that is not a store, or a store made with other settings.
+    """
+    if "://" not in url or url.startswith("file://"):
+        path = Path(url[7:] if url.startswith("file://") else url)
+        if path.exists() and not path.is_dir():
+            raise StoreError(f"out={url} exists and is not a directory")
+        if path.is_dir() and any(path.iterdir()) and not (path / "zarr.json").exists():
+            raise StoreError(f"out={url} is a non-empty directory that is not a worldsim store; choose another")
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise StoreError(f"out={url} cannot be created: {err.strerror}") from err
+    root = open_root(url, "a")
+    if "job_key" in root.attrs and root.attrs["job_key"] != key:
+        old, new = root.attrs.get("job", {}), attrs.get("job", {})
+        diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        raise StoreError(f"out={url} holds a store made with other settings (differs in: {', '.join(diff)}); "
+                         f"use another out, or delete it")
+    if "job_key" not in root.attrs:
+        root.attrs.update({"worldsim_schema": SCHEMA, "job_key": key, **attrs, "finalized": False})
+    if not root.attrs.get("finalized"):
+        root.require_group("staging")
+    return root
+
+
+def stage_frames(root: zarr.Group, index: int, rows: int, height: int, width: int) -> zarr.Array:
+    """A fresh staged episode `index` holding an empty frames array (rows, height, width, 3) uint8, for writers
+    that stream long videos in blocks; pass it back as `Episode.frames` and `write_staged_episode` keeps it."""
+    g = root.require_group("staging").create_group(f"ep_{index:06d}", overwrite=True)
+    chunk = max(1, min(_rows_per_chunk((height, width, 3), 1), rows))
+    return g.create_array("frames", shape=(rows, height, width, 3), dtype=np.uint8, chunks=(chunk, height, width, 3),
+                          compressors=_STAGING_CODEC)
+
+
 def write_staged_episode(root: zarr.Group, ep: Episode) -> None:
-    """Write one episode under staging/; it becomes visible (complete) only when everything else is written."""
-    g = root.require_group("staging").create_group(f"ep_{ep.index:06d}", overwrite=True)
+    """Write one episode under staging/; it becomes visible (complete) only when everything else is written.
+    `ep.frames` may be this episode's array from `stage_frames`, already filled: it is kept as it is."""
+    name = f"ep_{ep.index:06d}"
+    kept = isinstance(ep.frames, zarr.Array) and ep.frames.path == f"staging/{name}/frames"
+    g = root["staging"][name] if kept else root.require_group("staging").create_group(name, overwrite=True)
     for key in DATA_KEYS:
-        _array(g, key, ep.is_last if key == "is_last" else getattr(ep, key))
-    _array(g, "segments", ep.segments.astype(np.int64))
-    for key in SEGMENT_QUALITY:
-        _array(g, key, np.asarray(ep.quality[key]))
-    g.attrs.update({"seed": int(ep.seed), "policy": ep.policy, "segment_dense": ep.segment_dense,
+        if key == "frames" and kept:
+            continue
+        _array(g, key, ep.is_last if key == "is_last" else getattr(ep, key), _STAGING_CODEC)
+    # per-segment values are a few numbers: attributes cost one small write instead of an array each
+    quality = {k: [float(v) for v in np.asarray(ep.quality[k], np.float32)] for k in SEGMENT_QUALITY}
+    g.attrs.update({"seed": int(ep.seed), "policy": ep.policy, "segments": ep.segments.astype(int).tolist(),
+                    "quality": quality, "segment_dense": ep.segment_dense,
                     "segment_short": ep.segment_short, "episode_dense": ep.episode_dense,
                     "episode_short": ep.episode_short, "events": ep.events})
     g.attrs["complete"] = True  # last: an episode without it is discarded and redone on resume
@@ -177,17 +228,17 @@ def _write_bucket(b: zarr.Group, eps: list[zarr.Group], indices: list[int]) -> N
     starts = ends - np.array(lengths)
     for key, dtype in DATA_KEYS.items():
         first = eps[0][key]
+        rows = _rows_per_chunk(first.shape[1:], np.dtype(dtype).itemsize)
         arr = data.create_array(key, shape=(int(ends[-1]), *first.shape[1:]), dtype=dtype, compressors=_CODEC,
-                                chunks=(_rows_per_chunk(first.shape[1:], np.dtype(dtype).itemsize), *first.shape[1:]))
-        for e, a, z in zip(eps, starts, ends):
-            arr[int(a) : int(z)] = e[key][...]
+                                chunks=(rows, *first.shape[1:]))
+        _copy_aligned(arr, (e[key] for e in eps), rows)
     _array(meta, "episode_ends", ends)
     _array(meta, "episode_index", np.array(indices, dtype=np.int64))
     _array(meta, "episode_seed", np.array([e.attrs["seed"] for e in eps], dtype=np.int64))
-    seg = [e["segments"][...] + a for e, a in zip(eps, starts)]
+    seg = [np.asarray(e.attrs["segments"], np.int64).reshape(-1, 2) + a for e, a in zip(eps, starts)]
     _array(meta, "segment_bounds", np.concatenate(seg).astype(np.int64))
     _array(meta, "segment_episode", np.concatenate([np.full(len(s), k, np.int64) for k, s in enumerate(seg)]))
-    quality = {k: np.concatenate([e[k][...] for e in eps]) for k in SEGMENT_QUALITY}
+    quality = {k: np.concatenate([np.asarray(e.attrs["quality"][k], np.float32) for e in eps]) for k in SEGMENT_QUALITY}
     for k, v in quality.items():
         _array(meta, k, v)
     _array(meta, "sample_weight", sample_weights(quality))
@@ -203,6 +254,23 @@ def _write_bucket(b: zarr.Group, eps: list[zarr.Group], indices: list[int]) -> N
         raw, off = pack_texts(values)
         _array(text, f"{key}_bytes", raw)
         _array(text, f"{key}_offsets", off)
+
+
+def _copy_aligned(arr: zarr.Array, parts: Iterator[zarr.Array], rows: int, block_chunks: int = 4) -> None:
+    """Concatenate `parts` into `arr`, writing whole chunks only: episodes rarely end on a chunk boundary, and a
+    partial chunk write would decode and re-encode that chunk (twice the compression work)."""
+    buf: list[np.ndarray] = []
+    held = written = 0
+    for part in parts:
+        buf.append(part[...])
+        held += len(buf[-1])
+        if held >= rows * block_chunks:
+            block = np.concatenate(buf)
+            n = held - held % rows
+            arr[written : written + n] = block[:n]
+            written, buf, held = written + n, [block[n:]], held - n
+    if held:
+        arr[written : written + held] = np.concatenate(buf)
 
 
 def _rows_per_chunk(row_shape: tuple[int, ...], itemsize: int) -> int:
@@ -238,6 +306,82 @@ def digest(root: zarr.Group) -> str:
 
 def read_texts(bucket: zarr.Group, key: str) -> list[str]:
     return unpack_texts(bucket[f"text/{key}_bytes"][...], bucket[f"text/{key}_offsets"][...])
+
+
+def _read_text_range(bucket: zarr.Group, key: str, a: int, b: int) -> list[str]:
+    """Strings a..b-1 of a packed text array, reading only their bytes."""
+    off = bucket[f"text/{key}_offsets"][a : b + 1]
+    raw = bucket[f"text/{key}_bytes"][int(off[0]) : int(off[-1])]
+    return unpack_texts(raw, off - off[0])
+
+
+def open_store(root_or_url: zarr.Group | str) -> zarr.Group:
+    """The root group of a finalized worldsim store, read-only; StoreError (naming the store) if it is not one."""
+    if isinstance(root_or_url, zarr.Group):
+        root, url = root_or_url, str(root_or_url.store)
+    else:
+        root, url = open_root(str(root_or_url), "r"), str(root_or_url)
+    schema = root.attrs.get("worldsim_schema")
+    if schema != SCHEMA:
+        raise StoreError(f"{url} is not a worldsim store (schema {schema!r}, expected {SCHEMA})")
+    if not root.attrs.get("finalized"):
+        raise StoreError(f"{url} is not finalized (its generate job did not finish; run the same command again)")
+    return root
+
+
+def _span(indices: list[int]) -> str:
+    indices = sorted(indices)
+    if indices == list(range(indices[0], indices[-1] + 1)):
+        return f"{indices[0]}..{indices[-1]}"
+    return ", ".join(map(str, indices[:20])) + (" ..." if len(indices) > 20 else "")
+
+
+def read_episode(root_or_url: zarr.Group | str, index: int) -> dict[str, Any]:
+    """One episode of a store by its job episode index (`meta/episode_index`), reading only its rows.
+
+    Returns a dict with `index`, `seed`, `bucket` (`b_<H>x<W>`), `fps`, `action_spec` (the root attribute) and
+    `action_keys` (its `flat_keys`: the names of the action columns); the per-row arrays `frames` (T, H, W, 3)
+    uint8, `actions` (T, A) float32, `rewards`, `terminated`, `truncated`, `is_last` (T,); the per-segment
+    `segments` (S, 2) row ranges within the episode, `segment_dense`, `segment_short`, `sample_weight` (S,); and
+    `episode_dense`, `episode_short`, `policy`, `events` (a list of dicts).
+    Alignment as everywhere: `actions[t]` is taken after observing `frames[t]`.
+
+    Raises:
+        StoreError: the store is missing or not a finalized worldsim store, or has no episode `index` (the message
+            gives the episodes it holds).
+    """
+    root = open_store(root_or_url)
+    held: list[int] = []
+    for name in buckets(root):
+        b = root[name]
+        idx = b["meta/episode_index"][...]
+        hit = np.flatnonzero(idx == index)
+        if len(hit) == 0:
+            held += idx.tolist()
+            continue
+        k = int(hit[0])
+        ends = b["meta/episode_ends"][...]
+        start, end = (int(ends[k - 1]) if k else 0), int(ends[k])
+        seg_ids = np.flatnonzero(b["meta/segment_episode"][...] == k)
+        s0, s1 = int(seg_ids[0]), int(seg_ids[-1]) + 1  # an episode's segments are contiguous
+        spec = dict(root.attrs.get("action_spec", {}))
+        out: dict[str, Any] = {"index": int(index), "seed": int(b["meta/episode_seed"][k]), "bucket": name,
+                               "fps": root.attrs.get("fps"), "action_spec": spec,
+                               "action_keys": list(spec.get("flat_keys", []))}
+        for key in DATA_KEYS:
+            out[key] = b[f"data/{key}"][start:end]
+        out["segments"] = b["meta/segment_bounds"][s0:s1] - start
+        out["sample_weight"] = b["meta/sample_weight"][s0:s1]
+        for key in TEXTS_PER_SEGMENT:
+            out[key] = _read_text_range(b, key, s0, s1)
+        for key in ("episode_dense", "episode_short"):
+            out[key] = _read_text_range(b, key, k, k + 1)[0]
+        out["policy"] = _read_text_range(b, "episode_policy", k, k + 1)[0]
+        out["events"] = json.loads(_read_text_range(b, "episode_events", k, k + 1)[0])
+        return out
+    where = f"holds episodes {_span(held)}" if held else "holds no episodes"
+    raise StoreError(f"episode {index} is not in {root_or_url if isinstance(root_or_url, str) else root.store}: "
+                     f"it {where}")
 
 
 def compute_stats(root: zarr.Group) -> dict[str, Any]:

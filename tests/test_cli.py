@@ -7,6 +7,12 @@ import os
 import subprocess
 import sys
 
+import imageio.v2 as imageio
+
+from datagen.job import run
+from datagen.rollout import Job
+from datagen.store import read_episode
+
 
 def _run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "worldsim.cli", *args], capture_output=True, text=True,
@@ -52,3 +58,23 @@ def test_play_physics_runs_headless():
     r = _run("play", "env=physics", "max_frames=3", "width=64", "height=48", env={"SDL_VIDEODRIVER": "dummy"})
     assert r.returncode == 0, r.stderr
     assert "played 3 frames" in r.stdout
+
+
+def test_export_video_writes_one_episode_and_names_the_valid_range(tmp_path):
+    store, out = tmp_path / "s", tmp_path / "video" / "ep1.mp4"
+    run(Job(env_id="worldsim/Voxel-v0", env_kwargs={"task": "explore"}, width=32, height=32, steps=12, episodes=2),
+        str(store), workers=1)
+    r = _run("export-video", str(store), "episode=1", f"out={out}")
+    assert r.returncode == 0, r.stderr
+    frames = [f for f in imageio.get_reader(out)]  # (H, W, 3) each
+    assert len(frames) == len(read_episode(str(store), 1)["frames"])
+    assert frames[0].shape[1] == 32 * 12 and frames[0].shape[0] > 32 * 12  # scale 12: 384 px, text panel below
+    assert not list(out.parent.glob("*.part.mp4"))
+    bad_out = f"out={tmp_path / 'bad.mp4'}"
+    for args, needle in (([str(store), "episode=2", bad_out], "episode 2 is not in"),
+                         ([str(store), "episode=-1", bad_out], "it holds episodes 0..1"),
+                         ([str(tmp_path / "nope"), bad_out], "no zarr store"),
+                         ([str(store), f"out={store / 'zarr.json' / 'x.mp4'}"], "cannot write out=")):
+        bad = _run("export-video", *args)
+        assert bad.returncode == 2 and needle in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
+    assert not (tmp_path / "bad.mp4").exists()

@@ -72,6 +72,22 @@ def test_memory_url_and_physics(tmp_path):
     assert attrs["action_spec"]["flat_keys"] == ["push_x", "push_y"]
 
 
+def test_read_episode_returns_one_episodes_rows_and_texts():
+    job = Job(**{**VOXEL, "steps": 12}, episodes=2, seed=2)
+    run(job, "memory://read-episode", workers=1)
+    b = S.open_root("memory://read-episode", "r")["b_24x32"]
+    ends = b["meta/episode_ends"][...]
+    ep = S.read_episode("memory://read-episode", 1)
+    assert np.array_equal(ep["frames"], b["data/frames"][ends[0] : ends[1]])
+    assert np.array_equal(ep["actions"], b["data/actions"][ends[0] : ends[1]]) and ep["is_last"][-1]
+    assert ep["seed"] == episode_seed(2, 1) and ep["action_keys"][0] == "forward" and ep["fps"] == 20
+    assert ep["segments"][0, 0] == 0 and ep["segments"][-1, 1] == len(ep["frames"])
+    assert len(ep["segment_dense"]) == len(ep["segment_short"]) == len(ep["segments"])
+    assert ep["episode_short"] == S.read_texts(b, "episode_short")[1] and isinstance(ep["events"], list)
+    with pytest.raises(S.StoreError, match=r"episode 5 is not in .*holds episodes 0\.\.1"):
+        S.read_episode("memory://read-episode", 5)
+
+
 def test_resume_after_sigkill_gives_the_same_digest(tmp_path):
     args = ["generate", "episodes=6", "steps=40", "width=32", "height=24", "workers=1", "seed=5"]
     ref = json.loads(_cli(*args, f"out={tmp_path / 'ref'}").stdout.strip().splitlines()[-1])

@@ -17,17 +17,33 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("worldsim.commands.validate", "check a store against the schema; print JSON (episodes, digest)"),
     "info": ("worldsim.commands.info", "a human summary of a store"),
     "play": ("worldsim.commands.play", "play an engine yourself with keyboard and mouse (pygame window)"),
+    "export-video": ("worldsim.commands.export_video", "an MP4 of one stored episode with its captions and actions"),
+    "train-vae": ("worldsim.commands.train_vae", "train the video compression network (VAE) on stores"),
+    "train": ("worldsim.commands.train", "train the text- and action-conditioned video DiT on stores"),
+    "sample": ("worldsim.commands.sample", "generate video with a trained model (t2v, i2v, extend, rollout, ...)"),
+    "import": ("worldsim.commands.import_data", "recorded Minecraft play (MineRL v0.4, OpenAI VPT) as a store"),
+    "export-lerobot": ("worldsim.commands.export_lerobot", "write a store as a LeRobot v3.0 dataset (parquet + mp4)"),
 }
-POSITIONAL = {"validate": "path", "info": "path"}  # `worldsim validate PATH` means path=PATH
+POSITIONAL = {"validate": "path", "info": "path", "export-video": "path", "import": "src",
+              "export-lerobot": "path"}  # `worldsim validate PATH`: path=PATH
 
 
 class UsageError(Exception):
     """A user's mistake on the command line: printed as one line, exit status 2."""
 
 
+def _user_errors() -> tuple[type[Exception], ...]:
+    """Errors caused by what the user asked for: printed as one line, never as a traceback."""
+    from datagen.store import StoreError
+    from worldsim.checkpoint import CheckpointError
+
+    return UsageError, ValueError, StoreError, CheckpointError
+
+
 def _usage() -> str:
     lines = ["usage: worldsim <command> [key=value ...]   (worldsim <command> --help for its keys)", "", "commands:"]
-    lines += [f"  {name:<8} {desc}" for name, (_, desc) in COMMANDS.items()]
+    width = max(map(len, COMMANDS))
+    lines += [f"  {name:<{width}}  {desc}" for name, (_, desc) in COMMANDS.items()]
     return "\n".join(lines)
 
 
@@ -90,7 +106,9 @@ def main(argv: list[str] | None = None) -> int:
         cfg = compose(command, rest)
         module = importlib.import_module(COMMANDS[command][0])
         return int(module.main(cfg) or 0)
-    except (UsageError, ValueError) as err:
+    except Exception as err:
+        if not isinstance(err, _user_errors()):
+            raise
         print(f"worldsim {command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -7,6 +7,9 @@ examples:
   worldsim generate env=voxel episodes=8 steps=64 workers=2 seed=0 width=64 height=64 out=data/voxel64
   worldsim generate env=physics episodes=16 steps=90 policy=random task=observe out=data/physics
   worldsim generate env=voxel policy=solver task=navigate out=file:///tmp/nav    (fsspec URLs work too)
+  worldsim generate executor=ray workers=4 out=data/voxel          (Ray actors on a local Ray instance)
+  worldsim generate executor=ray ray_address=auto out=/shared/voxel (a running cluster: every node needs worldsim
+                                                                     and the store path)
 """
 
 from __future__ import annotations
@@ -32,12 +35,13 @@ class GenerateConfig:
     task: str | None = None
     segment_seconds: float = 2.0
     executor: str = "process"
+    ray_address: str | None = None
 
 
 def main(raw) -> int:
     from tqdm import tqdm
 
-    from datagen.job import run
+    from datagen.job import EXECUTORS, ExecutorError, run
     from datagen.rollout import Job
     from datagen.store import StoreError
 
@@ -48,8 +52,8 @@ def main(raw) -> int:
             raise ValueError(f"{name} must be positive, got {getattr(cfg, name)}")
     if cfg.policy not in ("random", "explorer", "solver", "mix"):
         raise ValueError(f"unknown policy {cfg.policy!r}; choose one of ['explorer', 'mix', 'random', 'solver']")
-    if cfg.executor != "process":
-        raise ValueError(f"executor={cfg.executor!r} is not available; this version runs executor=process")
+    if cfg.executor not in EXECUTORS:
+        raise ValueError(f"unknown executor {cfg.executor!r}; choose one of {list(EXECUTORS)}")
     if cfg.segment_seconds <= 0:
         raise ValueError(f"segment_seconds must be positive, got {cfg.segment_seconds}")
     kwargs = dict(cfg.env.kwargs)
@@ -66,8 +70,8 @@ def main(raw) -> int:
         bar.set_postfix_str(f"{frames[0] / max(bar.format_dict['elapsed'], 1e-9):.0f} frames/s")
 
     try:
-        attrs = run(job, cfg.out, cfg.workers, progress)
-    except StoreError as err:
+        attrs = run(job, cfg.out, cfg.workers, progress, executor=cfg.executor, ray_address=cfg.ray_address)
+    except (StoreError, ExecutorError) as err:
         raise ValueError(str(err)) from None
     finally:
         bar.close()
