@@ -69,10 +69,10 @@ def rope_3d(t: int, h: int, w: int, head_dim: int, theta: float, device: torch.d
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """x (..., N, head_dim) rotated pairwise; cos/sin (N, head_dim/2)."""
-    x1, x2 = x.float().unflatten(-1, (-1, 2)).unbind(-1)
-    out = torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).flatten(-2)
-    return out.to(x.dtype)
+    """x (..., N, head_dim) rotated in (first half, second half) pairs; cos/sin (N, head_dim/2). In x's dtype."""
+    x1, x2 = x.chunk(2, dim=-1)
+    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
 
 
 class RMSNorm(nn.Module):
@@ -104,6 +104,9 @@ class Attention(nn.Module):
         k, v = self.k_norm(k).transpose(1, 2), v.transpose(1, 2)
         if rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        if context is not None and q.dtype == torch.bfloat16:
+            # CPU SDPA is ~3x slower in bf16 than fp32 for short key sequences (text); measured in train_speed.py
+            q, k, v = q.float(), k.float(), v.float()
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)
         return self.out(y.transpose(1, 2).reshape(b, n, d))
 
