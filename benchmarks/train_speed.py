@@ -27,7 +27,8 @@ from worldsim.model import ModelSpec, TextConfig, WorldModel
 from worldsim.runtime import autocast
 from worldsim.text import Tokenizer
 
-CAPTION = "Seen through the player's eyes: a grassy meadow under the midday sun. The player walks forward and turns left."
+CAPTION = ("Seen through the player's eyes: a grassy meadow under the midday sun. "
+           "The player walks forward and turns left.")
 
 
 def dit_step(args, device):

@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export-video": ("worldsim.commands.export_video", "an MP4 of one stored episode with its captions and actions"),
     "train-vae": ("worldsim.commands.train_vae", "train the video compression network (VAE) on stores"),
     "train": ("worldsim.commands.train", "train the text- and action-conditioned video DiT on stores"),
+    "recipe": ("worldsim.commands.recipe", "the reference pipeline: data, VAE, DiT, held-out evaluation, report"),
     "sample": ("worldsim.commands.sample", "generate video with a trained model (t2v, i2v, extend, rollout, ...)"),
     "import": ("worldsim.commands.import_data", "recorded Minecraft play (MineRL v0.4, OpenAI VPT) as a store"),
     "export-lerobot": ("worldsim.commands.export_lerobot", "write a store as a LeRobot v3.0 dataset (parquet + mp4)"),

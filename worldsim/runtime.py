@@ -60,14 +60,15 @@ class Metrics:
         self.path = out / "metrics.jsonl"
         if self.path.exists() and resume_step:  # drop lines logged after the checkpoint we resume from
             lines = self.path.read_text().splitlines()
-            kept = [ln for ln in lines if ln and json.loads(ln).get("step", 0) < resume_step]
+            # the row of step `resume_step` was logged before that checkpoint was saved: keep it
+            kept = [ln for ln in lines if ln and json.loads(ln).get("step", 0) <= resume_step]
             self.path.write_text("".join(ln + "\n" for ln in kept))
         elif self.path.exists():
             self.path.unlink()
         try:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.tb = SummaryWriter(str(out / "tensorboard"), purge_step=resume_step or None)
+            self.tb = SummaryWriter(str(out / "tensorboard"), purge_step=resume_step + 1 if resume_step else None)
         except ImportError:  # tensorboard is a dependency, but metrics.jsonl suffices without it
             self.tb = None
 

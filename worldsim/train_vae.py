@@ -125,9 +125,9 @@ def train_vae(cfg: TrainVAEConfig) -> dict[str, Any]:
         if done % cfg.log_every == 0 or done == cfg.steps:
             rate = seen / (time.perf_counter() - t0)
             train_psnr = float(10 * torch.log10(4.0 / mse.detach().clamp_min(1e-10)))
-            metrics.log(done, {"loss": float(loss), "mse": float(mse), "kl": float(kl), "psnr_train": train_psnr,
+            metrics.log(done, {"loss": loss.item(), "mse": mse.item(), "kl": kl.item(), "psnr_train": train_psnr,
                                "grad_norm": float(gnorm), "lr": opt.param_groups[0]["lr"], "frames_per_s": rate})
-            bar.set_postfix_str(f"loss {float(loss):.4f} psnr {train_psnr:.1f} dB {rate:.0f} frames/s")
+            bar.set_postfix_str(f"loss {loss.item():.4f} psnr {train_psnr:.1f} dB {rate:.0f} frames/s")
         if done % cfg.eval_every == 0 or done == cfg.steps:
             val_psnr = evaluate(model, val, cfg.val_windows, device, cfg.precision)
             metrics.log(done, {"val_psnr": val_psnr})
