@@ -69,6 +69,27 @@ def window_reads(url: str, window: int, count: int, memory: bool) -> float:
     return n / (time.perf_counter() - t)
 
 
+def _burn(n: int) -> float:
+    t = time.perf_counter()
+    s = 0
+    for i in range(n):
+        s += i * i
+    return time.perf_counter() - t
+
+
+def cpu_ceiling(n: int = 10_000_000) -> float:
+    """How much faster 2 processes finish 2 units of pure-Python work than 1 process finishes 1 unit each, i.e. the
+    2-process speed-up this machine can give at all (2.0 on two real cores; less on shared or hyper-threaded vCPUs)."""
+    import multiprocessing as mp
+
+    one = _burn(n)
+    with mp.get_context("spawn").Pool(2) as pool:
+        t = time.perf_counter()
+        pool.map(_burn, [n, n])
+        two = time.perf_counter() - t
+    return 2 * one / two
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", choices=sorted(ENVS), default="voxel")
@@ -92,6 +113,7 @@ def main() -> None:
         size = sum(f.stat().st_size for f in (tmp / "one").rglob("*") if f.is_file())
         mem = window_reads(str(tmp / "one"), args.window, 4000, memory=True)
         cached = window_reads(str(tmp / "one"), args.window, 1000, memory=False)
+        ceiling = cpu_ceiling()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     assert raw_n == one_n == two_n, (raw_n, one_n, two_n)
@@ -104,6 +126,7 @@ def main() -> None:
     print(f"| raw engine + policy | {raw:.0f} frames/s | 1.00 |")
     print(f"| into a store, 1 worker | {one:.0f} frames/s | {one / raw:.2f} (overhead {1 - one / raw:.0%}) |")
     print(f"| into a store, 2 workers | {two:.0f} frames/s | {two / one:.2f}x 1 worker |")
+    print(f"| this machine's 2-process ceiling (pure Python loop, 2 vs 1 process) | - | {ceiling:.2f}x |")
     print(f"| bytes per frame on disk (all arrays, texts, card) | {size / one_n:.0f} | - |")
     print(f"| random {args.window}-frame windows, in memory | {mem:.0f} frames/s | - |")
     print(f"| random {args.window}-frame windows, one-chunk cache (decoded from disk) | {cached:.0f} frames/s | - |")

@@ -110,10 +110,10 @@ class StoreSet:
     def batch(self, rng: np.random.Generator, size: int, weighted: bool = True) -> dict[str, Any]:
         """One batch from one bucket: the bucket is drawn by its total weight, windows by their own."""
         keys = self.resolutions()
-        totals = np.array([sum(self._weights(k, j).sum() for k, j in self.buckets[key]) for key in keys])
+        totals = np.array([sum(self._weights(k, j, weighted).sum() for k, j in self.buckets[key]) for key in keys])
         key = keys[int(rng.choice(len(keys), p=totals / totals.sum()))] if len(keys) > 1 else keys[0]
         parts = self.buckets[key]
-        w = np.concatenate([self._weights(k, j) if weighted else np.ones(len(self._weights(k, j))) for k, j in parts])
+        w = np.concatenate([self._weights(k, j, weighted) for k, j in parts])
         picks = rng.choice(len(w), size=size, p=w / w.sum())
         bounds = np.cumsum([0] + [len(self._weights(k, j)) for k, j in parts])
         items = []
@@ -123,8 +123,9 @@ class StoreSet:
             items.append(self.readers[k].read(int(self.readers[k].offsets[j] + p - bounds[q])))
         return collate(items)
 
-    def _weights(self, k: int, j: int) -> np.ndarray:
-        return self.readers[k].buckets[j].weight
+    def _weights(self, k: int, j: int, weighted: bool = True) -> np.ndarray:
+        w = self.readers[k].buckets[j].weight
+        return w if weighted else np.ones(len(w))  # unweighted: every window (and so every bucket) by its count
 
     def read(self, index: int) -> dict[str, Any]:
         """Window `index` of all stores in order (evaluation)."""

@@ -170,7 +170,11 @@ class WorldSampler:
         usable = len(video) - len(video) % self.k
         if usable == 0:  # a single image with a temporal VAE: repeat it to one latent frame
             video, usable = np.repeat(video[:1], self.k, axis=0), self.k
+        if frames < 0:
+            raise ValueError(f"frames must be >= 0, got {frames}")
         new = -(-frames // self.k)
+        if new == 0:  # nothing to add (i2v of one frame); a temporal VAE cannot decode zero latent frames
+            return video[:usable]
         if direction == "forward":
             z = self.encode(video[:usable])
             acts = self._actions(actions, (z.shape[1] + new) * self.k)
