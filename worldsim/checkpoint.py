@@ -37,8 +37,9 @@ def save(run_dir: str | Path, step: int, tensors: dict[str, dict[str, torch.Tens
     root = Path(run_dir) / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
     name = f"step_{step:07d}"
+    for stale in root.glob(".tmp_*"):  # left by a save that was killed (one writer per run: rank 0)
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = root / f".tmp_{name}_{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     for stem, sd in tensors.items():
         save_file({k: v.detach().contiguous().cpu() for k, v in sd.items()}, str(tmp / f"{stem}.safetensors"))

@@ -167,21 +167,21 @@ class WorldSampler:
             raise ValueError(f"direction must be forward or backward, got {direction!r}")
         video = np.asarray(video)
         self._check_size(*video.shape[1:3])
-        usable = len(video) - len(video) % self.k
-        if usable == 0:  # a single image with a temporal VAE: repeat it to one latent frame
-            video, usable = np.repeat(video[:1], self.k, axis=0), self.k
         if frames < 0:
             raise ValueError(f"frames must be >= 0, got {frames}")
+        if len(video) < self.k:  # a single image with a temporal VAE: repeat it to one latent frame
+            video = np.concatenate([np.repeat(video[:1], self.k - len(video) + 1, axis=0), video[1:]])
+        extra = len(video) % self.k  # a temporal VAE encodes groups of k frames: the context is the nearest groups
         new = -(-frames // self.k)
         if new == 0:  # nothing to add (i2v of one frame); a temporal VAE cannot decode zero latent frames
-            return video[:usable]
+            return video
         if direction == "forward":
-            z = self.encode(video[:usable])
+            z = self.encode(video[extra:])
             acts = self._actions(actions, (z.shape[1] + new) * self.k)
             z = self.continue_latents(z, new, prompt, acts, steps=steps, seed=seed, **kw)
-            return np.concatenate([video[:usable], self.decode(z[:, z.shape[1] - new :])[:frames]])
-        made = self._backward(self.encode(video[:usable]), new, prompt, steps, seed, **kw)
-        return np.concatenate([self.decode(made)[new * self.k - frames :], video[:usable]])
+            return np.concatenate([video, self.decode(z[:, z.shape[1] - new :])[:frames]])
+        made = self._backward(self.encode(video[: len(video) - extra]), new, prompt, steps, seed, **kw)
+        return np.concatenate([self.decode(made)[new * self.k - frames :], video])
 
     def _backward(self, z: torch.Tensor, new: int, prompt: str, steps: int, seed: int, **kw: Any) -> torch.Tensor:
         """`new` latent frames that lead into z, window by window with the earliest frames as a suffix context."""
@@ -231,15 +231,15 @@ class WorldSampler:
         if not 0.0 < strength <= 1.0:
             raise ValueError(f"strength must be in (0, 1], got {strength}")
         video = np.asarray(video)
-        usable = len(video) - len(video) % self.k
-        z = self.encode(video[:usable])
+        pad = -len(video) % self.k  # a temporal VAE encodes groups of k frames: repeat the last frame, trim after
+        z = self.encode(np.concatenate([video, np.repeat(video[-1:], pad, axis=0)]) if pad else video)
         outs = []
         for a in range(0, z.shape[1], self.window):
             part = z[:, a : a + self.window]
             acts = np.zeros((part.shape[1] * self.k, self.action_dim), np.float32)
             outs.append(self.fill_window(part, torch.zeros(part.shape[1], dtype=torch.bool), prompt, acts, steps,
                                     seed + a, strength=strength, **kw))
-        return self.decode(torch.cat(outs, dim=1))
+        return self.decode(torch.cat(outs, dim=1))[: len(video)]
 
     def rollout(self, context: np.ndarray, actions: np.ndarray, prompt: str = "", steps: int = 8, seed: int = 0,
                 **kw: Any) -> np.ndarray:

@@ -104,7 +104,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             print(f"resumed from step {start} ({prev})")
     net = model
     if world > 1:
-        net = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
+        net = torch.nn.parallel.DistributedDataParallel(model)
     fwd = torch.compile(net) if cfg.compile else net
     metrics = Metrics(out, enabled=rank == 0, resume_step=start)
     loader = make_loader(stores, cfg.batch_size, cfg.seed, start_step=start, rank=rank, workers=cfg.workers)
