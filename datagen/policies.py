@@ -31,8 +31,16 @@ class RandomPolicy:
         return dict(self._held)
 
 
+def yaw_error(pose: dict[str, Any], point: Any) -> float:
+    """Degrees to turn (camera yaw) to face `point` (x, y, z) from `pose`, in [-180, 180)."""
+    pos = pose["position"]
+    want = math.degrees(math.atan2(-(point[0] - pos[0]), point[2] - pos[2]))
+    return (want - pose["yaw"] + 180.0) % 360.0 - 180.0
+
+
 class ExplorerPolicy:
-    """Walks forward, steers smoothly, jumps when blocked, looks up and down, sometimes mines or places."""
+    """Walks forward, steers smoothly, jumps when blocked, looks up and down, sometimes mines or places, and now and
+    then walks up to an animal it sees."""
 
     def __init__(self, rng: np.random.Generator) -> None:
         self.rng = rng
@@ -42,6 +50,24 @@ class ExplorerPolicy:
         self._stuck = 0
         self._escape = 0.0  # degrees per step while turning away from a wall
         self._escape_steps = 0
+        self._chase = 0  # steps left walking towards the animal `_chase_id`
+        self._chase_id = -1
+
+    def _approach(self, info: dict[str, Any]) -> float | None:
+        """Yaw error (degrees) towards a visible animal being approached, or None."""
+        animals = info["visible"]["entities"]
+        if self._chase == 0 and animals and self.rng.random() < 0.05:
+            near = min(animals, key=lambda e: e["distance"])
+            if near["distance"] < 16.0:
+                self._chase, self._chase_id = int(self.rng.integers(20, 60)), near["id"]
+        if self._chase == 0:
+            return None
+        self._chase -= 1
+        e = next((e for e in animals if e["id"] == self._chase_id), None)
+        if e is None or e["distance"] < 2.0:  # lost from view, or reached
+            self._chase = 0
+            return None
+        return yaw_error(info["pose"], e["position"])
 
     def act(self, info: dict[str, Any]) -> dict[str, Any]:
         rng, a = self.rng, noop()
@@ -61,6 +87,9 @@ class ExplorerPolicy:
         if self._escape_steps > 0:
             self._escape_steps -= 1
             self._turn = self._escape
+        chase = self._approach(info) if self._escape_steps == 0 else None
+        if chase is not None:
+            self._turn = float(np.clip(chase, -10.0, 10.0))
         if rng.random() < 0.02:
             self._pitch_goal = float(rng.uniform(-25.0, 40.0))
         pitch_step = float(np.clip(self._pitch_goal - pose["pitch"], -4.0, 4.0))
@@ -85,9 +114,7 @@ class NavigateSolver(ExplorerPolicy):
         if goal is None:
             return super().act(info)
         a = super().act(info)
-        pos = info["pose"]["position"]
-        want = math.degrees(math.atan2(-(goal[0] + 0.5 - pos[0]), goal[2] + 0.5 - pos[2]))
-        err = (want - info["pose"]["yaw"] + 180.0) % 360.0 - 180.0
+        err = yaw_error(info["pose"], (goal[0] + 0.5, 0.0, goal[2] + 0.5))
         if self._escape_steps == 0:
             a["camera"] = np.array([float(np.clip(5.0 - info["pose"]["pitch"], -4, 4)), float(np.clip(err, -15, 15))],
                                    dtype=np.float32)

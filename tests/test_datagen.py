@@ -136,3 +136,62 @@ def test_expand_prompt():
     assert any(p in text for p in BIOME_PHRASES["snow"]) and any(p in text for p in TIME_PHRASES["night"])
     with pytest.raises(ValueError, match="no known words"):
         expand_prompt("quantum chromodynamics")
+
+
+def test_explorer_walks_up_to_animals_it_sees():
+    import envs
+    from datagen.policies import ExplorerPolicy
+
+    env = envs.make("worldsim/Voxel-v0", width=64, height=64, task="explore").unwrapped
+    _, info = env.reset(seed=5)
+    policy = ExplorerPolicy(np.random.default_rng(5))
+    closer = []
+    for _ in range(400):
+        chased = policy._chase_id if policy._chase else None
+        before = {e["id"]: e["distance"] for e in info["visible"]["entities"]}
+        _, _, _, _, info = env.step(policy.act(info))
+        after = {e["id"]: e["distance"] for e in info["visible"]["entities"]}
+        if chased is not None and policy._chase and chased in before and chased in after:
+            closer.append(after[chased] < before[chased])
+    env.close()
+    assert len(closer) >= 10  # it did approach an animal for a while
+    assert np.mean(closer) > 0.8  # and the distance shrank on most of those steps
+
+
+def test_voxel_captions_count_broken_and_placed_blocks_exactly():
+    """Ground truth -> text: the numbers of blocks broken and placed appear exactly, in every phrasing."""
+    import re
+
+    from voxel_helpers import act, flat_arena, make_voxel
+
+    from datagen.captions import caption_voxel
+    from envs.voxel.blocks import Block
+
+    env = make_voxel()
+    env.reset(seed=3)
+    flat_arena(env, block=Block.DIRT)
+    _, _, _, _, info = env.step(act(camera=[45.0, 0.0]))  # look at the ground ahead
+    infos, actions, events = [info], [], []
+
+    def step(a):
+        infos.append(env.step(a)[4])
+        actions.append(a)
+        events.extend(infos[-1]["events"])
+
+    for _ in range(2):  # two placements, 5 ticks apart (Minecraft's use delay is 4)
+        step(act(use=1, hotbar=1))
+        for _ in range(4):
+            step(act())
+    while sum(e["type"] == "block_broken" for e in events) < 3 and len(actions) < 300:
+        step(act(attack=1))
+    env.close()
+    broken = sum(e["type"] == "block_broken" for e in events)
+    placed = sum(e["type"] == "block_placed" for e in events)
+    assert broken == 3 and placed == 2
+    for seed in range(8):
+        dense, short = caption_voxel(infos, actions, events, seed)
+        assert re.search(r"(breaks|mines|digs out) three dirt blocks", dense), dense
+        assert "places two dirt blocks" in dense, dense
+        assert "mining" in short and "building" in short
+        quiet, quiet_short = caption_voxel(infos[:1], [act()], [], seed)  # nothing happened: nothing claimed
+        assert not re.search(r"breaks|mines|digs|places", quiet) and "mining" not in quiet_short

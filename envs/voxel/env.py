@@ -287,7 +287,8 @@ class VoxelEnv(gym.Env):
         blocks = {block_name(int(i)): round(float(counts[i]) / total, 4)
                   for i in np.flatnonzero(counts[1:ENTITY_SEG_OFFSET]) + 1}
         entities = [{"id": i, "kind": a.kind, "pixels": int(counts[ENTITY_SEG_OFFSET + i]),
-                     "distance": round(float(np.linalg.norm(a.pos - self.player.pos)), 2)}
+                     "distance": round(float(np.linalg.norm(a.pos - self.player.pos)), 2),
+                     "position": [round(float(v), 3) for v in a.pos]}
                     for a in self.animals if (i := a.id) in self._visible_ids and i < len(counts) - ENTITY_SEG_OFFSET]
         return {"sky": round(float(counts[0]) / total, 4), "blocks": dict(sorted(blocks.items(),
                 key=lambda kv: -kv[1])), "entities": entities}
