@@ -43,8 +43,11 @@ def job_key(job: Job) -> str:
     return hashlib.sha256(json.dumps(job.content_key(), sort_keys=True).encode()).hexdigest()[:16]
 
 
+_SPARE: dict[str, Any] = {}  # the env `prepare` made to read the action spec, reused by an in-process run
+
+
 def _init_worker(job: Job, url: str) -> None:
-    _WORKER["env"] = make_env(job)
+    _WORKER["env"] = _SPARE.pop(job_key(job), None) or make_env(job)
     _WORKER["job"], _WORKER["root"] = job, S.open_root(url, "r+")
 
 
@@ -79,7 +82,7 @@ def prepare(job: Job, url: str) -> tuple[Any, list[int]]:
         env = make_env(job)  # fails early on bad env settings, and gives the action spec and fps
         spec = json.loads(env.action_spec_json())
         fps = int(env.metadata.get("render_fps", 20))
-        env.close()
+        _SPARE[key] = env  # an in-process run records with it (an env and GL set-up cost less)
         root.attrs.update({
             "worldsim_schema": S.SCHEMA, "job_key": key, "job": job.content_key(),
             "generator": {"name": "worldsim", "version": worldsim.__version__, "git_sha": _git_sha()},
@@ -126,6 +129,10 @@ def run(job: Job, url: str, workers: int = 1, progress: Callable[[int, int], Non
             del root["staging"]
         return dict(root.attrs)
     in_process = workers <= 1 or url.startswith("memory://") or len(todo) <= 1
+    if executor == "ray" or not in_process or not todo:
+        spare = _SPARE.pop(job_key(job), None)
+        if spare is not None:
+            spare.close()
     if executor == "ray" and todo:
         _run_ray(job, url, todo, workers, ray_address, progress)
     elif in_process:
