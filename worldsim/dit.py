@@ -11,6 +11,7 @@ positions in (t, y, x) make any duration and size work without a position table.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -54,6 +55,7 @@ def timestep_embedding(t: torch.Tensor, dim: int, scale: float = 1000.0) -> torc
     return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
 
 
+@functools.lru_cache(maxsize=64)
 def rope_3d(t: int, h: int, w: int, head_dim: int, theta: float, device: torch.device) -> tuple[torch.Tensor, ...]:
     """cos, sin (T*h*w, head_dim/2) for positions (t, y, x): a third of the rotation pairs per axis."""
     pairs = head_dim // 2
@@ -112,7 +114,8 @@ class Attention(nn.Module):
 
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    return x * (1 + scale) + shift
+    """x (1 + scale) + shift, one fused kernel (elementwise passes dominate small models on CPU)."""
+    return torch.addcmul(shift, x, 1 + scale)
 
 
 class Block(nn.Module):
@@ -145,10 +148,10 @@ class Block(nn.Module):
         else:  # causal in time, one sequence per spatial position
             h = h.transpose(1, 2).reshape(b * n, t, d)
             h = self.attn(h, rope=rope["temporal"], causal=True).view(b, n, t, d).transpose(1, 2)
-        x = x + a1 * h
+        x = torch.addcmul(x, a1, h)  # gated residual, fused
         q = self.norm2(x).reshape(b, t * n, d)
         x = x + self.cross(q, context=text, mask=text_mask).view(b, t, n, d)
-        return x + a2 * self.mlp(modulate(self.norm3(x), s2, g2))
+        return torch.addcmul(x, a2, self.mlp(modulate(self.norm3(x), s2, g2)))
 
 
 class DiT(nn.Module):
@@ -166,6 +169,7 @@ class DiT(nn.Module):
         self.text_pool = nn.Linear(text_dim, dim)
         kinds = ["full"] * depth if cfg.attention == "full" else ["spatial", "temporal"] * (depth // 2) + (
             ["spatial"] if depth % 2 else [])
+        self.kinds = sorted(set(kinds))
         self.blocks = nn.ModuleList(Block(dim, heads, text_dim, cfg.mlp_ratio, k) for k in kinds)
         self.norm_out = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
         self.ada_out = nn.Linear(dim, 2 * dim)
@@ -195,9 +199,8 @@ class DiT(nn.Module):
         tok = self.patch_in(tokens)  # (B, T, N, D)
         c = self.condition(t, cond["actions"], cond["action_mask"], cond["text_pooled"])
         hd = self.dim // self.heads
-        rope = {"full": rope_3d(nt, gh, gw, hd, self.cfg.rope_theta, x.device),
-                "spatial": rope_3d(1, gh, gw, hd, self.cfg.rope_theta, x.device),
-                "temporal": rope_3d(nt, 1, 1, hd, self.cfg.rope_theta, x.device)}
+        grids = {"full": (nt, gh, gw), "spatial": (1, gh, gw), "temporal": (nt, 1, 1)}
+        rope = {kind: rope_3d(*grids[kind], hd, self.cfg.rope_theta, x.device) for kind in self.kinds}
         text_mask = cond["text_mask"][:, None, None, :]  # (B, 1, 1, L): broadcast over heads and queries
         for blk in self.blocks:
             tok = blk(tok, c, cond["text"], text_mask, rope)
