@@ -8,6 +8,7 @@ decoded chunks (random windows then cost about one chunk decode each, instead of
     w = reader.read(123)            # dict: frames (16, H, W, 3) uint8, actions (16, A) float32, captions, weight
     idx = reader.sample(rng, 64)    # window indices drawn by segment quality weight
 
+Latent stores (`datagen/latents.py`) read the same way, with `latents` (T, C, h, w) float16 in place of `frames`.
 A window is aligned like the store: `actions[t]` is taken after `frames[t]`; its last action is often the
 episode-final no-op (`is_last[t]` says so), which a model predicting frame t+1 never needs.
 """
@@ -42,8 +43,8 @@ class Bucket:
 class _Rows:
     """Row access to one bucket's data arrays: whole arrays in memory, or an LRU cache of decoded chunks."""
 
-    def __init__(self, group: zarr.Group, in_memory: bool, cache_chunks: int) -> None:
-        self.arrays = {k: group[f"data/{k}"] for k in _ROW_KEYS}
+    def __init__(self, group: zarr.Group, in_memory: bool, cache_chunks: int, keys: tuple[str, ...]) -> None:
+        self.arrays = {k: group[f"data/{k}"] for k in keys}
         self.memory = {k: a[...] for k, a in self.arrays.items()} if in_memory else None
         self.cache: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()
         self.cache_chunks = cache_chunks
@@ -102,6 +103,8 @@ class WindowReader:
         if not attrs.get("finalized"):
             raise StoreError(f"{url} is not finalized (its generate job did not finish; run the same command again)")
         self.attrs = attrs
+        self.pixels = "latents" if "latents" in attrs else "frames"  # what the windows carry
+        self._keys = (self.pixels, *_ROW_KEYS[1:])
         self.digest: str = attrs.get("digest", "")
         self.fps = int(attrs.get("fps", 20))
         self.action_spec: dict[str, Any] = attrs.get("action_spec", {})
@@ -118,11 +121,12 @@ class WindowReader:
                 raise StoreError(f"{url}/{name}: cannot index windows ({err})") from err
             if len(b.starts) == 0:
                 continue
-            size = int(np.prod(g["data/frames"].shape)) + int(np.prod(g["data/actions"].shape)) * 4
+            pix = g[f"data/{self.pixels}"]
+            size = int(np.prod(pix.shape)) * pix.dtype.itemsize + int(np.prod(g["data/actions"].shape)) * 4
             in_memory = size <= budget
             budget -= size if in_memory else 0
             self.buckets.append(b)
-            self._rows.append(_Rows(g, in_memory, cache_chunks))
+            self._rows.append(_Rows(g, in_memory, cache_chunks, self._keys))
             self._texts.append({k: read_texts(g, k) for k in ("segment_dense", "segment_short")})
         if not self.buckets:
             longest = max((int(np.diff(np.concatenate([[0], root[n]["meta/episode_ends"][...]])).max())
@@ -172,7 +176,7 @@ class WindowReader:
         k, i = self.locate(index)
         b, rows = self.buckets[k], self._rows[k]
         a = int(b.starts[i])
-        out: dict[str, Any] = {key: rows.read(key, a, a + self.window) for key in _ROW_KEYS}
+        out: dict[str, Any] = {key: rows.read(key, a, a + self.window) for key in self._keys}
         seg = int(b.segment[i])
         out.update(caption=self._texts[k]["segment_dense"][seg], prompt=self._texts[k]["segment_short"][seg],
                    weight=float(b.weight[i]), bucket=b.name, episode=int(b.episode[i]), start=a)

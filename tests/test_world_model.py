@@ -699,3 +699,29 @@ def test_train_cli_errors_are_one_line(capsys, stores, vae_run, dit_run, tempora
     err = _one_line_error(capsys, train_args(store, vae_run, tmp_path / "o7", 0))
     assert "steps must be positive" in err
     assert not any((tmp_path / f"o{k}" / "checkpoints").exists() for k in range(1, 8))
+
+
+# -- latent stores ----------------------------------------------------------------------------------------------------
+
+def test_latent_store_trains_like_the_frame_store(stores, vae_run, dit_run, tmp_path, capsys):
+    """cache-latents once, then training on the latent store gives (to float16 precision) the same losses as
+    encoding frames each step, and records both digests; latents of another VAE are refused."""
+    lat = tmp_path / "lat"
+    assert cli(["cache-latents", f"store={stores['square']}", f"vae={vae_run}", f"out={lat}", "device=cpu"]) == 0
+    reader = WindowReader(str(lat), 4)
+    w = reader.read(0)
+    assert "frames" not in w and w["latents"].dtype == np.float16 and w["latents"].shape[0] == 4
+    assert reader.attrs["latents"]["source_digest"] == stores["square_attrs"]["digest"]
+    out = tmp_path / "dit"
+    assert cli(train_args(lat, vae_run, out, 4)) == 0
+    ours, ref = _rows(out), _rows(dit_run)
+    assert [r["step"] for r in ours] == [1, 2, 3, 4]
+    np.testing.assert_allclose([r["loss"] for r in ours], [r["loss"] for r in ref], rtol=2e-3)
+    meta = C.load_meta(C.resolve(out))
+    assert meta["stores"][0]["source_digest"] == stores["square_attrs"]["digest"]
+    other = tmp_path / "vae2"
+    assert cli(["train-vae", f"store={stores['square']}", f"out={other}", "steps=1", "batch_size=2", "val_windows=2",
+                "device=cpu", "seed=1", *TINY_VAE]) == 0
+    assert "latents of another VAE" in _one_line_error(capsys, train_args(lat, other, tmp_path / "x", 1))
+    assert "not a latent store" in _one_line_error(
+        capsys, ["cache-latents", f"store={stores['square']}", f"vae={vae_run}", f"out={stores['wide']}"])

@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "play": ("worldsim.commands.play", "play an engine yourself with keyboard and mouse (pygame window)"),
     "export-video": ("worldsim.commands.export_video", "an MP4 of one stored episode with its captions and actions"),
     "train-vae": ("worldsim.commands.train_vae", "train the video compression network (VAE) on stores"),
+    "cache-latents": ("worldsim.commands.cache_latents", "encode a store's frames once with a VAE (faster training)"),
     "train": ("worldsim.commands.train", "train the text- and action-conditioned video DiT on stores"),
     "recipe": ("worldsim.commands.recipe", "the reference pipeline: data, VAE, DiT, held-out evaluation, report"),
     "sample": ("worldsim.commands.sample", "generate video with a trained model (t2v, i2v, extend, rollout, ...)"),

@@ -45,6 +45,7 @@ class StoreInfo:
     generator: dict[str, Any]
     job: dict[str, Any]
     episodes: list[int]
+    source_digest: str | None = None  # for a latent store: the frame store it was encoded from
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -84,9 +85,13 @@ class StoreSet:
             self.readers.append(reader)
             a = reader.attrs
             self.infos.append(StoreInfo(url, reader.digest, list(a.get("env_ids", [])), dict(a.get("generator", {})),
-                                        dict(a.get("job", {})), reader.episode_indices))
+                                        dict(a.get("job", {})), reader.episode_indices,
+                                        a.get("latents", {}).get("source_digest")))
         first = self.readers[0]
+        self.latents = first.pixels == "latents"  # windows carry VAE latents (a latent store) instead of frames
         for r in self.readers[1:]:
+            if r.pixels != first.pixels:
+                raise StoreError(f"{r.url} holds {r.pixels} and {first.url} {first.pixels}; train on one kind")
             if r.action_spec != first.action_spec or r.fps != first.fps:
                 raise StoreError(f"{r.url} has another action spec or fps than {first.url}; "
                                  "train on stores of one game")
@@ -141,8 +146,10 @@ class StoreSet:
 
 
 def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+    pixels = "latents" if "latents" in items[0] else "frames"
     return {
-        "frames": torch.from_numpy(np.stack([it["frames"] for it in items])),  # (B, T, H, W, 3) uint8
+        # frames (B, T, H, W, 3) uint8, or latents (B, T, C, h, w) float16 from a latent store
+        pixels: torch.from_numpy(np.stack([it[pixels] for it in items])),
         "actions": torch.from_numpy(np.stack([it["actions"] for it in items]).astype(np.float32)),  # (B, T, A)
         "is_last": torch.from_numpy(np.stack([it["is_last"] for it in items])),  # (B, T)
         "captions": [it["caption"] for it in items],

@@ -79,6 +79,11 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     if cfg.frames % vae.cfg.temporal:
         raise ValueError(f"frames={cfg.frames} is not a multiple of the VAE's temporal factor {vae.cfg.temporal}")
     stores = StoreSet(cfg.store, cfg.frames, "train", cfg.val_episodes)
+    for r in stores.readers if stores.latents else []:
+        made_by = r.attrs["latents"]["vae"].get("digest", "")
+        if made_by != vae_meta["digest"]:
+            raise ValueError(f"{r.url} holds latents of another VAE ({made_by[:12]}...) than vae={cfg.vae} "
+                             f"({vae_meta['digest'][:12]}...); cache them again with this VAE")
     for h, w in stores.resolutions():
         if h % (vae.cfg.spatial * cfg.model.patch) or w % (vae.cfg.spatial * cfg.model.patch):
             raise ValueError(f"resolution {h}x{w} is not divisible by VAE factor x patch "
@@ -115,8 +120,11 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             group["lr"] = lr_at(step, cfg.lr, cfg.warmup, cfg.steps)
         batch = next(loader)
         g = step_generator(cfg.seed, step, rank, torch.device("cpu"))
-        with torch.no_grad(), autocast(device, cfg.precision):
-            z = vae.encode(to_model(batch["frames"]).to(device))  # (B, T', C, h, w)
+        if stores.latents:  # a latent store (worldsim cache-latents): the encoder already ran
+            z = batch["latents"].to(device).float()  # (B, T, C, h, w)
+        else:
+            with torch.no_grad(), autocast(device, cfg.precision):
+                z = vae.encode(to_model(batch["frames"]).to(device))  # (B, T', C, h, w)
         texts = pick_texts(batch, cfg, g)
         keep_actions = (torch.rand(len(texts), generator=g) >= cfg.p_drop_actions).to(device)
         x_t, t, target, loss_mask = training_targets(z.float(), cfg.flow, g)
