@@ -725,3 +725,68 @@ def test_latent_store_trains_like_the_frame_store(stores, vae_run, dit_run, tmp_
     assert "latents of another VAE" in _one_line_error(capsys, train_args(lat, other, tmp_path / "x", 1))
     assert "not a latent store" in _one_line_error(
         capsys, ["cache-latents", f"store={stores['square']}", f"vae={vae_run}", f"out={stores['wide']}"])
+
+
+def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(stores, vae_run, tmp_path, capsys,
+                                                                          monkeypatch):
+    import worldsim.train as T
+
+    out = tmp_path / "nan"
+    assert cli(train_args(stores["square"], vae_run, out, 2, "save_every=2")) == 0
+    good = C.resolve(out)
+    real = T.training_targets
+
+    def poisoned(x0, cfg, g):
+        x_t, t, target, mask = real(x0, cfg, g)
+        return x_t, t, target * float("nan"), mask
+
+    monkeypatch.setattr(T, "training_targets", poisoned)
+    capsys.readouterr()
+    assert cli(train_args(stores["square"], vae_run, out, 4, "save_every=2")) == 2
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]  # after the progress bar: one line, no traceback
+    assert "Traceback" not in err and "loss became nan at step 3" in last and str(good) in last, err
+    assert C.resolve(out) == good and C.load_meta(good)["step"] == 2  # nothing written after the bad step
+
+
+def test_stores_of_different_games_are_refused(stores, tmp_path):
+    from datagen.job import run
+    from datagen.rollout import Job
+
+    physics = tmp_path / "physics"
+    run(Job(env_id="worldsim/Physics-v0", env_kwargs={"task": "observe"}, width=32, height=32, episodes=1, steps=6),
+        str(physics), workers=1)
+    with pytest.raises(StoreError, match="another action spec"):
+        StoreSet([str(stores["square"]), str(physics)], 4)
+
+
+def test_changing_the_actions_changes_the_prediction():
+    net = _dit("full")
+    x, t = torch.randn(1, 3, 4, 4, 4), torch.full((1, 3), 0.5)
+    a, b = _cond(1, 3), _cond(1, 3)
+    b["actions"] = b["actions"] + 1.0
+    with torch.no_grad():
+        va, vb = net(x, t, a), net(x, t, b)
+    assert not torch.allclose(va, vb, atol=1e-4)
+    b["action_mask"] = torch.zeros(1, 3, dtype=torch.bool)  # masked actions: the action values no longer matter
+    c = dict(b, actions=torch.zeros_like(b["actions"]))
+    with torch.no_grad():
+        assert torch.allclose(net(x, t, b), net(x, t, c))
+
+
+@pytest.mark.parametrize("method", ["euler", "heun"])
+def test_sampler_with_an_oracle_velocity_recovers_its_target(method):
+    """With the exact velocity (x_t - x_0) / t, integrating from noise lands on x_0 (and keeps the context)."""
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.randn(2, 5, 4, 6, 6, generator=g)
+
+    def oracle(x, t):
+        return (x - x0) / t[:, :, None, None, None]
+
+    out = sample(oracle, tuple(x0.shape), None, None, steps=3, g=torch.Generator().manual_seed(1), method=method,
+                 shift=2.0)
+    assert torch.allclose(out, x0, atol=1e-4)
+    ctx = torch.zeros(2, 5, dtype=torch.bool)
+    ctx[:, 0] = True
+    out = sample(oracle, tuple(x0.shape), x0, ctx, steps=4, g=torch.Generator().manual_seed(2), method=method)
+    assert torch.allclose(out, x0, atol=1e-4)

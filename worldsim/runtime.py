@@ -104,3 +104,19 @@ def all_reduce_mean(x: torch.Tensor, world: int) -> torch.Tensor:
         dist.all_reduce(x)
         x /= world
     return x
+
+
+class TrainingDiverged(ValueError):
+    """The loss became NaN or infinite: training stops before the bad step touches the weights or a checkpoint."""
+
+
+def check_finite(loss: torch.Tensor, step: int, out: Path, world: int = 1) -> None:
+    """Raise TrainingDiverged (on every rank at once) if `loss` is not finite, naming the last good checkpoint."""
+    bad = torch.tensor(0.0 if bool(torch.isfinite(loss.detach()).all()) else 1.0)
+    if all_reduce_mean(bad, world).item() > 0:
+        from worldsim.checkpoint import latest
+
+        last_good = latest(out)
+        where = f"the last good checkpoint is {last_good}" if last_good else "no checkpoint was written yet"
+        raise TrainingDiverged(f"the loss became {loss.item()} at step {step + 1}; stopped, {where} "
+                               f"(try a lower lr, precision=fp32, or grad_clip)")

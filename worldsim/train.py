@@ -25,7 +25,16 @@ from worldsim.data import StoreSet, make_loader, to_model
 from worldsim.dit import DiTConfig
 from worldsim.flow import FlowConfig, training_targets
 from worldsim.model import ModelSpec, TextConfig, WorldModel
-from worldsim.runtime import Metrics, all_reduce_mean, autocast, init_distributed, lr_at, pick_device, step_generator
+from worldsim.runtime import (
+    Metrics,
+    all_reduce_mean,
+    autocast,
+    check_finite,
+    init_distributed,
+    lr_at,
+    pick_device,
+    step_generator,
+)
 from worldsim.text import Tokenizer
 from worldsim.train_vae import load_vae
 
@@ -133,6 +142,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             v = fwd(x_t, t, cond)
         per_frame = (v.float() - target).pow(2).mean(dim=(2, 3, 4))  # (B, T')
         loss = (per_frame * loss_mask).sum() / loss_mask.sum().clamp_min(1)
+        check_finite(loss, step, out, world)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)

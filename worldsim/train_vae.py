@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from worldsim import checkpoint as C
 from worldsim.data import StoreSet, batch_rng, make_loader, to_model
-from worldsim.runtime import Metrics, autocast, lr_at, pick_device, step_generator
+from worldsim.runtime import Metrics, autocast, check_finite, lr_at, pick_device, step_generator
 from worldsim.vae import VAEConfig, VideoVAE, psnr
 
 
@@ -116,6 +116,7 @@ def train_vae(cfg: TrainVAEConfig) -> dict[str, Any]:
             recon, kl = model(x, generator=step_generator(cfg.seed, step, 0, device))
         mse = (recon.float() - x).pow(2).mean()
         loss = mse + cfg.vae.kl_weight * kl
+        check_finite(loss, step, out)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
