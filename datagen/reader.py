@@ -41,35 +41,36 @@ class Bucket:
 
 
 class _Rows:
-    """Row access to one bucket's data arrays: whole arrays in memory, or an LRU cache of decoded chunks."""
+    """Row access to one bucket's data arrays: whole arrays in memory, or per array an LRU cache of decoded chunks
+    (the small arrays, one chunk each, then stay decoded; frames cost about one chunk decode per random window)."""
 
     def __init__(self, group: zarr.Group, in_memory: bool, cache_chunks: int, keys: tuple[str, ...]) -> None:
         self.arrays = {k: group[f"data/{k}"] for k in keys}
         self.memory = {k: a[...] for k, a in self.arrays.items()} if in_memory else None
-        self.cache: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()
-        self.cache_chunks = cache_chunks
+        self.cache: dict[str, OrderedDict[int, np.ndarray]] = {k: OrderedDict() for k in keys}
+        self.cache_chunks = max(1, cache_chunks)
 
     def read(self, key: str, a: int, z: int) -> np.ndarray:
         if self.memory is not None:
             return self.memory[key][a:z]
-        arr = self.arrays[key]
-        rows = arr.chunks[0]
+        rows = self.arrays[key].chunks[0]
         parts = []
         for c in range(a // rows, (z - 1) // rows + 1):
-            block = self._chunk(key, c, arr, rows)
+            block = self._chunk(key, c, rows)
             lo, hi = max(a, c * rows) - c * rows, min(z, (c + 1) * rows) - c * rows
             parts.append(block[lo:hi])
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
-    def _chunk(self, key: str, c: int, arr: zarr.Array, rows: int) -> np.ndarray:
-        hit = self.cache.get((key, c))
+    def _chunk(self, key: str, c: int, rows: int) -> np.ndarray:
+        cache = self.cache[key]
+        hit = cache.get(c)
         if hit is not None:
-            self.cache.move_to_end((key, c))
+            cache.move_to_end(c)
             return hit
-        block = arr[c * rows : (c + 1) * rows]
-        self.cache[(key, c)] = block
-        if len(self.cache) > self.cache_chunks:
-            self.cache.popitem(last=False)
+        block = self.arrays[key][c * rows : (c + 1) * rows]
+        cache[c] = block
+        if len(cache) > self.cache_chunks:
+            cache.popitem(last=False)
         return block
 
 
@@ -81,7 +82,7 @@ class WindowReader:
         window: frames per window (T >= 1); episodes shorter than T contribute no windows.
         stride: distance between consecutive window starts within an episode.
         memory_limit: decode whole buckets into memory when their frames fit in this many bytes (0: never).
-        cache_chunks: decoded chunks kept per bucket when a bucket is not held in memory.
+        cache_chunks: decoded chunks kept per array when a bucket is not held in memory.
         buckets_only: restrict to these bucket names (e.g. ["b_64x64"]).
         episodes: keep only windows of these job episode indices (e.g. a held-out split); None keeps all.
 

@@ -83,7 +83,8 @@ class RMSNorm(nn.Module):
         self.weight, self.eps = nn.Parameter(torch.ones(dim)), eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.rms_norm(x, (x.shape[-1],), self.weight.to(x.dtype), self.eps)
+        # back to the input dtype: under bf16 autocast rms_norm returns fp32, doubling the rotary pass's traffic
+        return F.rms_norm(x, (x.shape[-1],), self.weight.to(x.dtype), self.eps).to(x.dtype)
 
 
 class Attention(nn.Module):
@@ -106,10 +107,15 @@ class Attention(nn.Module):
         k, v = self.k_norm(k).transpose(1, 2), v.transpose(1, 2)
         if rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-        if context is not None and q.dtype == torch.bfloat16:
-            # CPU SDPA is ~3x slower in bf16 than fp32 for short key sequences (text); measured in train_speed.py
-            q, k, v = q.float(), k.float(), v.float()
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)
+        if context is not None:
+            # Cross-attention to a few text tokens: plain matmul + softmax. CPU SDPA's flash backward costs as much
+            # for 40 keys as for 512 (benchmarks/train_speed.py profile), this is ~10x cheaper there.
+            scores = (q @ k.transpose(-1, -2)).float() * self.head_dim**-0.5
+            if mask is not None:
+                scores = scores.masked_fill(~mask, float("-inf"))
+            y = scores.softmax(dim=-1).to(v.dtype) @ v
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)
         return self.out(y.transpose(1, 2).reshape(b, n, d))
 
 
@@ -130,7 +136,7 @@ class Block(nn.Module):
         self.cross = Attention(dim, heads, context_dim=text_dim)
         self.norm3 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
         hidden = int(dim * mlp_ratio)
-        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, dim))
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
         self.ada = nn.Linear(dim, 6 * dim)
         nn.init.zeros_(self.ada.weight)  # adaLN-Zero: the gated branches start closed (cross-attention is not gated)
         nn.init.zeros_(self.ada.bias)
