@@ -83,23 +83,18 @@ def _copy_bucket(src: zarr.Group, dst: zarr.Group, encode: Encode, block: int,
     frames = src["data/frames"]
     n = frames.shape[0]
     first = np.asarray(encode(frames[: min(block, n)]), np.float16)
-    row = first.shape[1:]
-    rows = S._rows_per_chunk(row, 2)
-    lat = dst["data"].create_array("latents", shape=(n, *row), dtype=np.float16, chunks=(rows, *row),
-                                   compressors=S._CODEC)
-    buf, held, written = [first], len(first), 0
-    for a in range(len(first), n, block):
-        part = np.asarray(encode(frames[a : a + block]), np.float16)
-        buf.append(part)
-        held += len(part)
-        if progress:
-            progress(len(part))
-        if held >= rows:  # write whole chunks only
-            blockdata = np.concatenate(buf)
-            k = held - held % rows
-            lat[written : written + k] = blockdata[:k]
-            written, buf, held = written + k, [blockdata[k:]], held - k
-    if held:
-        lat[written : written + held] = np.concatenate(buf)
+    rows = S._rows_per_chunk(first.shape[1:], 2)
+    lat = dst["data"].create_array("latents", shape=(n, *first.shape[1:]), dtype=np.float16,
+                                   chunks=(rows, *first.shape[1:]), compressors=S._CODEC)
+
+    def encoded():
+        yield first
+        for a in range(len(first), n, block):
+            part = np.asarray(encode(frames[a : a + block]), np.float16)
+            if progress:
+                progress(len(part))
+            yield part
+
     if progress:
         progress(len(first))
+    S.write_aligned(lat, encoded(), rows, block_chunks=1)

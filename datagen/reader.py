@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import zarr
 
-from datagen.store import SCHEMA, StoreError, buckets, open_root, read_texts
+from datagen.store import StoreError, buckets, open_store, read_texts
 
 _ROW_KEYS = ("frames", "actions", "rewards", "terminated", "is_last")
 
@@ -97,12 +97,8 @@ class WindowReader:
             raise ValueError(f"window and stride must be >= 1, got window={window}, stride={stride}")
         self.url, self.window = url, int(window)
         self._episodes = episodes
-        root = open_root(url, "r")
+        root = open_store(url)
         attrs = dict(root.attrs)
-        if attrs.get("worldsim_schema") != SCHEMA:
-            raise StoreError(f"{url} is not a worldsim store (schema {attrs.get('worldsim_schema')!r})")
-        if not attrs.get("finalized"):
-            raise StoreError(f"{url} is not finalized (its generate job did not finish; run the same command again)")
         self.attrs = attrs
         self.pixels = "latents" if "latents" in attrs else "frames"  # what the windows carry
         self._keys = (self.pixels, *_ROW_KEYS[1:])

@@ -231,7 +231,7 @@ def _write_bucket(b: zarr.Group, eps: list[zarr.Group], indices: list[int]) -> N
         rows = _rows_per_chunk(first.shape[1:], np.dtype(dtype).itemsize)
         arr = data.create_array(key, shape=(int(ends[-1]), *first.shape[1:]), dtype=dtype, compressors=_CODEC,
                                 chunks=(rows, *first.shape[1:]))
-        _copy_aligned(arr, (e[key] for e in eps), rows)
+        write_aligned(arr, (e[key][...] for e in eps), rows)
     _array(meta, "episode_ends", ends)
     _array(meta, "episode_index", np.array(indices, dtype=np.int64))
     _array(meta, "episode_seed", np.array([e.attrs["seed"] for e in eps], dtype=np.int64))
@@ -256,14 +256,14 @@ def _write_bucket(b: zarr.Group, eps: list[zarr.Group], indices: list[int]) -> N
         _array(text, f"{key}_offsets", off)
 
 
-def _copy_aligned(arr: zarr.Array, parts: Iterator[zarr.Array], rows: int, block_chunks: int = 4) -> None:
-    """Concatenate `parts` into `arr`, writing whole chunks only: episodes rarely end on a chunk boundary, and a
-    partial chunk write would decode and re-encode that chunk (twice the compression work)."""
+def write_aligned(arr: zarr.Array, parts: Iterator[np.ndarray], rows: int, block_chunks: int = 4) -> None:
+    """Concatenate `parts` along rows into `arr`, writing whole chunks only: episodes rarely end on a chunk
+    boundary, and a partial chunk write would decode and re-encode that chunk (twice the compression work)."""
     buf: list[np.ndarray] = []
     held = written = 0
     for part in parts:
-        buf.append(part[...])
-        held += len(buf[-1])
+        buf.append(part)
+        held += len(part)
         if held >= rows * block_chunks:
             block = np.concatenate(buf)
             n = held - held % rows
