@@ -97,17 +97,14 @@ class WorldSampler:
         given: (T',) bool; actions: (T' k, A) stored-aligned (actions[f] taken after frame f)."""
         n = latents.shape[1]
         acts = torch.from_numpy(actions).to(self.device)[None]
-        texts = [prompt]
-        conds = [self.model.conditioning(texts, acts)]
-        scales = []
+        # classifier-free guidance branches, batched in one call: (text, actions), ("", actions), (text, none)
+        texts, keep, scales = [prompt], [True], []
         if cfg_text != 1.0:
-            conds.append(self.model.conditioning([""], acts))
-            scales.append(cfg_text)
+            texts, keep, scales = [*texts, ""], [*keep, True], [*scales, cfg_text]
         if cfg_actions != 1.0:
-            conds.append(self.model.conditioning(texts, acts, torch.zeros(1, dtype=torch.bool, device=self.device)))
-            scales.append(cfg_actions)
-        batched = {key: _cat([c[key] for c in conds]) for key in conds[0]}
-        m = len(conds)
+            texts, keep, scales = [*texts, prompt], [*keep, False], [*scales, cfg_actions]
+        m = len(texts)
+        batched = self.model.conditioning(texts, acts.repeat(m, 1, 1), torch.tensor(keep, device=self.device))
 
         def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             v = self.model(x.repeat(m, 1, 1, 1, 1), t.repeat(m, 1), batched).float()
@@ -287,13 +284,3 @@ class WorldSampler:
         path.with_name(path.name + ".json").write_text(json.dumps(info, indent=1, sort_keys=True))
         return path
 
-
-def _cat(xs: list[torch.Tensor]) -> torch.Tensor:
-    """Concatenate conditioning of CFG branches (text token lengths may differ: pad with masked zeros)."""
-    if xs[0].dim() >= 2 and xs[0].dtype != torch.bool and xs[0].dim() == 3 and len({x.shape[1] for x in xs}) > 1:
-        n = max(x.shape[1] for x in xs)
-        xs = [torch.nn.functional.pad(x, (0, 0, 0, n - x.shape[1])) for x in xs]
-    elif xs[0].dtype == torch.bool and xs[0].dim() == 2 and len({x.shape[1] for x in xs}) > 1:
-        n = max(x.shape[1] for x in xs)
-        xs = [torch.nn.functional.pad(x, (0, n - x.shape[1]), value=False) for x in xs]
-    return torch.cat(xs, dim=0)
