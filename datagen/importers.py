@@ -33,7 +33,6 @@ from typing import Any
 
 import numpy as np
 
-import worldsim
 from datagen import store as S
 from datagen.captions import _list, _n, _pick
 from datagen.quality import segment_quality
@@ -429,12 +428,12 @@ def _import(fmt: str, src: Path, count: int, parse: Callable[[int], Recording], 
            # the keys of an engine job that readers of `job` (worldsim info) expect, with what holds for a recording
            "policy": "human players (recorded)", "env_kwargs": {}, "seed": None, "steps": max(s[3] for s in summary)}
     key = hashlib.sha256(json.dumps({**job, "files": files}, sort_keys=True).encode()).hexdigest()[:16]
-    from datagen.job import _git_sha
+    from datagen.job import generator_info
 
-    root = S.create_or_resume(url, key, {
-        "job": job, "generator": {"name": "worldsim", "version": worldsim.__version__, "git_sha": _git_sha()},
-        "env_ids": sorted({s[1] for s in summary}), "action_spec": json.loads(action_spec_json()), "fps": FPS,
-        "licence": job["licence"], "alignment": ALIGNMENT, "source": {"format": fmt, "files": [f[0] for f in files]}})
+    root = S.create_or_resume(url, key, job, lambda: {
+        "generator": generator_info(), "env_ids": sorted({s[1] for s in summary}),
+        "action_spec": json.loads(action_spec_json()), "fps": FPS, "licence": job["licence"], "alignment": ALIGNMENT,
+        "source": {"format": fmt, "files": [f[0] for f in files]}})
     if not root.attrs.get("finalized"):
         done = S.staged_episodes(root)
         for i in range(count):

@@ -43,11 +43,8 @@ def job_key(job: Job) -> str:
     return hashlib.sha256(json.dumps(job.content_key(), sort_keys=True).encode()).hexdigest()[:16]
 
 
-_SPARE: dict[str, Any] = {}  # the env `prepare` made to read the action spec, reused by an in-process run
-
-
-def _init_worker(job: Job, url: str) -> None:
-    _WORKER["env"] = _SPARE.pop(job_key(job), None) or make_env(job)
+def _init_worker(job: Job, url: str, env: Any = None) -> None:
+    _WORKER["env"] = env if env is not None else make_env(job)
     _WORKER["job"], _WORKER["root"] = job, S.open_root(url, "r+")
 
 
@@ -57,42 +54,29 @@ def _run_one(index: int) -> tuple[int, int]:
     return index, len(ep.frames)
 
 
-def prepare(job: Job, url: str) -> tuple[Any, list[int]]:
+def generator_info() -> dict[str, str]:
+    """What made a store: recorded in its attributes and card."""
+    return {"name": "worldsim", "version": worldsim.__version__, "git_sha": _git_sha()}
+
+
+def prepare(job: Job, url: str, env: Any = None) -> tuple[Any, list[int]]:
     """Open or create the store of a job. Returns (root, episodes still to record); raises StoreError when `url`
-    holds something else (another job's store, or a non-store directory)."""
-    path = Path(url[7:] if url.startswith("file://") else url)
-    if "://" not in url or url.startswith("file://"):
-        if path.exists() and not path.is_dir():
-            raise S.StoreError(f"out={url} exists and is not a directory")
-        if path.is_dir() and any(path.iterdir()) and not (path / "zarr.json").exists():
-            raise S.StoreError(f"out={url} is a non-empty directory that is not a worldsim store; choose another")
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise S.StoreError(f"out={url} cannot be created: {err.strerror}") from err
-    root = S.open_root(url, "a")
-    key = job_key(job)
-    if "job_key" in root.attrs:
-        if root.attrs["job_key"] != key:
-            old = root.attrs.get("job", {})
-            diff = sorted(k for k, v in job.content_key().items() if old.get(k) != v)
-            raise S.StoreError(f"out={url} holds a store made with other settings (differs in: {', '.join(diff)}); "
-                               f"use another out, or delete it")
-    else:
-        env = make_env(job)  # fails early on bad env settings, and gives the action spec and fps
-        spec = json.loads(env.action_spec_json())
-        fps = int(env.metadata.get("render_fps", 20))
-        _SPARE[key] = env  # an in-process run records with it (an env and GL set-up cost less)
-        root.attrs.update({
-            "worldsim_schema": S.SCHEMA, "job_key": key, "job": job.content_key(),
-            "generator": {"name": "worldsim", "version": worldsim.__version__, "git_sha": _git_sha()},
-            "env_ids": [job.env_id], "action_spec": spec, "fps": fps, "licence": S.LICENCE, "finalized": False,
-            "alignment": "actions[t] is taken after observing frames[t]; rewards[t] and terminated[t] result from it",
-        })
-        root.require_group("staging")
+    holds something else (another job's store, or a non-store directory). A new store reads the action spec and
+    fps from `env` (or from a temporary env: it also fails early on bad env settings)."""
+
+    def attrs() -> dict[str, Any]:
+        probe = env if env is not None else make_env(job)
+        spec, fps = json.loads(probe.action_spec_json()), int(probe.metadata.get("render_fps", 20))
+        if env is None:
+            probe.close()
+        return {"generator": generator_info(), "env_ids": [job.env_id], "action_spec": spec, "fps": fps,
+                "licence": S.LICENCE,
+                "alignment": "actions[t] is taken after observing frames[t]; rewards[t] and terminated[t] result "
+                             "from it"}
+
+    root = S.create_or_resume(url, job_key(job), job.content_key(), attrs)
     if root.attrs.get("finalized"):
         return root, []
-    root.require_group("staging")
     done = S.staged_episodes(root)
     return root, [i for i in range(job.episodes) if i not in done]
 
@@ -123,20 +107,19 @@ def run(job: Job, url: str, workers: int = 1, progress: Callable[[int, int], Non
         if url.startswith("memory://"):
             raise ExecutorError(f"executor=ray cannot write {url}: a memory:// store lives in one process; "
                                 f"use a path or file:// URL that every Ray worker can reach")
-    root, todo = prepare(job, url)
+    local = executor == "process" and (workers <= 1 or url.startswith("memory://"))
+    env = make_env(job) if local else None  # records here, and gives a new store its action spec and fps
+    root, todo = prepare(job, url, env)
     if root.attrs.get("finalized"):
+        if env is not None:
+            env.close()
         if "staging" in root:  # killed after finalizing but before cleaning up
             del root["staging"]
         return dict(root.attrs)
-    in_process = workers <= 1 or url.startswith("memory://") or len(todo) <= 1
-    if executor == "ray" or not in_process or not todo:
-        spare = _SPARE.pop(job_key(job), None)
-        if spare is not None:
-            spare.close()
     if executor == "ray" and todo:
         _run_ray(job, url, todo, workers, ray_address, progress)
-    elif in_process:
-        _init_worker(job, url)
+    elif local or len(todo) == 1:
+        _init_worker(job, url, env)
         _WORKER["root"] = root
         for i in todo:
             _, n = _run_one(i)

@@ -58,14 +58,7 @@ def cache_latents(src_url: str, out_url: str, encode: Encode, vae: dict[str, Any
 
 def _existing(url: str) -> dict[str, Any] | None:
     """Root attributes of what is at `url` (None: nothing there); refuses a non-empty folder that is not zarr."""
-    from pathlib import Path
-
-    if "://" not in url or url.startswith("file://"):
-        p = Path(url[7:] if url.startswith("file://") else url)
-        if p.exists() and (not p.is_dir() or (any(p.iterdir()) and not (p / "zarr.json").exists())):
-            raise S.StoreError(f"out={url} exists and is not a zarr store; choose another out")
-        if not p.exists():
-            return None
+    S.check_out(url)
     try:
         return dict(S.open_root(url, "r").attrs)
     except S.StoreError:

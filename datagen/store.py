@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,32 +115,40 @@ def _array(group: zarr.Group, name: str, data: np.ndarray, codec: BloscCodec = _
         arr[...] = data
 
 
-def create_or_resume(url: str, key: str, attrs: dict[str, Any]) -> zarr.Group:
-    """Open the store of the job identified by `key` for writing: create it with root `attrs` (which should hold
-    `job`, the resolved settings), or reopen it to resume the same job. For writers other than generate's runner
-    (the importers); `datagen.job.prepare` does the same for engine jobs.
+def check_out(url: str) -> None:
+    """Make sure `out=url` can hold a store without losing anything: a local path must be a missing, empty, or zarr
+    folder (created here); other URLs are left to zarr. Raises StoreError naming the problem."""
+    if "://" in url and not url.startswith("file://"):
+        return
+    path = Path(url[7:] if url.startswith("file://") else url)
+    if path.exists() and not path.is_dir():
+        raise StoreError(f"out={url} exists and is not a directory")
+    if path.is_dir() and any(path.iterdir()) and not (path / "zarr.json").exists():
+        raise StoreError(f"out={url} is a non-empty directory that is not a worldsim store; choose another")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise StoreError(f"out={url} cannot be created: {err.strerror}") from err
+
+
+def create_or_resume(url: str, key: str, job: dict[str, Any], make_attrs: Callable[[], dict[str, Any]]
+                     ) -> zarr.Group:
+    """Open the store of the job identified by `key` for writing: create it (root attributes `job` plus what
+    `make_attrs()` returns, called only then), or reopen it to resume the same job. Used by generate's runner and
+    the importers.
 
     Raises:
         StoreError: `url` is a file, a non-empty directory that is not a store, or a store made with other settings.
     """
-    if "://" not in url or url.startswith("file://"):
-        path = Path(url[7:] if url.startswith("file://") else url)
-        if path.exists() and not path.is_dir():
-            raise StoreError(f"out={url} exists and is not a directory")
-        if path.is_dir() and any(path.iterdir()) and not (path / "zarr.json").exists():
-            raise StoreError(f"out={url} is a non-empty directory that is not a worldsim store; choose another")
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise StoreError(f"out={url} cannot be created: {err.strerror}") from err
+    check_out(url)
     root = open_root(url, "a")
     if "job_key" in root.attrs and root.attrs["job_key"] != key:
-        old, new = root.attrs.get("job", {}), attrs.get("job", {})
-        diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        old = root.attrs.get("job", {})
+        diff = sorted(k for k in set(old) | set(job) if old.get(k) != job.get(k))
         raise StoreError(f"out={url} holds a store made with other settings (differs in: {', '.join(diff)}); "
                          f"use another out, or delete it")
     if "job_key" not in root.attrs:
-        root.attrs.update({"worldsim_schema": SCHEMA, "job_key": key, **attrs, "finalized": False})
+        root.attrs.update({"worldsim_schema": SCHEMA, "job_key": key, "job": job, **make_attrs(), "finalized": False})
     if not root.attrs.get("finalized"):
         root.require_group("staging")
     return root
@@ -329,6 +337,12 @@ def open_store(root_or_url: zarr.Group | str) -> zarr.Group:
     if not root.attrs.get("finalized"):
         raise StoreError(f"{url} is not finalized (its generate job did not finish; run the same command again)")
     return root
+
+
+def episode_indices(root_or_url: zarr.Group | str) -> list[int]:
+    """The job episode indices a finalized store holds, sorted (reads only `meta/episode_index`)."""
+    root = open_store(root_or_url)
+    return sorted(int(i) for name in buckets(root) for i in root[name]["meta/episode_index"][...])
 
 
 def _span(indices: list[int]) -> str:

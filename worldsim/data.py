@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from datagen.reader import WindowReader
-from datagen.store import StoreError
+from datagen.store import StoreError, episode_indices
 
 
 def to_model(frames: torch.Tensor | np.ndarray) -> torch.Tensor:
@@ -74,13 +74,13 @@ class StoreSet:
         self.readers: list[WindowReader] = []
         self.infos: list[StoreInfo] = []
         for url in urls:
-            probe = WindowReader(url, 1, memory_limit=0)
-            held = set(probe.episode_indices[len(probe.episode_indices) - val_episodes:]) if val_episodes else set()
+            indices = episode_indices(url)
+            held = set(indices[len(indices) - val_episodes:]) if val_episodes else set()
             if split == "val" and not held:
                 raise StoreError(f"{url}: split=val needs val_episodes > 0")
-            if split == "train" and len(held) >= len(probe.episode_indices):
+            if split == "train" and len(held) >= len(indices):
                 raise StoreError(f"{url} has {len(held)} episodes, all held out by val_episodes={val_episodes}")
-            keep = {"train": set(probe.episode_indices) - held, "val": held, "all": None}[split]
+            keep = {"train": set(indices) - held, "val": held, "all": None}[split]
             reader = WindowReader(url, frames, episodes=keep)
             self.readers.append(reader)
             a = reader.attrs
@@ -100,11 +100,22 @@ class StoreSet:
         self.action_spec = first.action_spec
         self.action_dim = first.action_dim
         self.action_scale = action_scale(first.attrs)
-        # bucket key (H, W) -> list of (reader, bucket number)
+        # bucket key (H, W) -> list of (reader, bucket number), and the weights of all its windows (computed once:
+        # drawing a batch is on the training loop's path)
         self.buckets: dict[tuple[int, int], list[tuple[int, int]]] = {}
         for k, r in enumerate(self.readers):
             for j, b in enumerate(r.buckets):
                 self.buckets.setdefault((b.height, b.width), []).append((k, j))
+        weights = {key: np.concatenate([self.readers[k].buckets[j].weight for k, j in parts])
+                   for key, parts in self.buckets.items()}
+        keys = self.resolutions()
+        mass = np.array([weights[k].sum() for k in keys])
+        count = np.array([len(weights[k]) for k in keys], dtype=np.float64)
+        # drawing probabilities (bucket, then window within it): by quality weight, or every window alike
+        self._draw = {True: (mass / mass.sum(), {k: weights[k] / weights[k].sum() for k in keys}),
+                      False: (count / count.sum(), {k: np.full(len(weights[k]), 1.0 / len(weights[k])) for k in keys})}
+        self._bounds = {key: np.cumsum([0] + [len(self.readers[k].buckets[j].weight) for k, j in parts])
+                        for key, parts in self.buckets.items()}
 
     def __len__(self) -> int:
         return sum(len(r) for r in self.readers)
@@ -113,24 +124,19 @@ class StoreSet:
         return sorted(self.buckets)
 
     def batch(self, rng: np.random.Generator, size: int, weighted: bool = True) -> dict[str, Any]:
-        """One batch from one bucket: the bucket is drawn by its total weight, windows by their own."""
+        """One batch from one bucket: the bucket is drawn by its total weight, windows by their own (unweighted:
+        every window, and so every bucket by its window count, alike)."""
         keys = self.resolutions()
-        totals = np.array([sum(self._weights(k, j, weighted).sum() for k, j in self.buckets[key]) for key in keys])
-        key = keys[int(rng.choice(len(keys), p=totals / totals.sum()))] if len(keys) > 1 else keys[0]
-        parts = self.buckets[key]
-        w = np.concatenate([self._weights(k, j, weighted) for k, j in parts])
-        picks = rng.choice(len(w), size=size, p=w / w.sum())
-        bounds = np.cumsum([0] + [len(self._weights(k, j)) for k, j in parts])
+        p_bucket, p_window = self._draw[bool(weighted)]
+        key = keys[int(rng.choice(len(keys), p=p_bucket))] if len(keys) > 1 else keys[0]
+        picks = rng.choice(len(p_window[key]), size=size, p=p_window[key])
+        parts, bounds = self.buckets[key], self._bounds[key]
         items = []
         for p in picks:
             q = int(np.searchsorted(bounds, p, side="right") - 1)
             k, j = parts[q]
             items.append(self.readers[k].read(int(self.readers[k].offsets[j] + p - bounds[q])))
         return collate(items)
-
-    def _weights(self, k: int, j: int, weighted: bool = True) -> np.ndarray:
-        w = self.readers[k].buckets[j].weight
-        return w if weighted else np.ones(len(w))  # unweighted: every window (and so every bucket) by its count
 
     def read(self, index: int) -> dict[str, Any]:
         """Window `index` of all stores in order (evaluation)."""

@@ -32,6 +32,11 @@ def time_shift(t: torch.Tensor, shift: float) -> torch.Tensor:
     return shift * t / (1 + (shift - 1) * t)
 
 
+def token_count(shape: tuple[int, ...] | torch.Size, patch: int) -> int:
+    """DiT tokens of latents shaped (B, T, C, h, w) cut into (1, patch, patch) patches."""
+    return shape[1] * (shape[-2] // patch) * (shape[-1] // patch)
+
+
 def shift_for(tokens: int, cfg: FlowConfig) -> float:
     return max(1.0, (tokens / cfg.shift_base_tokens) ** 0.5)
 
@@ -59,13 +64,13 @@ def context_mask(b: int, t: int, cfg: FlowConfig, g: torch.Generator, device: to
     return mask.to(device)
 
 
-def training_targets(x0: torch.Tensor, cfg: FlowConfig, g: torch.Generator
+def training_targets(x0: torch.Tensor, cfg: FlowConfig, g: torch.Generator, patch: int = 2
                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """From clean latents x0 (B, T, C, h, w): x_t, t (B, T), the velocity target, and the loss mask (B, T)
     (frames to generate; context frames are inputs, not targets)."""
     b, nt = x0.shape[:2]
     dev = x0.device
-    tokens = nt * x0.shape[-1] * x0.shape[-2] // 4
+    tokens = token_count(x0.shape, patch)
     u = torch.randn(b, nt, generator=g) * cfg.logit_std + cfg.logit_mean
     shared = torch.rand(b, generator=g) < cfg.p_shared_t
     u = torch.where(shared[:, None], u[:, :1].expand(b, nt), u)

@@ -21,7 +21,7 @@ import torch
 
 from worldsim import checkpoint as C
 from worldsim.data import to_model, to_uint8
-from worldsim.flow import FlowConfig, sample, shift_for
+from worldsim.flow import FlowConfig, sample, shift_for, token_count
 from worldsim.model import ModelSpec, WorldModel
 from worldsim.vae import VAEConfig, VideoVAE
 
@@ -89,13 +89,12 @@ class WorldSampler:
     # -- the primitive -------------------------------------------------------------------------------------
     @torch.no_grad()
     def fill_window(self, latents: torch.Tensor, given: torch.Tensor, prompt: str, actions: np.ndarray, steps: int,
-               seed: int, cfg_text: float = 1.0, cfg_actions: float = 1.0, method: str = "euler",
-               strength: float | None = None) -> torch.Tensor:
+                    seed: int, cfg_text: float = 1.0, cfg_actions: float = 1.0, method: str = "euler",
+                    strength: float | None = None) -> torch.Tensor:
         """Fill the latent frames of one window that are not `given`.
 
         latents: (1, T', C, h, w) with the given frames filled in (others ignored, or the SDEdit start);
         given: (T',) bool; actions: (T' k, A) stored-aligned (actions[f] taken after frame f)."""
-        n = latents.shape[1]
         acts = torch.from_numpy(actions).to(self.device)[None]
         # classifier-free guidance branches, batched in one call: (text, actions), ("", actions), (text, none)
         texts, keep, scales = [prompt], [True], []
@@ -114,7 +113,7 @@ class WorldSampler:
             return full
 
         g = torch.Generator().manual_seed(int(seed))
-        tokens = n * (latents.shape[-1] // 2) * (latents.shape[-2] // 2)
+        tokens = token_count(latents.shape, self.model.spec.dit.patch)
         mask = given[None].to(self.device)
         start = latents if strength is not None else None
         return sample(velocity, tuple(latents.shape), latents if bool(given.any()) else None,

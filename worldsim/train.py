@@ -23,7 +23,7 @@ from tqdm import tqdm
 from worldsim import checkpoint as C
 from worldsim.data import StoreSet, make_loader, to_model
 from worldsim.dit import DiTConfig
-from worldsim.flow import FlowConfig, training_targets
+from worldsim.flow import FlowConfig, token_count, training_targets
 from worldsim.model import ModelSpec, TextConfig, WorldModel
 from worldsim.runtime import (
     Metrics,
@@ -136,7 +136,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                 z = vae.encode(to_model(batch["frames"]).to(device))  # (B, T', C, h, w)
         texts = pick_texts(batch, cfg, g)
         keep_actions = (torch.rand(len(texts), generator=g) >= cfg.p_drop_actions).to(device)
-        x_t, t, target, loss_mask = training_targets(z.float(), cfg.flow, g)
+        x_t, t, target, loss_mask = training_targets(z.float(), cfg.flow, g, cfg.model.patch)
         with autocast(device, cfg.precision):
             cond = model.conditioning(texts, batch["actions"].to(device), keep_actions)
             v = fwd(x_t, t, cond)
@@ -148,7 +148,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
         update_ema(ema, model, cfg.ema)
-        tokens_seen += z.shape[0] * z.shape[1] * (z.shape[3] // cfg.model.patch) * (z.shape[4] // cfg.model.patch)
+        tokens_seen += z.shape[0] * token_count(z.shape, cfg.model.patch)
         done = step + 1
         loss_value = float(all_reduce_mean(loss.detach(), world))
         if done % cfg.log_every == 0 or done == cfg.steps:
