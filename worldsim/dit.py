@@ -31,7 +31,7 @@ class DiTConfig:
     depth: int | None = None
     heads: int | None = None
     patch: int = 2  # spatial patch size over latents; 1 in time
-    attention: str = "full"  # full | factorized
+    attention: str = "full"  # full | causal (full, frame-causal: enables the KV cache) | factorized
     mlp_ratio: float = 4.0
     rope_theta: float = 10000.0
 
@@ -42,8 +42,8 @@ class DiTConfig:
         w, d, h = self.width or w, self.depth or d, self.heads or h
         if w % h or (w // h) % 2:
             raise ValueError(f"width {w} / heads {h} must give an even head size (rotary positions)")
-        if self.attention not in ("full", "factorized"):
-            raise ValueError(f"attention must be full or factorized, got {self.attention!r}")
+        if self.attention not in ("full", "causal", "factorized"):
+            raise ValueError(f"attention must be full, causal or factorized, got {self.attention!r}")
         return w, d, h
 
 
@@ -68,6 +68,15 @@ def rope_3d(t: int, h: int, w: int, head_dim: int, theta: float, device: torch.d
         angles.append(g.reshape(-1, 1).float() * freqs)
     a = torch.cat(angles, dim=1)
     return a.cos(), a.sin()
+
+
+@functools.lru_cache(maxsize=64)
+def frame_causal_mask(tq: int, tk: int, n: int, device: torch.device) -> torch.Tensor:
+    """(tq n, tk n) bool, True = may attend: the last tq of tk frames (n tokens each) see their own and earlier frames
+    (Diffusion Forcing's causal video model; what lets clean context frames keep their keys and values)."""
+    q = torch.arange(tk - tq, tk, device=device).repeat_interleave(n)
+    k = torch.arange(tk, device=device).repeat_interleave(n)
+    return k[None, :] <= q[:, None]
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -99,14 +108,23 @@ class Attention(nn.Module):
         self.out = nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, rope: tuple | None = None,
-                mask: torch.Tensor | None = None, causal: bool = False) -> torch.Tensor:
+                mask: torch.Tensor | None = None, causal: bool = False, past: tuple | None = None,
+                keep: list | None = None) -> torch.Tensor:
+        """x (B, N, D) queries. `past`: keys and values (B, H, Np, hd) of earlier tokens placed before x's (the KV
+        cache; `rope` then covers Np + N positions). `keep`: a list that receives x's own (k, v). Cached keys are
+        stored before rotation so a sliding window can move them to new positions."""
         b, n, d = x.shape
         q = self.q_norm(self.q(x).view(b, n, self.heads, self.head_dim)).transpose(1, 2)
         ctx = x if context is None else context
         k, v = self.kv(ctx).view(b, ctx.shape[1], 2, self.heads, self.head_dim).unbind(2)
         k, v = self.k_norm(k).transpose(1, 2), v.transpose(1, 2)
+        if keep is not None:
+            keep.append((k, v))
+        if past is not None:
+            k, v = torch.cat([past[0].to(k.dtype), k], dim=2), torch.cat([past[1].to(v.dtype), v], dim=2)
         if rope is not None:
-            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+            cos, sin = rope
+            q, k = apply_rope(q, cos[-n:], sin[-n:]), apply_rope(k, cos, sin)
         if context is not None:
             # Cross-attention to a few text tokens: plain matmul + softmax. CPU SDPA's flash backward costs as much
             # for 40 keys as for 512 (benchmarks/train_speed.py profile), this is ~10x cheaper there.
@@ -125,7 +143,8 @@ def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch
 
 
 class Block(nn.Module):
-    """adaLN-Zero DiT block with text cross-attention. `kind`: full | spatial | temporal (causal)."""
+    """adaLN-Zero DiT block with text cross-attention. `kind`: full | causal (full, frame-causal) | spatial |
+    temporal (causal, per position)."""
 
     def __init__(self, dim: int, heads: int, text_dim: int, mlp_ratio: float, kind: str) -> None:
         super().__init__()
@@ -142,13 +161,19 @@ class Block(nn.Module):
         nn.init.zeros_(self.ada.bias)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor | None,
-                rope: dict[str, tuple]) -> torch.Tensor:
-        # x: (B, T, N, D) tokens; c: (B, T, D) per-frame conditioning; text: (B, L, Dt)
+                rope: dict[str, tuple], past: tuple | None = None, keep: list | None = None) -> torch.Tensor:
+        # x: (B, T, N, D) tokens; c: (B, T, D) per-frame conditioning; text: (B, L, Dt); past: cached (k, v) of
+        # earlier frames (causal blocks only)
         b, t, n, d = x.shape
         s1, g1, a1, s2, g2, a2 = (m[:, :, None] for m in self.ada(F.silu(c)).chunk(6, dim=-1))
         h = modulate(self.norm1(x), s1, g1)
         if self.kind == "full":
             h = self.attn(h.reshape(b, t * n, d), rope=rope["full"]).view(b, t, n, d)
+        elif self.kind == "causal":
+            tp = 0 if past is None else past[0].shape[2] // n
+            mask = frame_causal_mask(t, tp + t, n, x.device) if t > 1 else None  # one frame sees everything
+            h = self.attn(h.reshape(b, t * n, d), rope=rope["causal"], mask=mask, past=past, keep=keep)
+            h = h.view(b, t, n, d)
         elif self.kind == "spatial":
             h = self.attn(h.reshape(b * t, n, d), rope=rope["spatial"]).view(b, t, n, d)
         else:  # causal in time, one sequence per spatial position
@@ -173,7 +198,7 @@ class DiT(nn.Module):
         self.a_mlp = nn.Sequential(nn.Linear(max(action_dim, 1), dim), nn.SiLU(), nn.Linear(dim, dim))
         self.a_null = nn.Parameter(torch.zeros(dim))  # "no action" (first frame, CFG dropout)
         self.text_pool = nn.Linear(text_dim, dim)
-        kinds = ["full"] * depth if cfg.attention == "full" else ["spatial", "temporal"] * (depth // 2) + (
+        kinds = [cfg.attention] * depth if cfg.attention != "factorized" else ["spatial", "temporal"] * (depth // 2) + (
             ["spatial"] if depth % 2 else [])
         self.kinds = sorted(set(kinds))
         self.blocks = nn.ModuleList(Block(dim, heads, text_dim, cfg.mlp_ratio, k) for k in kinds)
@@ -192,24 +217,34 @@ class DiT(nn.Module):
         a = torch.where(action_mask[..., None], a, self.a_null.to(a.dtype))
         return c + a + self.text_pool(text_pooled)[:, None]
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: dict[str, torch.Tensor], past: list | None = None,
+                keep: list | None = None) -> torch.Tensor:
         """x: (B, T, C, h, w) noisy latents; t: (B, T); cond: actions (B, T, A) already aligned to frames (the action
         that led into each frame), action_mask (B, T) bool, text (B, L, Dt), text_mask (B, L) bool, text_pooled (B, Dt).
-        Returns the velocity (B, T, C, h, w)."""
+        Returns the velocity (B, T, C, h, w).
+
+        KV cache (attention=causal only): `past` holds one (k, v) per block of clean earlier frames, which x's frames
+        follow in time; `keep`, a list, receives one (k, v) per block of x's own tokens (to extend a cache)."""
         b, nt, ch, h, w = x.shape
         p = self.patch
         if h % p or w % p:
             raise ValueError(f"latent size {h}x{w} is not divisible by the patch size {p}")
+        if (past is not None or keep is not None) and self.cfg.attention != "causal":
+            raise ValueError(f"a KV cache needs attention=causal; this model's attention is {self.cfg.attention!r}")
         gh, gw = h // p, w // p
         tokens = x.view(b, nt, ch, gh, p, gw, p).permute(0, 1, 3, 5, 2, 4, 6).reshape(b, nt, gh * gw, ch * p * p)
         tok = self.patch_in(tokens)  # (B, T, N, D)
         c = self.condition(t, cond["actions"], cond["action_mask"], cond["text_pooled"])
         hd = self.dim // self.heads
-        grids = {"full": (nt, gh, gw), "spatial": (1, gh, gw), "temporal": (nt, 1, 1)}
+        tp = 0 if past is None else past[0][0].shape[2] // (gh * gw)  # cached frames before x's
+        grids = {"full": (nt, gh, gw), "causal": (tp + nt, gh, gw), "spatial": (1, gh, gw), "temporal": (nt, 1, 1)}
         rope = {kind: rope_3d(*grids[kind], hd, self.cfg.rope_theta, x.device) for kind in self.kinds}
         text_mask = cond["text_mask"][:, None, None, :]  # (B, 1, 1, L): broadcast over heads and queries
-        for blk in self.blocks:
-            tok = blk(tok, c, cond["text"], text_mask, rope)
+        for i, blk in enumerate(self.blocks):
+            kept: list | None = [] if keep is not None else None
+            tok = blk(tok, c, cond["text"], text_mask, rope, past=None if past is None else past[i], keep=kept)
+            if keep is not None:
+                keep.append(kept[0])
         shift, scale = self.ada_out(F.silu(c)).chunk(2, dim=-1)
         out = self.out(modulate(self.norm_out(tok), shift[:, :, None], scale[:, :, None]))  # (B, T, N, C*p*p)
         out = out.view(b, nt, gh, gw, ch, p, p).permute(0, 1, 4, 2, 5, 3, 6).reshape(b, nt, ch, h, w)

@@ -12,7 +12,7 @@ text-to-video (no context), image-to-video and extension (a prefix), backward ex
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -25,6 +25,9 @@ class FlowConfig:
     p_shared_t: float = 0.3  # clips with one noise level for all frames (text-to-video)
     p_context: float = 0.6  # clips with some clean context frames
     context_noise: float = 0.1  # context frames get t ~ U(0, context_noise)
+    # how often each context kind is drawn: prefix (next frames, i2v), suffix (backward), ends (connect, loop),
+    # random frames; a frame-causal model (attention=causal) only learns from prefixes and random frames
+    context_kinds: list[float] = field(default_factory=lambda: [0.6, 0.1, 0.1, 0.2])
 
 
 def time_shift(t: torch.Tensor, shift: float) -> torch.Tensor:
@@ -47,7 +50,11 @@ def context_mask(b: int, t: int, cfg: FlowConfig, g: torch.Generator, device: to
     if t < 2:
         return mask.to(device)
     use = torch.rand(b, generator=g) < cfg.p_context
-    kind = torch.multinomial(torch.tensor([0.6, 0.1, 0.1, 0.2]), b, replacement=True, generator=g)
+    weights = torch.tensor(cfg.context_kinds, dtype=torch.float64)
+    if weights.shape != (4,) or bool((weights < 0).any()) or float(weights.sum()) <= 0:
+        raise ValueError(f"flow.context_kinds must be 4 non-negative weights (prefix, suffix, ends, random), "
+                         f"got {cfg.context_kinds}")
+    kind = torch.multinomial(weights, b, replacement=True, generator=g)
     for i in range(b):
         if not use[i]:
             continue

@@ -101,5 +101,6 @@ class WorldModel(nn.Module):
         acts, amask = self.frame_actions(actions, keep_actions)
         return {"text": tokens, "text_mask": tmask, "text_pooled": pooled, "actions": acts, "action_mask": amask}
 
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.dit(x_t, t, cond)
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, cond: dict[str, torch.Tensor], past: list | None = None,
+                keep: list | None = None) -> torch.Tensor:
+        return self.dit(x_t, t, cond, past=past, keep=keep)

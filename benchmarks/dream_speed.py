@@ -1,0 +1,119 @@
+"""DreamVectorEnv steps per second beside the real voxel engine's, in the same run.
+
+    python benchmarks/dream_speed.py                               # builds an untrained tiny causal model at 64x64
+    python benchmarks/dream_speed.py --checkpoint runs/dit --batches 1 32 --steps 1 2 4
+    python benchmarks/dream_speed.py --device cuda --batches 1 32 256
+
+A dream step = the action in, `steps` Euler steps of the DiT over the new frame (with the KV cache of the context
+frames when the model is frame-causal, else over the whole window), the VAE decode of the frame, and the reward
+model when there is one. Speed does not depend on the weights, so without --checkpoint the script makes a tiny store,
+trains a VAE and a tiny-preset DiT (model.attention=causal) for one step each, and times that. The engine is
+`worldsim/Voxel-v0` at the same size under random actions. Prints a markdown table (steps/s are env steps: batch x
+batch steps per second).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def make_checkpoint(root: Path, size: int, attention: str) -> Path:
+    from datagen.job import run
+    from datagen.rollout import Job
+    from worldsim.cli import main
+
+    store = root / "store"
+    run(Job(env_id="worldsim/Voxel-v0", env_kwargs={"task": "explore"}, width=size, height=size, episodes=2,
+            steps=20, seed=0), str(store), workers=1)
+    assert main(["train-vae", f"store={store}", "steps=1", f"out={root / 'vae'}", "batch_size=2", "device=cpu",
+                 "vae.latent_channels=16", "val_windows=2"]) == 0
+    assert main(["train", f"store={store}", f"vae={root / 'vae'}", f"out={root / 'dit'}", "steps=1", "frames=8",
+                 "batch_size=1", "device=cpu", "model=tiny", f"model.attention={attention}"]) == 0
+    return root / "dit"
+
+
+def time_dream(checkpoint: str, batch: int, steps: int, device: str, seconds: float) -> float:
+    from worldsim.env import DreamVectorEnv
+
+    env = DreamVectorEnv(checkpoint, num_envs=batch, steps=steps, device=device, max_episode_steps=10**9)
+    env.reset(seed=0)
+    env.action_space.seed(0)
+    acts = [env.action_space.sample() for _ in range(8)]
+    for a in acts[:3]:  # warm-up
+        env.step(a)
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds or n < 3:
+        env.step(acts[n % len(acts)])
+        n += 1
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return batch * n / (time.perf_counter() - t0)
+
+
+def time_engine(size: int, seconds: float) -> float:
+    import gymnasium as gym
+
+    import envs  # noqa: F401  (registers worldsim/Voxel-v0)
+
+    env = gym.make("worldsim/Voxel-v0", width=size, height=size, max_episode_steps=10**9)
+    env.reset(seed=0)
+    env.action_space.seed(0)
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds or n < 10:
+        env.step(env.action_space.sample())
+        n += 1
+    env.close()
+    return n / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--checkpoint", help="a worldsim train run or checkpoint (default: an untrained tiny one)")
+    ap.add_argument("--size", type=int, default=64, help="frame size when building the checkpoint")
+    ap.add_argument("--attention", default="causal", help="attention of the built checkpoint: causal | full")
+    ap.add_argument("--batches", type=int, nargs="+", default=[1, 32])
+    ap.add_argument("--steps", type=int, nargs="+", default=[1, 2, 4], help="Euler steps per frame")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--seconds", type=float, default=5.0, help="time per measurement")
+    args = ap.parse_args()
+    import warnings
+
+    warnings.filterwarnings("ignore", message="no reward model")
+    with tempfile.TemporaryDirectory() as tmp:
+        ckpt = args.checkpoint or str(make_checkpoint(Path(tmp), args.size, args.attention))
+        from worldsim.sampler import WorldSampler
+
+        s = WorldSampler.load(ckpt)
+        size = (s.height, s.width)
+        attention = s.model.spec.dit.attention
+        engine_a = time_engine(size[1], args.seconds)
+        rows = []
+        for b in args.batches:
+            for st in args.steps:
+                rows.append((b, st, time_dream(ckpt, b, st, args.device, args.seconds)))
+        engine_b = time_engine(size[1], args.seconds)
+    engine = (engine_a + engine_b) / 2
+    print(f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+          f"threads {torch.get_num_threads()}, device {args.device}")
+    print(f"model: preset {s.model.spec.dit.preset}, attention {attention} "
+          f"({'KV cache' if attention == 'causal' else 'whole window per Euler step'}), "
+          f"{size[0]}x{size[1]}, context {max(s.window - 1, 1)} frames")
+    print(f"real engine (worldsim/Voxel-v0, random actions): {engine:.0f} steps/s "
+          f"(before {engine_a:.0f}, after {engine_b:.0f})\n")
+    print("| batch | Euler steps | dream steps/s | x real engine |")
+    print("|---:|---:|---:|---:|")
+    for b, st, sps in rows:
+        print(f"| {b} | {st} | {sps:.1f} | {sps / engine:.2f} |")
+    print(f"\n(numpy {np.__version__})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,214 @@
+"""DreamEnv / DreamVectorEnv: the gymnasium contract, the engine's spaces, the KV cache, resets, autoreset, determinism.
+
+Tiny untrained checkpoints (a navigate store at 32 px, a VAE and a frame-causal DiT trained for a few steps, and a
+reward model), built once per module. Untrained weights are enough: these tests are about the env's behaviour.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium.utils.env_checker import check_env
+from wm_helpers import TINY_VAE, train_args
+
+import worldsim
+from datagen.job import run
+from datagen.rollout import Job
+from datagen.store import read_episode
+from worldsim.cli import main as cli
+from worldsim.dream import DreamCore
+from worldsim.env import DreamEnv, DreamVectorEnv
+from worldsim.sampler import WorldSampler
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("dream")
+    store = root / "nav"
+    run(Job(env_id="worldsim/Voxel-v0", env_kwargs={"task": "navigate"}, width=32, height=32, episodes=3, steps=12,
+            seed=0), str(store), workers=1)
+    assert cli(["train-vae", f"store={store}", f"out={root / 'vae'}", "steps=2", "batch_size=4", "val_windows=2",
+                "device=cpu", *TINY_VAE]) == 0
+    causal = root / "causal"
+    assert cli(train_args(store, root / "vae", causal, 2, "model.attention=causal")) == 0
+    full = root / "full"
+    assert cli(train_args(store, root / "vae", full, 2)) == 0
+    assert cli(["train-reward", f"ckpt={causal}", f"store={store}", "steps=2", "batch_size=8", "device=cpu"]) == 0
+    return {"store": str(store), "causal": str(causal), "full": str(full)}
+
+
+def _env(runs, **kw) -> DreamEnv:
+    return DreamEnv(runs["causal"], precision="fp32", **kw)
+
+
+def test_passes_check_env_and_has_the_engines_spaces(runs):
+    import envs  # noqa: F401  (the engine, to compare spaces)
+
+    env = gym.make("worldsim/Dream-v0", checkpoint=runs["causal"])
+    check_env(env.unwrapped, skip_render_check=True)
+    engine = gym.make("worldsim/Voxel-v0", width=32, height=32)
+    assert env.action_space == engine.action_space
+    assert env.observation_space == engine.observation_space
+    obs, _ = env.reset(seed=0)
+    assert env.observation_space.contains(obs)
+    obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+    assert env.observation_space.contains(obs)
+    assert isinstance(reward, float) and isinstance(terminated, bool) and isinstance(truncated, bool)
+    assert worldsim.DreamEnv is DreamEnv
+
+
+def test_kv_cache_matches_recomputing_the_window(runs):
+    """A frame-causal model stepped with cached keys/values equals the same model recomputing the whole window."""
+    s = WorldSampler.load(runs["causal"])
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # untrained adaLN-Zero blocks are the identity: perturb every weight
+        for p in s.model.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=g))
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    acts = rng.random((4, s.action_dim)).astype(np.float32)
+    made = []
+    for cached in (True, False):
+        core = DreamCore(s, 2, steps=3, context=3, precision="fp32")
+        core.cached = cached
+        core.reset_rows([0, 1], [frames, frames[:2]], [acts, None], ["a forest", ""], [5, 6])
+        made.append(torch.stack([core.step(torch.from_numpy(acts[:2])) for _ in range(4)]))
+    assert made[0].abs().mean() > 0.1
+    torch.testing.assert_close(made[0], made[1], atol=1e-2, rtol=1e-2)
+
+
+def test_same_seed_same_frames_and_other_seed_other_frames(runs):
+    def episode(seed: int) -> list[np.ndarray]:
+        env = _env(runs)
+        env.action_space.seed(seed)
+        out = [env.reset(seed=seed)[0]]
+        out += [env.step(env.action_space.sample())[0] for _ in range(3)]
+        return out
+
+    a, b, c = episode(1), episode(1), episode(2)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert not all(np.array_equal(x, y) for x, y in zip(a[1:], c[1:]))
+
+
+def test_reset_from_the_held_out_store_by_default_and_from_a_chosen_episode(runs):
+    env = _env(runs)
+    _, info = env.reset(seed=0)
+    assert info["source"] == "store" and info["episode"] == 2  # the held-out episode: the last of the store
+    ep = read_episode(runs["store"], 0)
+    obs, info = env.reset(seed=0, options={"store": runs["store"], "episode": 0, "start": 5})
+    assert (info["episode"], info["start"]) == (0, 5)
+    context = env.unwrapped.core.context if hasattr(env, "unwrapped") else env.core.context
+    assert np.array_equal(obs, ep["frames"][min(5 + context, len(ep["frames"])) - 1])
+    assert info["prompt"] == ep["episode_short"]
+
+
+def test_reset_from_frames_and_from_a_prompt(runs):
+    env = _env(runs)
+    image = np.full((32, 32, 3), 90, np.uint8)
+    obs, info = env.reset(seed=0, options={"frames": image})
+    assert info["source"] == "frames" and np.array_equal(obs, image)
+    clip = np.random.default_rng(0).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
+    obs, _ = env.reset(seed=0, options={"frames": clip, "prompt": "a forest"})
+    assert np.array_equal(obs, clip[-1])
+    word = env.sampler.example_prompt().split()[0]
+    obs, info = env.reset(seed=0, options={"prompt": word})
+    assert info["source"] == "prompt" and obs.shape == (32, 32, 3) and obs.dtype == np.uint8
+    assert env.step(env.action_space.sample())[0].shape == (32, 32, 3)
+
+
+@pytest.mark.parametrize("options, match", [
+    ({"frames": np.zeros((48, 32, 3), np.uint8)}, "model's size"),
+    ({"frames": np.zeros((32, 32, 3), np.float32)}, "uint8"),
+    ({"prompt": "qwzx vbnm"}, "vocabulary"),
+    ({"episode": 99}, "episode 99"),
+    ({"colour": "red"}, "unknown reset option"),
+])
+def test_bad_reset_options_are_clear_errors(runs, options, match):
+    env = _env(runs)
+    with pytest.raises(ValueError, match=match):
+        env.reset(seed=0, options=options)
+
+
+def test_actions_outside_the_space_are_clear_errors(runs):
+    env = _env(runs)
+    env.reset(seed=0)
+    good = env.action_space.sample()
+    with pytest.raises(ValueError, match="camera"):
+        env.step({**good, "camera": np.array([400.0, 0.0], np.float32)})
+    with pytest.raises(ValueError, match="hotbar"):
+        env.step({**good, "hotbar": 12})
+    with pytest.raises(ValueError, match="missing"):
+        env.step({"forward": 1})
+
+
+def test_rewards_come_from_the_reward_model_and_its_absence_warns(runs):
+    env = _env(runs)
+    assert env.reward_model is not None  # found in <run>/reward
+    env.reset(seed=0)
+    r = [env.step(env.action_space.sample())[1] for _ in range(3)]
+    assert all(isinstance(x, float) and np.isfinite(x) for x in r)
+    with pytest.warns(UserWarning, match="no reward model"):
+        bare = DreamEnv(runs["full"], precision="fp32")
+    bare.reset(seed=0)
+    _, reward, terminated, _, _ = bare.step(bare.action_space.sample())
+    assert reward == 0.0 and terminated is False
+
+
+def test_truncation_at_the_horizon(runs):
+    env = _env(runs, max_episode_steps=2)
+    env.reset(seed=0)
+    flags = [env.step(env.action_space.sample())[3] for _ in range(2)]
+    assert flags == [False, True]
+
+
+def test_vector_env_batches_envs_and_autoresets_on_the_next_step(runs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        venv = gym.make_vec("worldsim/Dream-v0", num_envs=3, vectorization_mode="vector_entry_point",
+                            checkpoint=runs["full"], max_episode_steps=2, precision="fp32")
+    assert venv.metadata["autoreset_mode"] == gym.vector.AutoresetMode.NEXT_STEP
+    obs, info = venv.reset(seed=4)
+    assert obs.shape == (3, 32, 32, 3) and list(info["source"]) == ["store"] * 3
+    venv.action_space.seed(0)
+    _, _, term, trunc, _ = venv.step(venv.action_space.sample())
+    assert not trunc.any()
+    _, _, term, trunc, _ = venv.step(venv.action_space.sample())
+    assert (term | trunc).all()
+    obs, reward, term, trunc, info = venv.step(venv.action_space.sample())  # the autoreset step
+    assert (reward == 0).all() and not (term | trunc).any()
+    assert list(info["source"]) == ["store"] * 3 and venv.observation_space.contains(obs)
+    _, _, _, trunc, _ = venv.step(venv.action_space.sample())
+    assert not trunc.any()
+
+
+def test_vector_env_rows_equal_single_envs_with_consecutive_seeds(runs):
+    venv = DreamVectorEnv(runs["causal"], num_envs=2, precision="fp32")
+    vobs, _ = venv.reset(seed=10)
+    action = venv.single_action_space.sample()
+    batch = {k: np.stack([np.asarray(v)] * 2) for k, v in action.items()}
+    vnext = venv.step(batch)[0]
+    for i in range(2):
+        env = _env(runs)
+        obs, _ = env.reset(seed=10 + i)
+        assert np.array_equal(obs, vobs[i])
+        nxt = env.step(action)[0]
+        assert np.abs(nxt.astype(int) - vnext[i].astype(int)).max() <= 2
+
+
+def test_a_temporal_vae_is_refused(runs, monkeypatch):
+    s = WorldSampler.load(runs["causal"])
+    monkeypatch.setattr(s, "k", 4)
+    with pytest.raises(ValueError, match="per-frame VAE"):
+        DreamCore(s, 1)
