@@ -26,17 +26,34 @@ def test_help_lists_commands():
 
 def test_command_help_shows_the_config():
     r = _run("demo", "--help")
-    assert r.returncode == 0 and "steps: 300" in r.stdout and "worldsim/Voxel-v0" in r.stdout
+    assert r.returncode == 0 and "train-reward" in r.stdout and "task: navigate" in r.stdout
 
 
-def test_demo_writes_video_sheet_and_events(tmp_path):
-    r = _run("demo", f"out={tmp_path}", "steps=30", "width=48", "height=32")
+# the demo's stages at toy sizes: a 32 px store, a VAE and a DiT of a few thousand weights, two steps each
+TINY_DEMO = ["demo.generate.episodes=2", "demo.generate.steps=30", "demo.generate.width=32", "demo.generate.height=32",
+             "demo.heldout.episodes=1", "demo.heldout.steps=30", "demo.heldout.width=32", "demo.heldout.height=32",
+             "demo.train_vae.steps=2", "+demo.train_vae.vae.channels=[8,16,16]", "demo.train_vae.vae.latent_channels=4",
+             "demo.train.steps=2", "demo.train.batch_size=2", "demo.train.frames=4", "+demo.model.width=48",
+             "+demo.model.depth=2", "+demo.model.heads=2", "+demo.train.text.width=32", "+demo.train.text.depth=1",
+             "+demo.train.text.heads=2", "demo.train_reward.steps=2", "demo.train_reward.batch_size=8",
+             "demo.dream.episodes=1", "demo.dream.horizon=8", "demo.dream.steps=1", "demo.dream.agents=2",
+             "demo.dream.agent_steps=2"]
+
+
+def test_demo_runs_the_pipeline_and_writes_the_report(tmp_path):
+    r = _run("demo", f"out={tmp_path}", *TINY_DEMO, env={"OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stderr
-    assert (tmp_path / "voxel.mp4").stat().st_size > 0
-    assert (tmp_path / "contact_sheet.png").stat().st_size > 0
-    for line in (tmp_path / "events.jsonl").read_text().splitlines():
-        assert "type" in json.loads(line)
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert set(report["rollout_psnr"]) == {"1", "8"} and report["reward_model"] is True
+    assert report["dream_steps_per_s"] > 0 and set(report["seconds"]) >= {"generate", "train", "dream"}
+    for name in ("side_by_side.mp4", "psnr_vs_horizon.png", "report.md"):
+        assert (tmp_path / name).stat().st_size > 0
+    video = imageio.mimread(tmp_path / "side_by_side.mp4")
+    assert len(video) == 9 and video[0].shape == (128, 2 * 128 + 8, 3)  # engine | model, 4x, 8 replayed + start
     assert f"outputs: {tmp_path}" in r.stdout
+    again = _run("demo", f"out={tmp_path}", *TINY_DEMO, env={"OMP_NUM_THREADS": "1"})  # resumes: nothing retrained
+    assert again.returncode == 0, again.stderr
+    assert json.loads((tmp_path / "report.json").read_text())["rollout_psnr"] == report["rollout_psnr"]
 
 
 def test_play_runs_headless_for_a_few_frames():
@@ -47,8 +64,9 @@ def test_play_runs_headless_for_a_few_frames():
 
 def test_user_mistakes_are_one_line_errors_with_exit_status_2():
     for args, needle in ((["demo", "stepz=3"], "stepz"), (["demo", "steps"], "key=value"),
-                         (["demo", "steps=-1"], "steps must be positive"), (["fly"], "unknown command"),
-                         (["demo", "env.kwargs.task=swim", "steps=2"], "unknown voxel task")):
+                         (["demo", "demo.dream.steps=0"], "demo.dream.steps must be >= 1"),
+                         (["fly"], "unknown command"),
+                         (["generate", "task=swim", "episodes=1", "steps=2", "out=memory://x"], "unknown voxel task")):
         r = _run(*args)
         assert r.returncode == 2, (args, r.stderr)
         assert needle in r.stderr and "Traceback" not in r.stderr

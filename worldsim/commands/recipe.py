@@ -32,11 +32,12 @@ def overrides(node, prefix: str = "") -> list[str]:
     return out
 
 
-def _stage(command: str, overrides: list[str]) -> None:
+def run_stage(command: str, overrides: list[str]) -> None:
     import importlib
 
     from worldsim.cli import COMMANDS, compose
 
+    """Run one worldsim command in this process with `key=value` overrides (a failing stage raises)."""
     cfg = compose(command, overrides)
     code = importlib.import_module(COMMANDS[command][0]).main(cfg)
     if code:
@@ -62,7 +63,7 @@ def main(raw) -> int:
     ):
         t = time.perf_counter()
         print(f"== {name}: worldsim {command} {' '.join(args)}", flush=True)
-        _stage(command, args)
+        run_stage(command, args)
         times[name] = round(time.perf_counter() - t, 1)
     t = time.perf_counter()
     sampler = WorldSampler.load(dit)
