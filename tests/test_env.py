@@ -212,3 +212,15 @@ def test_a_temporal_vae_is_refused(runs, monkeypatch):
     monkeypatch.setattr(s, "k", 4)
     with pytest.raises(ValueError, match="per-frame VAE"):
         DreamCore(s, 1)
+
+
+def test_play_runs_the_dream_beside_the_engine_headless(runs):
+    import os
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "worldsim.cli", "play", f"ckpt={runs['causal']}", "max_frames=3",
+                        "dream_steps=1", "env.kwargs.task=navigate"], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "SDL_VIDEODRIVER": "dummy", "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr
+    assert "played 3 frames beside the model" in r.stdout

@@ -1,4 +1,5 @@
-"""worldsim play: play an engine yourself in a window (pygame), with the frame rate shown.
+"""worldsim play: play an engine yourself in a window (pygame), with the frame rate shown; with `ckpt=`, play inside
+a learned world model (DreamEnv) beside the real engine, both started from the same frames and driven by the same keys.
 
 controls (voxel): mouse looks around (click the window to capture it, Esc releases it), W A S D move,
 Space jumps / swims, Left Shift sneaks, Left Ctrl sprints, left mouse breaks, right mouse places,
@@ -10,6 +11,8 @@ examples:
   worldsim play env=voxel
   worldsim play env=voxel width=960 height=540 env.kwargs.task=navigate seed=7
   worldsim play env=physics env.kwargs.spawn=tower
+  worldsim play ckpt=outputs/demo/dit scale=6          # left: the engine, right: the model (at the model's size)
+  worldsim play ckpt=outputs/demo/dit dream_steps=2    # fewer Euler steps per frame: faster, blurrier
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ class PlayConfig:
     seed: int = 0
     mouse_sensitivity: float = 0.15
     max_frames: int = 0
+    ckpt: str | None = None  # a world-model run or checkpoint: play the dream beside the engine
+    dream_steps: int = 4  # Euler steps per dreamed frame
 
 
 def _keys_to_action(pygame, pressed, mouse_buttons, mouse_delta, sensitivity: float, hotbar: int) -> dict:
@@ -60,6 +65,16 @@ def _physics_action(pygame, pressed, info: dict, size: int) -> np.ndarray:
     return a[2:] if size == 3 else a
 
 
+def _load_dream(cfg: PlayConfig):
+    import warnings
+
+    from worldsim.env import DreamEnv
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # no reward model: irrelevant when playing
+        return DreamEnv(cfg.ckpt, steps=cfg.dream_steps, max_episode_steps=10**9)
+
+
 def main(raw) -> int:
     cfg = build(PlayConfig, raw, "play config")
     cfg.env = build(EnvConfig, raw.env, "env config")
@@ -69,12 +84,21 @@ def main(raw) -> int:
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
     import pygame
 
+    dream = _load_dream(cfg) if cfg.ckpt else None
+    if dream is not None:
+        cfg.width, cfg.height = dream.sampler.width, dream.sampler.height
+        cfg.scale = cfg.scale if cfg.scale > 1 else max(1, 384 // cfg.height)  # small model frames, a usable window
     env = make_env(cfg.env, width=cfg.width, height=cfg.height, render_mode="rgb_array")
     voxel = cfg.env.id == "worldsim/Voxel-v0"
     obs, info = env.reset(seed=cfg.seed)
+    if dream is not None:
+        if env.action_space != dream.action_space:
+            raise ValueError(f"{cfg.ckpt} learned another game than {cfg.env.id} (its action space differs)")
+        dream_obs, _ = dream.reset(seed=cfg.seed, options={"frames": obs})
     pygame.display.init()  # not pygame.init(): no audio device is needed (or present on servers)
     pygame.font.init()
-    screen = pygame.display.set_mode((cfg.width * cfg.scale, cfg.height * cfg.scale))
+    panes = 2 if dream is not None else 1
+    screen = pygame.display.set_mode((panes * cfg.width * cfg.scale, cfg.height * cfg.scale))
     pygame.display.set_caption("worldsim play")
     font = pygame.font.Font(None, 20)
     clock = pygame.time.Clock()
@@ -110,20 +134,25 @@ def main(raw) -> int:
         else:
             action = _physics_action(pygame, pressed, info, env.action_space.shape[0])
         obs, _, terminated, truncated, info = env.step(action)
+        if dream is not None:
+            dream_obs, *_ = dream.step(action)
         if terminated or truncated or (not voxel and pressed[pygame.K_r]):
             obs, info = env.reset()
-        surf = pygame.surfarray.make_surface(np.ascontiguousarray(obs.swapaxes(0, 1)))
-        if cfg.scale != 1:
-            surf = pygame.transform.scale(surf, screen.get_size())
-        screen.blit(surf, (0, 0))
-        cx, cy = screen.get_width() // 2, screen.get_height() // 2
+            if dream is not None:
+                dream_obs, _ = dream.reset(options={"frames": obs})
+        for i, frame in enumerate([obs] if dream is None else [obs, dream_obs]):
+            surf = pygame.surfarray.make_surface(np.ascontiguousarray(frame.swapaxes(0, 1)))
+            if cfg.scale != 1:
+                surf = pygame.transform.scale(surf, (cfg.width * cfg.scale, cfg.height * cfg.scale))
+            screen.blit(surf, (i * cfg.width * cfg.scale, 0))
+        cx, cy = cfg.width * cfg.scale // 2, screen.get_height() // 2
         pygame.draw.line(screen, (255, 255, 255), (cx - 6, cy), (cx + 6, cy))
         pygame.draw.line(screen, (255, 255, 255), (cx, cy - 6), (cx, cy + 6))
         frames += 1
         now = time.perf_counter()
         if now - t_last >= 0.5:
             fps_shown, t_last, n_last = (frames - n_last) / (now - t_last), now, frames
-        lines = [f"{fps_shown:5.1f} fps"]
+        lines = [f"{fps_shown:5.1f} fps" + ("   left: engine, right: model" if dream is not None else "")]
         if overlay and voxel:
             pos = info["pose"]["position"]
             inv = info["inventory"]
@@ -138,5 +167,5 @@ def main(raw) -> int:
             running = False
     pygame.quit()
     env.close()
-    print(f"played {frames} frames")
+    print(f"played {frames} frames" + (f" beside the model {cfg.ckpt}" if dream is not None else ""))
     return 0
