@@ -21,8 +21,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train-vae": ("worldsim.commands.train_vae", "train the video compression network (VAE) on stores"),
     "cache-latents": ("worldsim.commands.cache_latents", "encode a store's frames once with a VAE (faster training)"),
     "train": ("worldsim.commands.train", "train the text- and action-conditioned video DiT on stores"),
+    "train-reward": ("worldsim.commands.train_reward", "train the reward and termination model DreamEnv uses"),
     "recipe": ("worldsim.commands.recipe", "the reference pipeline: data, VAE, DiT, held-out evaluation, report"),
     "sample": ("worldsim.commands.sample", "generate video with a trained model (t2v, i2v, extend, rollout, ...)"),
+    "eval": ("worldsim.commands.eval", "score a model on a held-out store: PSNR/SSIM, rollouts, dPSNR, IDM, text"),
     "import": ("worldsim.commands.import_data", "recorded Minecraft play (MineRL v0.4, OpenAI VPT) as a store"),
     "export-lerobot": ("worldsim.commands.export_lerobot", "write a store as a LeRobot v3.0 dataset (parquet + mp4)"),
 }

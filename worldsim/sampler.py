@@ -58,6 +58,7 @@ class WorldSampler:
         prompts = self.meta.get("example_prompts") or [""]
         return prompts[0]
 
+    @torch.no_grad()
     def encode(self, frames: np.ndarray) -> torch.Tensor:
         """uint8 frames (F, H, W, 3), F a multiple of the VAE's temporal factor -> latents (1, F / k, C, h, w)."""
         frames = np.asarray(frames)
@@ -67,6 +68,7 @@ class WorldSampler:
             raise ValueError(f"{len(frames)} frames is not a multiple of the VAE's temporal factor {self.k}")
         return self.vae.encode(to_model(frames)[None].to(self.device))
 
+    @torch.no_grad()
     def decode(self, z: torch.Tensor) -> np.ndarray:
         return to_uint8(self.vae.decode(z)[0])
 

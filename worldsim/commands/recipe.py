@@ -33,11 +33,11 @@ def overrides(node, prefix: str = "") -> list[str]:
 
 
 def run_stage(command: str, overrides: list[str]) -> None:
+    """Run one worldsim command in this process with `key=value` overrides (a failing stage raises)."""
     import importlib
 
     from worldsim.cli import COMMANDS, compose
 
-    """Run one worldsim command in this process with `key=value` overrides (a failing stage raises)."""
     cfg = compose(command, overrides)
     code = importlib.import_module(COMMANDS[command][0]).main(cfg)
     if code:

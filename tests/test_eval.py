@@ -1,0 +1,213 @@
+"""`worldsim eval`: frame metrics (PSNR, SSIM), horizon metrics and dPSNR, the probes (IDM, attribute labels), the
+command end to end on a tiny model (outputs, determinism, the probe cache) and its one-line errors.
+
+A tiny store, VAE and DiT are built once per module (seconds on CPU); evaluations use tiny settings.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import zarr
+from wm_helpers import TINY_VAE, tiny_store, train_args
+
+from worldsim import probes as P
+from worldsim.cli import main as cli
+from worldsim.evaluate import horizon_metrics, psnr_frames, psnr_uint8, random_actions, ssim_frames, ssim_uint8
+
+FAST = ["windows=2", "episodes=2", "steps=1", "horizons=[1,4,64]", "videos=1", "idm_steps=20", "attr_steps=20",
+        "probe_size=16", "probe_pairs=96", "probe_batch=16", "t2v_samples=2"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A training store (3 episodes), a held-out store of other seeds (2 episodes), a tiny VAE and DiT."""
+    root = tmp_path_factory.mktemp("eval")
+    tiny_store(root / "train", episodes=3, steps=16, seed=0)
+    tiny_store(root / "held", episodes=2, steps=16, seed=100)
+    assert cli(["train-vae", f"store={root / 'train'}", f"out={root / 'vae'}", "steps=2", "batch_size=4",
+                "eval_every=2", "save_every=2", "val_windows=2", "warmup=1", "device=cpu", *TINY_VAE]) == 0
+    assert cli(train_args(root / "train", root / "vae", root / "dit", 2)) == 0
+    return root
+
+
+@pytest.fixture(scope="module")
+def first_eval(world):
+    out = world / "ev1"
+    assert cli(["eval", f"ckpt={world / 'dit'}", f"store={world / 'held'}", f"out={out}", *FAST]) == 0
+    return out
+
+
+def _numbers(out: Path) -> dict:
+    d = json.loads((out / "eval.json").read_text())
+    d.pop("config")
+    for part in ("idm", "text_adherence"):
+        d[part].pop("cached", None)
+    return d
+
+
+def _one_line_error(capsys, argv: list[str]) -> str:
+    capsys.readouterr()
+    code = cli(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "Traceback" not in err and err.count("\n") == 1, err
+    return err
+
+
+# -- frame metrics -----------------------------------------------------------------------------------------------------
+def test_ssim_of_identical_frames_is_one_and_falls_with_noise():
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (2, 24, 24, 3), dtype=np.uint8)
+    assert ssim_uint8(a, a) == pytest.approx(1.0, abs=1e-12)
+    scores = []
+    for sigma in (5, 20, 60):
+        noisy = np.clip(a + rng.normal(0, sigma, a.shape), 0, 255).astype(np.uint8)
+        scores.append(ssim_uint8(a, noisy))
+    assert 1.0 > scores[0] > scores[1] > scores[2]
+    with pytest.raises(ValueError, match="11x11"):
+        ssim_frames(a[:, :8, :8], a[:, :8, :8])
+
+
+def test_psnr_and_ssim_on_known_cases():
+    a = np.zeros((1, 16, 16, 3), np.uint8)
+    b = np.full((1, 16, 16, 3), 16, np.uint8)
+    assert psnr_uint8(a, b) == pytest.approx(10 * np.log10(255**2 / 256))  # MSE 16^2
+    assert psnr_frames(np.concatenate([a, a]), np.concatenate([a, b]))[1] == pytest.approx(24.0484, abs=1e-4)
+    # constant frames: no variance, SSIM = (2 m1 m2 + C1) / (m1^2 + m2^2 + C1)
+    c = np.full((1, 16, 16, 3), 100, np.uint8)
+    d = np.full((1, 16, 16, 3), 120, np.uint8)
+    c1 = (0.01 * 255) ** 2
+    assert ssim_uint8(c, d) == pytest.approx((2 * 100 * 120 + c1) / (100**2 + 120**2 + c1))
+
+
+def test_horizon_metrics_and_dpsnr_on_synthetic_rollouts():
+    rng = np.random.default_rng(1)
+    real = rng.integers(0, 256, (2 + 8, 16, 16, 3), dtype=np.uint8)
+    noise = rng.integers(0, 256, (8, 16, 16, 3), dtype=np.uint8)
+    long = {"context": 2, "length": 8, "real": real, "model": real[2:], "random": noise}
+    short = {**long, "length": 3, "real": real[:5], "model": real[2:5], "random": noise[:3]}
+    m = horizon_metrics([long, short], [1, 8, 16])
+    assert m["skipped"] == {"1": 0, "8": 1, "16": 2} and m["horizons"]["16"] is None
+    h1 = m["horizons"]["1"]
+    assert h1["episodes"] == 2 and h1["model_ssim"] == pytest.approx(1.0) and h1["dpsnr"] > 50
+    assert h1["dpsnr"] == pytest.approx(h1["model_psnr"] - h1["random_psnr"])
+
+
+def test_random_actions_are_a_seeded_permutation_of_store_rows():
+    pool = np.arange(20, dtype=np.float32).reshape(10, 2)
+    a = random_actions(pool, 6, np.random.default_rng(3))
+    assert np.array_equal(a, random_actions(pool, 6, np.random.default_rng(3)))
+    assert len({tuple(r) for r in a}) == 6 and all(tuple(r) in {tuple(p) for p in pool} for r in a)
+
+
+# -- probes ----------------------------------------------------------------------------------------------------------
+def _shift_pairs(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Smooth textures that move right (key pressed) or left by 1-2 px; the shift is also a continuous column."""
+    right = rng.integers(0, 2, n)
+    amount = rng.integers(1, 3, n)
+    coarse = torch.from_numpy(rng.uniform(0, 255, (n, 3, 5, 6)).astype(np.float32))
+    frames = torch.nn.functional.interpolate(coarse, size=(16, 20), mode="bilinear", align_corners=False)
+    frames = frames.permute(0, 2, 3, 1).round().to(torch.uint8).numpy()
+    pairs = np.stack([np.stack([f[:, 2:18], np.roll(f, s if r else -s, axis=1)[:, 2:18]])
+                      for f, r, s in zip(frames, right, amount)])
+    acts = np.stack([right, np.where(right, amount, -amount)], axis=1).astype(np.float32)
+    return pairs, acts
+
+
+def test_idm_learns_a_learnable_action_better_than_chance():
+    spec = {"type": "Dict", "flat_keys": ["right", "shift"],
+            "spaces": {"right": {"type": "Discrete", "n": 2}, "shift": {"type": "Box", "shape": [1]}}}
+    assert P.action_columns(spec, 2) == [("right", "binary", 1), ("shift", "continuous", 1)]
+    rng = np.random.default_rng(0)
+    pairs, acts = _shift_pairs(256, rng)
+    data = {"pairs": P.resize(pairs, 16), "actions": acts, "scale": np.array([1.0, 2.0], np.float32)}
+    cfg = P.ProbeConfig(steps=100, batch_size=32, size=16, width=8, lr=3e-3, seed=0)
+    idm, _ = P.train_idm(data, spec, cfg)
+    test_pairs, test_acts = _shift_pairs(128, np.random.default_rng(1))
+    scores = P.score_actions(idm.columns, idm.predict(P.resize(test_pairs, 16)), test_acts)
+    assert scores["keys"]["right"]["f1"] > 0.8  # chance: about 0.5
+    assert scores["keys"]["shift"]["mae"] < np.abs(test_acts[:, 1]).mean()  # better than predicting 0
+    again, _ = P.train_idm(data, spec, cfg)  # seeded: the same weights
+    assert all(torch.equal(x, y) for x, y in zip(idm.state_dict().values(), again.state_dict().values()))
+
+
+def test_attribute_labels_follow_the_caption_grammar():
+    assert P.attribute_labels("snowy land at night, walking") == {"biome": "snow", "time_of_day": "night"}
+    assert P.attribute_labels("beach in the morning, walking and mining") == {"biome": "beach",
+                                                                              "time_of_day": "morning"}
+    assert P.attribute_labels("three objects on a wooden table, collisions") == {"scene": "table"}
+    assert P.usable_attributes(["plains at dusk, walking", "plains at night, walking"]) == {
+        "time_of_day": ["dusk", "night"]}
+    chosen = P.pick_prompts(["plains at dusk, x", "plains at dusk, y", "plains at night, x"],
+                            {"time_of_day": ["dusk", "night"]}, 2, lambda p: True)
+    assert chosen == ["plains at dusk, x", "plains at night, x"]
+
+
+# -- the command -----------------------------------------------------------------------------------------------------
+def test_eval_writes_every_metric_the_plot_and_videos(first_eval, world):
+    d = json.loads((first_eval / "eval.json").read_text())
+    nf = d["next_frame"]
+    for k in ("next_frame_psnr", "next_frame_ssim", "vae_reconstruction_psnr", "vae_reconstruction_ssim",
+              "copy_last_frame_psnr", "copy_last_frame_ssim"):
+        assert np.isfinite(nf[k]), k
+    ro = d["rollout"]
+    assert set(ro["horizons"]) == {"1", "4", "64"} and ro["horizons"]["64"] is None and ro["skipped"]["64"] == 2
+    for k in ("model_psnr", "model_ssim", "random_psnr", "copy_last_psnr", "dpsnr"):
+        assert np.isfinite(ro["horizons"]["4"][k]), k
+    gen = d["idm"]["generated"]
+    assert {"forward", "camera_yaw", "hotbar"} <= set(gen["keys"]) and "real" in d["idm"]
+    assert gen["keys"]["camera_yaw"]["kind"] == "continuous" and gen["keys"]["hotbar"]["kind"] == "discrete"
+    text = d["text_adherence"]
+    assert "skipped" not in text and text["attributes"] and len(text["samples"]) == 2  # the store names biomes
+    assert all({"accuracy", "real_accuracy", "chance", "values"} <= set(r) for r in text["attributes"].values())
+    assert d["checkpoint"]["digest"] and d["store"]["digest"] and d["config"]["seed"] == 0
+    assert (first_eval / "psnr_vs_horizon.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    videos = sorted((first_eval / "videos").glob("episode_*.mp4"))
+    assert len(videos) == 1 and videos[0].stat().st_size > 0
+    import imageio.v3 as iio
+
+    frame = iio.imread(videos[0], index=0)
+    assert frame.shape == (32, 66, 3)  # engine | 2 px | model
+    report = (first_eval / "report.md").read_text()
+    assert "psnr_vs_horizon.png" in report and "videos/episode_" in report and "dPSNR" in report
+    assert {p.name for p in (first_eval / "idm").iterdir()} >= {"idm.safetensors", "idm.json"}
+
+
+def test_eval_is_deterministic_and_reuses_cached_probes(first_eval, world, capsys):
+    out = world / "ev2"
+    argv = ["eval", f"ckpt={world / 'dit'}", f"store={world / 'held'}", f"out={out}", *FAST]
+    assert cli(argv) == 0  # fresh probes, trained again from the same seed
+    assert _numbers(out) == _numbers(first_eval)
+    assert cli(argv) == 0
+    d = json.loads((out / "eval.json").read_text())
+    assert d["idm"]["cached"] is True and _numbers(out) == _numbers(first_eval)
+
+
+def test_eval_bad_inputs_are_one_line_errors(world, capsys, tmp_path):
+    base = ["eval", f"ckpt={world / 'dit'}", f"out={tmp_path / 'o'}", *FAST]
+    assert "store is required" in _one_line_error(capsys, base)
+    assert "no store at" in _one_line_error(capsys, [*base, f"store={tmp_path / 'missing'}"])
+    other = tmp_path / "other"
+    shutil.copytree(world / "held", other)
+    root = zarr.open_group(str(other), mode="r+")
+    root.attrs["action_spec"] = {"type": "Box", "flat_keys": ["push_x", "push_y"], "shape": [2]}
+    assert "action spec" in _one_line_error(capsys, [*base, f"store={other}"])
+    short = tmp_path / "short"
+    tiny_store(short, episodes=1, steps=1, seed=5)  # 2 rows: shorter than the 4-frame window
+    err = _one_line_error(capsys, [*base, f"store={short}"])
+    assert "shorter than the model's window" in err
+    assert "horizons" in _one_line_error(capsys, [*base, f"store={world / 'held'}", "horizons=[]"])

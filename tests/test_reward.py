@@ -1,0 +1,261 @@
+"""Reward and termination model: train-reward end to end, checkpoints, determinism, learning, bad input.
+
+A tiny navigate store (dense shaping rewards), a VAE and a DiT trained for a few steps, built once per module.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+import zarr
+from safetensors.torch import load_file
+from wm_helpers import TINY_VAE, train_args
+
+from datagen.job import run
+from datagen.rollout import Job
+from worldsim import checkpoint as C
+from worldsim.cli import main as cli
+from worldsim.data import StoreSet
+from worldsim.reward import RewardConfig, RewardModel, find_reward, load_reward, save_reward
+from worldsim.train_reward import (
+    TrainRewardConfig,
+    Transitions,
+    check_stores,
+    collect,
+    draw_probabilities,
+    evaluate,
+    fit,
+    load_world_vae,
+)
+
+CPU = torch.device("cpu")
+
+
+def _store(path: Path, task: str = "navigate", episodes: int = 3, steps: int = 12, width: int = 32) -> Path:
+    job = Job(env_id="worldsim/Voxel-v0", env_kwargs={"task": task}, width=width, height=32, episodes=episodes,
+              steps=steps, seed=0)
+    run(job, str(path), workers=1)
+    return path
+
+
+def _reward_args(ckpt: Path, store: Path, *extra: str) -> list[str]:
+    return ["train-reward", f"ckpt={ckpt}", f"store={store}", "steps=12", "batch_size=8", "log_every=4",
+            "device=cpu", "model.width=8", "model.depth=2", "model.hidden=16", *extra]
+
+
+def _one_line_error(capsys, argv: list[str]) -> str:
+    capsys.readouterr()
+    code = cli(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "Traceback" not in err and err.count("\n") == 1, err
+    return err
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    return tmp_path_factory.mktemp("reward")
+
+
+@pytest.fixture(scope="module")
+def store(root):
+    return _store(root / "navigate")
+
+
+@pytest.fixture(scope="module")
+def dit_run(root, store):
+    vae = root / "vae"
+    assert cli(["train-vae", f"store={store}", f"out={vae}", "steps=2", "batch_size=4", "log_every=1",
+                "eval_every=2", "save_every=2", "val_windows=4", "warmup=1", "device=cpu", *TINY_VAE]) == 0
+    dit = root / "dit"
+    assert cli(train_args(store, vae, dit, 2)) == 0
+    return dit
+
+
+@pytest.fixture(scope="module")
+def reward_run(dit_run, store):
+    """train-reward with the default out (<run dir>/reward) and the JSON line it printed."""
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert cli(_reward_args(dit_run, store)) == 0
+    return dit_run / "reward", json.loads(buf.getvalue().strip().splitlines()[-1])
+
+
+def test_train_reward_writes_under_the_run_dir_and_is_found(reward_run, dit_run, store):
+    out, printed = reward_run
+    ck = C.resolve(out)
+    assert ck.parent == out / "checkpoints" and (ck / "model.safetensors").is_file()
+    assert printed["checkpoint"] == str(ck) and printed["out"] == str(out)
+    meta = C.load_meta(ck)
+    dit_ck = C.resolve(dit_run)
+    assert meta["kind"] == "reward"
+    assert meta["dit"]["digest"] == C.digest(dit_ck) and meta["vae"]["digest"] == C.load_meta(dit_ck)["vae"]["digest"]
+    assert [s["digest"] for s in meta["stores"]] == [zarr.open_group(str(store), mode="r").attrs["digest"]]
+    assert meta["stores"][0]["episodes"] == [0, 1] and meta["val_stores"][0]["episodes"] == [2]  # held out: the last
+    m = meta["metrics"]
+    assert m == printed["metrics"]
+    assert m["transitions"] == 12 and meta["train_counts"]["transitions"] == 24  # 13 rows per episode, 12 steps
+    assert m["reward_mae"] >= 0 and m["reward_mae_zero_baseline"] > 0
+    assert {"reward_nonzero_precision", "reward_nonzero_recall", "term_precision", "term_recall", "term_f1"} <= set(m)
+    assert (out / "metrics.jsonl").is_file()
+    assert find_reward(dit_run) == out
+    assert find_reward(dit_ck) == out  # a checkpoint folder of the run finds it too
+
+
+def test_find_reward_is_none_without_one_and_refuses_another_vae(reward_run, dit_run, tmp_path):
+    bare = tmp_path / "dit"
+    shutil.copytree(dit_run, bare, ignore=shutil.ignore_patterns("reward"))
+    assert find_reward(bare) is None
+    shutil.copytree(reward_run[0], bare / "reward")
+    ck = C.resolve(bare / "reward")
+    meta = json.loads((ck / "meta.json").read_text())
+    meta["vae"]["digest"] = "0" * 64
+    (ck / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(C.CheckpointError, match="another VAE|latents of VAE"):
+        find_reward(bare)
+
+
+def test_loaded_model_reproduces_the_stored_held_out_metrics(reward_run, dit_run, store):
+    model = load_reward(reward_run[0])
+    assert model.meta["kind"] == "reward" and not model.training
+    vae, meta, _ = load_world_vae(dit_run, CPU)
+    val = StoreSet([str(store)], 2, "val", 1)
+
+    def encode(frames):
+        from worldsim.data import to_model
+        from worldsim.runtime import autocast
+
+        with torch.no_grad(), autocast(CPU, "bf16"):
+            return vae.encode(to_model(torch.from_numpy(frames))[:, None])[:, 0].float()
+
+    data = collect(val, encode, meta["spec"]["action_scale"])
+    assert evaluate(model, data, CPU) == model.meta["metrics"]
+
+
+def test_save_and_load_round_trip_predictions_exactly(tmp_path):
+    torch.manual_seed(0)
+    model = RewardModel(RewardConfig(latent_channels=4, action_dim=3, width=8, depth=2, hidden=16))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.3)
+        model.reward_scale.fill_(2.5)
+        model.zero_below.fill_(0.05)
+    save_reward(tmp_path / "r", model, 7, {"note": "x"})
+    loaded = load_reward(tmp_path / "r")
+    assert loaded.meta["step"] == 7 and loaded.meta["note"] == "x" and loaded.cfg == model.cfg
+    z0, z1, a = torch.randn(16, 4, 8, 8), torch.randn(16, 4, 8, 8), torch.randn(16, 3)
+    r0, t0 = model.predict(z0, z1, a)
+    r1, t1 = loaded.predict(z0, z1, a)
+    assert torch.equal(r0, r1) and torch.equal(t0, t1)
+    assert r0.dtype == torch.float32 and t0.dtype == torch.bool and r0.shape == t0.shape == (16,)
+    assert bool(((r0 == 0) | (r0.abs() >= 0.05)).all())  # small rewards snap to exactly 0
+    with pytest.raises(ValueError, match="action must be"):
+        model.predict(z0, z1, a[:, :2])
+
+
+def test_same_seed_same_weights(dit_run, store, tmp_path, capsys):
+    def weights(name: str, *extra: str) -> dict:
+        assert cli(_reward_args(dit_run, store, f"out={tmp_path / name}", *extra)) == 0
+        return load_file(str(C.resolve(tmp_path / name) / "model.safetensors"))
+
+    a, b, c = weights("a"), weights("b"), weights("c", "seed=1")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert any(not torch.equal(a[k], c[k]) for k in a)
+
+
+def _synthetic(n: int, seed: int) -> Transitions:
+    """reward 1 exactly when action column 0 is pressed; terminated when the next frame's channel 0 turns bright."""
+    g = torch.Generator().manual_seed(seed)
+    latents = torch.randn(2 * n, 4, 4, 4, generator=g)
+    bright = torch.rand(n, generator=g) < 0.15
+    latents[n:][bright, 0] += 3.0
+    actions = (torch.rand(n, 3, generator=g) < 0.2).float()
+    return Transitions(latents.half(), torch.arange(n), torch.arange(n, 2 * n), actions,
+                       actions[:, 0].clone(), bright)
+
+
+def test_learns_an_easy_reward_and_termination_rule():
+    train, held = _synthetic(512, 0), _synthetic(256, 1)
+    cfg = TrainRewardConfig(steps=200, batch_size=32, lr=3e-3, warmup=10, log_every=50)
+    torch.manual_seed(0)
+    model = RewardModel(RewardConfig(latent_channels=4, action_dim=3, width=16, depth=2, hidden=32))
+    before = evaluate(model, held, CPU)
+    fit(model, train, cfg, CPU)
+    m = evaluate(model, held, CPU)
+    assert before["reward_nonzero_recall"] == 0.0 and before["term_recall"] == 0.0  # untrained: predicts nothing
+    assert m["reward_mae"] < 0.25 * m["reward_mae_zero_baseline"]
+    assert m["reward_nonzero_precision"] > 0.9 and m["reward_nonzero_recall"] > 0.9
+    assert m["term_f1"] > 0.8
+
+
+def test_rare_transitions_are_oversampled():
+    rewards = torch.zeros(1000)
+    rewards[:10] = 1.0
+    term = torch.zeros(1000, dtype=torch.bool)
+    term[995:] = True
+    p = draw_probabilities(rewards, term, 0.3, 0.2)
+    assert p.sum() == pytest.approx(1.0)
+    assert p[:10].sum() == pytest.approx(0.3) and p[995:].sum() == pytest.approx(0.2)
+    assert p[10:995].sum() == pytest.approx(0.5) and p[500] == pytest.approx(0.5 / 985)
+    dense = draw_probabilities(torch.ones(10), torch.zeros(10, dtype=torch.bool), 0.3, 0.2)
+    assert dense == pytest.approx([0.1] * 10)  # only one kind: uniform
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the 1-frame store's action statistics are empty (NaN)
+def test_bad_inputs_are_one_line_errors(dit_run, store, root, capsys, tmp_path):
+    err = _one_line_error(capsys, _reward_args(root / "vae", store, f"out={tmp_path / 'x'}"))
+    assert "'vae' checkpoint" in err and "world-model" in err
+    err = _one_line_error(capsys, _reward_args(tmp_path / "nothing", store))
+    assert "no checkpoint at" in err
+    wide = _store(tmp_path / "wide", episodes=2, steps=3, width=48)
+    err = _one_line_error(capsys, _reward_args(dit_run, wide, f"out={tmp_path / 'w'}"))
+    assert "32x48" in err and "32x32" in err
+    other = tmp_path / "other_game"
+    shutil.copytree(store, other)
+    g = zarr.open_group(str(other), mode="r+")
+    g.attrs["action_spec"] = {**g.attrs["action_spec"], "flat_keys": ["jump"]}
+    err = _one_line_error(capsys, _reward_args(dit_run, other, f"out={tmp_path / 'o'}"))
+    assert "action spec" in err
+    empty = _store(tmp_path / "empty", task="explore", episodes=2, steps=0)
+    err = _one_line_error(capsys, _reward_args(dit_run, empty, f"out={tmp_path / 'e'}"))
+    assert "no window of 2 frames" in err
+    err = _one_line_error(capsys, _reward_args(dit_run, store, "reward_fraction=0.9", "term_fraction=0.2"))
+    assert "below 1" in err
+    assert not (tmp_path / "w").exists() and not (tmp_path / "o").exists()  # nothing written on refusal
+
+
+def test_check_stores_names_the_store(dit_run, store):
+    _, meta, ck = load_world_vae(dit_run, CPU)
+    stores = StoreSet([str(store)], 2, "all")
+    check_stores(stores, meta, ck)  # the training store passes
+    with pytest.raises(ValueError, match=str(store)):
+        check_stores(stores, {**meta, "height": 64, "width": 64}, ck)
+
+
+def test_load_reward_refuses_foreign_and_corrupt_checkpoints(reward_run, dit_run, tmp_path):
+    with pytest.raises(C.CheckpointError, match="'dit' checkpoint, not a reward model"):
+        load_reward(dit_run)
+    with pytest.raises(C.CheckpointError, match="no checkpoint at"):
+        load_reward(tmp_path / "missing")
+    bad = tmp_path / "bad"
+    shutil.copytree(reward_run[0], bad)
+    f = C.resolve(bad) / "model.safetensors"
+    f.write_bytes(f.read_bytes()[:100])
+    with pytest.raises(C.CheckpointError, match="corrupt or truncated") as info:
+        load_reward(bad)
+    assert "\n" not in str(info.value)
