@@ -38,10 +38,12 @@ class UsageError(Exception):
 
 def _user_errors() -> tuple[type[Exception], ...]:
     """Errors caused by what the user asked for: printed as one line, never as a traceback."""
+    from omegaconf.errors import MissingMandatoryValue
+
     from datagen.store import StoreError
     from worldsim.checkpoint import CheckpointError
 
-    return UsageError, ValueError, StoreError, CheckpointError
+    return UsageError, ValueError, StoreError, CheckpointError, MissingMandatoryValue
 
 
 def _usage() -> str:
@@ -113,7 +115,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:
         if not isinstance(err, _user_errors()):
             raise
-        print(f"worldsim {command}: error: {err}", file=sys.stderr)
+        msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if hasattr(err, "full_key") and "Missing mandatory value" in msg:  # omegaconf: a required `???` key
+            msg = f"{err.full_key}= is required (worldsim {command} --help lists the keys)"
+        print(f"worldsim {command}: error: {msg}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"worldsim {command}: interrupted", file=sys.stderr)
