@@ -299,7 +299,7 @@ def test_unknown_preset_and_bad_shapes_raise():
         DiT(DiTConfig(preset="XXL"), 4, 3, 16)
     with pytest.raises(ValueError, match="even head size"):
         DiTConfig(width=48, heads=5).resolved()
-    with pytest.raises(ValueError, match="full or factorized"):
+    with pytest.raises(ValueError, match="full, causal or factorized"):
         DiTConfig(attention="axial").resolved()
 
 
