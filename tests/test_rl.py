@@ -1,0 +1,186 @@
+"""RL inside the learned simulator: the DiscreteActions wrapper on the engine and on DreamEnv, the flat action layout
+DreamEnv feeds the model, and stable-baselines3 PPO trained in a dream then acting in the engine.
+
+A tiny navigate store at 32 px, a VAE and a frame-causal DiT trained for a few steps (untrained weights are enough:
+these tests are about plumbing, not skill), built once per module.
+"""
+
+from __future__ import annotations
+
+import json
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from wm_helpers import TINY_VAE, train_args
+
+import envs  # noqa: F401  (registers worldsim/Voxel-v0: tests may use the engine, worldsim itself never does)
+from datagen.job import run
+from datagen.rollout import Job
+from envs.voxel.actions import action_spec_json, to_flat
+from worldsim.cli import main as cli
+from worldsim.spaces import flatten_action, space_from_spec, unflatten_action
+from worldsim.wrappers import NAVIGATE, DiscreteActions, noop_action
+
+SIZE = 32
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("rl")
+    store = root / "nav"
+    run(Job(env_id="worldsim/Voxel-v0", env_kwargs={"task": "navigate"}, width=SIZE, height=SIZE, episodes=3,
+            steps=12, seed=0), str(store), workers=1)
+    assert cli(["train-vae", f"store={store}", f"out={root / 'vae'}", "steps=2", "batch_size=4", "val_windows=2",
+                "device=cpu", *TINY_VAE]) == 0
+    dit = root / "dit"
+    assert cli(train_args(store, root / "vae", dit, 2, "model.attention=causal")) == 0
+    return {"store": str(store), "dit": str(dit)}
+
+
+def _engine(max_steps: int = 50) -> gym.Env:
+    return gym.make("worldsim/Voxel-v0", task="navigate", width=SIZE, height=SIZE, max_episode_steps=max_steps)
+
+
+def _dream(runs, **kw) -> gym.Env:
+    from worldsim import DreamEnv
+
+    with pytest.warns(UserWarning, match="no reward model"):
+        return DreamEnv(runs["dit"], store=runs["store"], steps=1, precision="fp32", **kw)
+
+
+def test_discrete_actions_are_valid_engine_actions():
+    engine = _engine()
+    env = DiscreteActions(engine, NAVIGATE)
+    assert env.action_space == gym.spaces.Discrete(len(NAVIGATE))
+    env.reset(seed=0)
+    for i in range(len(NAVIGATE)):
+        a = env.action(i)
+        assert engine.action_space.contains(a), (i, a)
+        for k, v in NAVIGATE[i].items():  # what the entry names is set, the rest is no-op
+            assert np.array_equal(a[k], v)
+        assert all(a[k] == 0 for k in ("attack", "use", "back", "hotbar"))
+        obs, *_ = env.step(np.int64(i))  # numpy integers too (what agents give)
+        assert obs.shape == (SIZE, SIZE, 3)
+    assert env.action(1) is not env.action(1) and env.action(1)["camera"] is not env.action(1)["camera"]
+    yaw = []
+    for i in (3, 3, 4):  # the table's camera turns move the engine's camera by their degrees
+        _, _, _, _, info = env.step(i)
+        yaw.append(info["pose"]["yaw"])
+    assert np.isclose((yaw[1] - yaw[0] + 180) % 360 - 180, NAVIGATE[3]["camera"][1])
+    assert np.isclose((yaw[2] - yaw[1] + 180) % 360 - 180, NAVIGATE[4]["camera"][1])
+    noop = noop_action(engine.action_space)
+    assert engine.action_space.contains(noop) and noop["forward"] == 0 and not noop["camera"].any()
+
+
+def test_discrete_actions_reject_bad_tables_and_indices():
+    engine = _engine()
+    with pytest.raises(ValueError, match="entry 1 has unknown key.*'fly'"):
+        DiscreteActions(engine, [{}, {"fly": 1}])
+    with pytest.raises(ValueError, match="entry 0.*camera"):
+        DiscreteActions(engine, [{"camera": (0.0, 400.0)}])
+    with pytest.raises(ValueError, match="entry 0.*forward"):
+        DiscreteActions(engine, [{"forward": 2}])
+    with pytest.raises(ValueError, match="empty"):
+        DiscreteActions(engine, [])
+    with pytest.raises(ValueError, match="Dict action space"):
+        DiscreteActions(gym.make("CartPole-v1"), [{}])
+    env = DiscreteActions(engine, NAVIGATE)
+    for bad in (len(NAVIGATE), -1, 1.5):
+        with pytest.raises(ValueError, match="not in Discrete"):
+            env.action(bad)
+
+
+def test_flat_actions_follow_the_stored_layout():
+    """The model learned actions in the engine's flat order (forward first, ...); gymnasium sorts Dict keys and
+    checkpoints store the spec with sorted keys, so flattening must follow `flat_keys`, not the Dict's order."""
+    spec = json.loads(json.dumps(json.loads(action_spec_json()), sort_keys=True))  # as a checkpoint holds it
+    space = space_from_spec(spec)
+    env = DiscreteActions(_engine(), NAVIGATE)
+    for i in range(len(NAVIGATE)):
+        a = env.action(i)
+        vec = flatten_action(spec, space, a)
+        assert np.array_equal(vec, to_flat(a)), (i, vec, to_flat(a))
+        back = unflatten_action(spec, space, vec)
+        assert all(np.array_equal(back[k], a[k]) for k in a)
+
+
+def test_ppo_trained_in_a_dream_acts_in_the_engine(runs):
+    from stable_baselines3 import PPO
+
+    dream = DiscreteActions(_dream(runs, max_episode_steps=16), NAVIGATE)
+    engine = DiscreteActions(_engine(max_steps=32), NAVIGATE)
+    assert dream.action_space == engine.action_space
+    assert dream.observation_space == engine.observation_space
+    assert dream.unwrapped.action_space == engine.unwrapped.action_space  # the spec rebuilt the engine's space
+
+    model = PPO("MlpPolicy", dream, n_steps=64, batch_size=32, n_epochs=1, seed=0, device="cpu",
+                policy_kwargs={"net_arch": [16]})
+    model.learn(total_timesteps=256)
+    assert model.num_timesteps == 256
+
+    obs, _ = engine.reset(seed=123)
+    taken = set()
+    for _ in range(40):
+        a, _ = model.predict(obs, deterministic=False)
+        assert engine.action_space.contains(int(a))
+        taken.add(int(a))
+        assert engine.unwrapped.action_space.contains(engine.action(a))
+        obs, reward, terminated, truncated, info = engine.step(a)
+        assert obs.shape == dream.observation_space.shape and np.isfinite(reward)
+        if terminated or truncated:
+            obs, _ = engine.reset()
+    assert len(taken) > 1  # a barely trained policy still samples several table entries
+
+
+def test_rl_dream_example_help_teaches():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "examples" / "rl_dream.py"
+    out = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    for word in ("--checkpoint", "--reward", "DreamEnv", "worldsim train-reward", "success", "held-out"):
+        assert word in out.stdout, word
+
+
+def test_rl_dream_example_runs_end_to_end(runs, tmp_path):
+    """The example's whole path on the tiny checkpoint: dream PPO, engine PPO, random, scored on held-out seeds."""
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "examples" / "rl_dream.py"
+    spec = importlib.util.spec_from_file_location("rl_dream", script)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "rl.json"
+    argv = ["--checkpoint", runs["dit"], "--steps", "32", "--n-envs", "2", "--n-steps", "16", "--eval-episodes",
+            "2", "--max-steps", "8", "--dream-episode-steps", "8", "--dream-steps", "1", "--policy", "MlpPolicy",
+            "--solver", "--out", str(out)]
+    with pytest.warns(UserWarning, match="no reward model"):
+        res = mod.main(argv)
+    assert json.loads(out.read_text())["table"] == res["table"]
+    assert set(res["results"]) == {"random", "scripted solver (privileged)", "PPO (dream)", "PPO (engine)"}
+    assert res["config"]["store"] == runs["store"]  # dreams start from the checkpoint's own store by default
+    for r in res["results"].values():
+        assert len(r["eval"]["returns"]) == 2 and 0.0 <= r["eval"]["success_rate"] <= 1.0
+    dream = res["results"]["PPO (dream)"]["train"]
+    assert dream["steps"] == 32 and dream["train_episodes"] == 4  # 2 batched dreams x 16 steps, 8-step episodes
+    with pytest.warns(UserWarning, match="no reward model"):
+        again = mod.main(argv)
+    assert _without_times(again["results"]) == _without_times(res["results"])  # same --seed, same numbers
+
+
+def _without_times(results: dict) -> dict:
+    return {name: {part: {k: v for k, v in d.items() if k != "train_seconds"} for part, d in r.items()}
+            for name, r in results.items()}
