@@ -103,8 +103,7 @@ class DreamVecEnv(VecEnv):
     """SB3's VecEnv over `DreamVectorEnv` (all dreams in one batched model call) with the DiscreteActions table.
 
     SB3 resets a finished env within the same step (its obs is the new episode's first frame, the last frame goes in
-    `info["terminal_observation"]`), whereas gymnasium vector envs such as DreamVectorEnv reset on the next step;
-    so the finished rows are restarted here right away (DreamVectorEnv's per-row `_reset_rows`).
+    `info["terminal_observation"]`): DreamVectorEnv does the same with `autoreset_mode="same_step"`.
     """
 
     def __init__(self, venv: Any, table: list[dict[str, Any]]) -> None:
@@ -124,18 +123,13 @@ class DreamVecEnv(VecEnv):
     def step_wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
         from worldsim.wrappers import stack_actions
 
-        obs, reward, terminated, truncated, _ = self.venv.step(stack_actions(self.table, self._actions))
+        obs, reward, terminated, truncated, info = self.venv.step(stack_actions(self.table, self._actions))
         done = terminated | truncated
         infos: list[dict[str, Any]] = [{"TimeLimit.truncated": bool(truncated[i] and not terminated[i])}
                                        for i in range(self.num_envs)]
-        rows = [int(i) for i in np.flatnonzero(done)]
-        if rows:
-            v = self.venv
-            for i in rows:
-                infos[i]["terminal_observation"] = obs[i].copy()
-            fresh, _ = v._reset_rows(rows, [v.rngs[i] for i in rows], v.options)
-            obs[rows] = fresh
-            v.needs_reset[rows] = False
+        final = info.get("final_obs")
+        for i in np.flatnonzero(done):
+            infos[i]["terminal_observation"] = final[i]
         return obs, reward.astype(np.float32), done, infos
 
     def close(self) -> None:
@@ -160,7 +154,8 @@ def make_dream(args: argparse.Namespace, store: str) -> VecEnv:
     from worldsim.wrappers import NAVIGATE, action_table
 
     venv = DreamVectorEnv(args.checkpoint, num_envs=args.n_envs, reward=args.reward, store=store,
-                          steps=args.dream_steps, max_episode_steps=args.dream_episode_steps, precision=args.precision)
+                          steps=args.dream_steps, max_episode_steps=args.dream_episode_steps, precision=args.precision,
+                          autoreset_mode="same_step")
     return DreamVecEnv(venv, action_table(venv.single_action_space, NAVIGATE))
 
 

@@ -224,3 +224,31 @@ def test_play_runs_the_dream_beside_the_engine_headless(runs):
                        env={**os.environ, "SDL_VIDEODRIVER": "dummy", "OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stderr
     assert "played 3 frames beside the model" in r.stdout
+
+
+def test_same_step_autoreset_returns_the_next_first_frame_and_keeps_the_last(runs):
+    venv = DreamVectorEnv(runs["full"], num_envs=2, max_episode_steps=2, precision="fp32", autoreset_mode="same_step")
+    assert venv.metadata["autoreset_mode"] == gym.vector.AutoresetMode.SAME_STEP
+    venv.reset(seed=0)
+    venv.action_space.seed(0)
+    _, _, _, trunc, info = venv.step(venv.action_space.sample())
+    assert not trunc.any() and "final_obs" not in info
+    obs, _, _, trunc, info = venv.step(venv.action_space.sample())
+    assert trunc.all() and info["_final_obs"].all()
+    assert all(f.shape == (32, 32, 3) for f in info["final_obs"]) and list(info["source"]) == ["store"] * 2
+    _, reward, _, trunc, _ = venv.step(venv.action_space.sample())  # a normal step of the new episodes
+    assert not trunc.any()
+    with pytest.raises(ValueError, match="autoreset_mode"):
+        DreamVectorEnv(runs["full"], autoreset_mode="sometimes")
+
+
+def test_gym_make_horizon_is_the_envs_own(runs):
+    """gym.make keeps max_episode_steps for its TimeLimit wrapper: the env adopts it (a longer horizon than its
+    default 200 is not cut short)."""
+    env = gym.make("worldsim/Dream-v0", checkpoint=runs["full"], max_episode_steps=300, precision="fp32")
+    env.reset(seed=0)
+    assert env.unwrapped.max_episode_steps == 300
+    env.unwrapped.elapsed[:] = 298
+    flags = [env.unwrapped.step(env.action_space.sample())[3] for _ in range(2)]
+    assert flags == [False, True]
+    assert gym.make("worldsim/Dream-v0", checkpoint=runs["full"]).spec.max_episode_steps == 200

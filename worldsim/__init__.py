@@ -13,7 +13,7 @@ __all__ = ["DreamEnv", "DreamVectorEnv"]
 
 if "worldsim/Dream-v0" not in registry:
     register(id="worldsim/Dream-v0", entry_point="worldsim.env:DreamEnv",
-             vector_entry_point="worldsim.env:DreamVectorEnv")
+             vector_entry_point="worldsim.env:DreamVectorEnv", max_episode_steps=200)
 
 
 def __getattr__(name: str) -> Any:

@@ -34,6 +34,9 @@ class DiTConfig:
     attention: str = "full"  # full | causal (full, frame-causal: enables the KV cache) | factorized
     mlp_ratio: float = 4.0
     rope_theta: float = 10000.0
+    # each frame's tokens also see the previous frame's latents at the same place (frame stacking, as DIAMOND and
+    # GameNGen feed past frames): copying what does not move is one linear map, so next-frame prediction learns fast
+    prev_frame: bool = False
 
     def resolved(self) -> tuple[int, int, int]:
         if self.preset not in PRESETS:
@@ -193,7 +196,7 @@ class DiT(nn.Module):
         self.cfg = cfg
         dim, depth, heads = cfg.resolved()
         self.dim, self.heads, self.patch, self.channels = dim, heads, cfg.patch, latent_channels
-        self.patch_in = nn.Linear(latent_channels * cfg.patch**2, dim)
+        self.patch_in = nn.Linear(latent_channels * cfg.patch**2 * (2 if cfg.prev_frame else 1), dim)
         self.t_mlp = nn.Sequential(nn.Linear(256, dim), nn.SiLU(), nn.Linear(dim, dim))
         self.a_mlp = nn.Sequential(nn.Linear(max(action_dim, 1), dim), nn.SiLU(), nn.Linear(dim, dim))
         self.a_null = nn.Parameter(torch.zeros(dim))  # "no action" (first frame, CFG dropout)
@@ -221,7 +224,8 @@ class DiT(nn.Module):
                 keep: list | None = None) -> torch.Tensor:
         """x: (B, T, C, h, w) noisy latents; t: (B, T); cond: actions (B, T, A) already aligned to frames (the action
         that led into each frame), action_mask (B, T) bool, text (B, L, Dt), text_mask (B, L) bool, text_pooled (B, Dt).
-        Returns the velocity (B, T, C, h, w).
+        Returns the velocity (B, T, C, h, w). With `prev_frame`, cond["prev"] (B, C, h, w), if given, is the frame
+        before x's first (zeros otherwise, as for the first frame of a training window).
 
         KV cache (attention=causal only): `past` holds one (k, v) per block of clean earlier frames, which x's frames
         follow in time; `keep`, a list, receives one (k, v) per block of x's own tokens (to extend a cache)."""
@@ -232,7 +236,13 @@ class DiT(nn.Module):
         if (past is not None or keep is not None) and self.cfg.attention != "causal":
             raise ValueError(f"a KV cache needs attention=causal; this model's attention is {self.cfg.attention!r}")
         gh, gw = h // p, w // p
-        tokens = x.view(b, nt, ch, gh, p, gw, p).permute(0, 1, 3, 5, 2, 4, 6).reshape(b, nt, gh * gw, ch * p * p)
+        xin = x
+        if self.cfg.prev_frame:
+            first = cond.get("prev")
+            first = torch.zeros_like(x[:, 0]) if first is None else first.to(x.dtype)
+            xin = torch.cat([x, torch.cat([first[:, None], x[:, :-1]], dim=1)], dim=2)  # (B, T, 2C, h, w)
+        cin = xin.shape[2]
+        tokens = xin.reshape(b, nt, cin, gh, p, gw, p).permute(0, 1, 3, 5, 2, 4, 6).reshape(b, nt, gh * gw, cin * p * p)
         tok = self.patch_in(tokens)  # (B, T, N, D)
         c = self.condition(t, cond["actions"], cond["action_mask"], cond["text_pooled"])
         hd = self.dim // self.heads

@@ -59,6 +59,7 @@ class DreamCore:
         # recent latents, newest last, with their context noise (drawn once, when a frame enters the context)
         self.z = torch.zeros(rows, self.context, c, self.h, self.w, device=self.dev)
         self.last = torch.zeros(rows, c, self.h, self.w, device=self.dev)  # the newest frame, clean
+        self.before = torch.zeros(rows, c, self.h, self.w, device=self.dev)  # the frame before the context (prev_frame)
         self.acts = torch.zeros(rows, self.context, a, device=self.dev)  # scaled action that led into each
         self.has_act = torch.zeros(rows, self.context, dtype=torch.bool, device=self.dev)
         max_len = self.m.spec.text.max_len
@@ -95,6 +96,7 @@ class DreamCore:
         idx = torch.tensor(rows, device=self.dev)
         clean = torch.stack(zs).to(self.dev)
         self.last[idx] = clean[:, -1]
+        self.before[idx] = 0.0
         self.z[idx] = self._noisy_context(rows, clean)
         self.acts[idx] = torch.stack(acts).to(self.dev)
         self.has_act[idx] = torch.stack(has).to(self.dev)
@@ -117,10 +119,18 @@ class DreamCore:
             self.text_mask[r, : mask.shape[1]] = mask[j]
             self.pooled[r] = pooled[j].float()
 
-    def _cond(self, rows: torch.Tensor | slice, acts: torch.Tensor, has: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _cond(self, rows: torch.Tensor | slice, acts: torch.Tensor, has: torch.Tensor, prev: torch.Tensor
+              ) -> dict[str, torch.Tensor]:
+        """Conditioning of `rows`; `prev` (B, C, h, w) is the frame before the first one passed to the model."""
         n = int(self.text_mask[rows].sum(1).max())  # trim padding shared by all rows
         return {"text": self.text[rows][:, :n], "text_mask": self.text_mask[rows][:, :n],
-                "text_pooled": self.pooled[rows], "actions": acts, "action_mask": has}
+                "text_pooled": self.pooled[rows], "actions": acts, "action_mask": has, "prev": prev}
+
+    def _doubled(self, cond: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Conditioning for the [with action; without] guidance branches (actions and their mask already are)."""
+        if self.cfg == 1.0:
+            return cond
+        return {**cond, **{k: torch.cat([cond[k], cond[k]]) for k in ("text", "text_mask", "text_pooled", "prev")}}
 
     def _noisy_context(self, rows: list[int], z: torch.Tensor) -> torch.Tensor:
         return (1 - self.context_t) * z + self.context_t * self._noise(rows, tuple(z.shape[1:]))
@@ -135,7 +145,8 @@ class DreamCore:
         t = torch.full(x.shape[:2], self.context_t, device=self.dev)
         keep: list = []
         with autocast(self.dev, self.precision):
-            self.m(x, t, self._cond(idx, self.acts[idx, :n_old], self.has_act[idx, :n_old]), keep=keep)
+            self.m(x, t, self._cond(idx, self.acts[idx, :n_old], self.has_act[idx, :n_old], self.before[idx]),
+                   keep=keep)
         if self.cache is None:
             self.cache = [(k.new_zeros((self.rows, *k.shape[1:])), v.new_zeros((self.rows, *v.shape[1:])))
                           for k, v in keep]
@@ -155,6 +166,7 @@ class DreamCore:
             else:
                 x = self._step_window(rows, x, a)
         self.last = x
+        self.before = self.z[:, 0]
         self.z = torch.cat([self.z[:, 1:], self._noisy_context(rows, x[:, None])], dim=1)
         self.acts = torch.cat([self.acts[:, 1:], a], dim=1)
         self.has_act = torch.cat([self.has_act[:, 1:], torch.ones_like(self.has_act[:, :1])], dim=1)
@@ -180,9 +192,8 @@ class DreamCore:
             no_act[:, 1] = False
             pair_has = torch.cat([pair_has, no_act])
             pair_acts = torch.cat([pair_acts, pair_acts])
-        cond = self._cond(slice(None), pair_acts, pair_has)
-        if self.cfg != 1.0:
-            cond = {**cond, **{k: torch.cat([cond[k], cond[k]]) for k in ("text", "text_mask", "text_pooled")}}
+        older = self.z[:, -2] if self.context > 1 else self.before  # the frame before the newest
+        cond = self._doubled(self._cond(slice(None), pair_acts, pair_has, older))
         past = None if self.cache is None else [(self._branches(k), self._branches(v)) for k, v in self.cache]
         full: list | None = None
         for i, (t_now, t_next) in enumerate(zip(self.grid[:-1], self.grid[1:])):
@@ -195,7 +206,8 @@ class DreamCore:
                 new_kv = [(k[:, :, :n], vv[:, :, :n]) for k, vv in keep]
                 full = new_kv if past is None else [(torch.cat([pk, k], 2), torch.cat([pv, vv], 2))
                                                      for (pk, pv), (k, vv) in zip(past, new_kv)]
-                one = {**cond, "actions": cond["actions"][:, 1:], "action_mask": cond["action_mask"][:, 1:]}
+                one = {**cond, "actions": cond["actions"][:, 1:], "action_mask": cond["action_mask"][:, 1:],
+                       "prev": self._branches(newest)}
             else:
                 t = torch.full((xin.shape[0], 1), t_now, device=self.dev)
                 v = self.m(self._branches(x[:, None]), t, one, past=full)[:, 0]
@@ -216,9 +228,7 @@ class DreamCore:
             no_act = has.clone()
             no_act[:, -1] = False
             has, acts = torch.cat([has, no_act]), torch.cat([acts, acts])
-        cond = self._cond(slice(None), acts, has)
-        if self.cfg != 1.0:
-            cond = {**cond, **{k: torch.cat([cond[k], cond[k]]) for k in ("text", "text_mask", "text_pooled")}}
+        cond = self._doubled(self._cond(slice(None), acts, has, self.before))
         for t_now, t_next in zip(self.grid[:-1], self.grid[1:]):
             xin = self._branches(torch.cat([ctx, x[:, None]], dim=1))
             t = torch.full(xin.shape[:2], self.context_t, device=self.dev)

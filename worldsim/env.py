@@ -67,7 +67,9 @@ class ContextSource:
             urls, last = [store], None
         else:
             held = self.s.meta.get("heldout", {})
-            urls, last = list(held.get("stores", [])), int(held.get("val_episodes", 1))
+            # the last val_episodes episodes of each training store were held out; with none held out (a separate
+            # held-out store was used), resets draw from the training episodes: pass store= to start elsewhere
+            urls, last = list(held.get("stores", [])), int(held.get("val_episodes", 1)) or None
             if not urls:
                 raise ValueError("this checkpoint records no held-out store; pass store=PATH (or options['store'])")
         out = []
@@ -236,6 +238,8 @@ class DreamEnv(_Dream, gym.Env):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
               ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
+        if self.spec is not None and self.spec.max_episode_steps:  # gym.make(..., max_episode_steps=N) keeps N
+            self.max_episode_steps = int(self.spec.max_episode_steps)  # for itself: agree with its TimeLimit
         obs, infos = self._reset_rows([0], [self.np_random], dict(options or {}))
         self._obs = obs[0]
         return obs[0], infos[0]
@@ -253,17 +257,28 @@ class DreamEnv(_Dream, gym.Env):
 
 
 class DreamVectorEnv(_Dream, VectorEnv):
-    """`num_envs` dreamed episodes stepped in one batched model call (autoreset on the step after an episode ends,
-    gymnasium's default `AutoresetMode.NEXT_STEP`: that step's action is ignored and the env's reset observation is
-    returned with reward 0). Same arguments as `DreamEnv`."""
+    """`num_envs` dreamed episodes stepped in one batched model call. Same arguments as `DreamEnv`, plus:
+
+    Args:
+        autoreset_mode: `next_step` (gymnasium's default: the step after an episode ends resets it, ignores its
+            action and returns the first observation with reward 0) or `same_step` (the ending step already returns
+            the next episode's first observation; the last one is in `info["final_obs"]`, as stable-baselines3
+            expects).
+    """
 
     metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": []}
 
     def __init__(self, checkpoint: str | Path, num_envs: int = 1, reward: str | None = None, store: str | None = None,
                  steps: int = 4, cfg_actions: float = 1.0, context: int | None = None, max_episode_steps: int = 200,
-                 device: str = "cpu", precision: str = "bf16") -> None:
+                 device: str = "cpu", precision: str = "bf16", autoreset_mode: str | AutoresetMode = "next_step"
+                 ) -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        modes = {"next_step": AutoresetMode.NEXT_STEP, "same_step": AutoresetMode.SAME_STEP}
+        mode = autoreset_mode if isinstance(autoreset_mode, AutoresetMode) else modes.get(str(autoreset_mode).lower())
+        if mode not in modes.values():
+            raise ValueError(f"autoreset_mode must be next_step or same_step, got {autoreset_mode!r}")
+        self.metadata = {**self.metadata, "autoreset_mode": mode}
         self._setup(checkpoint, num_envs, reward, store, steps, cfg_actions, context, max_episode_steps, device,
                     precision)
         self.num_envs = num_envs
@@ -315,6 +330,14 @@ class DreamVectorEnv(_Dream, VectorEnv):
         flat = self._flat_actions(actions)
         obs, reward, terminated, truncated = self._step_all(flat)
         infos = [{"step": int(s)} for s in self.elapsed]
+        if self.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP:
+            ended = [int(i) for i in np.flatnonzero(terminated | truncated)]
+            if ended:  # the ending step returns the next episode's first frame; the last frame goes in the info
+                r_obs, r_infos = self._reset_rows(ended, [self.rngs[i] for i in ended], self.options)
+                for j, i in enumerate(ended):
+                    infos[i] = {**r_infos[j], "final_obs": obs[i].copy(), "final_info": infos[i]}
+                    obs[i] = r_obs[j]
+            return obs, reward, terminated, truncated, self._batch_infos(infos)
         restart = list(np.flatnonzero(self.needs_reset))
         if restart:  # NEXT_STEP autoreset: these envs ended last step; this step starts them again
             r_obs, r_infos = self._reset_rows(restart, [self.rngs[i] for i in restart], self.options)
