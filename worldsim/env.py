@@ -238,8 +238,8 @@ class DreamEnv(_Dream, gym.Env):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
               ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
-        if self.spec is not None and self.spec.max_episode_steps:  # gym.make(..., max_episode_steps=N) keeps N
-            self.max_episode_steps = int(self.spec.max_episode_steps)  # for itself: agree with its TimeLimit
+        if self.spec is not None:  # made by gym.make: its TimeLimit wrapper truncates (at max_episode_steps=N, which
+            self.max_episode_steps = 2**62  # gym.make keeps for itself, or the registered 200), not a second limit
         obs, infos = self._reset_rows([0], [self.np_random], dict(options or {}))
         self._obs = obs[0]
         return obs[0], infos[0]
