@@ -10,7 +10,7 @@ Stages (each a worldsim command, each resumable: running the demo again skips or
   6. dream         DreamEnv replays held-out episodes' recorded actions from their first frames, beside the engine's
                    own frames (PSNR against horizon), and a random agent plays a batch of dreams (DreamVectorEnv)
 Outputs under `out`: report.md, report.json, psnr_vs_horizon.png, side_by_side.mp4 (engine | model), data/,
-heldout/, vae/, dit/ (with dit/reward/). About 12 minutes on a 2-core CPU; stage sizes are in configs/demo.yaml.
+heldout/, vae/, dit/ (with dit/reward/). About 7 minutes on a 2-core CPU; stage sizes are in configs/demo.yaml.
 
 examples:
   worldsim demo
