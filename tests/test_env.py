@@ -24,13 +24,9 @@ from worldsim.dream import DreamCore
 from worldsim.env import DreamEnv, DreamVectorEnv
 from worldsim.sampler import WorldSampler
 
+# tiny tensors gain nothing from threads, and on shared cores OpenMP threads spin against other processes
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 import zarr
-from wm_helpers import TINY_VAE, tiny_store, train_args
+from wm_helpers import TINY_VAE, one_line_error, tiny_store, train_args
 
 from worldsim import probes as P
 from worldsim.cli import main as cli
@@ -24,12 +24,10 @@ FAST = ["windows=2", "episodes=2", "steps=1", "horizons=[1,4,64]", "videos=1", "
         "probe_size=16", "probe_pairs=96", "probe_batch=16", "t2v_samples=2"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+
+# tiny tensors gain nothing from threads, and on shared cores OpenMP threads spin against other processes
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 
 @pytest.fixture(scope="module")
@@ -57,15 +55,6 @@ def _numbers(out: Path) -> dict:
     for part in ("idm", "text_adherence"):
         d[part].pop("cached", None)
     return d
-
-
-def _one_line_error(capsys, argv: list[str]) -> str:
-    capsys.readouterr()
-    code = cli(argv)
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert "Traceback" not in err and err.count("\n") == 1, err
-    return err
 
 
 # -- frame metrics -----------------------------------------------------------------------------------------------------
@@ -199,15 +188,15 @@ def test_eval_is_deterministic_and_reuses_cached_probes(first_eval, world, capsy
 
 def test_eval_bad_inputs_are_one_line_errors(world, capsys, tmp_path):
     base = ["eval", f"ckpt={world / 'dit'}", f"out={tmp_path / 'o'}", *FAST]
-    assert "store is required" in _one_line_error(capsys, base)
-    assert "no store at" in _one_line_error(capsys, [*base, f"store={tmp_path / 'missing'}"])
+    assert "store is required" in one_line_error(capsys, cli, base)
+    assert "no store at" in one_line_error(capsys, cli, [*base, f"store={tmp_path / 'missing'}"])
     other = tmp_path / "other"
     shutil.copytree(world / "held", other)
     root = zarr.open_group(str(other), mode="r+")
     root.attrs["action_spec"] = {"type": "Box", "flat_keys": ["push_x", "push_y"], "shape": [2]}
-    assert "action spec" in _one_line_error(capsys, [*base, f"store={other}"])
+    assert "action spec" in one_line_error(capsys, cli, [*base, f"store={other}"])
     short = tmp_path / "short"
     tiny_store(short, episodes=1, steps=1, seed=5)  # 2 rows: shorter than the 4-frame window
-    err = _one_line_error(capsys, [*base, f"store={short}"])
+    err = one_line_error(capsys, cli, [*base, f"store={short}"])
     assert "shorter than the model's window" in err
-    assert "horizons" in _one_line_error(capsys, [*base, f"store={world / 'held'}", "horizons=[]"])
+    assert "horizons" in one_line_error(capsys, cli, [*base, f"store={world / 'held'}", "horizons=[]"])

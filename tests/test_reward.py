@@ -13,7 +13,7 @@ import pytest
 import torch
 import zarr
 from safetensors.torch import load_file
-from wm_helpers import TINY_VAE, train_args
+from wm_helpers import TINY_VAE, one_line_error, train_args
 
 from datagen.job import run
 from datagen.rollout import Job
@@ -34,6 +34,10 @@ from worldsim.train_reward import (
 
 CPU = torch.device("cpu")
 
+# tiny tensors gain nothing from threads, and on shared cores OpenMP threads spin against other processes
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
 
 def _store(path: Path, task: str = "navigate", episodes: int = 3, steps: int = 12, width: int = 32) -> Path:
     job = Job(env_id="worldsim/Voxel-v0", env_kwargs={"task": task}, width=width, height=32, episodes=episodes,
@@ -47,21 +51,6 @@ def _reward_args(ckpt: Path, store: Path, *extra: str) -> list[str]:
             "device=cpu", "model.width=8", "model.depth=2", "model.hidden=16", *extra]
 
 
-def _one_line_error(capsys, argv: list[str]) -> str:
-    capsys.readouterr()
-    code = cli(argv)
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert "Traceback" not in err and err.count("\n") == 1, err
-    return err
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -218,23 +207,23 @@ def test_rare_transitions_are_oversampled():
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the 1-frame store's action statistics are empty (NaN)
 def test_bad_inputs_are_one_line_errors(dit_run, store, root, capsys, tmp_path):
-    err = _one_line_error(capsys, _reward_args(root / "vae", store, f"out={tmp_path / 'x'}"))
+    err = one_line_error(capsys, cli, _reward_args(root / "vae", store, f"out={tmp_path / 'x'}"))
     assert "'vae' checkpoint" in err and "world-model" in err
-    err = _one_line_error(capsys, _reward_args(tmp_path / "nothing", store))
+    err = one_line_error(capsys, cli, _reward_args(tmp_path / "nothing", store))
     assert "no checkpoint at" in err
     wide = _store(tmp_path / "wide", episodes=2, steps=3, width=48)
-    err = _one_line_error(capsys, _reward_args(dit_run, wide, f"out={tmp_path / 'w'}"))
+    err = one_line_error(capsys, cli, _reward_args(dit_run, wide, f"out={tmp_path / 'w'}"))
     assert "32x48" in err and "32x32" in err
     other = tmp_path / "other_game"
     shutil.copytree(store, other)
     g = zarr.open_group(str(other), mode="r+")
     g.attrs["action_spec"] = {**g.attrs["action_spec"], "flat_keys": ["jump"]}
-    err = _one_line_error(capsys, _reward_args(dit_run, other, f"out={tmp_path / 'o'}"))
+    err = one_line_error(capsys, cli, _reward_args(dit_run, other, f"out={tmp_path / 'o'}"))
     assert "action spec" in err
     empty = _store(tmp_path / "empty", task="explore", episodes=2, steps=0)
-    err = _one_line_error(capsys, _reward_args(dit_run, empty, f"out={tmp_path / 'e'}"))
+    err = one_line_error(capsys, cli, _reward_args(dit_run, empty, f"out={tmp_path / 'e'}"))
     assert "no window of 2 frames" in err
-    err = _one_line_error(capsys, _reward_args(dit_run, store, "reward_fraction=0.9", "term_fraction=0.2"))
+    err = one_line_error(capsys, cli, _reward_args(dit_run, store, "reward_fraction=0.9", "term_fraction=0.2"))
     assert "below 1" in err
     assert not (tmp_path / "w").exists() and not (tmp_path / "o").exists()  # nothing written on refusal
 

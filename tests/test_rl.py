@@ -12,7 +12,6 @@ import json
 import gymnasium as gym
 import numpy as np
 import pytest
-import torch
 from wm_helpers import TINY_VAE, train_args
 
 import envs  # noqa: F401  (registers worldsim/Voxel-v0: tests may use the engine, worldsim itself never does)
@@ -26,12 +25,10 @@ from worldsim.wrappers import NAVIGATE, DiscreteActions, noop_action
 SIZE = 32
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+
+# tiny tensors gain nothing from threads, and on shared cores OpenMP threads spin against other processes
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from wm_helpers import TINY_VAE, tiny_store, train_args
+from wm_helpers import TINY_VAE, one_line_error, tiny_store, train_args
 
 from datagen.reader import WindowReader
 from datagen.store import StoreError
@@ -34,30 +34,17 @@ from worldsim.vae import VAEConfig, VideoVAE
 
 HELPERS = Path(__file__).with_name("wm_helpers.py")
 
+# tiny tensors gain nothing from threads, and on shared cores OpenMP threads spin against other processes
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
 
 def _rows(run: Path) -> list[dict]:
     return [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines() if ln]
 
 
-def _one_line_error(capsys, argv: list[str]) -> str:
-    """Run the CLI in this process; assert exit status 2 and one line on stderr without a traceback."""
-    capsys.readouterr()
-    code = cli(argv)
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert "Traceback" not in err and err.count("\n") == 1, err
-    return err
-
-
 # -- fixtures: built once per module ------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny tensors gain nothing from threads, and on shared cores OpenMP threads spin against other processes."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -683,20 +670,20 @@ def temporal_vae(tmp_path_factory):
 
 def test_train_cli_errors_are_one_line(capsys, stores, vae_run, dit_run, temporal_vae, tmp_path):
     store = stores["square"]
-    err = _one_line_error(capsys, train_args(tmp_path / "no-store", vae_run, tmp_path / "o1", 1))
+    err = one_line_error(capsys, cli, train_args(tmp_path / "no-store", vae_run, tmp_path / "o1", 1))
     assert "no-store" in err
     (tmp_path / "empty").mkdir()
-    err = _one_line_error(capsys, train_args(store, tmp_path / "empty", tmp_path / "o2", 1))
+    err = one_line_error(capsys, cli, train_args(store, tmp_path / "empty", tmp_path / "o2", 1))
     assert "empty" in err and "checkpoint" in err
-    err = _one_line_error(capsys, train_args(store, dit_run, tmp_path / "o3", 1))
+    err = one_line_error(capsys, cli, train_args(store, dit_run, tmp_path / "o3", 1))
     assert "not a VAE" in err
-    err = _one_line_error(capsys, [*train_args(store, temporal_vae, tmp_path / "o4", 1), "frames=6"])
+    err = one_line_error(capsys, cli, [*train_args(store, temporal_vae, tmp_path / "o4", 1), "frames=6"])
     assert "frames=6 is not a multiple of the VAE's temporal factor 4" in err
-    err = _one_line_error(capsys, [*train_args(store, vae_run, tmp_path / "o5", 1), "model=nonexistent"])
+    err = one_line_error(capsys, cli, [*train_args(store, vae_run, tmp_path / "o5", 1), "model=nonexistent"])
     assert "nonexistent" in err
-    err = _one_line_error(capsys, [*train_args(store, vae_run, tmp_path / "o6", 1), "model.preset=XXL"])
+    err = one_line_error(capsys, cli, [*train_args(store, vae_run, tmp_path / "o6", 1), "model.preset=XXL"])
     assert "unknown model preset" in err
-    err = _one_line_error(capsys, train_args(store, vae_run, tmp_path / "o7", 0))
+    err = one_line_error(capsys, cli, train_args(store, vae_run, tmp_path / "o7", 0))
     assert "steps must be positive" in err
     assert not any((tmp_path / f"o{k}" / "checkpoints").exists() for k in range(1, 8))
 
@@ -722,9 +709,9 @@ def test_latent_store_trains_like_the_frame_store(stores, vae_run, dit_run, tmp_
     other = tmp_path / "vae2"
     assert cli(["train-vae", f"store={stores['square']}", f"out={other}", "steps=1", "batch_size=2", "val_windows=2",
                 "device=cpu", "seed=1", *TINY_VAE]) == 0
-    assert "latents of another VAE" in _one_line_error(capsys, train_args(lat, other, tmp_path / "x", 1))
-    assert "not a latent store" in _one_line_error(
-        capsys, ["cache-latents", f"store={stores['square']}", f"vae={vae_run}", f"out={stores['wide']}"])
+    assert "latents of another VAE" in one_line_error(capsys, cli, train_args(lat, other, tmp_path / "x", 1))
+    argv = ["cache-latents", f"store={stores['square']}", f"vae={vae_run}", f"out={stores['wide']}"]
+    assert "not a latent store" in one_line_error(capsys, cli, argv)
 
 
 def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(stores, vae_run, tmp_path, capsys,

@@ -31,6 +31,16 @@ def train_args(store: str | Path, vae: str | Path, out: str | Path, steps: int, 
             "log_every=1", "warmup=2", "device=cpu", *TINY_MODEL, *extra]
 
 
+def one_line_error(capsys, cli, argv: list[str]) -> str:
+    """Run the CLI `cli(argv)` in this process; assert exit status 2 and one line on stderr without a traceback."""
+    capsys.readouterr()
+    code = cli(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "Traceback" not in err and err.count("\n") == 1, err
+    return err
+
+
 def _ddp_main(argv: list[str]) -> int:
     """Run `python -m worldsim.cli ARGV` in this process (exactly what `torchrun -m worldsim.cli` does), then save
     this rank's trained (non-EMA) weights as OUT/rank<R>.safetensors so a test can compare the ranks."""
