@@ -56,6 +56,23 @@ def test_demo_runs_the_pipeline_and_writes_the_report(tmp_path):
     assert json.loads((tmp_path / "report.json").read_text())["rollout_psnr"] == report["rollout_psnr"]
 
 
+def test_recipe_runs_its_stages_and_reports(tmp_path):
+    tiny = [f"recipe.{stage}.{k}" for stage in ("generate", "heldout") for k in ("episodes=2", "steps=20", "width=32",
+                                                                               "height=32")]
+    r = _run("recipe", f"out={tmp_path}", *tiny, "recipe.train_vae.steps=2", "recipe.train_vae.batch_size=4",
+             "recipe.train_vae.eval_every=2", "recipe.train_vae.vae.latent_channels=4",
+             "+recipe.train_vae.vae.channels=[8,16,16]",
+             "recipe.train.steps=2", "recipe.train.batch_size=2", "recipe.train.frames=4", "+recipe.model.width=48",
+             "+recipe.model.depth=2", "+recipe.model.heads=2", "recipe.eval.windows=2", "recipe.eval.steps=1",
+             env={"OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert {"vae_heldout_psnr", "next_frame_psnr", "copy_last_frame_psnr"} <= set(report)
+    meta = json.loads((tmp_path / "dit" / "checkpoints" / "step_0000002" / "meta.json").read_text())
+    assert meta["spec"]["dit"]["attention"] == "causal"  # the recipe's model overrides reach the DiT
+    assert (tmp_path / "report.md").read_text().startswith("# worldsim recipe report")
+
+
 def test_play_runs_headless_for_a_few_frames():
     r = _run("play", "env=voxel", "max_frames=3", "width=64", "height=48", env={"SDL_VIDEODRIVER": "dummy"})
     assert r.returncode == 0, r.stderr

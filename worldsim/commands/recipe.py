@@ -59,7 +59,8 @@ def main(raw) -> int:
         ("generate", "generate", [*overrides(r.generate), f"out={data}"]),
         ("heldout", "generate", [*overrides(r.heldout), f"out={heldout}"]),
         ("train_vae", "train-vae", [*overrides(r.train_vae), f"store={data}", f"val_store={heldout}", f"out={vae}"]),
-        ("train", "train", [*overrides(r.train), f"store={data}", f"vae={vae}", f"out={dit}", "val_episodes=0"]),
+        ("train", "train", [*overrides(r.train), *overrides(r.get("model") or {}, "model."), f"store={data}",
+                            f"vae={vae}", f"out={dit}", "val_episodes=0"]),
     ):
         t = time.perf_counter()
         print(f"== {name}: worldsim {command} {' '.join(args)}", flush=True)
