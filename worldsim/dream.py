@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from worldsim.data import to_model, to_uint8
+from worldsim.data import to_uint8
 from worldsim.flow import shift_for, time_shift, token_count
 from worldsim.runtime import autocast
 from worldsim.sampler import WorldSampler
@@ -243,7 +243,3 @@ class DreamCore:
         """Latent frames (B, C, h, w) -> uint8 (B, H, W, 3)."""
         with autocast(self.dev, self.precision):
             return to_uint8(self.s.vae.decode(z[:, None])[:, 0])
-
-    def encode(self, frames: np.ndarray) -> torch.Tensor:
-        """uint8 (B, H, W, 3) -> latents (B, C, h, w)."""
-        return self.s.vae.encode(to_model(np.asarray(frames))[:, None].to(self.dev))[:, 0]

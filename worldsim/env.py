@@ -38,7 +38,7 @@ class ContextSource:
 
     def __init__(self, sampler: WorldSampler, store: str | None, context: int) -> None:
         self.s, self.store, self.context = sampler, store, context
-        self._episodes: dict[str, list[int]] = {}
+        self._episodes: dict[str, tuple[str, list[int]]] = {}  # store url -> (its frames store, episode indices)
         self._cache: OrderedDict[tuple[str, int], dict[str, Any]] = OrderedDict()
 
     def _frames_store(self, url: str) -> str:
@@ -74,10 +74,10 @@ class ContextSource:
                 raise ValueError("this checkpoint records no held-out store; pass store=PATH (or options['store'])")
         out = []
         for url in urls:
-            src = self._frames_store(url)
-            if src not in self._episodes:
-                self._episodes[src] = episode_indices(src)
-            eps = self._episodes[src]
+            if url not in self._episodes:  # once per store: resets (autoreset included) reopen nothing
+                src = self._frames_store(url)
+                self._episodes[url] = (src, episode_indices(src))
+            src, eps = self._episodes[url]
             out += [(src, i) for i in (eps[-last:] if last else eps)]
         return out
 

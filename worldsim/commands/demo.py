@@ -39,17 +39,17 @@ def _side_by_side(real: np.ndarray, dream: np.ndarray, scale: int = 4) -> np.nda
 def replay(env: Any, store: str, episode: int, horizon: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Dream a held-out episode under its recorded actions from its first frames.
 
-    Returns the engine's frames, the model's frames (both (N, H, W, 3), N <= horizon, the first being the last
-    context frame) and the copy-last-frame baseline's PSNR per step."""
+    Returns the engine's frames and the model's frames (both (N + 1, H, W, 3), N <= horizon, the first being the
+    last context frame) and that last context frame (the copy-last-frame baseline)."""
     from datagen.store import read_episode
     from worldsim.spaces import unflatten_action
 
     ep = read_episode(store, episode)
     obs, _ = env.reset(seed=episode, options={"store": store, "episode": episode, "start": 0})
-    c = env.unwrapped.core.context
+    u = env.unwrapped
+    c = u.core.context
     n = min(horizon, len(ep["frames"]) - c)
     real, made = [ep["frames"][c - 1]], [obs]
-    u = env.unwrapped
     for j in range(n):
         action = unflatten_action(u.action_spec, u.action_space, ep["actions"][c - 1 + j])
         obs, *_ = env.step(action)
@@ -134,7 +134,7 @@ def _report(out: Path, d: dict[str, Any], vae_psnr: float | None, times: dict[st
 def main(raw) -> int:
     import torch
 
-    from worldsim.commands.recipe import overrides, run_stage
+    from worldsim.commands.recipe import overrides, run_stages
 
     d = raw.demo
     for key in ("episodes", "horizon", "steps", "agents", "agent_steps"):  # checked before hours of work, not after
@@ -142,8 +142,7 @@ def main(raw) -> int:
             raise ValueError(f"demo.dream.{key} must be >= 1, got {d.dream[key]}")
     out = Path(str(raw.out))
     data, heldout, vae, lat, dit = out / "data", out / "heldout", out / "vae", out / "latents", out / "dit"
-    times: dict[str, float] = {}
-    stages = (
+    stages = [
         ("generate", "generate", [*overrides(d.generate), f"out={data}"]),
         ("heldout", "generate", [*overrides(d.heldout), f"out={heldout}"]),
         ("train_vae", "train-vae", [*overrides(d.train_vae), f"store={data}", f"val_store={heldout}", f"out={vae}"]),
@@ -152,12 +151,8 @@ def main(raw) -> int:
                             f"out={dit}", "val_episodes=0"]),
         ("train_reward", "train-reward", [*overrides(d.train_reward), f"ckpt={dit}", f"store={data}",
                                           f"val_store={heldout}"]),
-    )
-    for i, (name, command, args) in enumerate(stages, start=1):
-        t = time.perf_counter()
-        print(f"== demo {i}/{len(stages) + 1} {name}: worldsim {command} {' '.join(args)}", flush=True)
-        run_stage(command, args)
-        times[name] = round(time.perf_counter() - t, 1)
+    ]
+    times = run_stages("demo", stages, extra=1)
     print(f"== demo {len(stages) + 1}/{len(stages) + 1} dream: DreamEnv beside the engine, a random agent", flush=True)
     t = time.perf_counter()
     with warnings.catch_warnings(), torch.no_grad():

@@ -44,6 +44,19 @@ def run_stage(command: str, overrides: list[str]) -> None:
         raise ValueError(f"the {command} stage failed (exit status {code})")
 
 
+def run_stages(label: str, stages: list[tuple[str, str, list[str]]], extra: int = 0) -> dict[str, float]:
+    """Run (name, command, overrides) stages in order, announcing each ("== LABEL i/n name: worldsim ..."; `extra`
+    stages follow outside); returns the seconds each took."""
+    times = {}
+    total = len(stages) + extra
+    for i, (name, command, args) in enumerate(stages, start=1):
+        t = time.perf_counter()
+        print(f"== {label} {i}/{total} {name}: worldsim {command} {' '.join(args)}", flush=True)
+        run_stage(command, args)
+        times[name] = round(time.perf_counter() - t, 1)
+    return times
+
+
 def main(raw) -> int:
     import torch
 
@@ -54,18 +67,14 @@ def main(raw) -> int:
     r = raw.recipe
     out = Path(str(raw.out))
     data, heldout, vae, dit = out / "data", out / "heldout", out / "vae", out / "dit"
-    times = {}
-    for name, command, args in (
+    times = run_stages("recipe", [
         ("generate", "generate", [*overrides(r.generate), f"out={data}"]),
         ("heldout", "generate", [*overrides(r.heldout), f"out={heldout}"]),
         ("train_vae", "train-vae", [*overrides(r.train_vae), f"store={data}", f"val_store={heldout}", f"out={vae}"]),
         ("train", "train", [*overrides(r.train), *overrides(r.get("model") or {}, "model."), f"store={data}",
                             f"vae={vae}", f"out={dit}", "val_episodes=0"]),
-    ):
-        t = time.perf_counter()
-        print(f"== {name}: worldsim {command} {' '.join(args)}", flush=True)
-        run_stage(command, args)
-        times[name] = round(time.perf_counter() - t, 1)
+    ], extra=1)
+    print(f"== recipe {len(times) + 1}/{len(times) + 1} eval: next-frame PSNR on the held-out store", flush=True)
     t = time.perf_counter()
     sampler = WorldSampler.load(dit)
     with torch.no_grad():
