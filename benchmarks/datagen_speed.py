@@ -9,7 +9,7 @@ Rows, all in one run on the same job (same seeds, same policy):
   digest, card. The overhead is 1 - store/raw (target: at most 15%);
 - into a store, 2 workers: the same job on a spawn pool of 2 processes, worker start-up included (target >= 1.8x);
 - bytes per frame on disk (all arrays and texts, compressed);
-- random 16-frame windows read by `datagen.reader.WindowReader`, held in memory and decoded from disk for each window
+- random 16-frame windows read by `store.windows.WindowReader`, held in memory and decoded from disk for each window
   (target >= 5000 frames/s of 64x64 windows in one process).
 """
 
@@ -59,7 +59,7 @@ def into_store(job, url: str, workers: int) -> tuple[int, float]:
 
 
 def window_reads(url: str, window: int, count: int, memory: bool) -> float:
-    from datagen.reader import WindowReader
+    from store.windows import WindowReader
 
     # cache_chunks=1: every window whose chunk is not the last one read decodes again (a store far larger than RAM)
     reader = WindowReader(url, window, memory_limit=(2 << 30) if memory else 0, cache_chunks=1)

@@ -41,7 +41,7 @@ def make_checkpoint(root: Path, size: int, attention: str) -> Path:
 
 
 def time_dream(checkpoint: str, batch: int, steps: int, device: str, seconds: float) -> float:
-    from worldsim.env import DreamVectorEnv
+    from worldsim.dream.env import DreamVectorEnv
 
     env = DreamVectorEnv(checkpoint, num_envs=batch, steps=steps, device=device, max_episode_steps=10**9)
     env.reset(seed=0)
@@ -89,7 +89,7 @@ def main() -> None:
     warnings.filterwarnings("ignore", message="no reward model")
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = args.checkpoint or str(make_checkpoint(Path(tmp), args.size, args.attention))
-        from worldsim.sampler import WorldSampler
+        from worldsim.model.sampler import WorldSampler
 
         s = WorldSampler.load(ckpt)
         size = (s.height, s.width)

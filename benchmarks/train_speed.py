@@ -21,11 +21,11 @@ import time
 
 import torch
 
-from worldsim.dit import PRESETS, DiTConfig
-from worldsim.flow import FlowConfig, training_targets
-from worldsim.model import ModelSpec, TextConfig, WorldModel
+from worldsim.model.dit import PRESETS, DiTConfig
+from worldsim.model.flow import FlowConfig, training_targets
+from worldsim.model.text import Tokenizer
+from worldsim.model.world_model import ModelSpec, TextConfig, WorldModel
 from worldsim.runtime import autocast
-from worldsim.text import Tokenizer
 
 CAPTION = ("Seen through the player's eyes: a grassy meadow under the midday sun. "
            "The player walks forward and turns left.")

@@ -14,6 +14,8 @@ from collections import Counter
 
 import numpy as np
 
+from store.prompts import BIOME_SHORT, SCENE_PHRASES, TIME_PHRASES
+
 BIOME_PHRASES = {
     "plains": ["grassy plains", "open grassland", "a grassy meadow"],
     "forest": ["a forest", "a dense wood", "a leafy forest"],
@@ -22,16 +24,6 @@ BIOME_PHRASES = {
     "mountains": ["the mountains", "rocky mountains", "steep stony mountains"],
     "water": ["open water", "a lake", "the water's edge"],
     "beach": ["a sandy beach", "a sandy shore", "the beach"],
-}
-BIOME_SHORT = {"plains": "plains", "forest": "forest", "desert": "desert", "snow": "snowy land",
-               "mountains": "mountains", "water": "lake", "beach": "beach"}
-TIME_PHRASES = {
-    "night": ["at night", "in the dark of night", "under a night sky"],
-    "dawn": ["at dawn", "at sunrise", "in the early dawn light"],
-    "morning": ["in the morning", "on a bright morning", "in the morning light"],
-    "noon": ["at midday", "around noon", "under the midday sun"],
-    "afternoon": ["in the afternoon", "on a sunny afternoon", "in the afternoon light"],
-    "dusk": ["at dusk", "at sunset", "in the evening glow"],
 }
 OPENERS = ["A first-person view in {place} {time}.", "First-person footage of {place} {time}.",
            "Seen through the player's eyes: {place} {time}."]
@@ -175,8 +167,6 @@ def caption_voxel(infos: list[dict], actions: list[dict], events: list[dict], se
 
 
 # -- physics -----------------------------------------------------------------------------------------------------
-SCENE_PHRASES = {"table": ["a wooden table", "a table top"], "floor": ["a checkered floor", "a tiled floor"],
-                 "room": ["a small room", "the floor of a room"]}
 
 
 def caption_physics(infos: list[dict], actions: np.ndarray, events: list[dict], seed: int) -> tuple[str, str]:

@@ -17,8 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import worldsim
-from datagen import store as S
+import store as S
 from datagen.rollout import Job, make_env, record_episode
 
 _WORKER: dict[str, Any] = {}
@@ -28,6 +27,16 @@ RAY_INSTALL = 'executor=ray needs Ray, which is not installed: pip install "worl
 
 class ExecutorError(Exception):
     """The chosen executor cannot run this job (unknown name, Ray missing, a store URL workers cannot share)."""
+
+
+def _version() -> str:
+    """The installed worldsim version, read from the package metadata (datagen sits below the model layer)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("worldsim")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def _git_sha() -> str:
@@ -56,7 +65,7 @@ def _run_one(index: int) -> tuple[int, int]:
 
 def generator_info() -> dict[str, str]:
     """What made a store: recorded in its attributes and card."""
-    return {"name": "worldsim", "version": worldsim.__version__, "git_sha": _git_sha()}
+    return {"name": "worldsim", "version": _version(), "git_sha": _git_sha()}
 
 
 def prepare(job: Job, url: str, env: Any = None) -> tuple[Any, list[int]]:

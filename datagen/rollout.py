@@ -10,7 +10,7 @@ import numpy as np
 from datagen.captions import caption_physics, caption_voxel
 from datagen.policies import make_policy_for
 from datagen.quality import segment_quality
-from datagen.store import SEGMENT_QUALITY, Episode
+from store import SEGMENT_QUALITY, Episode
 
 
 @dataclass

@@ -40,7 +40,7 @@ what it does:
   2. engine: a second PPO, same hyper-parameters and budget, trains in worldsim/Voxel-v0 (task=navigate).
   3. score: both and a uniformly random agent play --eval-episodes engine episodes on held-out seeds
      (--eval-seed, --eval-seed + 1, ...; never used in training), --max-steps steps each.
-  All three act through the same worldsim.wrappers.DiscreteActions table (NAVIGATE: no-op, forward, forward+jump,
+  All three act through the same worldsim.dream.wrappers.DiscreteActions table (NAVIGATE: no-op, forward, forward+jump,
   turn left/right 15 deg, forward+steer left/right 5 deg, sprint forward).
 
 metrics (engine, per agent): mean episode return (navigate: +0.05 per block closer to the goal pillar, +1 on
@@ -83,7 +83,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def checkpoint_size(checkpoint: str) -> tuple[int, int]:
     """(height, width) of the frames the world model makes (the engine is built at the same size)."""
-    from worldsim.sampler import WorldSampler
+    from worldsim.model.sampler import WorldSampler
 
     s = WorldSampler.load(checkpoint)
     return s.height, s.width
@@ -91,7 +91,7 @@ def checkpoint_size(checkpoint: str) -> tuple[int, int]:
 
 def default_store(checkpoint: str) -> str:
     """The first store the world model trained on (a latent store is fine: DreamEnv finds its frames)."""
-    from worldsim import checkpoint as C
+    from worldsim.model import checkpoint as C
 
     stores = C.load_meta(C.resolve(checkpoint)).get("heldout", {}).get("stores") or []
     if not stores:
@@ -121,7 +121,7 @@ class DreamVecEnv(VecEnv):
         self._actions = np.asarray(actions).reshape(self.num_envs)
 
     def step_wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
-        from worldsim.wrappers import stack_actions
+        from worldsim.dream.wrappers import stack_actions
 
         obs, reward, terminated, truncated, info = self.venv.step(stack_actions(self.table, self._actions))
         done = terminated | truncated
@@ -151,7 +151,7 @@ class DreamVecEnv(VecEnv):
 def make_dream(args: argparse.Namespace, store: str) -> VecEnv:
     """n_envs dreams in one DreamVectorEnv, as an SB3 VecEnv with the NAVIGATE table."""
     from worldsim import DreamVectorEnv
-    from worldsim.wrappers import NAVIGATE, action_table
+    from worldsim.dream.wrappers import NAVIGATE, action_table
 
     venv = DreamVectorEnv(args.checkpoint, num_envs=args.n_envs, reward=args.reward, store=store,
                           steps=args.dream_steps, max_episode_steps=args.dream_episode_steps, precision=args.precision,
@@ -161,7 +161,7 @@ def make_dream(args: argparse.Namespace, store: str) -> VecEnv:
 
 def make_engine(size: tuple[int, int], max_steps: int) -> gym.Env:
     import envs  # noqa: F401  (registers worldsim/Voxel-v0)
-    from worldsim.wrappers import NAVIGATE, DiscreteActions
+    from worldsim.dream.wrappers import NAVIGATE, DiscreteActions
 
     h, w = size
     return DiscreteActions(gym.make("worldsim/Voxel-v0", task="navigate", width=w, height=h,

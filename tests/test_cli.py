@@ -11,7 +11,7 @@ import imageio.v2 as imageio
 
 from datagen.job import run
 from datagen.rollout import Job
-from datagen.store import read_episode
+from store import read_episode
 
 
 def _run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:

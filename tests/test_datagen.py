@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from datagen import store as S
+import store as S
 from datagen.captions import BIOME_PHRASES, TIME_PHRASES, expand_prompt
 from datagen.job import run
 from datagen.rollout import Job, episode_seed, make_env

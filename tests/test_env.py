@@ -18,11 +18,11 @@ from wm_helpers import TINY_VAE, train_args
 import worldsim
 from datagen.job import run
 from datagen.rollout import Job
-from datagen.store import read_episode
+from store import read_episode
 from worldsim.cli import main as cli
-from worldsim.dream import DreamCore
-from worldsim.env import DreamEnv, DreamVectorEnv
-from worldsim.sampler import WorldSampler
+from worldsim.dream.core import DreamCore
+from worldsim.dream.env import DreamEnv, DreamVectorEnv
+from worldsim.model.sampler import WorldSampler
 
 # tiny tensors gain nothing from threads, and on shared cores OpenMP threads spin against other processes
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -16,9 +16,9 @@ import torch
 import zarr
 from wm_helpers import TINY_VAE, one_line_error, tiny_store, train_args
 
-from worldsim import probes as P
 from worldsim.cli import main as cli
-from worldsim.evaluate import horizon_metrics, psnr_frames, psnr_uint8, random_actions, ssim_frames, ssim_uint8
+from worldsim.eval import probes as P
+from worldsim.eval.metrics import horizon_metrics, psnr_frames, psnr_uint8, random_actions, ssim_frames, ssim_uint8
 
 FAST = ["windows=2", "episodes=2", "steps=1", "horizons=[1,4,64]", "videos=1", "idm_steps=20", "attr_steps=20",
         "probe_size=16", "probe_pairs=96", "probe_batch=16", "t2v_samples=2"]

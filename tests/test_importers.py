@@ -10,8 +10,8 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 
-from datagen import importers as I
-from datagen import store as S
+import store as S
+from datagen.io import importers as I
 from envs.voxel.actions import FLAT_KEYS
 from worldsim.cli import main as cli
 
@@ -224,7 +224,7 @@ def test_cli_import_and_errors(vpt, tmp_path, capsys):
 
 def test_export_lerobot_layout_and_row_counts(minerl_store, tmp_path, capsys):
     pq = pytest.importorskip("pyarrow.parquet")
-    from datagen.lerobot import export_lerobot
+    from datagen.io.lerobot import export_lerobot
 
     outs = export_lerobot(minerl_store, tmp_path / "lr", crf=0)
     assert [o.name for o in outs] == ["16x16", "16x24"]  # one dataset per resolution bucket
@@ -261,7 +261,7 @@ def test_export_lerobot_layout_and_row_counts(minerl_store, tmp_path, capsys):
 
 
 def test_export_lerobot_without_pyarrow_says_what_to_install(minerl_store, tmp_path, monkeypatch):
-    from datagen.lerobot import export_lerobot
+    from datagen.io.lerobot import export_lerobot
 
     monkeypatch.setitem(sys.modules, "pyarrow", None)  # `import pyarrow` now raises ImportError
     with pytest.raises(ImportError, match=r"worldsim\[lerobot\]"):

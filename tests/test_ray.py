@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from datagen import store as S
+import store as S
 from datagen.job import ExecutorError, run
 from datagen.rollout import Job
 

@@ -17,11 +17,11 @@ from wm_helpers import TINY_VAE, one_line_error, train_args
 
 from datagen.job import run
 from datagen.rollout import Job
-from worldsim import checkpoint as C
 from worldsim.cli import main as cli
-from worldsim.data import StoreSet
-from worldsim.reward import RewardConfig, RewardModel, find_reward, load_reward, save_reward
-from worldsim.train_reward import (
+from worldsim.model import checkpoint as C
+from worldsim.model.reward import RewardConfig, RewardModel, find_reward, load_reward, save_reward
+from worldsim.train.data import StoreSet
+from worldsim.train.train_reward import (
     TrainRewardConfig,
     Transitions,
     check_stores,
@@ -126,8 +126,8 @@ def test_loaded_model_reproduces_the_stored_held_out_metrics(reward_run, dit_run
     val = StoreSet([str(store)], 2, "val", 1)
 
     def encode(frames):
-        from worldsim.data import to_model
         from worldsim.runtime import autocast
+        from worldsim.train.data import to_model
 
         with torch.no_grad(), autocast(CPU, "bf16"):
             return vae.encode(to_model(torch.from_numpy(frames))[:, None])[:, 0].float()

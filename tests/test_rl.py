@@ -18,9 +18,9 @@ import envs  # noqa: F401  (registers worldsim/Voxel-v0: tests may use the engin
 from datagen.job import run
 from datagen.rollout import Job
 from envs.voxel.actions import action_spec_json, to_flat
+from store.spaces import flatten_action, space_from_spec, unflatten_action
 from worldsim.cli import main as cli
-from worldsim.spaces import flatten_action, space_from_spec, unflatten_action
-from worldsim.wrappers import NAVIGATE, DiscreteActions, noop_action
+from worldsim.dream.wrappers import NAVIGATE, DiscreteActions, noop_action
 
 SIZE = 32
 

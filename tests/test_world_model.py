@@ -20,17 +20,16 @@ import pytest
 import torch
 from wm_helpers import TINY_VAE, one_line_error, tiny_store, train_args
 
-from datagen.reader import WindowReader
-from datagen.store import StoreError
-from worldsim import checkpoint as C
+from store import StoreError
+from store.windows import WindowReader
 from worldsim.cli import main as cli
-from worldsim.data import StoreSet, batches, make_loader, to_model, to_uint8
-from worldsim.dit import DiT, DiTConfig
-from worldsim.flow import FlowConfig, sample, training_targets
-from worldsim.model import ModelSpec, TextConfig, WorldModel
-from worldsim.sampler import WorldSampler
-from worldsim.train_vae import load_vae
-from worldsim.vae import VAEConfig, VideoVAE
+from worldsim.model import checkpoint as C
+from worldsim.model.dit import DiT, DiTConfig
+from worldsim.model.flow import FlowConfig, sample, training_targets
+from worldsim.model.sampler import WorldSampler
+from worldsim.model.vae import VAEConfig, VideoVAE, load_vae
+from worldsim.model.world_model import ModelSpec, TextConfig, WorldModel
+from worldsim.train.data import StoreSet, batches, make_loader, to_model, to_uint8
 
 HELPERS = Path(__file__).with_name("wm_helpers.py")
 
@@ -716,7 +715,7 @@ def test_latent_store_trains_like_the_frame_store(stores, vae_run, dit_run, tmp_
 
 def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(stores, vae_run, tmp_path, capsys,
                                                                           monkeypatch):
-    import worldsim.train as T
+    import worldsim.train.train_dit as T
 
     out = tmp_path / "nan"
     assert cli(train_args(stores["square"], vae_run, out, 2, "save_every=2")) == 0

@@ -46,7 +46,7 @@ def _ddp_main(argv: list[str]) -> int:
     this rank's trained (non-EMA) weights as OUT/rank<R>.safetensors so a test can compare the ranks."""
     from safetensors.torch import save_file
 
-    import worldsim.train as T
+    import worldsim.train.train_dit as T
 
     made: list[T.WorldModel] = []
 

@@ -12,13 +12,13 @@ __version__ = "0.1.0"
 __all__ = ["DreamEnv", "DreamVectorEnv"]
 
 if "worldsim/Dream-v0" not in registry:
-    register(id="worldsim/Dream-v0", entry_point="worldsim.env:DreamEnv",
-             vector_entry_point="worldsim.env:DreamVectorEnv", max_episode_steps=200)
+    register(id="worldsim/Dream-v0", entry_point="worldsim.dream.env:DreamEnv",
+             vector_entry_point="worldsim.dream.env:DreamVectorEnv", max_episode_steps=200)
 
 
 def __getattr__(name: str) -> Any:
     if name in __all__:
-        from worldsim import env
+        from worldsim.dream import env
 
         return getattr(env, name)
     raise AttributeError(f"module 'worldsim' has no attribute {name!r}")

@@ -1,16 +1,12 @@
-"""What both training loops share: device and precision, the learning-rate schedule, metrics, distributed setup."""
+"""Device and precision: what the model, training and the dream all need."""
 
 from __future__ import annotations
 
 import contextlib
-import json
-import math
-import os
-from pathlib import Path
-from typing import Any
 
 import torch
-import torch.distributed as dist
+
+from worldsim.errors import InputError
 
 
 def pick_device(name: str) -> torch.device:
@@ -19,7 +15,7 @@ def pick_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(name)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={name} asked for CUDA, but this torch has no CUDA device; use device=cpu")
+        raise InputError(f"device={name} asked for CUDA, but this torch has no CUDA device; use device=cpu")
     return dev
 
 
@@ -28,95 +24,5 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
     if precision == "fp32":
         return contextlib.nullcontext()
     if precision != "bf16":
-        raise ValueError(f"precision must be bf16 or fp32, got {precision!r}")
+        raise InputError(f"precision must be bf16 or fp32, got {precision!r}")
     return torch.autocast(device.type, dtype=torch.bfloat16)
-
-
-def lr_at(step: int, base: float, warmup: int, total: int, floor: float = 0.1) -> float:
-    """Linear warmup, then cosine decay to `floor` x base at `total` steps."""
-    if step < warmup:
-        return base * (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return base * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
-
-
-def step_generator(seed: int, step: int, rank: int, device: torch.device, salt: int = 0) -> torch.Generator:
-    """Noise of step `step` on `rank` from its own generator: nothing to save for an exact resume."""
-    g = torch.Generator(device=device)
-    g.manual_seed((int(seed) * 1_000_003 + int(step) * 7919 + int(rank) * 104_729 + salt) % (2**63 - 1))
-    return g
-
-
-class Metrics:
-    """One JSON object per logged step in `metrics.jsonl` (always) and TensorBoard scalars (when installed).
-    Only rank 0 writes."""
-
-    def __init__(self, out: Path, enabled: bool = True, resume_step: int = 0) -> None:
-        self.enabled = enabled
-        self.tb = None
-        if not enabled:
-            return
-        out.mkdir(parents=True, exist_ok=True)
-        self.path = out / "metrics.jsonl"
-        if self.path.exists() and resume_step:  # drop lines logged after the checkpoint we resume from
-            lines = self.path.read_text().splitlines()
-            # the row of step `resume_step` was logged before that checkpoint was saved: keep it
-            kept = [ln for ln in lines if ln and json.loads(ln).get("step", 0) <= resume_step]
-            self.path.write_text("".join(ln + "\n" for ln in kept))
-        elif self.path.exists():
-            self.path.unlink()
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.tb = SummaryWriter(str(out / "tensorboard"), purge_step=resume_step + 1 if resume_step else None)
-        except ImportError:  # tensorboard is a dependency, but metrics.jsonl suffices without it
-            self.tb = None
-
-    def log(self, step: int, values: dict[str, Any]) -> None:
-        if not self.enabled:
-            return
-        row = {"step": step, **{k: (round(v, 6) if isinstance(v, float) else v) for k, v in values.items()}}
-        with self.path.open("a") as f:
-            f.write(json.dumps(row) + "\n")
-        if self.tb is not None:
-            for k, v in values.items():
-                if isinstance(v, int | float):
-                    self.tb.add_scalar(k, v, step)
-
-    def close(self) -> None:
-        if self.tb is not None:
-            self.tb.close()
-
-
-def init_distributed(device: torch.device) -> tuple[int, int]:
-    """(rank, world size). Under torchrun (WORLD_SIZE > 1) joins the process group: gloo on CPU, nccl on GPU."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return dist.get_rank(), world
-
-
-def all_reduce_mean(x: torch.Tensor, world: int) -> torch.Tensor:
-    if world > 1:
-        x = x.clone()
-        dist.all_reduce(x)
-        x /= world
-    return x
-
-
-class TrainingDiverged(ValueError):
-    """The loss became NaN or infinite: training stops before the bad step touches the weights or a checkpoint."""
-
-
-def check_finite(loss: torch.Tensor, step: int, out: Path, world: int = 1) -> None:
-    """Raise TrainingDiverged (on every rank at once) if `loss` is not finite, naming the last good checkpoint."""
-    bad = torch.tensor(0.0 if bool(torch.isfinite(loss.detach()).all()) else 1.0)
-    if all_reduce_mean(bad, world).item() > 0:
-        from worldsim.checkpoint import latest
-
-        last_good = latest(out)
-        where = f"the last good checkpoint is {last_good}" if last_good else "no checkpoint was written yet"
-        raise TrainingDiverged(f"the loss became {loss.item()} at step {step + 1}; stopped, {where} "
-                               f"(try a lower lr, precision=fp32, or grad_clip)")

@@ -1,0 +1,1 @@
+"""Importers (MineRL, VPT) and exporters (LeRobot) of stores."""

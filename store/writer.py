@@ -1,0 +1,206 @@
+"""Writing a store: create or resume a job's store, stage one episode per worker, finalize into buckets.
+
+Workers never append to the same array: each episode is staged in its own group and becomes visible only once its
+`complete` attribute is set (written last); `finalize` alone writes the buckets, the index and the digest.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+from zarr.codecs import BloscCodec
+
+from store.read import compute_stats, digest
+from store.schema import (
+    CODEC,
+    DATA_KEYS,
+    SCHEMA,
+    SEGMENT_QUALITY,
+    STAGING_CODEC,
+    Episode,
+    StoreError,
+    open_root,
+    pack_texts,
+    rows_per_chunk,
+)
+
+
+def write_array(group: zarr.Group, name: str, data: np.ndarray, codec: BloscCodec = CODEC) -> None:
+    data = np.ascontiguousarray(data)
+    rows = rows_per_chunk(data.shape[1:], data.dtype.itemsize)
+    chunks = (max(1, min(rows, len(data))), *data.shape[1:]) if data.ndim else ()
+    arr = group.create_array(name, shape=data.shape, dtype=data.dtype, chunks=chunks, compressors=codec,
+                             overwrite=True)
+    if data.size:
+        arr[...] = data
+
+
+def check_out(url: str) -> None:
+    """Make sure `out=url` can hold a store without losing anything: a local path must be a missing, empty, or zarr
+    folder (created here); other URLs are left to zarr. Raises StoreError naming the problem."""
+    if "://" in url and not url.startswith("file://"):
+        return
+    path = Path(url[7:] if url.startswith("file://") else url)
+    if path.exists() and not path.is_dir():
+        raise StoreError(f"out={url} exists and is not a directory")
+    if path.is_dir() and any(path.iterdir()) and not (path / "zarr.json").exists():
+        raise StoreError(f"out={url} is a non-empty directory that is not a worldsim store; choose another")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise StoreError(f"out={url} cannot be created: {err.strerror}") from err
+
+
+def create_or_resume(url: str, key: str, job: dict[str, Any], make_attrs: Callable[[], dict[str, Any]]
+                     ) -> zarr.Group:
+    """Open the store of the job identified by `key` for writing: create it (root attributes `job` plus what
+    `make_attrs()` returns, called only then), or reopen it to resume the same job. Used by generate's runner and
+    the importers.
+
+    Raises:
+        StoreError: `url` is a file, a non-empty directory that is not a store, or a store made with other settings.
+    """
+    check_out(url)
+    root = open_root(url, "a")
+    if "job_key" in root.attrs and root.attrs["job_key"] != key:
+        old = root.attrs.get("job", {})
+        diff = sorted(k for k in set(old) | set(job) if old.get(k) != job.get(k))
+        raise StoreError(f"out={url} holds a store made with other settings (differs in: {', '.join(diff)}); "
+                         f"use another out, or delete it")
+    if "job_key" not in root.attrs:
+        root.attrs.update({"worldsim_schema": SCHEMA, "job_key": key, "job": job, **make_attrs(), "finalized": False})
+    if not root.attrs.get("finalized"):
+        root.require_group("staging")
+    return root
+
+
+def stage_frames(root: zarr.Group, index: int, rows: int, height: int, width: int) -> zarr.Array:
+    """A fresh staged episode `index` holding an empty frames array (rows, height, width, 3) uint8, for writers
+    that stream long videos in blocks; pass it back as `Episode.frames` and `write_staged_episode` keeps it."""
+    g = root.require_group("staging").create_group(f"ep_{index:06d}", overwrite=True)
+    chunk = max(1, min(rows_per_chunk((height, width, 3), 1), rows))
+    return g.create_array("frames", shape=(rows, height, width, 3), dtype=np.uint8, chunks=(chunk, height, width, 3),
+                          compressors=STAGING_CODEC)
+
+
+def write_staged_episode(root: zarr.Group, ep: Episode) -> None:
+    """Write one episode under staging/; it becomes visible (complete) only when everything else is written.
+    `ep.frames` may be this episode's array from `stage_frames`, already filled: it is kept as it is."""
+    name = f"ep_{ep.index:06d}"
+    kept = isinstance(ep.frames, zarr.Array) and ep.frames.path == f"staging/{name}/frames"
+    g = root["staging"][name] if kept else root.require_group("staging").create_group(name, overwrite=True)
+    for key in DATA_KEYS:
+        if key == "frames" and kept:
+            continue
+        write_array(g, key, ep.is_last if key == "is_last" else getattr(ep, key), STAGING_CODEC)
+    # per-segment values are a few numbers: attributes cost one small write instead of an array each
+    quality = {k: [float(v) for v in np.asarray(ep.quality[k], np.float32)] for k in SEGMENT_QUALITY}
+    g.attrs.update({"seed": int(ep.seed), "policy": ep.policy, "segments": ep.segments.astype(int).tolist(),
+                    "quality": quality, "segment_dense": ep.segment_dense,
+                    "segment_short": ep.segment_short, "episode_dense": ep.episode_dense,
+                    "episode_short": ep.episode_short, "events": ep.events})
+    g.attrs["complete"] = True  # last: an episode without it is discarded and redone on resume
+
+
+def staged_episodes(root: zarr.Group) -> dict[int, zarr.Group]:
+    """Complete staged episodes by index."""
+    if "staging" not in root:
+        return {}
+    out = {}
+    for name, g in root["staging"].groups():
+        if name.startswith("ep_") and g.attrs.get("complete"):
+            out[int(name[3:])] = g
+    return out
+
+
+def sample_weights(quality: dict[str, np.ndarray]) -> np.ndarray:
+    """Sampling weight per segment from its quality scores, mean 1: more motion, variety and events weigh more.
+
+    w = (0.25 + motion rank) * (0.25 + diversity rank) * (1 + log1p(events)), normalised. Ranks (in [0, 1]) make the
+    weights independent of each score's scale."""
+    n = len(quality["quality_motion"])
+    if n == 0:
+        return np.zeros(0, np.float32)
+
+    def rank(x: np.ndarray) -> np.ndarray:
+        return np.argsort(np.argsort(x, kind="stable"), kind="stable") / max(n - 1, 1)
+
+    w = (0.25 + rank(quality["quality_motion"])) * (0.25 + rank(quality["quality_diversity"]))
+    w = w * (1.0 + np.log1p(np.asarray(quality["quality_events"], dtype=np.float64)))
+    return (w / w.mean()).astype(np.float32)
+
+
+def finalize(root: zarr.Group, episodes: int) -> dict[str, Any]:
+    """Concatenate the staged episodes 0..episodes-1 into resolution buckets, write texts, digest; drop staging."""
+    staged = staged_episodes(root)
+    missing = [i for i in range(episodes) if i not in staged]
+    if missing:
+        raise StoreError(f"cannot finalize: episodes {missing[:10]} are not complete")
+    buckets: dict[tuple[int, int], list[int]] = {}
+    for i in range(episodes):
+        h, w = staged[i]["frames"].shape[1:3]
+        buckets.setdefault((int(h), int(w)), []).append(i)
+    for (h, w), idxs in buckets.items():
+        _write_bucket(root.create_group(f"b_{h}x{w}", overwrite=True), [staged[i] for i in idxs], idxs)
+    stats = compute_stats(root)
+    root.attrs.update({"finalized": True, "stats": stats})
+    del root["staging"]
+    root.attrs["digest"] = digest(root)
+    return stats
+
+
+def _write_bucket(b: zarr.Group, eps: list[zarr.Group], indices: list[int]) -> None:
+    data, meta, text = b.create_group("data"), b.create_group("meta"), b.create_group("text")
+    lengths = [e["frames"].shape[0] for e in eps]
+    ends = np.cumsum(lengths).astype(np.int64)
+    starts = ends - np.array(lengths)
+    for key, dtype in DATA_KEYS.items():
+        first = eps[0][key]
+        rows = rows_per_chunk(first.shape[1:], np.dtype(dtype).itemsize)
+        arr = data.create_array(key, shape=(int(ends[-1]), *first.shape[1:]), dtype=dtype, compressors=CODEC,
+                                chunks=(rows, *first.shape[1:]))
+        write_aligned(arr, (e[key][...] for e in eps), rows)
+    write_array(meta, "episode_ends", ends)
+    write_array(meta, "episode_index", np.array(indices, dtype=np.int64))
+    write_array(meta, "episode_seed", np.array([e.attrs["seed"] for e in eps], dtype=np.int64))
+    seg = [np.asarray(e.attrs["segments"], np.int64).reshape(-1, 2) + a for e, a in zip(eps, starts)]
+    write_array(meta, "segment_bounds", np.concatenate(seg).astype(np.int64))
+    write_array(meta, "segment_episode", np.concatenate([np.full(len(s), k, np.int64) for k, s in enumerate(seg)]))
+    quality = {k: np.concatenate([np.asarray(e.attrs["quality"][k], np.float32) for e in eps]) for k in SEGMENT_QUALITY}
+    for k, v in quality.items():
+        write_array(meta, k, v)
+    write_array(meta, "sample_weight", sample_weights(quality))
+    texts = {
+        "segment_dense": [t for e in eps for t in e.attrs["segment_dense"]],
+        "segment_short": [t for e in eps for t in e.attrs["segment_short"]],
+        "episode_dense": [e.attrs["episode_dense"] for e in eps],
+        "episode_short": [e.attrs["episode_short"] for e in eps],
+        "episode_events": [json.dumps(e.attrs["events"], sort_keys=True) for e in eps],
+        "episode_policy": [e.attrs["policy"] for e in eps],
+    }
+    for key, values in texts.items():
+        raw, off = pack_texts(values)
+        write_array(text, f"{key}_bytes", raw)
+        write_array(text, f"{key}_offsets", off)
+
+
+def write_aligned(arr: zarr.Array, parts: Iterator[np.ndarray], rows: int, block_chunks: int = 4) -> None:
+    """Concatenate `parts` along rows into `arr`, writing whole chunks only: episodes rarely end on a chunk
+    boundary, and a partial chunk write would decode and re-encode that chunk (twice the compression work)."""
+    buf: list[np.ndarray] = []
+    held = written = 0
+    for part in parts:
+        buf.append(part)
+        held += len(part)
+        if held >= rows * block_chunks:
+            block = np.concatenate(buf)
+            n = held - held % rows
+            arr[written : written + n] = block[:n]
+            written, buf, held = written + n, [block[n:]], held - n
+    if held:
+        arr[written : written + held] = np.concatenate(buf)

@@ -1,0 +1,144 @@
+"""The `worldsim` command: `worldsim <command> [key=value ...]`, configured with Hydra.
+
+Each command has a config in `configs/<command>.yaml` (with groups such as `env=voxel`); `key=value` arguments
+override it. `worldsim <command> --help` lists the keys, their defaults and what they mean.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import sys
+from typing import Any
+
+from worldsim.errors import TrainingDiverged, UsageError, UserError
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("worldsim.cli.demo", "the main job on tiny defaults: drive the voxel engine, write a video"),
+    "generate": ("worldsim.cli.generate", "record captioned, action-labelled episodes into a zarr store"),
+    "validate": ("worldsim.cli.validate", "check a store against the schema; print JSON (episodes, digest)"),
+    "info": ("worldsim.cli.info", "a human summary of a store"),
+    "play": ("worldsim.cli.play", "play an engine yourself with keyboard and mouse (pygame window)"),
+    "export-video": ("worldsim.cli.export_video", "an MP4 of one stored episode with its captions and actions"),
+    "train-vae": ("worldsim.cli.train_vae", "train the video compression network (VAE) on stores"),
+    "cache-latents": ("worldsim.cli.cache_latents", "encode a store's frames once with a VAE (faster training)"),
+    "train": ("worldsim.cli.train", "train the text- and action-conditioned video DiT on stores"),
+    "train-reward": ("worldsim.cli.train_reward", "train the reward and termination model DreamEnv uses"),
+    "recipe": ("worldsim.cli.recipe", "the reference pipeline: data, VAE, DiT, held-out evaluation, report"),
+    "sample": ("worldsim.cli.sample", "generate video with a trained model (t2v, i2v, extend, rollout, ...)"),
+    "eval": ("worldsim.cli.eval", "score a model on a held-out store: PSNR/SSIM, rollouts, dPSNR, IDM, text"),
+    "import": ("worldsim.cli.import_data", "recorded Minecraft play (MineRL v0.4, OpenAI VPT) as a store"),
+    "export-lerobot": ("worldsim.cli.export_lerobot", "write a store as a LeRobot v3.0 dataset (parquet + mp4)"),
+}
+POSITIONAL = {"validate": "path", "info": "path", "export-video": "path", "import": "src",
+              "export-lerobot": "path"}  # `worldsim validate PATH`: path=PATH
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """Errors caused by what the user asked for (worldsim.errors): printed as one line, never as a traceback.
+    Anything else, a ValueError from inside torch or numpy included, is a bug and keeps its traceback."""
+    from omegaconf.errors import MissingMandatoryValue
+
+    from store import StoreError
+
+    return UserError, StoreError, MissingMandatoryValue
+
+
+def _checked_by_a_lower_layer(err: BaseException) -> bool:
+    """A ValueError that a `raise` statement of the engines, data generation or the store raised on purpose (they
+    follow gymnasium's convention and cannot import worldsim.errors): the user's input, said in one line. One raised
+    inside numpy, torch or any other library, or by a failing expression of ours, is a bug and keeps its traceback."""
+    import linecache
+    from pathlib import Path
+
+    tb = err.__traceback__
+    if not isinstance(err, ValueError) or tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    path = Path(tb.tb_frame.f_code.co_filename).resolve()
+    root = Path(__file__).resolve().parents[2]
+    lower = any(path.is_relative_to(root / top) for top in ("envs", "renderers", "datagen", "store"))
+    return lower and linecache.getline(str(path), tb.tb_lineno).strip().startswith("raise ")
+
+
+def _usage() -> str:
+    lines = ["usage: worldsim <command> [key=value ...]   (worldsim <command> --help for its keys)", "", "commands:"]
+    width = max(map(len, COMMANDS))
+    lines += [f"  {name:<{width}}  {desc}" for name, (_, desc) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def compose(command: str, overrides: list[str]) -> Any:
+    """The resolved Hydra config of a command with `key=value` overrides applied."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from configs import CONFIG_DIR
+
+    bad = [o for o in overrides if "=" not in o]
+    if bad:
+        raise UsageError(f"arguments must look like key=value, got {bad[0]!r} (see `worldsim {command} --help`)")
+    try:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3", job_name=command):
+            return hydra_compose(config_name=command, overrides=overrides)
+    except (HydraException, OmegaConfBaseException) as err:
+        first = str(err).strip().splitlines()[0]
+        raise UsageError(f"bad override for `worldsim {command}`: {first}") from None
+
+
+def build(cls: type, node: Any, where: str) -> Any:
+    """Build a typed config dataclass from a config node, naming unknown keys and wrong types."""
+    from omegaconf import OmegaConf
+
+    data = OmegaConf.to_container(node, resolve=True) if not isinstance(node, dict) else node
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise UsageError(f"unknown key(s) {unknown} in {where}; valid keys: {sorted(names)}")
+    return cls(**data)
+
+
+def _help(command: str) -> str:
+    module = importlib.import_module(COMMANDS[command][0])
+    cfg = compose(command, [])
+    from omegaconf import OmegaConf
+
+    doc = (module.__doc__ or "").strip()
+    return f"{doc}\n\nconfig (override with key=value):\n{OmegaConf.to_yaml(cfg)}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        print(f"worldsim: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    try:
+        if "-h" in rest or "--help" in rest:
+            print(_help(command))
+            return 0
+        if command in POSITIONAL and rest and "=" not in rest[0]:
+            rest = [f"{POSITIONAL[command]}={rest[0]}", *rest[1:]]
+        cfg = compose(command, rest)
+        module = importlib.import_module(COMMANDS[command][0])
+        return int(module.main(cfg) or 0)
+    except Exception as err:
+        if not isinstance(err, _user_errors()) and not _checked_by_a_lower_layer(err):
+            raise
+        msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if hasattr(err, "full_key") and "Missing mandatory value" in msg:  # omegaconf: a required `???` key
+            msg = f"{err.full_key}= is required (worldsim {command} --help lists the keys)"
+        print(f"worldsim {command}: error: {msg}", file=sys.stderr)
+        return 2
+    except TrainingDiverged as err:  # not the user's input, not a bug in the code: a result, said in one line
+        print(f"worldsim {command}: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"worldsim {command}: interrupted", file=sys.stderr)
+        return 130

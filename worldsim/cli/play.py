@@ -1,0 +1,172 @@
+"""worldsim play: play an engine yourself in a window (pygame), with the frame rate shown; with `ckpt=`, play inside
+a learned world model (DreamEnv) beside the real engine, both started from the same frames and driven by the same keys.
+
+controls (voxel): mouse looks around (click the window to capture it, Esc releases it), W A S D move,
+Space jumps / swims, Left Shift sneaks, Left Ctrl sprints, left mouse breaks, right mouse places,
+1-9 pick a hotbar slot, F3 toggles the info overlay, Esc twice (or closing the window) quits.
+controls (physics, control=both): W A S D push the puck (screen directions), arrow keys orbit the camera,
+Q / E zoom, R starts a new scene.
+
+examples:
+  worldsim play env=voxel
+  worldsim play env=voxel width=960 height=540 env.kwargs.task=navigate seed=7
+  worldsim play env=physics env.kwargs.spawn=tower
+  worldsim play ckpt=outputs/demo/dit scale=6          # left: the engine, right: the model (at the model's size)
+  worldsim play ckpt=outputs/demo/dit dream_steps=2    # fewer Euler steps per frame: faster, blurrier
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from worldsim.cli import build
+from worldsim.cli.common import EnvConfig, make_env
+from worldsim.errors import InputError
+
+
+@dataclass
+class PlayConfig:
+    env: EnvConfig = field(default_factory=EnvConfig)
+    width: int = 640
+    height: int = 360
+    scale: int = 1
+    seed: int = 0
+    mouse_sensitivity: float = 0.15
+    max_frames: int = 0
+    ckpt: str | None = None  # a world-model run or checkpoint: play the dream beside the engine
+    dream_steps: int = 4  # Euler steps per dreamed frame
+
+
+def _keys_to_action(pygame, pressed, mouse_buttons, mouse_delta, sensitivity: float, hotbar: int) -> dict:
+    return {
+        "forward": int(pressed[pygame.K_w]), "back": int(pressed[pygame.K_s]),
+        "left": int(pressed[pygame.K_a]), "right": int(pressed[pygame.K_d]),
+        "jump": int(pressed[pygame.K_SPACE]), "sneak": int(pressed[pygame.K_LSHIFT]),
+        "sprint": int(pressed[pygame.K_LCTRL]), "attack": int(mouse_buttons[0]), "use": int(mouse_buttons[2]),
+        "camera": np.clip(np.array([mouse_delta[1], mouse_delta[0]], np.float32) * sensitivity, -180, 180),
+        "hotbar": hotbar,
+    }
+
+
+def _physics_action(pygame, pressed, info: dict, size: int) -> np.ndarray:
+    """Keys to a Physics-v0 `both` action: WASD move the puck relative to the view, arrows and Q/E the camera."""
+    az = np.radians(info["camera"]["azimuth"])
+    forward = -np.array([np.cos(az), np.sin(az)])  # from the camera towards the table, on the ground
+    right = np.array([forward[1], -forward[0]])
+    push = forward * (pressed[pygame.K_w] - pressed[pygame.K_s]) + right * (pressed[pygame.K_d] - pressed[pygame.K_a])
+    cam = [pressed[pygame.K_RIGHT] - pressed[pygame.K_LEFT], pressed[pygame.K_UP] - pressed[pygame.K_DOWN],
+           pressed[pygame.K_e] - pressed[pygame.K_q]]
+    a = np.clip(np.array([*push, *cam], dtype=np.float32), -1, 1)
+    if size == 2:
+        return a[:2]
+    return a[2:] if size == 3 else a
+
+
+def _load_dream(cfg: PlayConfig):
+    import warnings
+
+    from worldsim.dream.env import DreamEnv
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # no reward model: irrelevant when playing
+        return DreamEnv(cfg.ckpt, steps=cfg.dream_steps, max_episode_steps=10**9)
+
+
+def main(raw) -> int:
+    cfg = build(PlayConfig, raw, "play config")
+    cfg.env = build(EnvConfig, raw.env, "env config")
+    if cfg.scale < 1:
+        raise InputError(f"scale must be >= 1, got {cfg.scale}")
+    os.environ.setdefault("LP_NUM_THREADS", str(os.cpu_count() or 1))  # big frames: rasterise on every core
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+    import pygame
+
+    dream = _load_dream(cfg) if cfg.ckpt else None
+    if dream is not None:
+        cfg.width, cfg.height = dream.sampler.width, dream.sampler.height
+        cfg.scale = cfg.scale if cfg.scale > 1 else max(1, 384 // cfg.height)  # small model frames, a usable window
+    env = make_env(cfg.env, width=cfg.width, height=cfg.height, render_mode="rgb_array")
+    voxel = cfg.env.id == "worldsim/Voxel-v0"
+    obs, info = env.reset(seed=cfg.seed)
+    if dream is not None:
+        if env.action_space != dream.action_space:
+            raise InputError(f"{cfg.ckpt} learned another game than {cfg.env.id} (its action space differs)")
+        dream_obs, _ = dream.reset(seed=cfg.seed, options={"frames": obs})
+    pygame.display.init()  # not pygame.init(): no audio device is needed (or present on servers)
+    pygame.font.init()
+    panes = 2 if dream is not None else 1
+    screen = pygame.display.set_mode((panes * cfg.width * cfg.scale, cfg.height * cfg.scale))
+    pygame.display.set_caption("worldsim play")
+    font = pygame.font.Font(None, 20)
+    clock = pygame.time.Clock()
+    captured, overlay, frames, escapes = False, True, 0, 0
+    fps_shown, t_last, n_last = 0.0, time.perf_counter(), 0
+    running = True
+    while running:
+        hotbar = 0
+        for ev in pygame.event.get():
+            if ev.type == pygame.QUIT:
+                running = False
+            elif ev.type == pygame.MOUSEBUTTONDOWN and not captured:
+                captured = True
+                pygame.event.set_grab(True)
+                pygame.mouse.set_visible(False)
+                pygame.mouse.get_rel()
+            elif ev.type == pygame.KEYDOWN:
+                if ev.key == pygame.K_ESCAPE:
+                    escapes += 1
+                    running = captured or escapes < 2
+                    captured = False
+                    pygame.event.set_grab(False)
+                    pygame.mouse.set_visible(True)
+                elif ev.key == pygame.K_F3:
+                    overlay = not overlay
+                elif pygame.K_1 <= ev.key <= pygame.K_9:
+                    hotbar = ev.key - pygame.K_1 + 1
+        rel = pygame.mouse.get_rel() if captured else (0, 0)
+        pressed = pygame.key.get_pressed()
+        if voxel:
+            action = _keys_to_action(pygame, pressed, pygame.mouse.get_pressed(3) if captured else (0, 0, 0), rel,
+                                     cfg.mouse_sensitivity, hotbar)
+        else:
+            action = _physics_action(pygame, pressed, info, env.action_space.shape[0])
+        obs, _, terminated, truncated, info = env.step(action)
+        if dream is not None:
+            dream_obs, *_ = dream.step(action)
+        if terminated or truncated or (not voxel and pressed[pygame.K_r]):
+            obs, info = env.reset()
+            if dream is not None:
+                dream_obs, _ = dream.reset(options={"frames": obs})
+        for i, frame in enumerate([obs] if dream is None else [obs, dream_obs]):
+            surf = pygame.surfarray.make_surface(np.ascontiguousarray(frame.swapaxes(0, 1)))
+            if cfg.scale != 1:
+                surf = pygame.transform.scale(surf, (cfg.width * cfg.scale, cfg.height * cfg.scale))
+            screen.blit(surf, (i * cfg.width * cfg.scale, 0))
+        cx, cy = cfg.width * cfg.scale // 2, screen.get_height() // 2
+        pygame.draw.line(screen, (255, 255, 255), (cx - 6, cy), (cx + 6, cy))
+        pygame.draw.line(screen, (255, 255, 255), (cx, cy - 6), (cx, cy + 6))
+        frames += 1
+        now = time.perf_counter()
+        if now - t_last >= 0.5:
+            fps_shown, t_last, n_last = (frames - n_last) / (now - t_last), now, frames
+        lines = [f"{fps_shown:5.1f} fps" + ("   left: engine, right: model" if dream is not None else "")]
+        if overlay and voxel:
+            pos = info["pose"]["position"]
+            inv = info["inventory"]
+            lines += [f"xyz {pos[0]:.1f} {pos[1]:.1f} {pos[2]:.1f}  {info['biome']}  {info['time_of_day']:.1f} h",
+                      f"slot {inv['selected'] + 1}: {inv['hotbar'][inv['selected']]} x{inv['counts'][inv['selected']]}",
+                      "click to capture the mouse" if not captured else "Esc releases the mouse"]
+        for i, text in enumerate(lines):
+            screen.blit(font.render(text, True, (255, 255, 255)), (6, 6 + 18 * i))
+        pygame.display.flip()
+        clock.tick(env.metadata.get("render_fps", 20))  # real time: 20 Hz voxel, 15 fps physics
+        if cfg.max_frames and frames >= cfg.max_frames:
+            running = False
+    pygame.quit()
+    env.close()
+    print(f"played {frames} frames" + (f" beside the model {cfg.ckpt}" if dream is not None else ""))
+    return 0

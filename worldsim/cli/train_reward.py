@@ -1,0 +1,48 @@
+"""worldsim train-reward: train the reward and termination model that DreamEnv uses, on a world model's latents.
+
+A small conv net reads the latents of the frame before and after each transition (the world model's own VAE) and
+the action, and predicts the reward and whether the episode terminated. Rare transitions (non-zero reward,
+terminated) are oversampled to a least share of each batch. Reported on held-out episodes (the last
+`val_episodes` of each store, or `val_store`): reward MAE, precision / recall of "reward != 0", termination
+precision / recall / F1; printed as one JSON line and stored in the checkpoint. Writes OUT/checkpoints/ (safetensors
++ JSON, with the world model's and the stores' digests) and OUT/metrics.jsonl. OUT defaults to `<run dir>/reward`
+of the world model, where DreamEnv finds it (`worldsim.model.reward.find_reward`).
+
+examples:
+  worldsim train-reward ckpt=runs/dit64 store=data/voxel64-navigate steps=2000
+  worldsim train-reward ckpt=runs/dit64 store=[data/a,data/b] val_store=data/heldout out=runs/reward64
+  worldsim train-reward ckpt=runs/dit64/checkpoints/step_0002500 store=data/voxel64 term_fraction=0.3 device=cpu
+"""
+
+from __future__ import annotations
+
+import json
+
+from worldsim.cli import build
+from worldsim.errors import InputError
+
+
+def main(raw) -> int:
+    from omegaconf import OmegaConf
+
+    from worldsim.cli.common_train import as_list, positive
+    from worldsim.model.reward import RewardConfig
+    from worldsim.train.train_reward import TrainRewardConfig, train_reward
+
+    if OmegaConf.is_missing(raw, "ckpt") or not raw.ckpt:
+        raise InputError("ckpt is required (ckpt=RUN_DIR of worldsim train, or one of its checkpoints)")
+    if OmegaConf.is_missing(raw, "store"):
+        raise InputError("store is required (store=PATH or store=[PATH,PATH])")
+    node = dict(raw)
+    node["store"] = as_list(raw.store, "store")
+    node["model"] = build(RewardConfig, raw.model, "reward model config")
+    cfg = build(TrainRewardConfig, node, "train-reward config")
+    positive(cfg, "steps", "batch_size", "log_every", "encode_batch", "lr", "pos_weight")
+    for name in ("reward_fraction", "term_fraction"):
+        if not 0.0 <= getattr(cfg, name) < 1.0:
+            raise InputError(f"{name} must be in [0, 1), got {getattr(cfg, name)}")
+    if cfg.reward_fraction + cfg.term_fraction >= 1.0:
+        raise InputError("reward_fraction + term_fraction must stay below 1 (the rest are ordinary transitions)")
+    result = train_reward(cfg)
+    print(json.dumps(result))
+    return 0

@@ -1,0 +1,1 @@
+"""The learned simulator: the stepping core, context sources, the gymnasium envs, wrappers."""

@@ -1,0 +1,349 @@
+"""The learned simulator as gymnasium environments: `DreamEnv` (one) and `DreamVectorEnv` (a batch in one model call).
+
+    import gymnasium as gym, worldsim
+    env = gym.make("worldsim/Dream-v0", checkpoint="runs/dit")          # same spaces as the engine it learned
+    obs, info = env.reset(seed=0)                                      # context from a held-out store episode
+    obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+    venv = worldsim.DreamVectorEnv(checkpoint="runs/dit", num_envs=32)  # autoreset: next step (gymnasium default)
+
+Reset sources (`options`): a store episode (default: the held-out episodes recorded in the checkpoint; or
+`options["store"]`, with optional `"episode"` and `"start"`), `options["frames"]` (an image (H, W, 3) or a clip
+(F, H, W, 3) uint8 at the model's size), or `options["prompt"]` (the first frames generated from text). Rewards and
+terminations come from a reward model (`worldsim train-reward`, found in `<run>/reward` or given as `reward=`); without
+one the env warns once and returns reward 0 and never terminates. Episodes are truncated at `max_episode_steps`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from store.spaces import flatten_action, space_from_spec
+from worldsim.dream.core import DreamCore
+from worldsim.errors import InputError
+from worldsim.model import checkpoint as C
+from worldsim.model.sampler import WorldSampler
+
+
+class ContextSource:
+    """Starting contexts for dreamed episodes: store episodes, given frames, or a prompt."""
+
+    def __init__(self, sampler: WorldSampler, store: str | None, context: int) -> None:
+        self.s, self.store, self.context = sampler, store, context
+        self._episodes: dict[str, tuple[str, list[int]]] = {}  # store url -> (its frames store, episode indices)
+        self._cache: OrderedDict[tuple[str, int], dict[str, Any]] = OrderedDict()
+
+    def _frames_store(self, url: str) -> str:
+        """A latent store (worldsim cache-latents) points to the frames it was made from."""
+        from store import open_store
+
+        root = open_store(url)
+        lat = root.attrs.get("latents")
+        if not lat:
+            spec = root.attrs.get("action_spec", {})
+            if spec != self.s.meta.get("action_spec"):
+                raise InputError(f"store {url} has another action spec than the checkpoint's: it was recorded from "
+                                 f"another game; pass a store of the game the model learned")
+            return url
+        src = str(lat.get("source", ""))
+        if not src or not (Path(src).exists() or "://" in src):
+            raise InputError(f"store {url} holds latents and its source frames store {src!r} is not available; pass "
+                             f"store=FRAMES_STORE (or options['store'])")
+        return self._frames_store(src)
+
+    def episodes(self, store: str | None) -> list[tuple[str, int]]:
+        """(store url, episode index) pairs to start from: a given store's episodes, else the held-out ones."""
+        from store import episode_indices
+
+        if store:
+            urls, last = [store], None
+        else:
+            held = self.s.meta.get("heldout", {})
+            # the last val_episodes episodes of each training store were held out; with none held out (a separate
+            # held-out store was used), resets draw from the training episodes: pass store= to start elsewhere
+            urls, last = list(held.get("stores", [])), int(held.get("val_episodes", 1)) or None
+            if not urls:
+                raise InputError("this checkpoint records no held-out store; pass store=PATH (or options['store'])")
+        out = []
+        for url in urls:
+            if url not in self._episodes:  # once per store: resets (autoreset included) reopen nothing
+                src = self._frames_store(url)
+                self._episodes[url] = (src, episode_indices(src))
+            src, eps = self._episodes[url]
+            out += [(src, i) for i in (eps[-last:] if last else eps)]
+        return out
+
+    def _episode(self, url: str, index: int) -> dict[str, Any]:
+        from store import read_episode
+
+        key = (url, index)
+        if key not in self._cache:
+            ep = read_episode(url, index)
+            if ep["frames"].shape[1:3] != (self.s.height, self.s.width):
+                raise InputError(f"store {url} episode {index} has {ep['frames'].shape[1]}x{ep['frames'].shape[2]} "
+                                 f"frames; the model makes {self.s.height}x{self.s.width}")
+            self._cache[key] = ep
+            if len(self._cache) > 8:
+                self._cache.popitem(last=False)
+        return self._cache[key]
+
+    def draw(self, rng: np.random.Generator, options: dict[str, Any]) -> dict[str, Any]:
+        """frames (F, H, W, 3), actions (F, A) or None, prompt, and what was used (for `info`)."""
+        unknown = set(options) - {"store", "episode", "start", "frames", "prompt"}
+        if unknown:
+            raise InputError(f"unknown reset option(s) {sorted(unknown)}; use store, episode, start, frames, prompt")
+        if "frames" in options:
+            return {"frames": self._check_frames(options["frames"]), "actions": None,
+                    "prompt": str(options.get("prompt", "")), "source": "frames"}
+        if "prompt" in options:
+            return self._from_prompt(str(options["prompt"]), rng)
+        return self._from_store(rng, options)
+
+    def _check_frames(self, frames: Any) -> np.ndarray:
+        f = np.asarray(frames)
+        if f.ndim == 3:
+            f = f[None]
+        h, w = self.s.height, self.s.width
+        if f.ndim != 4 or f.shape[1:] != (h, w, 3) or f.dtype != np.uint8 or len(f) == 0:
+            raise InputError(f"options['frames'] must be uint8 (H, W, 3) or (F, H, W, 3) with H, W = {h}, {w} (the "
+                             f"model's size), got {f.dtype} {f.shape}")
+        return f
+
+    def _from_prompt(self, prompt: str, rng: np.random.Generator) -> dict[str, Any]:
+        tok = self.s.model.tokenizer
+        if tok is not None and tok.known(prompt) == 0:
+            raise InputError(f"no word of the prompt {prompt!r} is in the model's vocabulary; try one like "
+                             f"{self.s.example_prompt()!r}")
+        frames = self.s.t2v(prompt, frames=self.context, steps=8, seed=int(rng.integers(2**31)))
+        return {"frames": frames, "actions": None, "prompt": prompt, "source": "prompt"}
+
+    def _from_store(self, rng: np.random.Generator, options: dict[str, Any]) -> dict[str, Any]:
+        pairs = self.episodes(options.get("store") or self.store)
+        if "episode" in options:
+            want = int(options["episode"])
+            pairs = [p for p in pairs if p[1] == want]
+            if not pairs:
+                raise InputError(f"episode {want} is not among the reset episodes "
+                                 f"{sorted({i for _, i in self.episodes(options.get('store') or self.store)})}")
+        url, index = pairs[int(rng.integers(len(pairs)))]
+        ep = self._episode(url, index)
+        n = len(ep["frames"])
+        if "start" in options:
+            start = int(options["start"])
+            if not 0 <= start < n:
+                raise InputError(f"start {start} is outside episode {index} ({n} frames)")
+        else:
+            start = int(rng.integers(0, max(n - self.context, 0) + 1))
+        end = min(start + self.context, n)
+        return {"frames": ep["frames"][start:end], "actions": ep["actions"][start:end],
+                "prompt": ep["episode_short"], "source": "store", "store": url, "episode": index, "start": start}
+
+
+def _reward_model(checkpoint: str, reward: str | None, device: torch.device) -> Any:
+    """The reward/termination model: `reward` if given, else `<run>/reward` beside the checkpoint, else None."""
+    from worldsim.model.reward import find_reward, load_reward
+
+    path = reward or find_reward(checkpoint)
+    if path is None:
+        warnings.warn(f"no reward model for {checkpoint} (train one: worldsim train-reward ckpt={checkpoint} "
+                      f"store=...); DreamEnv returns reward 0 and never terminates", stacklevel=3)
+        return None
+    return load_reward(path, device=device)
+
+
+class _Dream:
+    """What DreamEnv and DreamVectorEnv share: the model, spaces, sources, reward model and stepping."""
+
+    def _setup(self, checkpoint: str | Path, num: int, reward: str | None, store: str | None, steps: int,
+               cfg_actions: float, context: int | None, max_episode_steps: int, device: str, precision: str) -> None:
+        if max_episode_steps < 1:
+            raise InputError(f"max_episode_steps must be >= 1, got {max_episode_steps}")
+        self.sampler = WorldSampler.load(checkpoint, device=device)
+        self.checkpoint = str(checkpoint)
+        meta = self.sampler.meta
+        self.action_spec = meta.get("action_spec")
+        if not self.action_spec:
+            raise C.CheckpointError(f"{checkpoint} records no action spec; retrain it with this version of worldsim")
+        self.core = DreamCore(self.sampler, num, steps=steps, cfg_actions=cfg_actions, context=context,
+                              precision=precision)
+        self.source = ContextSource(self.sampler, store, self.core.context)
+        self.reward_model = _reward_model(str(checkpoint), reward, self.sampler.device)
+        self.max_episode_steps = max_episode_steps
+        self.elapsed = np.zeros(num, np.int64)
+        self.single_obs_space = spaces.Box(0, 255, (self.sampler.height, self.sampler.width, 3), dtype=np.uint8)
+        self.single_act_space = space_from_spec(self.action_spec)
+
+    def _reset_rows(self, rows: list[int], rngs: list[np.random.Generator], options: dict[str, Any]
+                    ) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        drawn = [self.source.draw(rng, options) for rng in rngs]
+        seeds = [int(rng.integers(2**62)) for rng in rngs]
+        self.core.reset_rows(rows, [d["frames"] for d in drawn], [d["actions"] for d in drawn],
+                             [d["prompt"] for d in drawn], seeds)
+        self.elapsed[rows] = 0
+        obs = np.stack([d["frames"][-1] for d in drawn])
+        infos = [{k: v for k, v in d.items() if k not in ("frames", "actions")} for d in drawn]
+        return obs, infos
+
+    def _step_all(self, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """flat actions (B, A) -> obs (B, H, W, 3), reward (B,), terminated (B,), truncated (B,)."""
+        prev = self.core.last
+        acts = torch.from_numpy(flat)
+        z = self.core.step(acts)
+        obs = self.core.decode(z)
+        if self.reward_model is not None:
+            scaled = acts.to(z.device) / self.core.m.action_scale
+            r, term = self.reward_model.predict(prev.float(), z.float(), scaled)
+            reward, terminated = r.float().cpu().numpy(), term.cpu().numpy().astype(bool)
+        else:
+            reward, terminated = np.zeros(len(flat), np.float32), np.zeros(len(flat), bool)
+        self.elapsed += 1
+        truncated = (self.elapsed >= self.max_episode_steps) & ~terminated
+        return obs, reward.astype(np.float32), terminated, truncated
+
+
+class DreamEnv(_Dream, gym.Env):
+    """A trained world model as a gymnasium env with the spaces of the engine it learned.
+
+    Args:
+        checkpoint: a `worldsim train` run directory (its latest checkpoint) or one checkpoint.
+        reward: a reward model (`worldsim train-reward`); default `<run>/reward` if present.
+        store: where resets take their context (default: the checkpoint's held-out episodes).
+        steps: Euler steps per frame; cfg_actions: guidance on the action (1 = off).
+        context: latent frames of context (default: the trained window minus one).
+        max_episode_steps: truncation horizon.
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
+
+    def __init__(self, checkpoint: str | Path, reward: str | None = None, store: str | None = None, steps: int = 4,
+                 cfg_actions: float = 1.0, context: int | None = None, max_episode_steps: int = 200,
+                 device: str = "cpu", precision: str = "bf16", render_mode: str | None = None) -> None:
+        if render_mode not in (None, "rgb_array"):
+            raise InputError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        self._setup(checkpoint, 1, reward, store, steps, cfg_actions, context, max_episode_steps, device, precision)
+        self.render_mode = render_mode
+        self.metadata = {**self.metadata, "render_fps": self.sampler.fps}
+        self.observation_space = self.single_obs_space
+        self.action_space = self.single_act_space
+        self._obs: np.ndarray | None = None
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        if self.spec is not None:  # made by gym.make: its TimeLimit wrapper truncates (at max_episode_steps=N, which
+            self.max_episode_steps = 2**62  # gym.make keeps for itself, or the registered 200), not a second limit
+        obs, infos = self._reset_rows([0], [self.np_random], dict(options or {}))
+        self._obs = obs[0]
+        return obs[0], infos[0]
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        if self._obs is None:
+            raise RuntimeError("call reset() before step()")
+        flat = flatten_action(self.action_spec, self.action_space, action)[None]
+        obs, reward, terminated, truncated = self._step_all(flat)
+        self._obs = obs[0]
+        return obs[0], float(reward[0]), bool(terminated[0]), bool(truncated[0]), {"step": int(self.elapsed[0])}
+
+    def render(self) -> np.ndarray | None:
+        return self._obs if self.render_mode == "rgb_array" else None
+
+
+class DreamVectorEnv(_Dream, VectorEnv):
+    """`num_envs` dreamed episodes stepped in one batched model call. Same arguments as `DreamEnv`, plus:
+
+    Args:
+        autoreset_mode: `next_step` (gymnasium's default: the step after an episode ends resets it, ignores its
+            action and returns the first observation with reward 0) or `same_step` (the ending step already returns
+            the next episode's first observation; the last one is in `info["final_obs"]`, as stable-baselines3
+            expects).
+    """
+
+    metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": []}
+
+    def __init__(self, checkpoint: str | Path, num_envs: int = 1, reward: str | None = None, store: str | None = None,
+                 steps: int = 4, cfg_actions: float = 1.0, context: int | None = None, max_episode_steps: int = 200,
+                 device: str = "cpu", precision: str = "bf16", autoreset_mode: str | AutoresetMode = "next_step"
+                 ) -> None:
+        if num_envs < 1:
+            raise InputError(f"num_envs must be >= 1, got {num_envs}")
+        modes = {"next_step": AutoresetMode.NEXT_STEP, "same_step": AutoresetMode.SAME_STEP}
+        mode = autoreset_mode if isinstance(autoreset_mode, AutoresetMode) else modes.get(str(autoreset_mode).lower())
+        if mode not in modes.values():
+            raise InputError(f"autoreset_mode must be next_step or same_step, got {autoreset_mode!r}")
+        self.metadata = {**self.metadata, "autoreset_mode": mode}
+        self._setup(checkpoint, num_envs, reward, store, steps, cfg_actions, context, max_episode_steps, device,
+                    precision)
+        self.num_envs = num_envs
+        self.single_observation_space = self.single_obs_space
+        self.single_action_space = self.single_act_space
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self.rngs = [np.random.default_rng(i) for i in range(num_envs)]
+        self.options: dict[str, Any] = {}
+        self.needs_reset = np.zeros(num_envs, bool)
+        self.started = False
+
+    def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed if isinstance(seed, int) or seed is None else None)
+        if seed is None:
+            seeds = [int(self.np_random.integers(2**31)) for _ in range(self.num_envs)]
+        elif isinstance(seed, int):
+            seeds = [seed + i for i in range(self.num_envs)]
+        else:
+            if len(seed) != self.num_envs:
+                raise InputError(f"seed must be an int or a list of {self.num_envs} seeds, got {len(seed)}")
+            seeds = list(seed)
+        self.rngs = [np.random.default_rng(s) for s in seeds]
+        self.options = dict(options or {})
+        obs, infos = self._reset_rows(list(range(self.num_envs)), self.rngs, self.options)
+        self.needs_reset[:] = False
+        self.started = True
+        return obs, self._batch_infos(infos)
+
+    def _batch_infos(self, infos: list[dict[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for i, info in enumerate(infos):
+            out = self._add_info(out, info, i)
+        return out
+
+    def _flat_actions(self, actions: Any) -> np.ndarray:
+        if isinstance(self.single_action_space, spaces.Dict):
+            if not isinstance(actions, dict):
+                raise InputError(f"actions must be a dict of arrays with keys {list(self.single_action_space.spaces)}")
+            rows = [{k: np.asarray(v)[i] for k, v in actions.items()} for i in range(self.num_envs)]
+        else:
+            rows = list(np.asarray(actions).reshape(self.num_envs, -1))
+        return np.stack([flatten_action(self.action_spec, self.single_action_space, a) for a in rows])
+
+    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        if not self.started:
+            raise RuntimeError("call reset() before step()")
+        flat = self._flat_actions(actions)
+        obs, reward, terminated, truncated = self._step_all(flat)
+        infos = [{"step": int(s)} for s in self.elapsed]
+        if self.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP:
+            ended = [int(i) for i in np.flatnonzero(terminated | truncated)]
+            if ended:  # the ending step returns the next episode's first frame; the last frame goes in the info
+                r_obs, r_infos = self._reset_rows(ended, [self.rngs[i] for i in ended], self.options)
+                for j, i in enumerate(ended):
+                    infos[i] = {**r_infos[j], "final_obs": obs[i].copy(), "final_info": infos[i]}
+                    obs[i] = r_obs[j]
+            return obs, reward, terminated, truncated, self._batch_infos(infos)
+        restart = list(np.flatnonzero(self.needs_reset))
+        if restart:  # NEXT_STEP autoreset: these envs ended last step; this step starts them again
+            r_obs, r_infos = self._reset_rows(restart, [self.rngs[i] for i in restart], self.options)
+            for j, i in enumerate(restart):
+                obs[i], infos[i] = r_obs[j], r_infos[j]
+            reward[restart], terminated[restart], truncated[restart] = 0.0, False, False
+        self.needs_reset = terminated | truncated
+        return obs, reward, terminated, truncated, self._batch_infos(infos)

@@ -1,0 +1,1 @@
+"""Evaluation: metrics, rollouts, probes and the report."""

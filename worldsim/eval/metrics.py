@@ -1,0 +1,228 @@
+"""World-model metrics on held-out data (ARCHITECTURE.md section 5), on uint8 frames.
+
+- PSNR = 10 log10(255^2 / MSE); SSIM (Wang et al. 2004): 11x11 gaussian window, sigma 1.5, K1 0.01, K2 0.03,
+  computed per channel and averaged.
+- `next_frame_metrics`: teacher-forced next frame: real context (the model's window minus one latent frame), real
+  action, one generated frame, beside two references from the same windows: the VAE's reconstruction of that frame
+  (the ceiling the model works under) and copying the last context frame (a model that ignores dynamics).
+- `rollouts` + `horizon_metrics`: autoregressive rollouts from a real starting context under the recorded actions
+  and under random actions (rows of the store drawn by a seeded permutation), scored at horizons 1, 8, 16, 32;
+  dPSNR = PSNR(real, recorded-action rollout) - PSNR(real, random-action rollout) (Genie, Bruce et al. 2024).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from store import StoreError, buckets, open_store, read_episode
+from worldsim.errors import InputError
+from worldsim.model.sampler import WorldSampler
+from worldsim.train.data import StoreSet
+
+Tick = Callable[[], None] | None
+
+
+# -- frame metrics ---------------------------------------------------------------------------------------------------
+def psnr_uint8(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB of two uint8 arrays of one shape, over all their values (capped at 100 dB for equal arrays)."""
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float(10 * np.log10(255.0**2 / max(mse, 1e-10)))
+
+
+def psnr_frames(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-frame PSNR of uint8 frames (N, H, W, 3) -> (N,)."""
+    d = a.astype(np.float64) - b.astype(np.float64)
+    mse = np.maximum((d**2).reshape(len(d), -1).mean(axis=1), 1e-10)
+    return 10 * np.log10(255.0**2 / mse)
+
+
+@functools.lru_cache(maxsize=4)
+def _gaussian(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    g = torch.exp(-(x**2) / (2 * sigma**2))
+    return g / g.sum()  # (size,)
+
+
+def ssim_frames(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-frame SSIM of uint8 frames (N, H, W, 3) -> (N,): gaussian 11x11 window (sigma 1.5) over the valid region
+    of each channel, constants (0.01 * 255)^2 and (0.03 * 255)^2, averaged over pixels and channels."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape or a.ndim != 4:
+        raise InputError(f"SSIM needs two (N, H, W, C) arrays of one shape, got {a.shape} and {b.shape}")
+    if min(a.shape[1:3]) < 11:
+        raise InputError(f"SSIM's 11x11 window needs frames of at least 11x11 pixels, got {a.shape[1]}x{a.shape[2]}")
+    c = a.shape[-1]
+    g = _gaussian()
+    wx = g.view(1, 1, 1, -1).repeat(c, 1, 1, 1)  # separable window: rows then columns, one per channel
+    wy = g.view(1, 1, -1, 1).repeat(c, 1, 1, 1)
+
+    def blur(x: torch.Tensor) -> torch.Tensor:  # (N, C, H, W) -> (N, C, H - 10, W - 10)
+        return F.conv2d(F.conv2d(x, wx, groups=c), wy, groups=c)
+
+    x = torch.from_numpy(a).double().permute(0, 3, 1, 2)
+    y = torch.from_numpy(b).double().permute(0, 3, 1, 2)
+    mx, my = blur(x), blur(y)
+    sxx, syy, sxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
+    return s.mean(dim=(1, 2, 3)).numpy()
+
+
+def ssim_uint8(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean SSIM of two uint8 frames (H, W, 3) or frame stacks (N, H, W, 3)."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.ndim == 3:
+        a, b = a[None], b[None]
+    return float(ssim_frames(a, b).mean())
+
+
+# -- teacher-forced next frame ---------------------------------------------------------------------------------------
+def next_frame_metrics(sampler: WorldSampler, stores: StoreSet, count: int = 64, steps: int = 8, seed: int = 0,
+                       tick: Tick = None) -> dict[str, Any]:
+    """Mean next-frame PSNR and SSIM over `count` evenly spaced windows of the model's window length."""
+    k = sampler.k
+    rows: dict[str, list[float]] = {n: [] for n in ("model", "recon", "copy")}
+    ssim: dict[str, list[float]] = {n: [] for n in ("model", "recon", "copy")}
+    for j, i in enumerate(stores.spread(count)):
+        w = stores.read(i)
+        frames, actions = w["frames"], w["actions"]
+        ctx = frames[: len(frames) - k]
+        pred = sampler.rollout(ctx, actions[: len(frames) - 1], steps=steps, seed=seed + j)[len(ctx) :]
+        target = frames[len(ctx) :]
+        for name, guess in (("model", pred), ("recon", sampler.decode(sampler.encode(target))),
+                            ("copy", np.repeat(ctx[-1:], len(target), axis=0))):
+            rows[name].append(psnr_uint8(guess, target))
+            ssim[name].append(float(ssim_frames(guess, target).mean()))
+        if tick:
+            tick()
+    return {"next_frame_psnr": float(np.mean(rows["model"])), "next_frame_ssim": float(np.mean(ssim["model"])),
+            "vae_reconstruction_psnr": float(np.mean(rows["recon"])),
+            "vae_reconstruction_ssim": float(np.mean(ssim["recon"])),
+            "copy_last_frame_psnr": float(np.mean(rows["copy"])), "copy_last_frame_ssim": float(np.mean(ssim["copy"])),
+            "windows": len(rows["model"]), "steps": steps}
+
+
+def next_frame_psnr(sampler: WorldSampler, stores: StoreSet, count: int = 64, steps: int = 8,
+                    seed: int = 0) -> dict[str, Any]:
+    """`next_frame_metrics` under its first name (the recipe's report reads its PSNR keys)."""
+    return next_frame_metrics(sampler, stores, count, steps, seed)
+
+
+# -- the held-out store ------------------------------------------------------------------------------------------------
+def check_store(sampler: WorldSampler, url: str) -> dict[str, Any]:
+    """What an evaluation needs of a held-out store, checked against the checkpoint.
+
+    Returns {"url", "digest", "attrs", "episodes": [(job episode index, rows)] at the model's resolution}.
+
+    Raises:
+        StoreError: the store is missing or not finalized, its action spec differs from the checkpoint's, it has no
+            episode at the model's resolution, or none long enough for the model's window.
+    """
+    if not url:
+        raise StoreError("store is required: store=PATH (a held-out store of the game the checkpoint learned, "
+                         "e.g. made with `worldsim generate ... seed=1000`)")
+    if "://" not in url and not Path(url).exists():
+        raise StoreError(f"no store at {url}: pass store=PATH, a held-out store made with `worldsim generate` "
+                         f"(other seeds than the training data)")
+    root = open_store(url)
+    attrs = dict(root.attrs)
+    spec, want = attrs.get("action_spec", {}), sampler.meta.get("action_spec", {})
+    if spec != want:
+        raise StoreError(f"{url} has action keys {spec.get('flat_keys')} but the checkpoint was trained on "
+                         f"{want.get('flat_keys')} (another action spec); evaluate on a store of the same game")
+    name = f"b_{sampler.height}x{sampler.width}"
+    if name not in buckets(root):
+        raise StoreError(f"{url} has no {sampler.height}x{sampler.width} episodes (it holds "
+                         f"{[b[2:] for b in buckets(root)]}); evaluate at the checkpoint's resolution")
+    b = root[name]
+    ends = b["meta/episode_ends"][...].astype(np.int64)
+    lengths = np.diff(np.concatenate([[0], ends]))
+    index = b["meta/episode_index"][...].astype(np.int64)
+    episodes = sorted((int(i), int(n)) for i, n in zip(index, lengths) if n >= sampler.frames)
+    if not episodes:
+        raise StoreError(f"{url}: every episode is shorter than the model's window of {sampler.frames} frames "
+                         f"(longest {int(lengths.max())}); generate longer held-out episodes (steps=...)")
+    return {"url": str(url), "digest": attrs.get("digest", ""), "attrs": attrs, "episodes": episodes}
+
+
+def action_pool(url: str) -> np.ndarray:
+    """Every executed action row of a store (the final no-op row of each episode left out). # (N, A)"""
+    root = open_store(url)
+    rows = [root[n]["data/actions"][...][~root[n]["data/is_last"][...]] for n in buckets(root)]
+    return np.concatenate(rows).astype(np.float32)
+
+
+def random_actions(pool: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """`n` action rows drawn from the pool by a seeded permutation (without replacement while the pool lasts)."""
+    perm = rng.permutation(len(pool))
+    return pool[np.resize(perm, n)]
+
+
+# -- autoregressive rollouts -----------------------------------------------------------------------------------------
+def rollouts(sampler: WorldSampler, url: str, episodes: list[tuple[int, int]], horizons: list[int], steps: int,
+             seed: int, tick: Tick = None) -> list[dict[str, Any]]:
+    """One rollout per episode from its first `frames - k` real frames, as long as the largest horizon the episode
+    allows, under the recorded actions and under random ones (same sampling seed, so only the actions differ).
+
+    Returns per episode: index, context c, length H (new frames), real (c + H frames), model, random (generated
+    frames after the context), actions (the recorded actions driving the new frames) and random_actions. # (H, A)
+    """
+    c = sampler.frames - sampler.k
+    pool = action_pool(url)
+    out = []
+    for j, (index, rows) in enumerate(episodes):
+        h = min(max(horizons), rows - c)
+        ep = read_episode(url, index)
+        frames, acts = ep["frames"][: c + h], ep["actions"][: c + h - 1]
+        rng = np.random.default_rng([seed, index, 0xAC7])
+        rand = acts.copy()
+        rand[c - 1 :] = random_actions(pool, len(acts) - (c - 1), rng)  # the context's own actions stay real
+        made = {}
+        for name, a in (("model", acts), ("random", rand)):
+            made[name] = sampler.rollout(frames[:c], a, steps=steps, seed=seed + 1000 * j)[c:]
+            if tick:
+                tick()
+        out.append({"index": index, "context": c, "length": h, "real": frames, "model": made["model"],
+                    "random": made["random"], "actions": acts[c - 1 :], "random_actions": rand[c - 1 :]})
+    return out
+
+
+def horizon_metrics(rolls: list[dict[str, Any]], horizons: list[int]) -> dict[str, Any]:
+    """PSNR/SSIM at each horizon h (the h-th generated frame) of the rollouts, copy-last-frame and dPSNR beside
+    them; episodes too short for a horizon are counted in `skipped`, a horizon no episode reaches is None."""
+    table: dict[str, Any] = {}
+    skipped: dict[str, int] = {}
+    for h in horizons:
+        got = [r for r in rolls if r["length"] >= h]
+        skipped[str(h)] = len(rolls) - len(got)
+        if not got:
+            table[str(h)] = None
+            continue
+        cols: dict[str, list[float]] = {}
+        for r in got:
+            c = r["context"]
+            real = r["real"][c + h - 1][None]
+            guesses = {"model": r["model"][h - 1][None], "random": r["random"][h - 1][None],
+                       "copy_last": r["real"][c - 1][None]}
+            for name, g in guesses.items():
+                cols.setdefault(f"{name}_psnr", []).append(float(psnr_frames(g, real)[0]))
+                cols.setdefault(f"{name}_ssim", []).append(float(ssim_frames(g, real)[0]))
+        row = {k: float(np.mean(v)) for k, v in cols.items()}
+        row["dpsnr"] = row["model_psnr"] - row["random_psnr"]
+        row["episodes"] = len(got)
+        table[str(h)] = row
+    return {"horizons": table, "skipped": skipped, "episodes": len(rolls),
+            "context": rolls[0]["context"] if rolls else None}
+
+
+def pick_episodes(episodes: list[tuple[int, int]], count: int) -> list[tuple[int, int]]:
+    """`count` evenly spaced episodes (a fixed evaluation subset)."""
+    picks = np.linspace(0, len(episodes) - 1, min(count, len(episodes))).round().astype(int)
+    return [episodes[i] for i in sorted(set(picks.tolist()))]

@@ -1,0 +1,134 @@
+"""Checkpoints: safetensors for every tensor, JSON for everything else; atomic; loaded without unpickling.
+
+A run directory holds `checkpoints/step_<N>/` folders and a `checkpoints/latest` file naming the newest:
+
+    run/checkpoints/step_000500/model.safetensors   weights (and buffers)
+                                ema.safetensors     EMA weights (DiT runs)
+                                optim.safetensors   optimizer tensors (exp_avg, exp_avg_sq, step per parameter)
+                                meta.json           config, step, optimizer hyper-parameters, provenance, ...
+
+A save writes into a hidden temporary folder and renames it into place, then replaces `latest` (both atomic on
+POSIX), so a kill at any moment leaves the previous checkpoint intact and `latest` naming a complete one. Every
+command that takes `ckpt=` or `vae=` accepts a run directory (its latest checkpoint) or one checkpoint folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from worldsim.errors import CheckpointError
+
+META = "meta.json"
+
+
+
+
+def save(run_dir: str | Path, step: int, tensors: dict[str, dict[str, torch.Tensor]], meta: dict[str, Any],
+         keep: int = 3) -> Path:
+    """Write `tensors` (file stem -> state dict) and `meta` as checkpoint `step`; keep the newest `keep`."""
+    root = Path(run_dir) / "checkpoints"
+    root.mkdir(parents=True, exist_ok=True)
+    name = f"step_{step:07d}"
+    for stale in root.glob(".tmp_*"):  # left by a save that was killed (one writer per run: rank 0)
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = root / f".tmp_{name}_{os.getpid()}"
+    tmp.mkdir()
+    for stem, sd in tensors.items():
+        save_file({k: v.detach().contiguous().cpu() for k, v in sd.items()}, str(tmp / f"{stem}.safetensors"))
+    (tmp / META).write_text(json.dumps({**meta, "step": step}, indent=1, sort_keys=True))
+    final = root / name
+    if final.exists():  # a checkpoint of the same step (a resumed run saving again): replace it
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    _write_atomic(root / "latest", name + "\n")
+    ckpts = sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("step_"))
+    for old in ckpts[:-keep] if keep > 0 else []:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def resolve(path: str | Path) -> Path:
+    """A checkpoint folder from a run directory (its latest) or a checkpoint folder."""
+    p = Path(path)
+    if (p / META).is_file():
+        return p
+    latest = p / "checkpoints" / "latest"
+    if latest.is_file():
+        ck = p / "checkpoints" / latest.read_text().strip()
+        if (ck / META).is_file():
+            return ck
+        raise CheckpointError(f"{latest} names {ck.name}, which is missing or incomplete")
+    if not p.exists():
+        raise CheckpointError(f"no checkpoint at {p}")
+    raise CheckpointError(f"{p} is neither a run directory (with checkpoints/latest) nor a checkpoint ({META})")
+
+
+def latest(run_dir: str | Path) -> Path | None:
+    """The newest complete checkpoint of a run directory, or None for a fresh run."""
+    try:
+        return resolve(Path(run_dir)) if (Path(run_dir) / "checkpoints" / "latest").is_file() else None
+    except CheckpointError:
+        return None
+
+
+def load_meta(ckpt: Path) -> dict[str, Any]:
+    try:
+        return json.loads((ckpt / META).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{ckpt / META} is unreadable: {err}") from err
+
+
+def load_tensors(ckpt: Path, stem: str) -> dict[str, torch.Tensor]:
+    """A state dict from `<stem>.safetensors` (safetensors: no code runs while loading)."""
+    f = ckpt / f"{stem}.safetensors"
+    if not f.is_file():
+        raise CheckpointError(f"{f} is missing")
+    try:
+        return load_file(str(f))
+    except Exception as err:  # safetensors raises its own error types for truncated files
+        raise CheckpointError(f"{f} is corrupt or truncated: {err}") from err
+
+
+def digest(ckpt: Path) -> str:
+    """sha256 over the checkpoint's safetensors files (what produced a sample)."""
+    h = hashlib.sha256()
+    for f in sorted(ckpt.glob("*.safetensors")):
+        if f.name.startswith("optim"):
+            continue
+        h.update(f.name.encode())
+        with f.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """An optimizer's state as flat tensors plus JSON (param groups), so it loads without pickle."""
+    sd = opt.state_dict()
+    tensors = {}
+    for idx, state in sd["state"].items():
+        for k, v in state.items():
+            tensors[f"{idx}.{k}"] = v if torch.is_tensor(v) else torch.tensor(v)
+    return tensors, {"param_groups": sd["param_groups"]}
+
+
+def load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, v in tensors.items():
+        idx, name = key.split(".", 1)
+        state.setdefault(int(idx), {})[name] = v
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})

@@ -1,0 +1,263 @@
+"""The video diffusion transformer: spacetime patches, 3D RoPE, adaLN-Zero, QK-norm, SDPA (ARCHITECTURE.md s. 4).
+
+Input: noisy latents x_t (B, T, C, h, w), a noise level per frame t (B, T) in [0, 1], and the conditioning:
+per-frame actions (added to the per-frame timestep embedding, the Oasis pattern), text tokens through
+cross-attention and a pooled text vector. Output: the rectified-flow velocity, shaped like x_t.
+
+Attention is `full` (all spacetime tokens attend to each other) or `factorized` (blocks alternate between
+attention within a frame and causal attention across frames at each position, as in Latte/Open-Sora). Rotary
+positions in (t, y, x) make any duration and size work without a position table.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from worldsim.errors import InputError
+
+# width, depth, heads: tiny for CPU, S/B/L/XL as in DiT (Peebles & Xie 2023, table 1)
+PRESETS: dict[str, tuple[int, int, int]] = {
+    "tiny": (192, 6, 4), "S": (384, 12, 6), "B": (768, 12, 12), "L": (1024, 24, 16), "XL": (1152, 28, 16)}
+
+
+@dataclass
+class DiTConfig:
+    preset: str = "tiny"
+    width: int | None = None  # overrides of the preset
+    depth: int | None = None
+    heads: int | None = None
+    patch: int = 2  # spatial patch size over latents; 1 in time
+    attention: str = "full"  # full | causal (full, frame-causal: enables the KV cache) | factorized
+    mlp_ratio: float = 4.0
+    rope_theta: float = 10000.0
+    # each frame's tokens also see the previous frame's latents at the same place (frame stacking, as DIAMOND and
+    # GameNGen feed past frames): copying what does not move is one linear map, so next-frame prediction learns fast
+    prev_frame: bool = False
+
+    def resolved(self) -> tuple[int, int, int]:
+        if self.preset not in PRESETS:
+            raise InputError(f"unknown model preset {self.preset!r}; choose one of {list(PRESETS)}")
+        w, d, h = PRESETS[self.preset]
+        w, d, h = self.width or w, self.depth or d, self.heads or h
+        if w % h or (w // h) % 2:
+            raise InputError(f"width {w} / heads {h} must give an even head size (rotary positions)")
+        if self.attention not in ("full", "causal", "factorized"):
+            raise InputError(f"attention must be full, causal or factorized, got {self.attention!r}")
+        return w, d, h
+
+
+def timestep_embedding(t: torch.Tensor, dim: int, scale: float = 1000.0) -> torch.Tensor:
+    """Sinusoidal features of t in [0, 1] (any shape) -> (..., dim)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    args = t.float()[..., None] * scale * freqs
+    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+
+
+@functools.lru_cache(maxsize=64)
+def rope_3d(t: int, h: int, w: int, head_dim: int, theta: float, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """cos, sin (T*h*w, head_dim/2) for positions (t, y, x): a third of the rotation pairs per axis."""
+    pairs = head_dim // 2
+    per = [pairs - 2 * (pairs // 3), pairs // 3, pairs // 3]  # time gets the remainder
+    grids = torch.meshgrid(torch.arange(t, device=device), torch.arange(h, device=device),
+                           torch.arange(w, device=device), indexing="ij")
+    angles = []
+    for g, n in zip(grids, per):
+        freqs = theta ** (-torch.arange(n, device=device, dtype=torch.float32) / max(n, 1))
+        angles.append(g.reshape(-1, 1).float() * freqs)
+    a = torch.cat(angles, dim=1)
+    return a.cos(), a.sin()
+
+
+@functools.lru_cache(maxsize=64)
+def frame_causal_mask(tq: int, tk: int, n: int, device: torch.device) -> torch.Tensor:
+    """(tq n, tk n) bool, True = may attend: the last tq of tk frames (n tokens each) see their own and earlier frames
+    (Diffusion Forcing's causal video model; what lets clean context frames keep their keys and values)."""
+    q = torch.arange(tk - tq, tk, device=device).repeat_interleave(n)
+    k = torch.arange(tk, device=device).repeat_interleave(n)
+    return k[None, :] <= q[:, None]
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """x (..., N, head_dim) rotated in (first half, second half) pairs; cos/sin (N, head_dim/2). In x's dtype."""
+    x1, x2 = x.chunk(2, dim=-1)
+    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.weight, self.eps = nn.Parameter(torch.ones(dim)), eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # back to the input dtype: under bf16 autocast rms_norm returns fp32, doubling the rotary pass's traffic
+        return F.rms_norm(x, (x.shape[-1],), self.weight.to(x.dtype), self.eps).to(x.dtype)
+
+
+class Attention(nn.Module):
+    """Multi-head attention with QK-norm (stable at any scale) and SDPA; self- or cross-attention."""
+
+    def __init__(self, dim: int, heads: int, context_dim: int | None = None) -> None:
+        super().__init__()
+        self.heads, self.head_dim = heads, dim // heads
+        self.q = nn.Linear(dim, dim)
+        self.kv = nn.Linear(context_dim or dim, 2 * dim)
+        self.q_norm, self.k_norm = RMSNorm(self.head_dim), RMSNorm(self.head_dim)
+        self.out = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, rope: tuple | None = None,
+                mask: torch.Tensor | None = None, causal: bool = False, past: tuple | None = None,
+                keep: list | None = None) -> torch.Tensor:
+        """x (B, N, D) queries. `past`: keys and values (B, H, Np, hd) of earlier tokens placed before x's (the KV
+        cache; `rope` then covers Np + N positions). `keep`: a list that receives x's own (k, v). Cached keys are
+        stored before rotation so a sliding window can move them to new positions."""
+        b, n, d = x.shape
+        q = self.q_norm(self.q(x).view(b, n, self.heads, self.head_dim)).transpose(1, 2)
+        ctx = x if context is None else context
+        k, v = self.kv(ctx).view(b, ctx.shape[1], 2, self.heads, self.head_dim).unbind(2)
+        k, v = self.k_norm(k).transpose(1, 2), v.transpose(1, 2)
+        if keep is not None:
+            keep.append((k, v))
+        if past is not None:
+            k, v = torch.cat([past[0].to(k.dtype), k], dim=2), torch.cat([past[1].to(v.dtype), v], dim=2)
+        if rope is not None:
+            cos, sin = rope
+            q, k = apply_rope(q, cos[-n:], sin[-n:]), apply_rope(k, cos, sin)
+        if context is not None:
+            # Cross-attention to a few text tokens: plain matmul + softmax. CPU SDPA's flash backward costs as much
+            # for 40 keys as for 512 (benchmarks/train_speed.py profile), this is ~10x cheaper there.
+            scores = (q @ k.transpose(-1, -2)).float() * self.head_dim**-0.5
+            if mask is not None:
+                scores = scores.masked_fill(~mask, float("-inf"))
+            y = scores.softmax(dim=-1).to(v.dtype) @ v
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)
+        return self.out(y.transpose(1, 2).reshape(b, n, d))
+
+
+def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """x (1 + scale) + shift, one fused kernel (elementwise passes dominate small models on CPU)."""
+    return torch.addcmul(shift, x, 1 + scale)
+
+
+class Block(nn.Module):
+    """adaLN-Zero DiT block with text cross-attention. `kind`: full | causal (full, frame-causal) | spatial |
+    temporal (causal, per position)."""
+
+    def __init__(self, dim: int, heads: int, text_dim: int, mlp_ratio: float, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+        self.norm1 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.attn = Attention(dim, heads)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.cross = Attention(dim, heads, context_dim=text_dim)
+        self.norm3 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        hidden = int(dim * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
+        self.ada = nn.Linear(dim, 6 * dim)
+        nn.init.zeros_(self.ada.weight)  # adaLN-Zero: the gated branches start closed (cross-attention is not gated)
+        nn.init.zeros_(self.ada.bias)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor | None,
+                rope: dict[str, tuple], past: tuple | None = None, keep: list | None = None) -> torch.Tensor:
+        # x: (B, T, N, D) tokens; c: (B, T, D) per-frame conditioning; text: (B, L, Dt); past: cached (k, v) of
+        # earlier frames (causal blocks only)
+        b, t, n, d = x.shape
+        s1, g1, a1, s2, g2, a2 = (m[:, :, None] for m in self.ada(F.silu(c)).chunk(6, dim=-1))
+        h = modulate(self.norm1(x), s1, g1)
+        if self.kind == "full":
+            h = self.attn(h.reshape(b, t * n, d), rope=rope["full"]).view(b, t, n, d)
+        elif self.kind == "causal":
+            tp = 0 if past is None else past[0].shape[2] // n
+            mask = frame_causal_mask(t, tp + t, n, x.device) if t > 1 else None  # one frame sees everything
+            h = self.attn(h.reshape(b, t * n, d), rope=rope["causal"], mask=mask, past=past, keep=keep)
+            h = h.view(b, t, n, d)
+        elif self.kind == "spatial":
+            h = self.attn(h.reshape(b * t, n, d), rope=rope["spatial"]).view(b, t, n, d)
+        else:  # causal in time, one sequence per spatial position
+            h = h.transpose(1, 2).reshape(b * n, t, d)
+            h = self.attn(h, rope=rope["temporal"], causal=True).view(b, n, t, d).transpose(1, 2)
+        x = torch.addcmul(x, a1, h)  # gated residual, fused
+        q = self.norm2(x).reshape(b, t * n, d)
+        x = x + self.cross(q, context=text, mask=text_mask).view(b, t, n, d)
+        return torch.addcmul(x, a2, self.mlp(modulate(self.norm3(x), s2, g2)))
+
+
+class DiT(nn.Module):
+    """Velocity network v(x_t, t, cond). See the module docstring for shapes."""
+
+    def __init__(self, cfg: DiTConfig, latent_channels: int, action_dim: int, text_dim: int) -> None:
+        super().__init__()
+        self.cfg = cfg
+        dim, depth, heads = cfg.resolved()
+        self.dim, self.heads, self.patch, self.channels = dim, heads, cfg.patch, latent_channels
+        self.patch_in = nn.Linear(latent_channels * cfg.patch**2 * (2 if cfg.prev_frame else 1), dim)
+        self.t_mlp = nn.Sequential(nn.Linear(256, dim), nn.SiLU(), nn.Linear(dim, dim))
+        self.a_mlp = nn.Sequential(nn.Linear(max(action_dim, 1), dim), nn.SiLU(), nn.Linear(dim, dim))
+        self.a_null = nn.Parameter(torch.zeros(dim))  # "no action" (first frame, CFG dropout)
+        self.text_pool = nn.Linear(text_dim, dim)
+        kinds = [cfg.attention] * depth if cfg.attention != "factorized" else ["spatial", "temporal"] * (depth // 2) + (
+            ["spatial"] if depth % 2 else [])
+        self.kinds = sorted(set(kinds))
+        self.blocks = nn.ModuleList(Block(dim, heads, text_dim, cfg.mlp_ratio, k) for k in kinds)
+        self.norm_out = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.ada_out = nn.Linear(dim, 2 * dim)
+        self.out = nn.Linear(dim, latent_channels * cfg.patch**2)
+        for m in (self.ada_out, self.out):
+            nn.init.zeros_(m.weight)
+            nn.init.zeros_(m.bias)
+
+    def condition(self, t: torch.Tensor, actions: torch.Tensor, action_mask: torch.Tensor,
+                  text_pooled: torch.Tensor) -> torch.Tensor:
+        """Per-frame conditioning (B, T, D) = timestep + action (or the null action) + pooled text."""
+        c = self.t_mlp(timestep_embedding(t, 256))
+        a = self.a_mlp(actions)
+        a = torch.where(action_mask[..., None], a, self.a_null.to(a.dtype))
+        return c + a + self.text_pool(text_pooled)[:, None]
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: dict[str, torch.Tensor], past: list | None = None,
+                keep: list | None = None) -> torch.Tensor:
+        """x: (B, T, C, h, w) noisy latents; t: (B, T); cond: actions (B, T, A) already aligned to frames (the action
+        that led into each frame), action_mask (B, T) bool, text (B, L, Dt), text_mask (B, L) bool, text_pooled (B, Dt).
+        Returns the velocity (B, T, C, h, w). With `prev_frame`, cond["prev"] (B, C, h, w), if given, is the frame
+        before x's first (zeros otherwise, as for the first frame of a training window).
+
+        KV cache (attention=causal only): `past` holds one (k, v) per block of clean earlier frames, which x's frames
+        follow in time; `keep`, a list, receives one (k, v) per block of x's own tokens (to extend a cache)."""
+        b, nt, ch, h, w = x.shape
+        p = self.patch
+        if h % p or w % p:
+            raise InputError(f"latent size {h}x{w} is not divisible by the patch size {p}")
+        if (past is not None or keep is not None) and self.cfg.attention != "causal":
+            raise InputError(f"a KV cache needs attention=causal; this model's attention is {self.cfg.attention!r}")
+        gh, gw = h // p, w // p
+        xin = x
+        if self.cfg.prev_frame:
+            first = cond.get("prev")
+            first = torch.zeros_like(x[:, 0]) if first is None else first.to(x.dtype)
+            xin = torch.cat([x, torch.cat([first[:, None], x[:, :-1]], dim=1)], dim=2)  # (B, T, 2C, h, w)
+        cin = xin.shape[2]
+        tokens = xin.reshape(b, nt, cin, gh, p, gw, p).permute(0, 1, 3, 5, 2, 4, 6).reshape(b, nt, gh * gw, cin * p * p)
+        tok = self.patch_in(tokens)  # (B, T, N, D)
+        c = self.condition(t, cond["actions"], cond["action_mask"], cond["text_pooled"])
+        hd = self.dim // self.heads
+        tp = 0 if past is None else past[0][0].shape[2] // (gh * gw)  # cached frames before x's
+        grids = {"full": (nt, gh, gw), "causal": (tp + nt, gh, gw), "spatial": (1, gh, gw), "temporal": (nt, 1, 1)}
+        rope = {kind: rope_3d(*grids[kind], hd, self.cfg.rope_theta, x.device) for kind in self.kinds}
+        text_mask = cond["text_mask"][:, None, None, :]  # (B, 1, 1, L): broadcast over heads and queries
+        for i, blk in enumerate(self.blocks):
+            kept: list | None = [] if keep is not None else None
+            tok = blk(tok, c, cond["text"], text_mask, rope, past=None if past is None else past[i], keep=kept)
+            if keep is not None:
+                keep.append(kept[0])
+        shift, scale = self.ada_out(F.silu(c)).chunk(2, dim=-1)
+        out = self.out(modulate(self.norm_out(tok), shift[:, :, None], scale[:, :, None]))  # (B, T, N, C*p*p)
+        out = out.view(b, nt, gh, gw, ch, p, p).permute(0, 1, 4, 2, 5, 3, 6).reshape(b, nt, ch, h, w)
+        return out.float()

@@ -1,0 +1,141 @@
+"""Rectified flow with a noise level per frame (diffusion forcing): training targets and few-step samplers.
+
+x_t = (1 - t) x_0 + t eps, t in [0, 1] per frame (t = 0 clean, t = 1 pure noise); the network predicts the
+velocity v = eps - x_0 (Liu et al. 2022; Esser et al. 2024). Training draws t from a logit-normal shifted towards
+noise as token counts grow (SD3's resolution shift), independently per frame (Chen et al. 2024, Diffusion Forcing)
+or shared by the whole clip, and marks random frames as clean *context* with a little noise on them (the
+context-noise augmentation of GameNGen/Oasis that stops autoregressive drift). The same model then does
+text-to-video (no context), image-to-video and extension (a prefix), backward extension (a suffix), connection
+(first and last), loops and SDEdit, by choosing which frames are context at sampling time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from worldsim.errors import InputError
+
+
+@dataclass
+class FlowConfig:
+    logit_mean: float = 0.0
+    logit_std: float = 1.0
+    shift_base_tokens: int = 256  # tokens at which the time shift is 1 (sqrt scaling above)
+    p_shared_t: float = 0.3  # clips with one noise level for all frames (text-to-video)
+    p_context: float = 0.6  # clips with some clean context frames
+    context_noise: float = 0.1  # context frames get t ~ U(0, context_noise)
+    # how often each context kind is drawn: prefix (next frames, i2v), suffix (backward), ends (connect, loop),
+    # random frames; a frame-causal model (attention=causal) only learns from prefixes and random frames
+    context_kinds: list[float] = field(default_factory=lambda: [0.6, 0.1, 0.1, 0.2])
+
+
+def time_shift(t: torch.Tensor, shift: float) -> torch.Tensor:
+    """Move t towards 1 (more noise) by `shift` >= 1: t' = s t / (1 + (s - 1) t)."""
+    return shift * t / (1 + (shift - 1) * t)
+
+
+def token_count(shape: tuple[int, ...] | torch.Size, patch: int) -> int:
+    """DiT tokens of latents shaped (B, T, C, h, w) cut into (1, patch, patch) patches."""
+    return shape[1] * (shape[-2] // patch) * (shape[-1] // patch)
+
+
+def shift_for(tokens: int, cfg: FlowConfig) -> float:
+    return max(1.0, (tokens / cfg.shift_base_tokens) ** 0.5)
+
+
+def context_mask(b: int, t: int, cfg: FlowConfig, g: torch.Generator, device: torch.device) -> torch.Tensor:
+    """(B, T) bool, True = a clean context frame: none, a prefix, a suffix, first + last, or random frames."""
+    mask = torch.zeros(b, t, dtype=torch.bool)
+    if t < 2:
+        return mask.to(device)
+    use = torch.rand(b, generator=g) < cfg.p_context
+    weights = torch.tensor(cfg.context_kinds, dtype=torch.float64)
+    if weights.shape != (4,) or bool((weights < 0).any()) or float(weights.sum()) <= 0:
+        raise InputError(f"flow.context_kinds must be 4 non-negative weights (prefix, suffix, ends, random), "
+                         f"got {cfg.context_kinds}")
+    kind = torch.multinomial(weights, b, replacement=True, generator=g)
+    for i in range(b):
+        if not use[i]:
+            continue
+        k = int(torch.randint(1, t, (1,), generator=g))
+        if kind[i] == 0:
+            mask[i, :k] = True  # prefix: image-to-video, extension, next-frame prediction
+        elif kind[i] == 1:
+            mask[i, t - k :] = True  # suffix: backward extension
+        elif kind[i] == 2:
+            mask[i, 0] = mask[i, -1] = True  # first and last: connect, loop
+        else:
+            mask[i] = torch.rand(t, generator=g) < 0.5
+            mask[i, int(torch.randint(0, t, (1,), generator=g))] = False  # at least one frame to generate
+    return mask.to(device)
+
+
+def training_targets(x0: torch.Tensor, cfg: FlowConfig, g: torch.Generator, patch: int = 2
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """From clean latents x0 (B, T, C, h, w): x_t, t (B, T), the velocity target, and the loss mask (B, T)
+    (frames to generate; context frames are inputs, not targets)."""
+    b, nt = x0.shape[:2]
+    dev = x0.device
+    tokens = token_count(x0.shape, patch)
+    u = torch.randn(b, nt, generator=g) * cfg.logit_std + cfg.logit_mean
+    shared = torch.rand(b, generator=g) < cfg.p_shared_t
+    u = torch.where(shared[:, None], u[:, :1].expand(b, nt), u)
+    t = time_shift(torch.sigmoid(u), shift_for(tokens, cfg)).to(dev)
+    ctx = context_mask(b, nt, cfg, g, dev)
+    t = torch.where(ctx, torch.rand(b, nt, generator=g).to(dev) * cfg.context_noise, t)
+    eps = torch.randn(x0.shape, generator=g).to(dev)
+    tt = t[:, :, None, None, None]
+    x_t = (1 - tt) * x0 + tt * eps
+    return x_t, t, eps - x0, ~ctx
+
+
+Velocity = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@torch.no_grad()
+def sample(velocity: Velocity, shape: tuple[int, ...], context: torch.Tensor | None, context_mask_: torch.Tensor | None,
+           steps: int, g: torch.Generator, shift: float = 1.0, method: str = "euler", context_t: float = 0.02,
+           start: torch.Tensor | None = None, strength: float = 1.0) -> torch.Tensor:
+    """Integrate from noise (t = 1) to data (t = 0) for the frames not in `context_mask_`.
+
+    Args:
+        velocity: v(x_t, t) with t of shape (B, T).
+        shape: (B, T, C, h, w).
+        context: clean latents for the context frames (same shape), or None.
+        context_mask_: (B, T) bool, True = context (kept, with `context_t` noise, as in training).
+        steps: integration steps; method: "euler" or "heun" (2nd order, one more evaluation per step).
+        start, strength: SDEdit: start from `start` noised to t = strength instead of pure noise.
+    """
+    if method not in ("euler", "heun"):
+        raise InputError(f"sampler must be euler or heun, got {method!r}")
+    if steps < 1:
+        raise InputError(f"steps must be >= 1, got {steps}")
+    b, nt = shape[:2]
+    dev = context.device if context is not None else (start.device if start is not None else torch.device("cpu"))
+    ctx = context_mask_ if context_mask_ is not None else torch.zeros(b, nt, dtype=torch.bool, device=dev)
+    eps = torch.randn(shape, generator=g).to(dev)
+    top = float(strength) if start is not None else 1.0
+    grid = time_shift(torch.linspace(top, 0.0, steps + 1), shift).tolist()
+    x = eps if start is None else (1 - grid[0]) * start + grid[0] * eps
+    if context is not None:
+        noisy_ctx = (1 - context_t) * context + context_t * torch.randn(shape, generator=g).to(dev)
+    ctx5 = ctx[:, :, None, None, None]
+
+    def v_at(x_: torch.Tensor, t_now: float) -> torch.Tensor:
+        if context is not None:
+            x_ = torch.where(ctx5, noisy_ctx, x_)
+        t = torch.where(ctx, torch.full_like(ctx, context_t, dtype=torch.float32),
+                        torch.full_like(ctx, t_now, dtype=torch.float32))
+        return velocity(x_, t)
+
+    for t_now, t_next in zip(grid[:-1], grid[1:]):
+        v = v_at(x, t_now)
+        x_euler = x + (t_next - t_now) * v
+        if method == "heun" and t_next > 0:
+            x = x + (t_next - t_now) * 0.5 * (v + v_at(x_euler, t_next))
+        else:
+            x = x_euler
+    return torch.where(ctx5, context, x) if context is not None else x

@@ -1,0 +1,158 @@
+"""Reward and termination model: what DreamEnv reports for a step the world model dreamed.
+
+A small conv net reads the VAE latents of the frame before and the frame after a transition, plus the action taken
+between them, and predicts the transition's reward and a termination logit (stored alignment: `actions[t]` is taken
+after `frames[t]`; `rewards[t]`, `terminated[t]` describe frames[t] -> frames[t + 1]).
+
+    model = load_reward("runs/dit/reward")                    # a run directory or one checkpoint
+    reward, terminated = model.predict(z_prev, z_next, action / scale)   # (B,) float, (B,) bool
+
+Latents are the world model's own (its checkpoint's VAE, `vae.encode`: normalised), so a reward model belongs to the
+latent space it was trained on: its checkpoint records the VAE digest, and `find_reward` refuses a mismatch.
+Trained by `worldsim train-reward` (worldsim/train/train_reward.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from worldsim.errors import InputError
+from worldsim.model import checkpoint as C
+
+
+@dataclass
+class RewardConfig:
+    latent_channels: int = 8
+    action_dim: int = 0
+    width: int = 64  # conv channels
+    depth: int = 3  # conv layers; all but the first halve the latent grid
+    hidden: int = 128  # MLP width (action embedding and head)
+
+
+def _conv(cin: int, cout: int, stride: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1), nn.GroupNorm(min(8, cout), cout), nn.SiLU())
+
+
+class RewardModel(nn.Module):
+    """(z_prev, z_next, action) -> (reward, termination logit) of one transition.
+
+    Convs over concat(z_prev, z_next, z_next - z_prev) (the difference makes "what changed" a first-layer
+    feature), global mean and max pooling (max keeps small, local events such as a collected item), then an MLP
+    over the pooled features and an embedding of the scaled action. The termination logit is corrected for the
+    oversampling of terminated transitions in training, so sigmoid(logit) estimates the real probability.
+    """
+
+    def __init__(self, cfg: RewardConfig) -> None:
+        super().__init__()
+        if cfg.latent_channels < 1 or cfg.action_dim < 0 or cfg.width < 1 or cfg.depth < 1 or cfg.hidden < 1:
+            raise InputError(f"bad reward model config {asdict(cfg)}")
+        self.cfg = cfg
+        self.meta: dict[str, Any] = {}  # the checkpoint's meta.json once loaded (load_reward)
+        convs = [_conv(3 * cfg.latent_channels, cfg.width, 1)]
+        convs += [_conv(cfg.width, cfg.width, 2) for _ in range(cfg.depth - 1)]
+        self.convs = nn.Sequential(*convs)
+        self.action = nn.Sequential(nn.Linear(max(cfg.action_dim, 1), cfg.hidden), nn.SiLU())
+        self.head = nn.Sequential(nn.Linear(2 * cfg.width + cfg.hidden, cfg.hidden), nn.SiLU(),
+                                  nn.Linear(cfg.hidden, cfg.hidden), nn.SiLU(), nn.Linear(cfg.hidden, 2))
+        self.register_buffer("reward_scale", torch.tensor(1.0))  # the head predicts reward / reward_scale
+        self.register_buffer("zero_below", torch.tensor(0.0))  # |reward| below this predicts exactly 0
+        # log-odds of the data's termination rate minus those of the oversampled training batches (and of
+        # pos_weight): added to the logit so that it estimates the real rate (prior correction, King & Zeng 2001)
+        self.register_buffer("term_logit_offset", torch.tensor(0.0))
+        # reward 0 and "not terminated" at init (rare events should start unlikely)
+        nn.init.zeros_(self.head[-1].weight)
+        nn.init.zeros_(self.head[-1].bias)
+        with torch.no_grad():
+            self.head[-1].bias[1] = -2.0
+
+    def forward(self, z_prev: torch.Tensor, z_next: torch.Tensor, action: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """z_prev, z_next (B, C, h, w) normalised latents; action (B, A), already divided by the world model's
+        action_scale. Returns reward (B,) and termination logit (B,)."""
+        if z_prev.shape != z_next.shape or z_prev.ndim != 4 or z_prev.shape[1] != self.cfg.latent_channels:
+            raise InputError(f"z_prev and z_next must both be (B, {self.cfg.latent_channels}, h, w), got "
+                             f"{tuple(z_prev.shape)} and {tuple(z_next.shape)}")
+        if action.shape != (z_prev.shape[0], self.cfg.action_dim):
+            raise InputError(f"action must be ({z_prev.shape[0]}, {self.cfg.action_dim}), got {tuple(action.shape)}")
+        x = torch.cat([z_prev, z_next, z_next - z_prev], dim=1).float()  # (B, 3C, h, w)
+        f = self.convs(x)  # (B, width, h', w')
+        pooled = torch.cat([f.mean(dim=(2, 3)), f.amax(dim=(2, 3))], dim=1)  # (B, 2 width)
+        a = action.float() if self.cfg.action_dim else action.new_zeros(action.shape[0], 1).float()
+        out = self.head(torch.cat([pooled, self.action(a)], dim=1))  # (B, 2)
+        return out[:, 0] * self.reward_scale, out[:, 1] + self.term_logit_offset
+
+    @torch.no_grad()
+    def predict(self, z_prev: torch.Tensor, z_next: torch.Tensor, action_scaled: torch.Tensor,
+                threshold: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reward (B,) float, with |reward| < `zero_below` (half the smallest non-zero training reward) snapped to
+        exactly 0 so that sparse rewards stay sparse, and terminated (B,) bool (sigmoid(logit) > threshold)."""
+        reward, logit = self(z_prev, z_next, action_scaled)  # no dropout or batch statistics: train/eval alike
+        reward = torch.where(reward.abs() < self.zero_below, torch.zeros_like(reward), reward)
+        return reward, torch.sigmoid(logit) > threshold
+
+
+# -- checkpoints ------------------------------------------------------------------------------------------------
+def run_dir(ckpt: Path) -> Path:
+    """The run directory of a resolved checkpoint folder: the parent of `checkpoints/` (a loose checkpoint folder
+    is its own run directory)."""
+    return ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt
+
+
+def default_out(dit_checkpoint: str | Path) -> Path:
+    """Where `worldsim train-reward` writes by default, and where `find_reward` looks: `<run dir>/reward`."""
+    return run_dir(C.resolve(dit_checkpoint)) / "reward"
+
+
+def save_reward(out: str | Path, model: RewardModel, step: int, meta: dict[str, Any]) -> Path:
+    """Write `model` (weights and its reward scale / zero threshold buffers) and `meta` as checkpoint `step` of the
+    run directory `out`, atomically (worldsim/model/checkpoint.py). Returns the checkpoint folder."""
+    return C.save(out, step, {"model": model.state_dict()}, {**meta, "kind": "reward", "model": asdict(model.cfg)})
+
+
+def load_reward(path: str | Path, device: torch.device | str = "cpu") -> RewardModel:
+    """A trained reward model (eval mode) from a run directory or a checkpoint folder; its meta as `model.meta`.
+
+    Raises:
+        CheckpointError: the path is missing, not a reward checkpoint, or its weights are corrupt (one line).
+    """
+    ck = C.resolve(path)
+    meta = C.load_meta(ck)
+    if meta.get("kind") != "reward":
+        raise C.CheckpointError(f"{ck} is a {meta.get('kind')!r} checkpoint, not a reward model "
+                                "(worldsim train-reward)")
+    try:
+        model = RewardModel(RewardConfig(**meta["model"]))
+        model.load_state_dict(C.load_tensors(ck, "model"))
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise C.CheckpointError(f"{ck} does not hold a usable reward model: {first}") from err
+    model.meta = {**meta, "path": str(ck), "digest": C.digest(ck)}
+    return model.to(device).eval()
+
+
+def find_reward(dit_checkpoint: str | Path) -> Path | None:
+    """`<run dir>/reward` of a world-model checkpoint (run directory or checkpoint folder) if it holds a reward
+    checkpoint, else None.
+
+    Raises:
+        CheckpointError: the reward model there was trained on the latents of another VAE than this checkpoint's.
+    """
+    ck = C.resolve(dit_checkpoint)
+    out = run_dir(ck) / "reward"
+    found = C.latest(out)
+    if found is None:
+        return None
+    meta = C.load_meta(found)
+    if meta.get("kind") != "reward":
+        return None
+    want = C.load_meta(ck).get("vae", {}).get("digest")
+    have = meta.get("vae", {}).get("digest")
+    if want and have != want:
+        raise C.CheckpointError(f"{out} was trained on the latents of VAE {str(have)[:12]}..., but {ck} uses VAE "
+                                f"{want[:12]}...; run worldsim train-reward ckpt={ck} again")
+    return out

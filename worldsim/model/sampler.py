@@ -1,0 +1,288 @@
+"""Sampling from a trained world model: one primitive (generate a window with some frames given) and the modes.
+
+    s = WorldSampler.load("runs/dit")                      # a run directory or one checkpoint
+    video = s.t2v("a snowy forest at night", frames=16)    # (F, H, W, 3) uint8
+    video = s.rollout(context_frames, actions)             # frames from a context and an action sequence
+    s.write_video(video, "out.mp4", prompt=...)            # MP4 (+ JSON provenance beside it)
+
+Every mode chooses which latent frames are clean context (ARCHITECTURE.md section 4): t2v none, i2v the first,
+extend a prefix (or a suffix backwards), loop and connect both ends, edit (SDEdit) starts from a noised video.
+Videos longer than the trained window are made window by window, each new window conditioned on the last frames.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from worldsim.errors import InputError
+from worldsim.model import checkpoint as C
+from worldsim.model.flow import FlowConfig, sample, shift_for, token_count
+from worldsim.model.frames import to_model, to_uint8
+from worldsim.model.vae import VAEConfig, VideoVAE
+from worldsim.model.world_model import ModelSpec, WorldModel
+
+
+class WorldSampler:
+    def __init__(self, model: WorldModel, vae: VideoVAE, meta: dict[str, Any], digest: str,
+                 device: torch.device) -> None:
+        self.model, self.vae, self.meta, self.digest, self.device = model, vae, meta, digest, device
+        self.k = model.spec.temporal
+        self.frames = int(meta["frames"])  # trained window, in frames
+        self.window = self.frames // self.k  # in latent frames
+        self.fps = int(meta.get("fps", 20))
+        self.height, self.width = int(meta["height"]), int(meta["width"])
+        self.action_dim = model.spec.action_dim
+        self.flow = FlowConfig(**meta["train"]["flow"])
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | torch.device = "cpu", use_ema: bool = True) -> WorldSampler:
+        ck = C.resolve(path)
+        meta = C.load_meta(ck)
+        if meta.get("kind") != "dit":
+            raise C.CheckpointError(f"{ck} is a {meta.get('kind')!r} checkpoint; sampling needs a world-model "
+                                    f"checkpoint (worldsim train)")
+        dev = torch.device(device)
+        model = WorldModel(ModelSpec.from_dict(meta["spec"]))
+        model.load_state_dict(C.load_tensors(ck, "ema" if use_ema else "model"))
+        vae = VideoVAE(VAEConfig(**meta["vae"]["config"]))
+        vae.load_state_dict(C.load_tensors(ck, "vae"))
+        return cls(model.to(dev).eval(), vae.to(dev).eval(), meta, C.digest(ck), dev)
+
+    # -- helpers ---------------------------------------------------------------------------------------------
+    def example_prompt(self) -> str:
+        """A short prompt from the training data (recorded in the checkpoint)."""
+        prompts = self.meta.get("example_prompts") or [""]
+        return prompts[0]
+
+    @torch.no_grad()
+    def encode(self, frames: np.ndarray) -> torch.Tensor:
+        """uint8 frames (F, H, W, 3), F a multiple of the VAE's temporal factor -> latents (1, F / k, C, h, w)."""
+        frames = np.asarray(frames)
+        if frames.ndim != 4 or frames.shape[-1] != 3:
+            raise InputError(f"frames must be (F, H, W, 3) uint8, got shape {frames.shape}")
+        if len(frames) % self.k:
+            raise InputError(f"{len(frames)} frames is not a multiple of the VAE's temporal factor {self.k}")
+        return self.vae.encode(to_model(frames)[None].to(self.device))
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor) -> np.ndarray:
+        return to_uint8(self.vae.decode(z)[0])
+
+    def _check_size(self, height: int, width: int) -> tuple[int, int]:
+        f = self.vae.cfg.spatial * self.model.spec.dit.patch
+        if height % f or width % f or height <= 0 or width <= 0:
+            raise InputError(f"height and width must be positive multiples of {f}, got {height}x{width}")
+        return height // self.vae.cfg.spatial, width // self.vae.cfg.spatial
+
+    def _actions(self, actions: np.ndarray | None, n_frames: int) -> np.ndarray:
+        if actions is None:
+            return np.zeros((n_frames, self.action_dim), np.float32)
+        a = np.asarray(actions, np.float32)
+        if a.ndim != 2 or a.shape[1] != self.action_dim:
+            raise InputError(f"actions must be (frames, {self.action_dim}), got shape {a.shape}")
+        if len(a) < n_frames:
+            a = np.concatenate([a, np.zeros((n_frames - len(a), self.action_dim), np.float32)])
+        return a[:n_frames]
+
+    # -- the primitive -------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def fill_window(self, latents: torch.Tensor, given: torch.Tensor, prompt: str, actions: np.ndarray, steps: int,
+                    seed: int, cfg_text: float = 1.0, cfg_actions: float = 1.0, method: str = "euler",
+                    strength: float | None = None) -> torch.Tensor:
+        """Fill the latent frames of one window that are not `given`.
+
+        latents: (1, T', C, h, w) with the given frames filled in (others ignored, or the SDEdit start);
+        given: (T',) bool; actions: (T' k, A) stored-aligned (actions[f] taken after frame f)."""
+        acts = torch.from_numpy(actions).to(self.device)[None]
+        # classifier-free guidance branches, batched in one call: (text, actions), ("", actions), (text, none)
+        texts, keep, scales = [prompt], [True], []
+        if cfg_text != 1.0:
+            texts, keep, scales = [*texts, ""], [*keep, True], [*scales, cfg_text]
+        if cfg_actions != 1.0:
+            texts, keep, scales = [*texts, prompt], [*keep, False], [*scales, cfg_actions]
+        m = len(texts)
+        batched = self.model.conditioning(texts, acts.repeat(m, 1, 1), torch.tensor(keep, device=self.device))
+
+        def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            v = self.model(x.repeat(m, 1, 1, 1, 1), t.repeat(m, 1), batched).float()
+            full = v[:1]
+            for j, s in enumerate(scales, start=1):  # v = v_c + sum_i (s_i - 1) (v_c - v_without_i)
+                full = full + (s - 1.0) * (v[:1] - v[j : j + 1])
+            return full
+
+        g = torch.Generator().manual_seed(int(seed))
+        tokens = token_count(latents.shape, self.model.spec.dit.patch)
+        mask = given[None].to(self.device)
+        start = latents if strength is not None else None
+        return sample(velocity, tuple(latents.shape), latents if bool(given.any()) else None,
+                      mask if bool(given.any()) else None, steps, g, shift=shift_for(tokens, self.flow),
+                      method=method, start=start, strength=strength if strength is not None else 1.0)
+
+    @torch.no_grad()
+    def continue_latents(self, z: torch.Tensor, new: int, prompt: str, actions: np.ndarray, **kw: Any) -> torch.Tensor:
+        """Append `new` latent frames to z (1, L, ...) window by window; actions cover all (L + new) k frames."""
+        while new > 0:
+            keep = min(z.shape[1], self.window - 1) if self.window > 1 else 0
+            add = min(new, self.window - keep)
+            ctx = z[:, z.shape[1] - keep :]
+            win = torch.cat([ctx, torch.zeros_like(z[:, :1]).repeat(1, add, 1, 1, 1)], dim=1)
+            given = torch.zeros(keep + add, dtype=torch.bool)
+            given[:keep] = True
+            f0 = (z.shape[1] - keep) * self.k
+            out = self.fill_window(win, given, prompt, actions[f0 : f0 + (keep + add) * self.k], **kw)
+            z = torch.cat([z, out[:, keep:]], dim=1)
+            kw["seed"] = kw.get("seed", 0) + 1
+            new -= add
+        return z
+
+    # -- modes ----------------------------------------------------------------------------------------------
+    def t2v(self, prompt: str, frames: int = 0, height: int = 0, width: int = 0, steps: int = 16, seed: int = 0,
+            actions: np.ndarray | None = None, **kw: Any) -> np.ndarray:
+        """Text to video: `frames` frames (default: the trained window) at any supported size."""
+        frames = frames or self.frames
+        h, w = self._check_size(height or self.height, width or self.width)
+        n = -(-frames // self.k)
+        first = min(n, self.window)
+        acts = self._actions(actions, n * self.k)
+        z = torch.zeros(1, first, self.model.spec.latent_channels, h, w, device=self.device)
+        z = self.fill_window(z, torch.zeros(first, dtype=torch.bool), prompt, acts[: first * self.k], steps, seed, **kw)
+        z = self.continue_latents(z, n - first, prompt, acts, steps=steps, seed=seed + 1, **kw)
+        return self.decode(z)[:frames]
+
+    def t2i(self, prompt: str, **kw: Any) -> np.ndarray:
+        """Text to image: one frame (H, W, 3)."""
+        return self.t2v(prompt, frames=1, **kw)[0]
+
+    def extend(self, video: np.ndarray, frames: int, prompt: str = "", direction: str = "forward",
+               actions: np.ndarray | None = None, steps: int = 16, seed: int = 0, **kw: Any) -> np.ndarray:
+        """Continue a clip by `frames` frames forward, or backward (frames that lead into it). Returns the whole clip.
+        i2v is extend() from one image."""
+        if direction not in ("forward", "backward"):
+            raise InputError(f"direction must be forward or backward, got {direction!r}")
+        video = np.asarray(video)
+        self._check_size(*video.shape[1:3])
+        if frames < 0:
+            raise InputError(f"frames must be >= 0, got {frames}")
+        if len(video) < self.k:  # a single image with a temporal VAE: repeat it to one latent frame
+            video = np.concatenate([np.repeat(video[:1], self.k - len(video) + 1, axis=0), video[1:]])
+        extra = len(video) % self.k  # a temporal VAE encodes groups of k frames: the context is the nearest groups
+        new = -(-frames // self.k)
+        if new == 0:  # nothing to add (i2v of one frame); a temporal VAE cannot decode zero latent frames
+            return video
+        if direction == "forward":
+            z = self.encode(video[extra:])
+            acts = self._actions(actions, (z.shape[1] + new) * self.k)
+            z = self.continue_latents(z, new, prompt, acts, steps=steps, seed=seed, **kw)
+            return np.concatenate([video, self.decode(z[:, z.shape[1] - new :])[:frames]])
+        made = self._backward(self.encode(video[: len(video) - extra]), new, prompt, steps, seed, **kw)
+        return np.concatenate([self.decode(made)[new * self.k - frames :], video])
+
+    def _backward(self, z: torch.Tensor, new: int, prompt: str, steps: int, seed: int, **kw: Any) -> torch.Tensor:
+        """`new` latent frames that lead into z, window by window with the earliest frames as a suffix context."""
+        made = z[:, :0]
+        while new > 0:
+            keep = min(z.shape[1], self.window - 1) if self.window > 1 else 0
+            add = min(new, self.window - keep)
+            win = torch.cat([torch.zeros_like(z[:, :1]).repeat(1, add, 1, 1, 1), z[:, :keep]], dim=1)
+            given = torch.zeros(add + keep, dtype=torch.bool)
+            given[add:] = True
+            acts = np.zeros(((add + keep) * self.k, self.action_dim), np.float32)
+            out = self.fill_window(win, given, prompt, acts, steps, seed, **kw)
+            made = torch.cat([out[:, :add], made], dim=1)
+            z = torch.cat([out[:, :add], z], dim=1)
+            seed, new = seed + 1, new - add
+        return made
+
+    def i2v(self, image: np.ndarray, frames: int, prompt: str = "", **kw: Any) -> np.ndarray:
+        """Animate an image (H, W, 3): the image is the first frame."""
+        return self.extend(np.asarray(image)[None], frames - 1, prompt, **kw)[: max(frames, 1)]
+
+    def connect(self, clip_a: np.ndarray, clip_b: np.ndarray, frames: int, prompt: str = "", steps: int = 16,
+                seed: int = 0, **kw: Any) -> np.ndarray:
+        """`frames` transition frames from the end of clip_a to the start of clip_b (within one window)."""
+        za = self.encode(np.asarray(clip_a)[-self.k :])
+        zb = self.encode(np.asarray(clip_b)[: self.k])
+        gap = -(-frames // self.k)
+        if gap + 2 > self.window:
+            raise InputError(f"connect makes at most {(self.window - 2) * self.k} frames with this model "
+                             f"(window {self.frames} frames); asked for {frames}")
+        win = torch.cat([za, torch.zeros_like(za).repeat(1, gap, 1, 1, 1), zb], dim=1)
+        given = torch.zeros(gap + 2, dtype=torch.bool)
+        given[0] = given[-1] = True
+        acts = np.zeros(((gap + 2) * self.k, self.action_dim), np.float32)
+        out = self.fill_window(win, given, prompt, acts, steps, seed, **kw)
+        return self.decode(out[:, 1:-1])[:frames]
+
+    def loop(self, prompt: str, frames: int = 0, steps: int = 16, seed: int = 0, **kw: Any) -> np.ndarray:
+        """A seamless loop: the frame after the last is the first (at most one window long)."""
+        frames = frames or self.frames - self.k
+        first = self.t2v(prompt, frames=self.k, steps=steps, seed=seed, **kw)
+        return np.concatenate([first, self.connect(first, first, frames - self.k, prompt, steps, seed + 1, **kw)])
+
+    def edit(self, video: np.ndarray, prompt: str, strength: float = 0.6, steps: int = 16, seed: int = 0,
+             **kw: Any) -> np.ndarray:
+        """SDEdit: noise the video to t = strength and denoise it under the new prompt, window by window."""
+        if not 0.0 < strength <= 1.0:
+            raise InputError(f"strength must be in (0, 1], got {strength}")
+        video = np.asarray(video)
+        pad = -len(video) % self.k  # a temporal VAE encodes groups of k frames: repeat the last frame, trim after
+        z = self.encode(np.concatenate([video, np.repeat(video[-1:], pad, axis=0)]) if pad else video)
+        outs = []
+        for a in range(0, z.shape[1], self.window):
+            part = z[:, a : a + self.window]
+            acts = np.zeros((part.shape[1] * self.k, self.action_dim), np.float32)
+            outs.append(self.fill_window(part, torch.zeros(part.shape[1], dtype=torch.bool), prompt, acts, steps,
+                                    seed + a, strength=strength, **kw))
+        return self.decode(torch.cat(outs, dim=1))[: len(video)]
+
+    def rollout(self, context: np.ndarray, actions: np.ndarray, prompt: str = "", steps: int = 8, seed: int = 0,
+                **kw: Any) -> np.ndarray:
+        """Frames that follow `context` (F0, H, W, 3) under `actions` (N, A), stored-aligned: actions[f] is taken
+        after frame f, so actions[F0 - 1 :] drive the new frames. Returns the F0 + (N - F0 + 1) frames."""
+        context = np.asarray(context)
+        a = np.asarray(actions, np.float32)
+        if a.ndim != 2 or a.shape[1] != self.action_dim:
+            raise InputError(f"actions must be (N, {self.action_dim}), got shape {a.shape}")
+        usable = len(context) - len(context) % self.k
+        if usable == 0:
+            raise InputError(f"rollout needs at least {self.k} context frame(s)")
+        new = len(a) - usable + 1
+        if new <= 0:
+            raise InputError(f"{len(a)} actions do not reach past the {usable} context frames")
+        z = self.encode(context[:usable])
+        n_new = -(-new // self.k)
+        acts = self._actions(a, (z.shape[1] + n_new) * self.k)
+        z = self.continue_latents(z, n_new, prompt, acts, steps=steps, seed=seed, **kw)
+        return np.concatenate([context[:usable], self.decode(z[:, z.shape[1] - n_new :])[:new]])
+
+    # -- output ---------------------------------------------------------------------------------------------
+    def provenance(self, **extra: Any) -> dict[str, Any]:
+        return {"checkpoint": self.meta.get("step"), "checkpoint_digest": self.digest,
+                "stores": [s["digest"] for s in self.meta.get("stores", [])], **extra}
+
+    def write_video(self, frames: np.ndarray, path: str | Path, **extra: Any) -> Path:
+        """An MP4 (or .npy frames) plus `<path>.json` with provenance (checkpoint digest, prompt, seed, ...)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        info = self.provenance(**extra)
+        if path.suffix == ".npy":
+            np.save(path, np.asarray(frames, np.uint8))
+        else:
+            import imageio.v2 as imageio
+
+            tmp = path.with_name(path.stem + ".part" + path.suffix)
+            comment = json.dumps(info, sort_keys=True)
+            with imageio.get_writer(tmp, fps=self.fps, codec="libx264", quality=8, macro_block_size=1,
+                                    ffmpeg_log_level="error",
+                                    output_params=["-metadata", f"comment={comment}"]) as w:
+                for f in frames:
+                    w.append_data(np.asarray(f, np.uint8))
+            tmp.replace(path)
+        path.with_name(path.name + ".json").write_text(json.dumps(info, indent=1, sort_keys=True))
+        return path
+

@@ -1,0 +1,107 @@
+"""The world model: text encoder + DiT, plus what turns a batch's captions and actions into conditioning.
+
+    model = WorldModel(ModelSpec(...))
+    cond = model.conditioning(texts, actions, drop_actions)     # text features, per-frame actions and their mask
+    v = model(x_t, t, cond)                                      # (B, T', C, h, w): the DiT meets the flow here
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from worldsim.errors import InputError
+from worldsim.model.dit import DiT, DiTConfig
+from worldsim.model.text import HFTextEncoder, TextEncoder, Tokenizer
+
+
+@dataclass
+class TextConfig:
+    encoder: str = "scratch"  # scratch (trained with the DiT) | hf (frozen, from a local folder)
+    path: str | None = None  # local transformers model folder for encoder=hf
+    width: int = 128
+    depth: int = 2
+    heads: int = 4
+    max_len: int = 96
+    max_vocab: int = 8192
+
+
+@dataclass
+class ModelSpec:
+    """Everything needed to rebuild a WorldModel; saved in every checkpoint."""
+
+    dit: DiTConfig = field(default_factory=DiTConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    vocab: list[str] = field(default_factory=list)
+    latent_channels: int = 8
+    temporal: int = 1  # VAE temporal factor: actions of `temporal` frames per latent frame
+    action_dim: int = 0
+    action_scale: list[float] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelSpec:
+        return cls(**{**d, "dit": DiTConfig(**d["dit"]), "text": TextConfig(**d["text"])})
+
+
+class WorldModel(nn.Module):
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        t = spec.text
+        if t.encoder == "scratch":
+            self.tokenizer = Tokenizer(spec.vocab, t.max_len)
+            self.text = TextEncoder(len(spec.vocab), t.width, t.depth, t.heads, t.max_len)
+            text_dim = t.width
+        elif t.encoder == "hf":
+            if not t.path:
+                raise InputError("text.encoder=hf needs text.path=LOCAL_MODEL_DIR")
+            self.tokenizer = None
+            self.hf = [HFTextEncoder(t.path, t.max_len)]  # a list: frozen, kept out of the state dict
+            text_dim = self.hf[0].width
+        else:
+            raise InputError(f"text.encoder must be scratch or hf, got {t.encoder!r}")
+        self.dit = DiT(spec.dit, spec.latent_channels, spec.action_dim * spec.temporal, text_dim)
+        self.register_buffer("action_scale", torch.tensor(spec.action_scale or [1.0] * spec.action_dim))
+
+    def text_features(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(tokens (B, L, Dt), mask (B, L), pooled (B, Dt)) of a list of captions ("" = unconditional)."""
+        dev = self.action_scale.device
+        if self.tokenizer is None:
+            self.hf[0].model.to(dev)
+            return self.hf[0].encode_texts(texts, dev)
+        ids, mask = self.tokenizer(texts)
+        h, pooled = self.text(ids.to(dev), mask.to(dev))
+        return h, mask.to(dev), pooled
+
+    def frame_actions(self, actions: torch.Tensor, keep: torch.Tensor | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stored actions (B, F, A) (actions[f] taken after frame f) -> the action that led *into* each latent frame,
+        (B, F / k, A k) with k = the VAE's temporal factor, and a mask (B, F / k): False where there is none (the
+        first frame) or where `keep` (B,) drops actions (classifier-free guidance)."""
+        b, f, a = actions.shape
+        k = self.spec.temporal
+        scaled = actions / self.action_scale
+        into = torch.cat([torch.zeros_like(scaled[:, :1]), scaled[:, :-1]], dim=1)  # into[f] = actions[f - 1]
+        grouped = into.reshape(b, f // k, k * a)
+        mask = torch.ones(b, f // k, dtype=torch.bool, device=actions.device)
+        if k == 1:
+            mask[:, 0] = False
+        if keep is not None:
+            mask &= keep[:, None]
+        return grouped, mask
+
+    def conditioning(self, texts: list[str], actions: torch.Tensor, keep_actions: torch.Tensor | None = None
+                     ) -> dict[str, torch.Tensor]:
+        tokens, tmask, pooled = self.text_features(texts)
+        acts, amask = self.frame_actions(actions, keep_actions)
+        return {"text": tokens, "text_mask": tmask, "text_pooled": pooled, "actions": acts, "action_mask": amask}
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, cond: dict[str, torch.Tensor], past: list | None = None,
+                keep: list | None = None) -> torch.Tensor:
+        return self.dit(x_t, t, cond, past=past, keep=keep)

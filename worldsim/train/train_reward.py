@@ -1,0 +1,312 @@
+"""Train the reward and termination model on a world model's latents; report it on held-out episodes.
+
+    cfg = TrainRewardConfig(ckpt="runs/dit", store=["data/voxel64"], steps=2000)
+    result = train_reward(cfg)     # {"metrics": {...}, "checkpoint": "runs/dit/reward/checkpoints/step_..."}
+
+Data path: every transition (frames[t], actions[t], frames[t + 1]) inside an episode of the stores -> the world
+model's own VAE encodes each frame once (normalised latents, as the DiT sees them) -> batches drawn with rare
+transitions (non-zero reward, terminated) oversampled to a minimum share of each batch -> `model(z_prev, z_next,
+action / action_scale)` -> Huber loss on the reward + BCE on termination. Everything stays in memory (float16
+latents: C x h x w x 2 bytes per frame, 4 KB at 64 px with 8 channels).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from store import StoreError
+from worldsim.errors import InputError
+from worldsim.model import checkpoint as C
+from worldsim.model.reward import RewardConfig, RewardModel, default_out, save_reward
+from worldsim.model.vae import VAEConfig, VideoVAE
+from worldsim.runtime import autocast, pick_device
+from worldsim.train.data import StoreSet, batch_rng, to_model
+from worldsim.train.loop import Metrics, check_finite, lr_at
+
+
+@dataclass
+class TrainRewardConfig:
+    ckpt: str = ""  # world-model (DiT) run directory or checkpoint: its VAE makes the latents
+    store: list[str] = field(default_factory=list)
+    out: str | None = None  # default: <run dir of ckpt>/reward (where DreamEnv looks)
+    steps: int = 2000
+    batch_size: int = 64
+    lr: float = 1e-3
+    warmup: int = 50
+    weight_decay: float = 1e-4
+    grad_clip: float = 1.0
+    reward_fraction: float = 0.3  # least share of each batch drawn from non-zero-reward transitions (when any)
+    term_fraction: float = 0.2  # least share drawn from terminated transitions (when any)
+    pos_weight: float = 1.0  # BCE weight of terminated transitions, on top of the oversampling
+    term_weight: float = 1.0  # termination loss relative to the reward loss
+    val_store: str | None = None  # held-out store; default: the last `val_episodes` episodes of each store
+    val_episodes: int = 1
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "bf16"  # autocast of the VAE encoder; the reward model trains in fp32
+    encode_batch: int = 256  # frames per VAE call
+    log_every: int = 50
+    model: RewardConfig = field(default_factory=RewardConfig)
+
+
+@dataclass
+class Transitions:
+    """Transitions with shared frame latents: transition i goes latents[prev[i]] -> latents[next[i]]."""
+
+    latents: torch.Tensor  # (F, C, h, w) float16
+    prev: torch.Tensor  # (N,) int64
+    next: torch.Tensor  # (N,) int64
+    actions: torch.Tensor  # (N, A) float32, divided by the world model's action_scale
+    rewards: torch.Tensor  # (N,) float32
+    terminated: torch.Tensor  # (N,) bool
+
+    def __len__(self) -> int:
+        return len(self.prev)
+
+    def to(self, device: torch.device) -> Transitions:
+        return Transitions(*(getattr(self, f).to(device) for f in ("latents", "prev", "next", "actions", "rewards",
+                                                                    "terminated")))
+
+    def take(self, idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """z_prev, z_next (B, C, h, w) float32, actions (B, A), rewards (B,), terminated (B,) of rows `idx`."""
+        idx = idx.to(self.prev.device)
+        return (self.latents[self.prev[idx]].float(), self.latents[self.next[idx]].float(), self.actions[idx],
+                self.rewards[idx], self.terminated[idx])
+
+
+# -- data ---------------------------------------------------------------------------------------------------------
+def load_world_vae(ckpt: str | Path, device: torch.device) -> tuple[VideoVAE, dict[str, Any], Path]:
+    """The VAE inside a world-model checkpoint (eval mode), the checkpoint's meta and its folder."""
+    ck = C.resolve(ckpt)
+    meta = C.load_meta(ck)
+    if meta.get("kind") != "dit":
+        raise C.CheckpointError(f"{ck} is a {meta.get('kind')!r} checkpoint; train-reward needs a world-model "
+                                "checkpoint (worldsim train)")
+    vae = VideoVAE(VAEConfig(**meta["vae"]["config"]))
+    vae.load_state_dict(C.load_tensors(ck, "vae"))
+    if vae.cfg.temporal != 1:
+        raise InputError(f"{ck} uses a temporal VAE (temporal={vae.cfg.temporal}); the reward model needs "
+                         "per-frame latents (a world model trained with vae.temporal=1)")
+    return vae.to(device).eval().requires_grad_(False), meta, ck
+
+
+def check_stores(stores: StoreSet, meta: dict[str, Any], ckpt: Path) -> None:
+    """The stores must be of the world model's game, at its resolution, and (latent stores) of its VAE."""
+    first = stores.readers[0].url
+    if stores.action_spec != meta.get("action_spec"):
+        raise InputError(f"{first} has another action spec than {ckpt} was trained on; train the reward model on "
+                         "stores of the world model's game")
+    want = (int(meta["height"]), int(meta["width"]))
+    for h, w in stores.resolutions():
+        if (h, w) != want:
+            raise InputError(f"{first} holds {h}x{w} frames but {ckpt} was trained at {want[0]}x{want[1]}; "
+                             "use a store at the world model's resolution")
+    for r in stores.readers if stores.latents else []:
+        made_by = r.attrs["latents"]["vae"].get("digest", "")
+        if made_by != meta["vae"]["digest"]:
+            raise InputError(f"{r.url} holds latents of another VAE ({made_by[:12]}...) than {ckpt}'s "
+                             f"({meta['vae']['digest'][:12]}...); use the frame store")
+
+
+def collect(stores: StoreSet, encode: Callable[[np.ndarray], torch.Tensor], action_scale: list[float],
+            block: int = 256, desc: str = "encode") -> Transitions:
+    """Every transition of `stores` (windows of 2 frames: never across an episode end), each frame encoded once.
+
+    encode: uint8 frames (n, H, W, 3) or float16 latents (n, C, h, w) of a latent store -> float16 (n, C, h, w).
+    """
+    rows: dict[tuple[int, str, int], int] = {}
+    pending: list[np.ndarray] = []
+    parts: list[torch.Tensor] = []
+    prev, nxt, acts, rews, terms = [], [], [], [], []
+
+    def flush() -> None:
+        if pending:
+            parts.append(encode(np.stack(pending)).to(torch.float16).cpu())
+            pending.clear()
+
+    def row(key: tuple[int, str, int], pixels: np.ndarray) -> int:
+        if key not in rows:
+            rows[key] = len(rows)
+            pending.append(pixels)
+            if len(pending) >= block:
+                flush()
+        return rows[key]
+
+    pixels = "latents" if stores.latents else "frames"
+    for k, reader in enumerate(stores.readers):
+        for i in tqdm(range(len(reader)), desc=desc, unit="transition", delay=1.0):
+            w = reader.read(i)  # frames [start, start + 1] of one episode; actions[0] leads from one to the other
+            prev.append(row((k, w["bucket"], w["start"]), w[pixels][0]))
+            nxt.append(row((k, w["bucket"], w["start"] + 1), w[pixels][1]))
+            acts.append(w["actions"][0])
+            rews.append(w["rewards"][0])
+            terms.append(w["terminated"][0])
+    flush()
+    if not prev:
+        raise StoreError(f"{stores.readers[0].url} holds no transitions (episodes of at least 2 frames)")
+    scale = torch.tensor(action_scale, dtype=torch.float32)
+    return Transitions(torch.cat(parts), torch.tensor(prev), torch.tensor(nxt),
+                       torch.from_numpy(np.stack(acts).astype(np.float32)) / scale,
+                       torch.from_numpy(np.asarray(rews, np.float32)), torch.from_numpy(np.asarray(terms, bool)))
+
+
+def draw_probabilities(rewards: torch.Tensor, terminated: torch.Tensor, reward_fraction: float,
+                       term_fraction: float) -> np.ndarray:
+    """Per-transition drawing probability: terminated and non-zero-reward transitions get at least
+    `term_fraction` and `reward_fraction` of the mass (their natural share if larger); uniform within each group."""
+    term = terminated.cpu().numpy()
+    rew = (rewards.cpu().numpy() != 0) & ~term
+    plain = ~term & ~rew
+    groups = [(term, term_fraction), (rew, reward_fraction), (plain, 0.0)]
+    n = len(term)
+    mass = [max(g.mean(), f) if g.any() else 0.0 for g, f in groups[:2]]
+    mass.append(max(0.0, 1.0 - sum(mass)) if plain.any() else 0.0)
+    p = np.zeros(n)
+    for (g, _), m in zip(groups, mass):
+        if g.any():
+            p[g] = m / g.sum()
+    return p / p.sum()
+
+
+# -- training and evaluation -------------------------------------------------------------------------------------
+def fit(model: RewardModel, data: Transitions, cfg: TrainRewardConfig, device: torch.device,
+        metrics: Metrics | None = None, out: Path | None = None) -> float:
+    """Train `model` in place for cfg.steps steps; batch s is a pure function of (seed, s). Returns the last loss."""
+    data = data.to(device)
+    big = float(data.rewards.abs().max()) if len(data) else 0.0
+    model.reward_scale.fill_(big if big > 0 else 1.0)  # the net predicts reward / scale: unit-sized targets
+    nonzero = data.rewards[data.rewards != 0].abs()
+    model.zero_below.fill_(0.5 * float(nonzero.min()) if len(nonzero) else 0.5)
+    p = draw_probabilities(data.rewards, data.terminated, cfg.reward_fraction, cfg.term_fraction)
+    real, drawn = float(data.terminated.float().mean()), float(p[data.terminated.cpu().numpy()].sum())
+    if 0 < real < 1 and 0 < drawn < 1:  # batches see terminations `drawn` of the time, the data `real`
+        model.term_logit_offset.fill_(math.log(real / (1 - real)) - math.log(drawn / (1 - drawn))
+                                      - math.log(cfg.pos_weight))
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    pos_weight = torch.tensor(cfg.pos_weight, device=device)
+    model.train()
+    bar = tqdm(range(cfg.steps), desc="train-reward", unit="step")
+    loss_value, t0 = float("nan"), time.perf_counter()
+    for step in bar:
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, cfg.lr, cfg.warmup, cfg.steps)
+        idx = torch.from_numpy(batch_rng(cfg.seed, step).choice(len(data), size=cfg.batch_size, p=p))
+        z_prev, z_next, action, reward, term = data.take(idx)
+        pred, logit = model(z_prev, z_next, action)
+        scale = model.reward_scale
+        reward_loss = F.smooth_l1_loss(pred / scale, reward / scale)
+        raw = logit - model.term_logit_offset  # the logit under the batches' own termination rate
+        term_loss = F.binary_cross_entropy_with_logits(raw, term.float(), pos_weight=pos_weight)
+        loss = reward_loss + cfg.term_weight * term_loss
+        if out is not None:
+            check_finite(loss, step, out)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        done = step + 1
+        if done % cfg.log_every == 0 or done == cfg.steps:
+            loss_value = loss.item()
+            rate = done * cfg.batch_size / (time.perf_counter() - t0)
+            if metrics is not None:
+                metrics.log(done, {"loss": loss_value, "reward_loss": reward_loss.item(), "term_loss": term_loss.item(),
+                                   "grad_norm": float(gnorm), "lr": opt.param_groups[0]["lr"],
+                                   "transitions_per_s": rate})
+            bar.set_postfix_str(f"loss {loss_value:.4f} reward {reward_loss.item():.4f} term {term_loss.item():.4f}")
+    bar.close()
+    model.eval()
+    return loss_value
+
+
+def _ratio(a: int, b: int) -> float | None:
+    return a / b if b else None
+
+
+@torch.no_grad()
+def evaluate(model: RewardModel, data: Transitions, device: torch.device, batch: int = 1024) -> dict[str, Any]:
+    """Held-out scores of `model.predict` (what DreamEnv reports): reward MAE (and of always predicting 0), MAE on
+    the non-zero rewards, precision / recall of "reward != 0", termination precision / recall / F1. A ratio whose
+    denominator is 0 (e.g. recall without any terminated transition) is None."""
+    data = data.to(device)
+    rewards, terms = [], []
+    for a in range(0, len(data), batch):
+        z_prev, z_next, action, _, _ = data.take(torch.arange(a, min(a + batch, len(data))))
+        r, t = model.predict(z_prev, z_next, action)
+        rewards.append(r)
+        terms.append(t)
+    r_hat, t_hat = torch.cat(rewards).cpu(), torch.cat(terms).cpu()
+    r, t = data.rewards.cpu(), data.terminated.cpu()
+    err = (r_hat - r).abs()
+    nz, nz_hat = r != 0, r_hat != 0
+    tp_r, tp_t = int((nz & nz_hat).sum()), int((t & t_hat).sum())
+    precision, recall = _ratio(tp_t, int(t_hat.sum())), _ratio(tp_t, int(t.sum()))
+    f1 = None
+    if precision is not None and recall is not None:
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {
+        "transitions": len(data), "reward_nonzero": int(nz.sum()), "terminated": int(t.sum()),
+        "reward_mae": float(err.mean()), "reward_mae_zero_baseline": float(r.abs().mean()),
+        "reward_mae_nonzero": float(err[nz].mean()) if nz.any() else None,
+        "reward_nonzero_predicted": int(nz_hat.sum()), "term_predicted": int(t_hat.sum()),
+        "reward_nonzero_precision": _ratio(tp_r, int(nz_hat.sum())),
+        "reward_nonzero_recall": _ratio(tp_r, int(nz.sum())),
+        "term_precision": precision, "term_recall": recall, "term_f1": f1,
+    }
+
+
+def _data(cfg: TrainRewardConfig) -> tuple[StoreSet, StoreSet]:
+    if cfg.val_store:
+        return StoreSet(cfg.store, 2, "all"), StoreSet([cfg.val_store], 2, "all")
+    return StoreSet(cfg.store, 2, "train", cfg.val_episodes), StoreSet(cfg.store, 2, "val", cfg.val_episodes)
+
+
+def train_reward(cfg: TrainRewardConfig) -> dict[str, Any]:
+    device = pick_device(cfg.device)
+    vae, meta, ck = load_world_vae(cfg.ckpt, device)
+    out = Path(cfg.out) if cfg.out else default_out(ck)
+    prev = C.latest(out)
+    if prev is not None and C.load_meta(prev).get("kind") != "reward":
+        raise C.CheckpointError(f"{out} holds a {C.load_meta(prev).get('kind')!r} run, not a reward model; "
+                                "choose another out")
+    stores, val = _data(cfg)
+    for s in (stores, val):
+        check_stores(s, meta, ck)
+    scale = [float(v) for v in meta["spec"]["action_scale"]]
+
+    @torch.no_grad()
+    def encode(pixels: np.ndarray) -> torch.Tensor:
+        if pixels.dtype != np.uint8:  # a latent store: already the VAE's normalised latents
+            return torch.from_numpy(pixels)
+        with autocast(device, cfg.precision):
+            return vae.encode(to_model(torch.from_numpy(pixels))[:, None].to(device))[:, 0].float()  # (n, C, h, w)
+
+    train_data = collect(stores, encode, scale, cfg.encode_batch, "encode train")
+    val_data = collect(val, encode, scale, cfg.encode_batch, "encode held-out")
+    torch.manual_seed(cfg.seed)
+    mcfg = replace(cfg.model, latent_channels=vae.cfg.latent_channels, action_dim=len(scale))
+    model = RewardModel(mcfg).to(device)
+    metrics = Metrics(out)
+    loss = fit(model, train_data, cfg, device, metrics, out)
+    scores = evaluate(model, val_data, device)
+    metrics.log(cfg.steps, {f"val_{k}": v for k, v in scores.items() if v is not None})
+    metrics.close()
+    train_counts = {"transitions": len(train_data), "reward_nonzero": int((train_data.rewards != 0).sum()),
+                    "terminated": int(train_data.terminated.sum())}
+    info = {"train": asdict(cfg), "metrics": scores, "loss": loss,
+            "train_counts": train_counts, "action_scale": scale, "action_spec": meta.get("action_spec"),
+            "height": meta["height"], "width": meta["width"],
+            "dit": {"path": str(ck), "digest": C.digest(ck), "step": meta.get("step")},
+            "vae": {"digest": meta["vae"]["digest"], "config": meta["vae"]["config"]},
+            "stores": [i.as_dict() for i in stores.infos], "val_stores": [i.as_dict() for i in val.infos]}
+    saved = save_reward(out, model, cfg.steps, info)
+    return {"metrics": scores, "checkpoint": str(saved), "out": str(out)}

@@ -1,0 +1,153 @@
+"""Train the video compression network (VAE) on stores; report reconstruction PSNR on held-out episodes.
+
+    cfg = TrainVAEConfig(store=["data/voxel64"], steps=2000, out="runs/vae")
+    result = train_vae(cfg)     # {"val_psnr": ..., "checkpoint": ...}
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from worldsim.model import checkpoint as C
+from worldsim.model.vae import VAEConfig, VideoVAE, psnr
+from worldsim.runtime import autocast, pick_device
+from worldsim.train.data import StoreSet, batch_rng, make_loader, to_model
+from worldsim.train.loop import Metrics, check_finite, lr_at, step_generator
+
+
+@dataclass
+class TrainVAEConfig:
+    store: list[str] = field(default_factory=list)
+    out: str = "outputs/vae"
+    steps: int = 2000
+    batch_size: int = 32  # frames (per-frame VAE) or 8-frame clips (temporal=4)
+    lr: float = 1e-3
+    warmup: int = 100
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    val_store: str | None = None  # held-out store; default: the last `val_episodes` episodes of each store
+    val_episodes: int = 1
+    val_windows: int = 256  # held-out windows scored at each evaluation
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "bf16"
+    workers: int = 0
+    log_every: int = 25
+    eval_every: int = 500
+    save_every: int = 500
+    vae: VAEConfig = field(default_factory=VAEConfig)
+
+
+def _clip_frames(cfg: TrainVAEConfig) -> int:
+    return 1 if cfg.vae.temporal == 1 else 8
+
+
+def _data(cfg: TrainVAEConfig) -> tuple[StoreSet, StoreSet]:
+    t = _clip_frames(cfg)
+    if cfg.val_store:
+        return StoreSet(cfg.store, t, "all"), StoreSet([cfg.val_store], t, "all")
+    return StoreSet(cfg.store, t, "train", cfg.val_episodes), StoreSet(cfg.store, t, "val", cfg.val_episodes)
+
+
+@torch.no_grad()
+def evaluate(model: VideoVAE, val: StoreSet, windows: int, device: torch.device, precision: str) -> float:
+    """Mean reconstruction PSNR (dB, posterior mean decoded) over a fixed, evenly spaced set of held-out windows."""
+    model.eval()
+    pick = val.spread(windows)
+    scores = []
+    for a in range(0, len(pick), 32):
+        x = to_model(torch.from_numpy(np.stack([val.read(i)["frames"] for i in pick[a : a + 32]]))).to(device)
+        with autocast(device, precision):
+            mean, _ = model.moments(x)
+            y = model.decode_raw(mean)
+        scores.append(psnr(y.flatten(0, 1), x.flatten(0, 1)))
+    model.train()
+    return float(torch.cat(scores).mean())
+
+
+@torch.no_grad()
+def latent_statistics(model: VideoVAE, stores: StoreSet, device: torch.device, precision: str, seed: int,
+                      batches: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std of posterior means over a fixed sample of training windows."""
+    model.eval()
+    zs = []
+    for b in range(batches):
+        x = to_model(stores.batch(batch_rng(seed, b, 999), 32)["frames"]).to(device)
+        with autocast(device, precision):
+            mean, _ = model.moments(x)
+        zs.append(mean.float().transpose(0, 2).flatten(1))  # (C, ...)
+    z = torch.cat(zs, dim=1)
+    model.train()
+    return z.mean(1), z.std(1).clamp_min(1e-4)
+
+
+def train_vae(cfg: TrainVAEConfig) -> dict[str, Any]:
+    device = pick_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    stores, val = _data(cfg)
+    model = VideoVAE(cfg.vae).to(device).to(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
+    out = Path(cfg.out)
+    start = 0
+    prev = C.latest(out)
+    if prev is not None:
+        meta = C.load_meta(prev)
+        if meta.get("kind") != "vae":
+            raise C.CheckpointError(f"{out} holds a {meta.get('kind')!r} run, not a VAE run; choose another out")
+        model.load_state_dict(C.load_tensors(prev, "model"))
+        C.load_optimizer(opt, C.load_tensors(prev, "optim"), meta["optimizer"])
+        start = int(meta["step"])
+        print(f"resumed from step {start} ({prev})")
+    metrics = Metrics(out, resume_step=start)
+    loader = make_loader(stores, cfg.batch_size, cfg.seed, start_step=start, workers=cfg.workers)
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="train-vae", unit="step")
+    val_psnr, t0, seen = None, time.perf_counter(), 0
+    for step in bar:
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, cfg.lr, cfg.warmup, cfg.steps)
+        x = to_model(next(loader)["frames"]).to(device)  # (B, T, 3, H, W)
+        with autocast(device, cfg.precision):
+            recon, kl = model(x, generator=step_generator(cfg.seed, step, 0, device))
+        mse = (recon.float() - x).pow(2).mean()
+        loss = mse + cfg.vae.kl_weight * kl
+        check_finite(loss, step, out)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        seen += x.shape[0] * x.shape[1]
+        done = step + 1
+        if done % cfg.log_every == 0 or done == cfg.steps:
+            rate = seen / (time.perf_counter() - t0)
+            train_psnr = float(10 * torch.log10(4.0 / mse.detach().clamp_min(1e-10)))
+            metrics.log(done, {"loss": loss.item(), "mse": mse.item(), "kl": kl.item(), "psnr_train": train_psnr,
+                               "grad_norm": float(gnorm), "lr": opt.param_groups[0]["lr"], "frames_per_s": rate})
+            bar.set_postfix_str(f"loss {loss.item():.4f} psnr {train_psnr:.1f} dB {rate:.0f} frames/s")
+        if done % cfg.eval_every == 0 or done == cfg.steps:
+            val_psnr = evaluate(model, val, cfg.val_windows, device, cfg.precision)
+            metrics.log(done, {"val_psnr": val_psnr})
+        if done % cfg.save_every == 0 or done == cfg.steps:
+            mean, std = latent_statistics(model, stores, device, cfg.precision, cfg.seed)
+            model.latent_mean.copy_(mean)
+            model.latent_std.copy_(std)
+            _save(model, opt, cfg, stores, done, val_psnr)
+    bar.close()
+    metrics.close()
+    ck = C.resolve(out)
+    return {"val_psnr": C.load_meta(ck).get("val_psnr"), "checkpoint": str(ck)}
+
+
+def _save(model: VideoVAE, opt: torch.optim.Optimizer, cfg: TrainVAEConfig, stores: StoreSet, step: int,
+          val_psnr: float | None) -> None:
+    opt_tensors, opt_meta = C.optimizer_tensors(opt)
+    meta = {"kind": "vae", "vae": asdict(cfg.vae), "train": asdict(cfg), "val_psnr": val_psnr,
+            "stores": [i.as_dict() for i in stores.infos], "fps": stores.fps, "optimizer": opt_meta,
+            "resolutions": [list(r) for r in stores.resolutions()]}
+    C.save(cfg.out, step, {"model": model.state_dict(), "optim": opt_tensors}, meta)
