@@ -43,7 +43,8 @@ def make_checkpoint(root: Path, size: int, attention: str) -> Path:
 def time_dream(checkpoint: str, batch: int, steps: int, device: str, seconds: float) -> float:
     from worldsim.dream.env import DreamVectorEnv
 
-    env = DreamVectorEnv(checkpoint, num_envs=batch, steps=steps, device=device, max_episode_steps=10**9)
+    env = DreamVectorEnv.from_checkpoint(checkpoint, num_envs=batch, steps=steps, device=device,
+                                         max_episode_steps=None)
     env.reset(seed=0)
     env.action_space.seed(0)
     acts = [env.action_space.sample() for _ in range(8)]

@@ -145,6 +145,34 @@ class BuildSolver(ExplorerPolicy):
         return a
 
 
+class LookBackPolicy(ExplorerPolicy):
+    """Explores, and every so often stops, looks away (150 to 180 degrees of yaw) and back within 12 steps, standing
+    still: a revisit excursion. Episodes of this policy teach a world model that what it saw is still there when it
+    looks again, and are the held-out data of the revisit metric (`worldsim eval`, docs/world_model.md)."""
+
+    SETTLE = 3  # still steps before an excursion: the player stops, so the return view is the one it left
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        super().__init__(rng)
+        self._plan: list[float] = []  # yaw per step of the excursion under way (0: a still step)
+        self._walk = int(rng.integers(6, 20))
+
+    def act(self, info: dict[str, Any]) -> dict[str, Any]:
+        if not self._plan and self._walk > 0:
+            self._walk -= 1
+            return super().act(info)
+        if not self._plan:
+            rng = self.rng
+            total = float(rng.uniform(150.0, 180.0)) * (1.0 if rng.random() < 0.5 else -1.0)
+            out, back = int(rng.integers(4, 7)), int(rng.integers(4, 7))
+            hold = int(rng.integers(0, 12 - out - back + 1))
+            self._plan = [0.0] * self.SETTLE + [total / out] * out + [0.0] * hold + [-total / back] * back
+            self._walk = int(rng.integers(6, 20))
+        a = noop()
+        a["camera"] = np.array([0.0, self._plan.pop(0)], dtype=np.float32)
+        return a
+
+
 class BoxRandomPolicy:
     """Sticky uniform random actions for Box action spaces (physics), held for `repeat` steps."""
 
@@ -204,16 +232,22 @@ class PusherPolicy:
         return np.clip(a, -1, 1)
 
 
+POLICIES = ["explorer", "lookback", "mix", "random", "solver"]
 SOLVERS = {"navigate": NavigateSolver, "collect_wood": CollectWoodSolver, "build": BuildSolver,
            "explore": ExplorerPolicy}
 
 
 def make_policy_for(name: str, rng: np.random.Generator, env: Any, task: str) -> Any:
-    """A policy for an env: `random`, `explorer` (voxel) / pusher (physics), `solver` (the task's script), or
-    `mix` (one of those per episode: 50% explorer, 30% solver, 20% random, drawn from `rng`)."""
+    """A policy for an env: `random`, `explorer` (voxel) / pusher (physics), `solver` (the task's script),
+    `lookback` (voxel: explores and now and then looks away and back, see LookBackPolicy), or `mix` (one of those
+    per episode, drawn from `rng`: voxel 40% explorer, 25% solver, 15% random, 20% lookback; physics 50% pusher,
+    30% solver, 20% random)."""
     physics = not hasattr(env.action_space, "spaces")
     if name == "mix":
-        name = ["explorer", "solver", "random"][int(rng.choice(3, p=[0.5, 0.3, 0.2]))]
+        if physics:
+            name = ["explorer", "solver", "random"][int(rng.choice(3, p=[0.5, 0.3, 0.2]))]
+        else:
+            name = ["explorer", "solver", "random", "lookback"][int(rng.choice(4, p=[0.4, 0.25, 0.15, 0.2]))]
     if physics:
         size = int(env.action_space.shape[0])
         if name == "random":
@@ -227,4 +261,6 @@ def make_policy_for(name: str, rng: np.random.Generator, env: Any, task: str) ->
             return ExplorerPolicy(rng)
         if name == "solver":
             return SOLVERS.get(task, ExplorerPolicy)(rng)
-    raise ValueError(f"unknown policy {name!r}; choose one of ['explorer', 'mix', 'random', 'solver']")
+        if name == "lookback":
+            return LookBackPolicy(rng)
+    raise ValueError(f"unknown policy {name!r}; choose one of {POLICIES}")

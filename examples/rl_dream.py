@@ -1,7 +1,8 @@
-"""Train an agent only inside the learned simulator, then score it in the real engine (ARCHITECTURE.md section 5,
-"Transfer"): PPO in DreamEnv vs PPO in the engine with the same budget vs a random agent, on held-out engine seeds.
+"""Train an agent only inside the learned simulator, then score it in the real engine (docs/architecture.md
+section 5, "Transfer"): PPO in DreamEnv vs PPO in the engine with the same budget vs a random agent, on held-out
+engine seeds.
 
-Lives in examples/ because it needs both the engine (envs) and the world model (worldsim): see ARCHITECTURE.md s. 2.
+Lives in examples/ because it needs both the engine (envs) and the world model (worldsim): docs/architecture.md s. 2.
 Run `python examples/rl_dream.py --help` for the whole recipe; docs/rl.md has a measured result.
 """
 
@@ -153,7 +154,7 @@ def make_dream(args: argparse.Namespace, store: str) -> VecEnv:
     from worldsim import DreamVectorEnv
     from worldsim.dream.wrappers import NAVIGATE, action_table
 
-    venv = DreamVectorEnv(args.checkpoint, num_envs=args.n_envs, reward=args.reward, store=store,
+    venv = DreamVectorEnv.from_checkpoint(args.checkpoint, num_envs=args.n_envs, reward=args.reward, store=store,
                           steps=args.dream_steps, max_episode_steps=args.dream_episode_steps, precision=args.precision,
                           autoreset_mode="same_step")
     return DreamVecEnv(venv, action_table(venv.single_action_space, NAVIGATE))

@@ -1,4 +1,4 @@
-"""Gymnasium spaces rebuilt from a store's `action_spec` attribute (ARCHITECTURE.md section 3), and the flat action
+"""Gymnasium spaces rebuilt from a store's `action_spec` attribute (docs/architecture.md section 3), and the flat action
 vectors the model sees. `worldsim` never imports the engines: the spec recorded in the store, and again in every
 checkpoint, is how the learned simulator gets exactly the engine's spaces.
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import imageio.v2 as imageio
+import pytest
 
 from datagen.job import run
 from datagen.rollout import Job
@@ -113,3 +114,53 @@ def test_export_video_writes_one_episode_and_names_the_valid_range(tmp_path):
         bad = _run("export-video", *args)
         assert bad.returncode == 2 and needle in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
     assert not (tmp_path / "bad.mp4").exists()
+
+
+@pytest.fixture
+def command(monkeypatch):
+    """Point `worldsim validate` at a stand-in command whose main runs the given function."""
+    import types
+
+    from worldsim import cli as cli_module
+
+    def install(body):
+        mod = types.ModuleType("stand_in_command")
+        mod.main = lambda cfg: body()
+        monkeypatch.setitem(sys.modules, "stand_in_command", mod)
+        monkeypatch.setitem(cli_module.COMMANDS, "validate", ("stand_in_command", "a stand-in"))
+        return cli_module.main
+
+    return install
+
+
+def test_bad_input_is_one_line_with_exit_2(command, capsys):
+    from worldsim.errors import InputError
+
+    def bad_value():
+        raise InputError("steps must be positive, got 0")
+
+    def unknown_policy():  # the data layer raises ValueError on purpose: still the user's input
+        import numpy as np
+
+        from datagen.policies import RandomPolicy
+
+        RandomPolicy(np.random.default_rng(0), repeat=0)
+
+    for body in (bad_value, unknown_policy):
+        assert command(body)(["validate", "path=x"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "Traceback" not in err and err.startswith("worldsim validate: error:"), err
+
+
+def test_a_bug_keeps_its_traceback(command):
+    import numpy as np
+
+    def numpy_bug():
+        np.zeros(3).reshape(2, 2)
+
+    def our_bug():
+        return int("not a number")
+
+    for body in (numpy_bug, our_bug):
+        with pytest.raises(ValueError):
+            command(body)(["validate", "path=x"])

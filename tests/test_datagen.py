@@ -97,8 +97,12 @@ def test_resume_after_sigkill_gives_the_same_digest(tmp_path):
     deadline = time.time() + 120
     while time.time() < deadline and len(list((out / "staging").glob("ep_*/zarr.json"))) < 2:
         time.sleep(0.05)
+    # the kill must land mid-job: a job that had already finished would pass without exercising the resume
+    assert proc.poll() is None, "generate finished before it could be killed"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert not S.open_root(str(out), "r").attrs.get("finalized"), "the killed store was already finalized"
     again = _cli(*args, f"out={out}")
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout.strip().splitlines()[-1])["digest"] == ref["digest"]

@@ -6,6 +6,7 @@ reward model), built once per module. Untrained weights are enough: these tests 
 
 from __future__ import annotations
 
+import shutil
 import warnings
 
 import gymnasium as gym
@@ -13,11 +14,8 @@ import numpy as np
 import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
-from wm_helpers import TINY_VAE, train_args
 
 import worldsim
-from datagen.job import run
-from datagen.rollout import Job
 from store import read_episode
 from worldsim.cli import main as cli
 from worldsim.dream.core import DreamCore
@@ -30,23 +28,17 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("dream")
-    store = root / "nav"
-    run(Job(env_id="worldsim/Voxel-v0", env_kwargs={"task": "navigate"}, width=32, height=32, episodes=3, steps=12,
-            seed=0), str(store), workers=1)
-    assert cli(["train-vae", f"store={store}", f"out={root / 'vae'}", "steps=2", "batch_size=4", "val_windows=2",
-                "device=cpu", *TINY_VAE]) == 0
-    causal = root / "causal"
-    assert cli(train_args(store, root / "vae", causal, 2, "model.attention=causal")) == 0
-    full = root / "full"
-    assert cli(train_args(store, root / "vae", full, 2)) == 0
+def runs(tiny_pipeline, tmp_path_factory):
+    """The session's tiny pipeline; the frame-causal run is copied here and given a reward model."""
+    causal = tmp_path_factory.mktemp("dream") / "causal"
+    shutil.copytree(tiny_pipeline["causal"], causal)
+    store = tiny_pipeline["store"]
     assert cli(["train-reward", f"ckpt={causal}", f"store={store}", "steps=2", "batch_size=8", "device=cpu"]) == 0
-    return {"store": str(store), "causal": str(causal), "full": str(full)}
+    return {"store": str(store), "causal": str(causal), "full": str(tiny_pipeline["full"])}
 
 
 def _env(runs, **kw) -> DreamEnv:
-    return DreamEnv(runs["causal"], precision="fp32", **kw)
+    return DreamEnv.from_checkpoint(runs["causal"], precision="fp32", **kw)
 
 
 def test_passes_check_env_and_has_the_engines_spaces(runs):
@@ -156,7 +148,7 @@ def test_rewards_come_from_the_reward_model_and_its_absence_warns(runs):
     r = [env.step(env.action_space.sample())[1] for _ in range(3)]
     assert all(isinstance(x, float) and np.isfinite(x) for x in r)
     with pytest.warns(UserWarning, match="no reward model"):
-        bare = DreamEnv(runs["full"], precision="fp32")
+        bare = DreamEnv.from_checkpoint(runs["full"], precision="fp32")
     bare.reset(seed=0)
     _, reward, terminated, _, _ = bare.step(bare.action_space.sample())
     assert reward == 0.0 and terminated is False
@@ -190,7 +182,7 @@ def test_vector_env_batches_envs_and_autoresets_on_the_next_step(runs):
 
 
 def test_vector_env_rows_equal_single_envs_with_consecutive_seeds(runs):
-    venv = DreamVectorEnv(runs["causal"], num_envs=2, precision="fp32")
+    venv = DreamVectorEnv.from_checkpoint(runs["causal"], num_envs=2, precision="fp32")
     vobs, _ = venv.reset(seed=10)
     action = venv.single_action_space.sample()
     batch = {k: np.stack([np.asarray(v)] * 2) for k, v in action.items()}
@@ -223,7 +215,8 @@ def test_play_runs_the_dream_beside_the_engine_headless(runs):
 
 
 def test_same_step_autoreset_returns_the_next_first_frame_and_keeps_the_last(runs):
-    venv = DreamVectorEnv(runs["full"], num_envs=2, max_episode_steps=2, precision="fp32", autoreset_mode="same_step")
+    venv = DreamVectorEnv.from_checkpoint(runs["full"], num_envs=2, max_episode_steps=2, precision="fp32",
+                                          autoreset_mode="same_step")
     assert venv.metadata["autoreset_mode"] == gym.vector.AutoresetMode.SAME_STEP
     venv.reset(seed=0)
     venv.action_space.seed(0)
@@ -235,7 +228,7 @@ def test_same_step_autoreset_returns_the_next_first_frame_and_keeps_the_last(run
     _, reward, _, trunc, _ = venv.step(venv.action_space.sample())  # a normal step of the new episodes
     assert not trunc.any()
     with pytest.raises(ValueError, match="autoreset_mode"):
-        DreamVectorEnv(runs["full"], autoreset_mode="sometimes")
+        DreamVectorEnv.from_checkpoint(runs["full"], autoreset_mode="sometimes")
 
 
 def test_gym_make_horizon_is_the_envs_own(runs):
@@ -247,3 +240,39 @@ def test_gym_make_horizon_is_the_envs_own(runs):
     flags = [env.step(env.action_space.sample())[3] for _ in range(4)]  # the wrapper counts from its reset
     assert not any(flags)
     assert gym.make("worldsim/Dream-v0", checkpoint=runs["full"]).spec.max_episode_steps == 200
+
+
+def _in_memory_core(rows: int) -> DreamCore:
+    """A DreamCore of an untrained tiny model built in memory: no store, no checkpoint, no file at all."""
+    from worldsim.model.dit import DiTConfig
+    from worldsim.model.flow import FlowConfig
+    from worldsim.model.vae import VAEConfig, VideoVAE
+    from worldsim.model.world_model import ModelSpec, WorldModel
+
+    torch.manual_seed(0)
+    spec = ModelSpec(dit=DiTConfig(preset="tiny", depth=2, width=64, heads=2, attention="causal", prev_frame=True),
+                     vocab=["<pad>", "<unk>", "<cls>", "walking"], latent_channels=4, action_dim=2,
+                     action_scale=[1.0, 1.0])
+    vae = VideoVAE(VAEConfig(latent_channels=4, spatial=4, channels=[8, 8, 8]))
+    action_spec = {"type": "Dict", "spaces": {"move": {"type": "Discrete", "n": 2},
+                                              "turn": {"type": "Box", "low": -1.0, "high": 1.0, "shape": [1]}},
+                   "flat_keys": ["move", "turn"]}
+    meta = {"frames": 4, "fps": 10, "height": 16, "width": 16, "action_spec": action_spec,
+            "train": {"flow": vars(FlowConfig())}}
+    sampler = WorldSampler(WorldModel(spec).eval(), vae.eval(), meta, "in-memory", torch.device("cpu"))
+    return DreamCore(sampler, rows, steps=2, precision="fp32")
+
+
+def test_dream_env_is_built_from_parts_in_memory():
+    env = DreamEnv(_in_memory_core(1), max_episode_steps=3)
+    assert isinstance(env.action_space, gym.spaces.Dict) and env.observation_space.shape == (16, 16, 3)
+    frames = np.random.default_rng(0).integers(0, 256, (3, 16, 16, 3), dtype=np.uint8)
+    obs, info = env.reset(seed=0, options={"frames": frames})
+    assert np.array_equal(obs, frames[-1]) and info["source"] == "frames"
+    truncated = [env.step(env.action_space.sample())[3] for _ in range(3)]
+    assert truncated == [False, False, True]  # the env's own horizon: one owner of truncation
+    with pytest.raises(ValueError, match="DreamVectorEnv"):
+        DreamEnv(_in_memory_core(2))
+    venv = DreamVectorEnv(_in_memory_core(2), max_episode_steps=None)
+    obs, _ = venv.reset(seed=0, options={"frames": frames})
+    assert obs.shape == (2, 16, 16, 3)

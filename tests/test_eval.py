@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 import zarr
-from wm_helpers import TINY_VAE, one_line_error, tiny_store, train_args
+from wm_helpers import one_line_error, tiny_store
 
 from worldsim.cli import main as cli
 from worldsim.eval import probes as P
@@ -31,14 +31,12 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    """A training store (3 episodes), a held-out store of other seeds (2 episodes), a tiny VAE and DiT."""
+def world(tiny_pipeline, tmp_path_factory):
+    """The session's tiny pipeline seen as train/ (3 episodes), held/ (2 episodes of other seeds), vae/ and dit/ (the
+    full-attention run), linked into this module's own folder, where the evaluations write."""
     root = tmp_path_factory.mktemp("eval")
-    tiny_store(root / "train", episodes=3, steps=16, seed=0)
-    tiny_store(root / "held", episodes=2, steps=16, seed=100)
-    assert cli(["train-vae", f"store={root / 'train'}", f"out={root / 'vae'}", "steps=2", "batch_size=4",
-                "eval_every=2", "save_every=2", "val_windows=2", "warmup=1", "device=cpu", *TINY_VAE]) == 0
-    assert cli(train_args(root / "train", root / "vae", root / "dit", 2)) == 0
+    for name, target in (("train", "store"), ("held", "heldout"), ("vae", "vae"), ("dit", "full")):
+        (root / name).symlink_to(tiny_pipeline[target], target_is_directory=True)
     return root
 
 
@@ -200,3 +198,49 @@ def test_eval_bad_inputs_are_one_line_errors(world, capsys, tmp_path):
     err = one_line_error(capsys, cli, [*base, f"store={short}"])
     assert "shorter than the model's window" in err
     assert "horizons" in one_line_error(capsys, cli, [*base, f"store={world / 'held'}", "horizons=[]"])
+
+
+def test_find_revisits_needs_a_turn_away_and_back_standing_still():
+    from envs.voxel.actions import FLAT_KEYS
+    from worldsim.eval.metrics import find_revisits
+
+    spec = {"flat_keys": list(FLAT_KEYS)}
+    yaw, fwd = FLAT_KEYS.index("camera_yaw"), FLAT_KEYS.index("forward")
+    acts = np.zeros((30, len(FLAT_KEYS)), np.float32)
+    acts[5:10, yaw] = 32.0  # 160 degrees away in 5 steps, back in 4: leaves frame 5, far at 10, home at 14
+    acts[10:14, yaw] = -40.0
+    assert find_revisits(acts, spec) == [(5, 10, 14)]
+    shallow = acts.copy()
+    shallow[5:10, yaw], shallow[10:14, yaw] = 20.0, -25.0  # 100 degrees: not far enough
+    walking = acts.copy()
+    walking[8, fwd] = 1  # moved during the excursion: the view on return is another one
+    slow = np.zeros((30, len(FLAT_KEYS)), np.float32)
+    slow[0:8, yaw], slow[8:16, yaw] = 20.0, -20.0  # back only after 16 actions
+    for other in (shallow, walking, slow):
+        assert find_revisits(other, spec) == []
+    assert find_revisits(acts, {"flat_keys": ["x"]}) == []  # another game: no camera, no revisit
+
+
+def test_lookback_policy_episodes_return_to_the_view_they_left():
+    import gymnasium as gym
+
+    import envs  # noqa: F401
+    from datagen.policies import LookBackPolicy
+    from envs.voxel.actions import FLAT_KEYS, to_flat
+    from worldsim.eval.metrics import find_revisits
+
+    env = gym.make("worldsim/Voxel-v0", width=32, height=32)
+    obs, info = env.reset(seed=3)
+    policy = LookBackPolicy(np.random.default_rng(3))
+    frames, acts = [obs], []
+    for _ in range(80):
+        a = policy.act(info)
+        acts.append(to_flat(a))
+        obs, _, _, _, info = env.step(a)
+        frames.append(obs)
+    found = find_revisits(np.stack(acts), {"flat_keys": list(FLAT_KEYS)})
+    assert len(found) >= 2, found
+    for leave, far, back in found:
+        assert back - leave <= 12 and leave < far < back
+        assert psnr_uint8(frames[back], frames[leave]) > 30.0  # the engine shows the view it left
+        assert psnr_uint8(frames[far], frames[leave]) < 25.0  # and had looked somewhere else

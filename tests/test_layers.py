@@ -1,7 +1,7 @@
 """The layers import only downwards (docs/architecture.md, "Layers"): a test walks every import with `ast`.
 
-    renderers <- envs <- datagen -> store <- worldsim.model <- worldsim.train / worldsim.dream <- worldsim.eval
-                                                                                   ^ worldsim.cli (the edge: all of them)
+    renderers <- envs <- datagen -> store <- worldsim.model <- worldsim.train / .dream <- worldsim.eval
+    worldsim.cli, the edge, may import all of them; the table is in docs/architecture.md section 2.
 """
 
 from __future__ import annotations

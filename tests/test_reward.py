@@ -13,7 +13,7 @@ import pytest
 import torch
 import zarr
 from safetensors.torch import load_file
-from wm_helpers import TINY_VAE, one_line_error, train_args
+from wm_helpers import one_line_error
 
 from datagen.job import run
 from datagen.rollout import Job
@@ -59,17 +59,16 @@ def root(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def store(root):
-    return _store(root / "navigate")
+def store(tiny_pipeline):
+    return tiny_pipeline["store"]
 
 
 @pytest.fixture(scope="module")
-def dit_run(root, store):
-    vae = root / "vae"
-    assert cli(["train-vae", f"store={store}", f"out={vae}", "steps=2", "batch_size=4", "log_every=1",
-                "eval_every=2", "save_every=2", "val_windows=4", "warmup=1", "device=cpu", *TINY_VAE]) == 0
+def dit_run(root, tiny_pipeline):
+    """The session's full-attention run, copied here: train-reward writes into <run dir>/reward."""
     dit = root / "dit"
-    assert cli(train_args(store, vae, dit, 2)) == 0
+    shutil.copytree(tiny_pipeline["full"], dit)
+    (root / "vae").symlink_to(tiny_pipeline["vae"], target_is_directory=True)
     return dit
 
 
@@ -98,7 +97,7 @@ def test_train_reward_writes_under_the_run_dir_and_is_found(reward_run, dit_run,
     assert meta["stores"][0]["episodes"] == [0, 1] and meta["val_stores"][0]["episodes"] == [2]  # held out: the last
     m = meta["metrics"]
     assert m == printed["metrics"]
-    assert m["transitions"] == 12 and meta["train_counts"]["transitions"] == 24  # 13 rows per episode, 12 steps
+    assert m["transitions"] == 16 and meta["train_counts"]["transitions"] == 32  # 17 rows per episode, 16 steps
     assert m["reward_mae"] >= 0 and m["reward_mae_zero_baseline"] > 0
     assert {"reward_nonzero_precision", "reward_nonzero_recall", "term_precision", "term_recall", "term_f1"} <= set(m)
     assert (out / "metrics.jsonl").is_file()

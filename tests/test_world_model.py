@@ -579,7 +579,7 @@ def test_sampler_rejects_bad_inputs(sampler, vae_run):
         sampler.edit(_video(2), "x", strength=0.0)
     with pytest.raises(ValueError, match="direction"):
         sampler.extend(_video(2), 2, direction="sideways")
-    with pytest.raises(C.CheckpointError, match="'vae' checkpoint; sampling needs a world-model"):
+    with pytest.raises(C.CheckpointError, match="'vae' checkpoint, not a world-model checkpoint"):
         WorldSampler.load(vae_run)
 
 
@@ -591,7 +591,7 @@ def test_actions_lead_into_frames():
     into, mask = WorldModel(spec).frame_actions(acts)
     assert torch.equal(into[0, 0], torch.zeros(2)) and mask.tolist() == [[False] + [True] * 7]
     assert torch.equal(into[0, 3], acts[0, 2] / torch.tensor([1.0, 4.0]))  # scaled to about [-1, 1]
-    _, dropped = WorldModel(spec).frame_actions(acts, keep=torch.tensor([False]))
+    _, dropped = WorldModel(spec).frame_actions(acts, use_actions=torch.tensor([False]))
     assert not dropped.any()  # classifier-free guidance drops the actions
     spec.temporal = 4  # a temporal VAE: the 4 actions leading into a latent frame's 4 frames, side by side
     grouped, mask4 = WorldModel(spec).frame_actions(acts)

@@ -15,12 +15,12 @@ TINY_VAE = ["vae.channels=[8,16,16]", "vae.latent_channels=4"]
 
 
 def tiny_store(path: str | Path, width: int = 32, height: int = 32, episodes: int = 3, steps: int = 12,
-               seed: int = 0) -> dict:
+               seed: int = 0, task: str = "explore") -> dict:
     """A finalized voxel store of `episodes` short episodes at one resolution; returns its attributes."""
     from datagen.job import run
     from datagen.rollout import Job
 
-    job = Job(env_id="worldsim/Voxel-v0", env_kwargs={"task": "explore"}, width=width, height=height,
+    job = Job(env_id="worldsim/Voxel-v0", env_kwargs={"task": task}, width=width, height=height,
               episodes=episodes, steps=steps, seed=seed)
     return run(job, str(path), workers=1)
 

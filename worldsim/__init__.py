@@ -12,8 +12,8 @@ __version__ = "0.1.0"
 __all__ = ["DreamEnv", "DreamVectorEnv"]
 
 if "worldsim/Dream-v0" not in registry:
-    register(id="worldsim/Dream-v0", entry_point="worldsim.dream.env:DreamEnv",
-             vector_entry_point="worldsim.dream.env:DreamVectorEnv", max_episode_steps=200)
+    register(id="worldsim/Dream-v0", entry_point="worldsim.dream.env:make_dream_env",
+             vector_entry_point="worldsim.dream.env:make_dream_vector_env", max_episode_steps=200)
 
 
 def __getattr__(name: str) -> Any:

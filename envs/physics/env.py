@@ -17,7 +17,7 @@ import numpy as np
 from gymnasium import spaces
 
 from envs import positive_int
-from envs.physics import scene as S
+from envs.physics import scene as scenes
 from envs.physics.events import EventDetector
 from envs.physics.sim import SCENERY_IDS, Body, PhysicsSim, quat_to_matrix
 from envs.physics.tasks import GOAL_RADIUS, make_task
@@ -96,17 +96,17 @@ class PhysicsEnv(gym.Env):
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.task = make_task(task)
-        if spawn is not None and spawn not in S.SPAWNS:
-            raise ValueError(f"unknown spawn mode {spawn!r}; choose one of {S.SPAWNS} or None")
+        if spawn is not None and spawn not in scenes.SPAWNS:
+            raise ValueError(f"unknown spawn mode {spawn!r}; choose one of {scenes.SPAWNS} or None")
         if self.task.spawn and spawn not in (None, self.task.spawn):
             raise ValueError(f"task {task!r} needs spawn={self.task.spawn!r}, got spawn={spawn!r}")
-        if scene is not None and scene not in S.KINDS:
-            raise ValueError(f"unknown scene {scene!r}; choose one of {S.KINDS} or None")
+        if scene is not None and scene not in scenes.KINDS:
+            raise ValueError(f"unknown scene {scene!r}; choose one of {scenes.KINDS} or None")
         lo, hi = (num_objects, num_objects) if isinstance(num_objects, int | np.integer) else tuple(num_objects)
         if not 1 <= lo <= hi <= 16:
             raise ValueError(f"num_objects must be an int or (min, max) within [1, 16], got {num_objects!r}")
         # Validate sizes and fit now, with the largest scene, so a bad configuration fails at construction.
-        S.sample_scene(np.random.default_rng(0), hi, spawn or "drop", scene or "table", tuple(object_size))
+        scenes.sample_scene(np.random.default_rng(0), hi, spawn or "drop", scene or "table", tuple(object_size))
         self.num_objects, self.object_size = (int(lo), int(hi)), tuple(float(v) for v in object_size)
         self.spawn, self.scene_kind = spawn, scene
         self.control, self.pusher_mode, self.renderer_kind = control, pusher_mode, renderer
@@ -120,7 +120,7 @@ class PhysicsEnv(gym.Env):
         self.sim = PhysicsSim(self.physics_hz, tiny_visuals=renderer == "tiny")
         self.sim.sample_dt = CONTACT_EVERY / self.physics_hz
         self._renderer: MeshRenderer | None = None
-        self.scene: S.SceneSpec | None = None
+        self.scene: scenes.SceneSpec | None = None
         self._frame = np.zeros((self.height, self.width, 3), np.uint8)
 
     # -- gymnasium API --------------------------------------------------------------------------------------
@@ -129,15 +129,15 @@ class PhysicsEnv(gym.Env):
         options = dict(options or {})
         rng = self.np_random
         if options.get("scene") is not None:  # a constructed scene (tests, curated data)
-            if not isinstance(options["scene"], S.SceneSpec):
+            if not isinstance(options["scene"], scenes.SceneSpec):
                 raise ValueError(f"options['scene'] must be a SceneSpec (envs.physics.scene), got "
                                  f"{type(options['scene']).__name__}")
             self.scene = copy.deepcopy(options["scene"])
         else:
             n = int(rng.integers(self.num_objects[0], self.num_objects[1] + 1))
-            spawn = self.task.spawn or self.spawn or str(rng.choice(S.SPAWNS))
-            kind = self.scene_kind or str(rng.choice(S.KINDS))
-            self.scene = S.sample_scene(rng, n, spawn, kind, self.object_size)
+            spawn = self.task.spawn or self.spawn or str(rng.choice(scenes.SPAWNS))
+            kind = self.scene_kind or str(rng.choice(scenes.KINDS))
+            self.scene = scenes.sample_scene(rng, n, spawn, kind, self.object_size)
         unknown = set(options.get("camera", {})) - set(self.scene.camera)
         if unknown:
             raise ValueError(f"unknown camera option(s) {sorted(unknown)}; valid: {sorted(self.scene.camera)}")

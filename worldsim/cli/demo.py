@@ -66,7 +66,7 @@ def dream_stage(cfg: Any, out: Path, heldout: Path, dit: Path) -> dict[str, Any]
     from worldsim.dream.env import DreamEnv, DreamVectorEnv
     from worldsim.eval.metrics import psnr_uint8
 
-    env = DreamEnv(str(dit), steps=int(cfg.steps), max_episode_steps=10**6)
+    env = DreamEnv.from_checkpoint(str(dit), steps=int(cfg.steps), max_episode_steps=10**6)
     h = int(cfg.horizon)
     curves, base, videos = [], [], []
     for ep in episode_indices(str(heldout))[: int(cfg.episodes)]:
@@ -80,7 +80,7 @@ def dream_stage(cfg: Any, out: Path, heldout: Path, dit: Path) -> dict[str, Any]
     _plot(model, copy, out / "psnr_vs_horizon.png")
     env.sampler.write_video(np.concatenate(videos), out / "side_by_side.mp4", note="left: engine, right: model")
 
-    venv = DreamVectorEnv(str(dit), num_envs=int(cfg.agents), steps=int(cfg.steps), store=str(heldout),
+    venv = DreamVectorEnv.from_checkpoint(str(dit), num_envs=int(cfg.agents), steps=int(cfg.steps), store=str(heldout),
                           max_episode_steps=int(cfg.agent_steps))
     venv.reset(seed=0)
     venv.action_space.seed(0)

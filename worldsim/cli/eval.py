@@ -1,4 +1,4 @@
-"""worldsim eval: score a trained world model on a held-out store (ARCHITECTURE.md section 5).
+"""worldsim eval: score a trained world model on a held-out store (docs/architecture.md section 5).
 
 Metrics, all on episodes of seeds never used in training:
   next frame      teacher-forced: real context (window minus one latent frame), real action, one generated frame;
@@ -9,6 +9,9 @@ Metrics, all on episodes of seeds never used in training:
   IDM             an inverse-dynamics model trained on the training stores labels the rollouts: per-key F1
                   (buttons), accuracy (other discrete keys), mean absolute error (camera); its real-frame score
   text adherence  attribute classifiers (biome, time of day, scene) trained on engine frames score t2v samples
+  revisit         look away (>= 150 degrees) and back within 12 steps: at the far point the dream against the
+                  engine's frame beside copy-last (it turned), on return against the frame before leaving (it
+                  remembered); from the look-away excursions of revisit_store (default: the held-out store)
 Writes OUT/eval.json (numbers, checkpoint and store digests, config), OUT/report.md, OUT/psnr_vs_horizon.png and
 OUT/videos/episode_<i>.mp4 (engine | model side by side); the probes are cached in OUT/idm/ and reused. Same
 ckpt, store and seed give the same numbers.
@@ -17,6 +20,8 @@ examples:
   worldsim eval ckpt=runs/dit64 store=data/voxel64-heldout out=runs/eval64
   worldsim eval ckpt=runs/dit64 store=data/voxel64-heldout episodes=4 horizons=[1,8] idm_steps=0 attr_steps=0
   worldsim eval ckpt=runs/dit64/checkpoints/step_0002000 store=data/heldout train_store=data/voxel64 seed=1
+  worldsim generate policy=lookback episodes=4 seed=2000 out=data/lookback     # a store full of revisits, then
+  worldsim eval ckpt=runs/dit64 store=data/voxel64-heldout revisit_store=data/lookback
 """
 
 from __future__ import annotations
@@ -52,6 +57,8 @@ class EvalConfig:
     probe_size: int = 64
     probe_pairs: int = 4096
     probe_batch: int = 64
+    revisit_store: str | None = None  # look-away-and-back excursions (default: the held-out store)
+    revisits: int = 16  # at most this many excursions scored (0: skip the revisit metric)
 
 
 def _check(cfg: EvalConfig) -> None:
@@ -60,7 +67,7 @@ def _check(cfg: EvalConfig) -> None:
     positive(cfg, "steps", "windows", "episodes", "probe_size", "probe_pairs", "probe_batch")
     if not cfg.horizons or any(int(h) < 1 for h in cfg.horizons):
         raise InputError(f"horizons must be a non-empty list of positive frame counts, got {cfg.horizons}")
-    for name in ("videos", "idm_steps", "attr_steps", "t2v_samples"):
+    for name in ("videos", "idm_steps", "attr_steps", "t2v_samples", "revisits"):
         if getattr(cfg, name) < 0:
             raise InputError(f"{name} must be >= 0, got {getattr(cfg, name)}")
 
@@ -196,7 +203,8 @@ def main(raw) -> int:
     urls, val_episodes, no_probes = training_stores(cfg, s.meta)
     episodes = E.pick_episodes(held["episodes"], cfg.episodes)
     windows = StoreSet([held["url"]], s.frames, "all")
-    total = len(windows.spread(cfg.windows)) + 2 * len(episodes) + 2 + (cfg.t2v_samples if cfg.attr_steps else 0)
+    total = (len(windows.spread(cfg.windows)) + 2 * len(episodes) + 2 + (cfg.t2v_samples if cfg.attr_steps else 0)
+             + cfg.revisits)
     bar = tqdm(total=total, desc="eval", unit="item")
     tick = bar.update
     with torch.no_grad():
@@ -205,6 +213,9 @@ def main(raw) -> int:
         bar.set_description("eval: rollouts")
         rolls = E.rollouts(s, held["url"], episodes, horizons, cfg.steps, cfg.seed, tick)
         rollout = E.horizon_metrics(rolls, horizons)
+        bar.set_description("eval: revisit")
+        revisit = (E.revisit_metrics(s, str(cfg.revisit_store or held["url"]), cfg.steps, cfg.seed, cfg.revisits, tick)
+                   if cfg.revisits else {"skipped": "revisits=0"})
         bar.set_description("eval: probes")
         if no_probes:
             idm, text = {"skipped": no_probes}, {"skipped": no_probes}
@@ -218,7 +229,7 @@ def main(raw) -> int:
                              "training_stores": [st.get("digest") for st in s.meta.get("stores", [])]},
               "store": {"url": held["url"], "digest": held["digest"], "episodes": [i for i, _ in episodes],
                         "in_training": trained_on},
-              "config": asdict(cfg), "next_frame": next_frame, "rollout": rollout, "idm": idm,
+              "config": asdict(cfg), "next_frame": next_frame, "rollout": rollout, "revisit": revisit, "idm": idm,
               "text_adherence": text}
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)

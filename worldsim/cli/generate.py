@@ -43,6 +43,7 @@ def main(raw) -> int:
     from tqdm import tqdm
 
     from datagen.job import EXECUTORS, ExecutorError, run
+    from datagen.policies import POLICIES
     from datagen.rollout import Job
     from store import StoreError
 
@@ -51,8 +52,8 @@ def main(raw) -> int:
     for name in ("episodes", "steps", "width", "height", "workers"):
         if getattr(cfg, name) <= 0:
             raise InputError(f"{name} must be positive, got {getattr(cfg, name)}")
-    if cfg.policy not in ("random", "explorer", "solver", "mix"):
-        raise InputError(f"unknown policy {cfg.policy!r}; choose one of ['explorer', 'mix', 'random', 'solver']")
+    if cfg.policy not in POLICIES:
+        raise InputError(f"unknown policy {cfg.policy!r}; choose one of {POLICIES}")
     if cfg.executor not in EXECUTORS:
         raise InputError(f"unknown executor {cfg.executor!r}; choose one of {list(EXECUTORS)}")
     if cfg.segment_seconds <= 0:

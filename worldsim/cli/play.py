@@ -73,7 +73,7 @@ def _load_dream(cfg: PlayConfig):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # no reward model: irrelevant when playing
-        return DreamEnv(cfg.ckpt, steps=cfg.dream_steps, max_episode_steps=10**9)
+        return DreamEnv.from_checkpoint(cfg.ckpt, steps=cfg.dream_steps, max_episode_steps=10**9)
 
 
 def main(raw) -> int:

@@ -1,7 +1,7 @@
 """Batched next-frame stepping of a world model: what DreamEnv and DreamVectorEnv run on.
 
 Each row (one env) holds the latents of its recent frames. A step draws the next frame by a few Euler steps of the
-rectified flow over a sliding context of `context` latent frames, the newest given the action (ARCHITECTURE.md
+rectified flow over a sliding context of `context` latent frames, the newest given the action (docs/architecture.md
 section 4). Context frames carry a little noise, as in training (GameNGen's context-noise augmentation).
 
 With a frame-causal model (`model.attention=causal`) the keys and values of clean context frames do not depend on
@@ -44,34 +44,35 @@ class DreamCore:
                              f"compresses {sampler.k} frames per latent (vae.temporal={sampler.k})")
         if steps < 1:
             raise InputError(f"steps must be >= 1, got {steps}")
-        self.s, self.m, self.dev = sampler, sampler.model, sampler.device
-        self.rows, self.steps, self.cfg, self.context_t, self.precision = rows, steps, cfg_actions, context_t, precision
+        self.sampler, self.model, self.device = sampler, sampler.model, sampler.device
+        self.rows, self.steps, self.context_t, self.precision = rows, steps, context_t, precision
+        self.cfg_actions = cfg_actions
         self.context = int(context or max(sampler.window - 1, 1))
         if not 1 <= self.context <= 64:
             raise InputError(f"context must be between 1 and 64 latent frames, got {self.context}")
-        self.cached = self.m.spec.dit.attention == "causal"
+        self.cached = self.model.spec.dit.attention == "causal"
         self.h, self.w = sampler.height // sampler.vae.cfg.spatial, sampler.width // sampler.vae.cfg.spatial
-        tokens = token_count((1, self.context + 1, 1, self.h, self.w), self.m.spec.dit.patch)
+        tokens = token_count((1, self.context + 1, 1, self.h, self.w), self.model.spec.dit.patch)
         self.grid = time_shift(torch.linspace(1.0, 0.0, steps + 1), shift_for(tokens, sampler.flow)).tolist()
-        self.n_tokens = (self.h // self.m.spec.dit.patch) * (self.w // self.m.spec.dit.patch)
+        self.n_tokens = (self.h // self.model.spec.dit.patch) * (self.w // self.model.spec.dit.patch)
         self.gens = [torch.Generator().manual_seed(i) for i in range(rows)]
-        c = self.m.spec.latent_channels
-        a = self.m.spec.action_dim
+        c = self.model.spec.latent_channels
+        a = self.model.spec.action_dim
         # recent latents, newest last, with their context noise (drawn once, when a frame enters the context)
-        self.z = torch.zeros(rows, self.context, c, self.h, self.w, device=self.dev)
-        self.last = torch.zeros(rows, c, self.h, self.w, device=self.dev)  # the newest frame, clean
-        self.before = torch.zeros(rows, c, self.h, self.w, device=self.dev)  # the frame before the context (prev_frame)
-        self.acts = torch.zeros(rows, self.context, a, device=self.dev)  # scaled action that led into each
-        self.has_act = torch.zeros(rows, self.context, dtype=torch.bool, device=self.dev)
-        max_len = self.m.spec.text.max_len
+        self.z = torch.zeros(rows, self.context, c, self.h, self.w, device=self.device)
+        self.last = torch.zeros(rows, c, self.h, self.w, device=self.device)  # the newest frame, clean
+        self.before = torch.zeros(rows, c, self.h, self.w, device=self.device)  # the frame before the context
+        self.acts = torch.zeros(rows, self.context, a, device=self.device)  # scaled action that led into each
+        self.has_act = torch.zeros(rows, self.context, dtype=torch.bool, device=self.device)
+        max_len = self.model.spec.text.max_len
         self.text: torch.Tensor | None = None  # (rows, max_len, Dt) padded text features, mask, pooled
-        self.text_mask = torch.zeros(rows, max_len, dtype=torch.bool, device=self.dev)
+        self.text_mask = torch.zeros(rows, max_len, dtype=torch.bool, device=self.device)
         self.pooled: torch.Tensor | None = None
         self.cache: list | None = None  # per block (k, v) (rows, H, (context - 1) N, hd): frames before the newest
 
     # -- state ---------------------------------------------------------------------------------------------
     def _noise(self, rows: list[int], shape: tuple[int, ...]) -> torch.Tensor:
-        return torch.stack([torch.randn(shape, generator=self.gens[r]) for r in rows]).to(self.dev)
+        return torch.stack([torch.randn(shape, generator=self.gens[r]) for r in rows]).to(self.device)
 
     @torch.no_grad()
     def reset_rows(self, rows: list[int], frames: list[np.ndarray], actions: list[np.ndarray | None],
@@ -85,34 +86,34 @@ class DreamCore:
             f = np.asarray(f)[-self.context :]
             a = None if a is None else np.asarray(a, np.float32)[-len(f) :]
             pad = self.context - len(f)
-            z = self.s.encode(f)[0]  # (F, C, h, w)
-            into = torch.zeros(self.context, self.m.spec.action_dim)
+            z = self.sampler.encode(f)[0]  # (F, C, h, w)
+            into = torch.zeros(self.context, self.model.spec.action_dim)
             ok = torch.zeros(self.context, dtype=torch.bool)
             if a is not None and len(f) > 1:  # the action into frame j is the one taken after frame j - 1
-                into[pad + 1 :] = torch.from_numpy(a[:-1]) / self.m.action_scale.cpu()
+                into[pad + 1 :] = torch.from_numpy(a[:-1]) / self.model.action_scale.cpu()
                 ok[pad + 1 :] = True
             zs.append(torch.cat([z[:1].repeat(pad, 1, 1, 1), z]) if pad else z)
             acts.append(into)
             has.append(ok)
-        idx = torch.tensor(rows, device=self.dev)
-        clean = torch.stack(zs).to(self.dev)
+        idx = torch.tensor(rows, device=self.device)
+        clean = torch.stack(zs).to(self.device)
         self.last[idx] = clean[:, -1]
         self.before[idx] = 0.0
         self.z[idx] = self._noisy_context(rows, clean)
-        self.acts[idx] = torch.stack(acts).to(self.dev)
-        self.has_act[idx] = torch.stack(has).to(self.dev)
+        self.acts[idx] = torch.stack(acts).to(self.device)
+        self.has_act[idx] = torch.stack(has).to(self.device)
         self._set_text(rows, prompts)
         if self.cached:
             self._fill_cache(rows)
 
     def _set_text(self, rows: list[int], prompts: list[str]) -> None:
-        with autocast(self.dev, self.precision):
-            tokens, mask, pooled = self.m.text_features(prompts)
+        with autocast(self.device, self.precision):
+            tokens, mask, pooled = self.model.text_features(prompts)
         cap = self.text_mask.shape[1]
         tokens, mask = tokens[:, :cap].float(), mask[:, :cap]
         if self.text is None:
-            self.text = torch.zeros(self.rows, cap, tokens.shape[-1], device=self.dev)
-            self.pooled = torch.zeros(self.rows, pooled.shape[-1], device=self.dev)
+            self.text = torch.zeros(self.rows, cap, tokens.shape[-1], device=self.device)
+            self.pooled = torch.zeros(self.rows, pooled.shape[-1], device=self.device)
         for j, r in enumerate(rows):
             self.text[r].zero_()
             self.text_mask[r] = False
@@ -129,7 +130,7 @@ class DreamCore:
 
     def _doubled(self, cond: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Conditioning for the [with action; without] guidance branches (actions and their mask already are)."""
-        if self.cfg == 1.0:
+        if self.cfg_actions == 1.0:
             return cond
         return {**cond, **{k: torch.cat([cond[k], cond[k]]) for k in ("text", "text_mask", "text_pooled", "prev")}}
 
@@ -138,20 +139,20 @@ class DreamCore:
 
     def _fill_cache(self, rows: list[int]) -> None:
         """Keys and values of each row's context frames but the newest (those are recorded by the next step)."""
-        idx = torch.tensor(rows, device=self.dev)
+        idx = torch.tensor(rows, device=self.device)
         n_old = self.context - 1
         if n_old == 0:
             return
         x = self.z[idx, :n_old]
-        t = torch.full(x.shape[:2], self.context_t, device=self.dev)
-        keep: list = []
-        with autocast(self.dev, self.precision):
-            self.m(x, t, self._cond(idx, self.acts[idx, :n_old], self.has_act[idx, :n_old], self.before[idx]),
-                   keep=keep)
+        t = torch.full(x.shape[:2], self.context_t, device=self.device)
+        kv_out: list = []
+        with autocast(self.device, self.precision):
+            self.model(x, t, self._cond(idx, self.acts[idx, :n_old], self.has_act[idx, :n_old], self.before[idx]),
+                   kv_out=kv_out)
         if self.cache is None:
             self.cache = [(k.new_zeros((self.rows, *k.shape[1:])), v.new_zeros((self.rows, *v.shape[1:])))
-                          for k, v in keep]
-        for (ck, cv), (k, v) in zip(self.cache, keep):
+                          for k, v in kv_out]
+        for (ck, cv), (k, v) in zip(self.cache, kv_out):
             ck[idx], cv[idx] = k.to(ck.dtype), v.to(cv.dtype)
 
     # -- stepping ------------------------------------------------------------------------------------------
@@ -159,9 +160,9 @@ class DreamCore:
     def step(self, actions: torch.Tensor) -> torch.Tensor:
         """actions (rows, A) flat, unscaled -> the new latent frames (rows, C, h, w), appended to the context."""
         rows = list(range(self.rows))
-        a = (actions.to(self.dev).float() / self.m.action_scale)[:, None]  # (B, 1, A)
+        a = (actions.to(self.device).float() / self.model.action_scale)[:, None]  # (B, 1, A)
         x = self._noise(rows, tuple(self.z.shape[2:]))  # (B, C, h, w), t = 1
-        with autocast(self.dev, self.precision):
+        with autocast(self.device, self.precision):
             if self.cached:
                 x = self._step_cached(rows, x, a)
             else:
@@ -175,20 +176,20 @@ class DreamCore:
 
     def _guided(self, v: torch.Tensor) -> torch.Tensor:
         """v stacked [with action; without] -> the CFG velocity (or v itself when guidance is off)."""
-        if self.cfg == 1.0:
+        if self.cfg_actions == 1.0:
             return v
         cond, uncond = v.chunk(2)
-        return cond + (self.cfg - 1.0) * (cond - uncond)
+        return cond + (self.cfg_actions - 1.0) * (cond - uncond)
 
     def _branches(self, t: torch.Tensor) -> torch.Tensor:
-        return t if self.cfg == 1.0 else torch.cat([t, t])
+        return t if self.cfg_actions == 1.0 else torch.cat([t, t])
 
     def _step_cached(self, rows: list[int], x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         b = len(rows)
         newest = self.z[:, -1]
         pair_acts = torch.cat([self.acts[:, -1:], a], dim=1)  # (B, 2, A): into the newest frame, into the new one
-        pair_has = torch.stack([self.has_act[:, -1], torch.ones(b, dtype=torch.bool, device=self.dev)], dim=1)
-        if self.cfg != 1.0:
+        pair_has = torch.stack([self.has_act[:, -1], torch.ones(b, dtype=torch.bool, device=self.device)], dim=1)
+        if self.cfg_actions != 1.0:
             no_act = pair_has.clone()
             no_act[:, 1] = False
             pair_has = torch.cat([pair_has, no_act])
@@ -200,18 +201,18 @@ class DreamCore:
         for i, (t_now, t_next) in enumerate(zip(self.grid[:-1], self.grid[1:])):
             if i == 0:  # the newest context frame and the new frame together; record the former's keys/values
                 xin = self._branches(torch.stack([newest, x], dim=1))
-                t = torch.tensor([[self.context_t, t_now]], device=self.dev).expand(xin.shape[0], 2)
-                keep: list = []
-                v = self.m(xin, t, cond, past=past, keep=keep)[:, 1]
+                t = torch.tensor([[self.context_t, t_now]], device=self.device).expand(xin.shape[0], 2)
+                kv_out: list = []
+                v = self.model(xin, t, cond, past=past, kv_out=kv_out)[:, 1]
                 n = self.n_tokens
-                new_kv = [(k[:, :, :n], vv[:, :, :n]) for k, vv in keep]
+                new_kv = [(k[:, :, :n], vv[:, :, :n]) for k, vv in kv_out]
                 full = new_kv if past is None else [(torch.cat([pk, k], 2), torch.cat([pv, vv], 2))
                                                      for (pk, pv), (k, vv) in zip(past, new_kv)]
                 one = {**cond, "actions": cond["actions"][:, 1:], "action_mask": cond["action_mask"][:, 1:],
                        "prev": self._branches(newest)}
             else:
-                t = torch.full((xin.shape[0], 1), t_now, device=self.dev)
-                v = self.m(self._branches(x[:, None]), t, one, past=full)[:, 0]
+                t = torch.full((xin.shape[0], 1), t_now, device=self.device)
+                v = self.model(self._branches(x[:, None]), t, one, past=full)[:, 0]
             x = x + (t_next - t_now) * self._guided(v.float())
         # slide: the cache keeps the context - 1 frames before the (new) newest frame
         keep_frames = self.context - 1
@@ -225,16 +226,16 @@ class DreamCore:
         ctx = self.z  # (B, context, C, h, w)
         acts = torch.cat([self.acts, a], dim=1)
         has = torch.cat([self.has_act, torch.ones_like(self.has_act[:, :1])], dim=1)
-        if self.cfg != 1.0:
+        if self.cfg_actions != 1.0:
             no_act = has.clone()
             no_act[:, -1] = False
             has, acts = torch.cat([has, no_act]), torch.cat([acts, acts])
         cond = self._doubled(self._cond(slice(None), acts, has, self.before))
         for t_now, t_next in zip(self.grid[:-1], self.grid[1:]):
             xin = self._branches(torch.cat([ctx, x[:, None]], dim=1))
-            t = torch.full(xin.shape[:2], self.context_t, device=self.dev)
+            t = torch.full(xin.shape[:2], self.context_t, device=self.device)
             t[:, -1] = t_now
-            v = self.m(xin, t, cond)[:, -1]
+            v = self.model(xin, t, cond)[:, -1]
             x = x + (t_next - t_now) * self._guided(v.float())
         return x
 
@@ -242,5 +243,5 @@ class DreamCore:
     @torch.no_grad()
     def decode(self, z: torch.Tensor) -> np.ndarray:
         """Latent frames (B, C, h, w) -> uint8 (B, H, W, 3)."""
-        with autocast(self.dev, self.precision):
-            return to_uint8(self.s.vae.decode(z[:, None])[:, 0])
+        with autocast(self.device, self.precision):
+            return to_uint8(self.sampler.vae.decode(z[:, None])[:, 0])

@@ -38,7 +38,7 @@ class ContextSource:
     """Starting contexts for dreamed episodes: store episodes, given frames, or a prompt."""
 
     def __init__(self, sampler: WorldSampler, store: str | None, context: int) -> None:
-        self.s, self.store, self.context = sampler, store, context
+        self.sampler, self.store, self.context = sampler, store, context
         self._episodes: dict[str, tuple[str, list[int]]] = {}  # store url -> (its frames store, episode indices)
         self._cache: OrderedDict[tuple[str, int], dict[str, Any]] = OrderedDict()
 
@@ -50,7 +50,7 @@ class ContextSource:
         lat = root.attrs.get("latents")
         if not lat:
             spec = root.attrs.get("action_spec", {})
-            if spec != self.s.meta.get("action_spec"):
+            if spec != self.sampler.meta.get("action_spec"):
                 raise InputError(f"store {url} has another action spec than the checkpoint's: it was recorded from "
                                  f"another game; pass a store of the game the model learned")
             return url
@@ -67,7 +67,7 @@ class ContextSource:
         if store:
             urls, last = [store], None
         else:
-            held = self.s.meta.get("heldout", {})
+            held = self.sampler.meta.get("heldout", {})
             # the last val_episodes episodes of each training store were held out; with none held out (a separate
             # held-out store was used), resets draw from the training episodes: pass store= to start elsewhere
             urls, last = list(held.get("stores", [])), int(held.get("val_episodes", 1)) or None
@@ -88,9 +88,9 @@ class ContextSource:
         key = (url, index)
         if key not in self._cache:
             ep = read_episode(url, index)
-            if ep["frames"].shape[1:3] != (self.s.height, self.s.width):
+            if ep["frames"].shape[1:3] != (self.sampler.height, self.sampler.width):
                 raise InputError(f"store {url} episode {index} has {ep['frames'].shape[1]}x{ep['frames'].shape[2]} "
-                                 f"frames; the model makes {self.s.height}x{self.s.width}")
+                                 f"frames; the model makes {self.sampler.height}x{self.sampler.width}")
             self._cache[key] = ep
             if len(self._cache) > 8:
                 self._cache.popitem(last=False)
@@ -112,18 +112,18 @@ class ContextSource:
         f = np.asarray(frames)
         if f.ndim == 3:
             f = f[None]
-        h, w = self.s.height, self.s.width
+        h, w = self.sampler.height, self.sampler.width
         if f.ndim != 4 or f.shape[1:] != (h, w, 3) or f.dtype != np.uint8 or len(f) == 0:
             raise InputError(f"options['frames'] must be uint8 (H, W, 3) or (F, H, W, 3) with H, W = {h}, {w} (the "
                              f"model's size), got {f.dtype} {f.shape}")
         return f
 
     def _from_prompt(self, prompt: str, rng: np.random.Generator) -> dict[str, Any]:
-        tok = self.s.model.tokenizer
+        tok = self.sampler.model.tokenizer
         if tok is not None and tok.known(prompt) == 0:
             raise InputError(f"no word of the prompt {prompt!r} is in the model's vocabulary; try one like "
-                             f"{self.s.example_prompt()!r}")
-        frames = self.s.t2v(prompt, frames=self.context, steps=8, seed=int(rng.integers(2**31)))
+                             f"{self.sampler.example_prompt()!r}")
+        frames = self.sampler.t2v(prompt, frames=self.context, steps=8, seed=int(rng.integers(2**31)))
         return {"frames": frames, "actions": None, "prompt": prompt, "source": "prompt"}
 
     def _from_store(self, rng: np.random.Generator, options: dict[str, Any]) -> dict[str, Any]:
@@ -155,32 +155,37 @@ def _reward_model(checkpoint: str, reward: str | None, device: torch.device) -> 
     path = reward or find_reward(checkpoint)
     if path is None:
         warnings.warn(f"no reward model for {checkpoint} (train one: worldsim train-reward ckpt={checkpoint} "
-                      f"store=...); DreamEnv returns reward 0 and never terminates", stacklevel=3)
+                      f"store=...); DreamEnv returns reward 0 and never terminates", stacklevel=4)
         return None
     return load_reward(path, device=device)
 
 
-class _Dream:
-    """What DreamEnv and DreamVectorEnv share: the model, spaces, sources, reward model and stepping."""
+def _parts(checkpoint: str | Path, rows: int, reward: str | None, store: str | None, steps: int, cfg_actions: float,
+           context: int | None, device: str, precision: str) -> tuple[DreamCore, ContextSource, Any]:
+    """The stepping core, context source and reward model of a checkpoint (what `from_checkpoint` builds)."""
+    sampler = WorldSampler.load(checkpoint, device=device)
+    core = DreamCore(sampler, rows, steps=steps, cfg_actions=cfg_actions, context=context, precision=precision)
+    return core, ContextSource(sampler, store, core.context), _reward_model(str(checkpoint), reward, sampler.device)
 
-    def _setup(self, checkpoint: str | Path, num: int, reward: str | None, store: str | None, steps: int,
-               cfg_actions: float, context: int | None, max_episode_steps: int, device: str, precision: str) -> None:
-        if max_episode_steps < 1:
-            raise InputError(f"max_episode_steps must be >= 1, got {max_episode_steps}")
-        self.sampler = WorldSampler.load(checkpoint, device=device)
-        self.checkpoint = str(checkpoint)
-        meta = self.sampler.meta
-        self.action_spec = meta.get("action_spec")
+
+class _Dream:
+    """What DreamEnv and DreamVectorEnv share: the stepping core, the context source, the reward model, spaces."""
+
+    def _setup(self, core: DreamCore, source: ContextSource | None, reward_model: Any, max_episode_steps: int | None
+               ) -> None:
+        if max_episode_steps is not None and max_episode_steps < 1:
+            raise InputError(f"max_episode_steps must be >= 1 or None, got {max_episode_steps}")
+        self.core, self.sampler = core, core.s
+        self.action_spec = self.sampler.meta.get("action_spec")
         if not self.action_spec:
-            raise C.CheckpointError(f"{checkpoint} records no action spec; retrain it with this version of worldsim")
-        self.core = DreamCore(self.sampler, num, steps=steps, cfg_actions=cfg_actions, context=context,
-                              precision=precision)
-        self.source = ContextSource(self.sampler, store, self.core.context)
-        self.reward_model = _reward_model(str(checkpoint), reward, self.sampler.device)
-        self.max_episode_steps = max_episode_steps
-        self.elapsed = np.zeros(num, np.int64)
+            raise C.CheckpointError("the world model records no action spec; retrain it with this version of worldsim")
+        self.source = source if source is not None else ContextSource(self.sampler, None, core.context)
+        self.reward_model = reward_model
+        self.max_episode_steps = max_episode_steps  # None: no limit here (gym.make's TimeLimit owns it then)
+        self.elapsed = np.zeros(core.rows, np.int64)
         self.single_obs_space = spaces.Box(0, 255, (self.sampler.height, self.sampler.width, 3), dtype=np.uint8)
         self.single_act_space = space_from_spec(self.action_spec)
+
 
     def _reset_rows(self, rows: list[int], rngs: list[np.random.Generator], options: dict[str, Any]
                     ) -> tuple[np.ndarray, list[dict[str, Any]]]:
@@ -200,47 +205,67 @@ class _Dream:
         z = self.core.step(acts)
         obs = self.core.decode(z)
         if self.reward_model is not None:
-            scaled = acts.to(z.device) / self.core.m.action_scale
+            scaled = acts.to(z.device) / self.core.model.action_scale
             r, term = self.reward_model.predict(prev.float(), z.float(), scaled)
             reward, terminated = r.float().cpu().numpy(), term.cpu().numpy().astype(bool)
         else:
             reward, terminated = np.zeros(len(flat), np.float32), np.zeros(len(flat), bool)
         self.elapsed += 1
-        truncated = (self.elapsed >= self.max_episode_steps) & ~terminated
+        limit = self.max_episode_steps if self.max_episode_steps is not None else np.iinfo(np.int64).max
+        truncated = (self.elapsed >= limit) & ~terminated
         return obs, reward.astype(np.float32), terminated, truncated
 
 
 class DreamEnv(_Dream, gym.Env):
-    """A trained world model as a gymnasium env with the spaces of the engine it learned.
+    """A world model as a gymnasium env with the spaces of the engine it learned, built from its parts.
+
+        env = DreamEnv.from_checkpoint("runs/dit")                  # what gym.make("worldsim/Dream-v0", ...) calls
+        env = DreamEnv(DreamCore(sampler, rows=1), source, reward)   # parts, e.g. an untrained model in memory
 
     Args:
-        checkpoint: a `worldsim train` run directory (its latest checkpoint) or one checkpoint.
-        reward: a reward model (`worldsim train-reward`); default `<run>/reward` if present.
-        store: where resets take their context (default: the checkpoint's held-out episodes).
-        steps: Euler steps per frame; cfg_actions: guidance on the action (1 = off).
-        context: latent frames of context (default: the trained window minus one).
-        max_episode_steps: truncation horizon.
+        core: the stepping core (`DreamCore`, one row).
+        source: where resets take their context (`ContextSource`); default: given frames or a prompt only.
+        reward_model: rewards and terminations (`worldsim.model.reward`); None: reward 0, never terminates.
+        max_episode_steps: truncation horizon, or None for none here (gym.make's TimeLimit then truncates: one
+            owner of truncation either way).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
 
-    def __init__(self, checkpoint: str | Path, reward: str | None = None, store: str | None = None, steps: int = 4,
-                 cfg_actions: float = 1.0, context: int | None = None, max_episode_steps: int = 200,
-                 device: str = "cpu", precision: str = "bf16", render_mode: str | None = None) -> None:
+    def __init__(self, core: DreamCore, source: ContextSource | None = None, reward_model: Any = None,
+                 max_episode_steps: int | None = None, render_mode: str | None = None) -> None:
         if render_mode not in (None, "rgb_array"):
             raise InputError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
-        self._setup(checkpoint, 1, reward, store, steps, cfg_actions, context, max_episode_steps, device, precision)
+        if core.rows != 1:
+            raise InputError(f"DreamEnv steps one row; this core has {core.rows} (use DreamVectorEnv)")
+        self._setup(core, source, reward_model, max_episode_steps)
         self.render_mode = render_mode
         self.metadata = {**self.metadata, "render_fps": self.sampler.fps}
         self.observation_space = self.single_obs_space
         self.action_space = self.single_act_space
         self._obs: np.ndarray | None = None
 
+    @classmethod
+    def from_checkpoint(cls, checkpoint: str | Path, reward: str | None = None, store: str | None = None,
+                        steps: int = 4, cfg_actions: float = 1.0, context: int | None = None,
+                        max_episode_steps: int | None = 200, device: str = "cpu", precision: str = "bf16",
+                        render_mode: str | None = None) -> DreamEnv:
+        """A DreamEnv of a trained checkpoint.
+
+        Args:
+            checkpoint: a `worldsim train` run directory (its latest checkpoint) or one checkpoint.
+            reward: a reward model (`worldsim train-reward`); default `<run>/reward` if present.
+            store: where resets take their context (default: the checkpoint's held-out episodes).
+            steps: Euler steps per frame; cfg_actions: guidance on the action (1 = off).
+            context: latent frames of context (default: the trained window minus one).
+            max_episode_steps: truncation horizon (None: none).
+        """
+        parts = _parts(checkpoint, 1, reward, store, steps, cfg_actions, context, device, precision)
+        return cls(*parts, max_episode_steps=max_episode_steps, render_mode=render_mode)
+
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
               ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
-        if self.spec is not None:  # made by gym.make: its TimeLimit wrapper truncates (at max_episode_steps=N, which
-            self.max_episode_steps = 2**62  # gym.make keeps for itself, or the registered 200), not a second limit
         obs, infos = self._reset_rows([0], [self.np_random], dict(options or {}))
         self._obs = obs[0]
         return obs[0], infos[0]
@@ -269,19 +294,15 @@ class DreamVectorEnv(_Dream, VectorEnv):
 
     metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": []}
 
-    def __init__(self, checkpoint: str | Path, num_envs: int = 1, reward: str | None = None, store: str | None = None,
-                 steps: int = 4, cfg_actions: float = 1.0, context: int | None = None, max_episode_steps: int = 200,
-                 device: str = "cpu", precision: str = "bf16", autoreset_mode: str | AutoresetMode = "next_step"
-                 ) -> None:
-        if num_envs < 1:
-            raise InputError(f"num_envs must be >= 1, got {num_envs}")
+    def __init__(self, core: DreamCore, source: ContextSource | None = None, reward_model: Any = None,
+                 max_episode_steps: int | None = 200, autoreset_mode: str | AutoresetMode = "next_step") -> None:
+        num_envs = core.rows
         modes = {"next_step": AutoresetMode.NEXT_STEP, "same_step": AutoresetMode.SAME_STEP}
         mode = autoreset_mode if isinstance(autoreset_mode, AutoresetMode) else modes.get(str(autoreset_mode).lower())
         if mode not in modes.values():
             raise InputError(f"autoreset_mode must be next_step or same_step, got {autoreset_mode!r}")
         self.metadata = {**self.metadata, "autoreset_mode": mode}
-        self._setup(checkpoint, num_envs, reward, store, steps, cfg_actions, context, max_episode_steps, device,
-                    precision)
+        self._setup(core, source, reward_model, max_episode_steps)
         self.num_envs = num_envs
         self.single_observation_space = self.single_obs_space
         self.single_action_space = self.single_act_space
@@ -291,6 +312,17 @@ class DreamVectorEnv(_Dream, VectorEnv):
         self.options: dict[str, Any] = {}
         self.needs_reset = np.zeros(num_envs, bool)
         self.started = False
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: str | Path, num_envs: int = 1, reward: str | None = None,
+                        store: str | None = None, steps: int = 4, cfg_actions: float = 1.0, context: int | None = None,
+                        max_episode_steps: int | None = 200, device: str = "cpu", precision: str = "bf16",
+                        autoreset_mode: str | AutoresetMode = "next_step") -> DreamVectorEnv:
+        """`num_envs` dreams of a trained checkpoint; the other arguments as `DreamEnv.from_checkpoint`."""
+        if num_envs < 1:
+            raise InputError(f"num_envs must be >= 1, got {num_envs}")
+        parts = _parts(checkpoint, num_envs, reward, store, steps, cfg_actions, context, device, precision)
+        return cls(*parts, max_episode_steps=max_episode_steps, autoreset_mode=autoreset_mode)
 
     def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None
               ) -> tuple[np.ndarray, dict[str, Any]]:
@@ -347,3 +379,14 @@ class DreamVectorEnv(_Dream, VectorEnv):
             reward[restart], terminated[restart], truncated[restart] = 0.0, False, False
         self.needs_reset = terminated | truncated
         return obs, reward, terminated, truncated, self._batch_infos(infos)
+
+
+def make_dream_env(**kwargs: Any) -> DreamEnv:
+    """gym.make("worldsim/Dream-v0", checkpoint=...): `DreamEnv.from_checkpoint` without a limit of its own
+    (`max_episode_steps` belongs to gym.make, whose TimeLimit truncates)."""
+    return DreamEnv.from_checkpoint(**{"max_episode_steps": None, **kwargs})
+
+
+def make_dream_vector_env(num_envs: int = 1, **kwargs: Any) -> DreamVectorEnv:
+    """gym.make_vec("worldsim/Dream-v0", num_envs=N, checkpoint=...): `DreamVectorEnv.from_checkpoint`."""
+    return DreamVectorEnv.from_checkpoint(num_envs=num_envs, **kwargs)

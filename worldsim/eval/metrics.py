@@ -1,4 +1,4 @@
-"""World-model metrics on held-out data (ARCHITECTURE.md section 5), on uint8 frames.
+"""World-model metrics on held-out data (docs/architecture.md section 5), on uint8 frames.
 
 - PSNR = 10 log10(255^2 / MSE); SSIM (Wang et al. 2004): 11x11 gaussian window, sigma 1.5, K1 0.01, K2 0.03,
   computed per channel and averaged.
@@ -226,3 +226,84 @@ def pick_episodes(episodes: list[tuple[int, int]], count: int) -> list[tuple[int
     """`count` evenly spaced episodes (a fixed evaluation subset)."""
     picks = np.linspace(0, len(episodes) - 1, min(count, len(episodes))).round().astype(int)
     return [episodes[i] for i in sorted(set(picks.tolist()))]
+
+
+# -- revisit: look away and back ---------------------------------------------------------------------------------------
+STILL_KEYS = ("forward", "back", "left", "right", "jump", "sneak", "sprint", "attack", "use")
+
+
+def find_revisits(actions: np.ndarray, spec: dict[str, Any], min_turn: float = 150.0, within: int = 12,
+                  tolerance: float = 2.0) -> list[tuple[int, int, int]]:
+    """Look-away-and-back excursions in one episode's stored actions (# (T, A), actions[t] after frame t).
+
+    An excursion leaves from frame `leave`: within `within` actions the camera yaw turns at least `min_turn` degrees
+    away and comes back to within `tolerance` degrees of where it started, with the pitch unchanged and no movement,
+    attack or use key pressed, so the engine's view on return is the view it left. Returns (leave, far, back) frame
+    indices: the frame before leaving, the frame seen furthest away, the first frame after the return. Needs the
+    action spec's `camera_yaw` (and `camera_pitch`) columns; other games have none: [].
+    """
+    keys = list(spec.get("flat_keys", []))
+    if "camera_yaw" not in keys:
+        return []
+    yaw = actions[:, keys.index("camera_yaw")].astype(np.float64)
+    pitch = actions[:, keys.index("camera_pitch")].astype(np.float64) if "camera_pitch" in keys else 0 * yaw
+    busy = np.zeros(len(actions), bool)
+    for k in STILL_KEYS:
+        if k in keys:
+            busy |= actions[:, keys.index(k)] != 0
+    found, t = [], 0
+    while t < len(actions):
+        if yaw[t] == 0 or busy[t]:
+            t += 1
+            continue
+        span = slice(t, min(t + within, len(actions)))
+        turned, tilted = np.cumsum(yaw[span]), np.cumsum(pitch[span])
+        stop = int(np.argmax(busy[span])) if busy[span].any() else len(turned)
+        far = int(np.argmax(np.abs(turned[:stop]))) if stop else 0
+        home = [j for j in range(far + 1, stop) if abs(turned[j]) <= tolerance and abs(tilted[j]) <= tolerance]
+        if stop and abs(turned[far]) >= min_turn and home:
+            found.append((t, t + far + 1, t + home[0] + 1))
+            t += home[0] + 1
+        else:
+            t += 1
+    return found
+
+
+def revisit_metrics(sampler: WorldSampler, url: str, steps: int, seed: int, count: int = 16,
+                    tick: Tick = None) -> dict[str, Any]:
+    """Memory under camera motion on the look-away-and-back excursions of a store (`find_revisits`; `worldsim
+    generate policy=lookback` records episodes full of them). Each is dreamed from the real frames up to the one
+    before leaving, under the recorded actions. At the far point the dream is scored against the engine's frame
+    beside copying the frame before leaving (did it really turn?); on return, the dream's frame against the frame
+    before leaving (did it remember?), beside the engine's own return frame against it (its ceiling)."""
+    root = open_store(url)
+    spec = dict(root.attrs).get("action_spec", {})
+    ctx = sampler.frames - sampler.k  # the real context a rollout starts from, as in `rollouts`
+    cases = []
+    for index, _ in check_store(sampler, url)["episodes"]:
+        ep = read_episode(url, index)
+        cases += [(index, *r) for r in find_revisits(ep["actions"], spec) if r[0] + 1 >= sampler.k]
+    if not cases:
+        return {"skipped": f"no look-away-and-back excursion in {url} (record one: worldsim generate policy=lookback)"}
+    picks = [cases[i] for i in sorted(set(np.linspace(0, len(cases) - 1, min(count, len(cases))).round().astype(int)))]
+    rows: dict[str, list[float]] = {}
+    for j, (index, leave, far, back) in enumerate(picks):
+        ep = read_episode(url, index)
+        start = max(0, leave + 1 - ctx)
+        start += (leave + 1 - start) % sampler.k  # whole latent frames of context
+        made = sampler.rollout(ep["frames"][start : leave + 1], ep["actions"][start:back], steps=steps,
+                               seed=seed + j)
+        frames = ep["frames"]
+        for name, (a, b) in {"far_model": (made[far - start], frames[far]),
+                             "far_copy_last": (frames[leave], frames[far]),
+                             "return_model": (made[back - start], frames[leave]),
+                             "return_engine": (frames[back], frames[leave])}.items():
+            rows.setdefault(name, []).append(float(psnr_frames(a[None], b[None])[0]))
+        if tick:
+            tick()
+    out: dict[str, Any] = {f"{k}_psnr": float(np.mean(v)) for k, v in rows.items()}
+    out["far_beats_copy_last"] = float(np.mean(np.array(rows["far_model"]) > np.array(rows["far_copy_last"])))
+    out["return_at_least_20db"] = float(np.mean(np.array(rows["return_model"]) >= 20.0))
+    out.update(excursions=len(picks), found=len(cases), context_frames=ctx,
+               longest_excursion=int(max(b - lv for _, lv, _, b in picks)))
+    return out

@@ -1,4 +1,4 @@
-"""Probes trained on engine frames that score generated video (ARCHITECTURE.md section 5).
+"""Probes trained on engine frames that score generated video (docs/architecture.md section 5).
 
 - `InverseDynamics` (IDM): two consecutive frames -> the action taken between them (`actions[t]` leads from frame t
   to frame t + 1). Trained on the checkpoint's training stores, it labels the model's rollouts; the labels are

@@ -18,6 +18,10 @@ MEANINGS = [
     ("rollout @h", "autoregressive from the real starting context under the recorded actions, the h-th new frame"),
     ("dPSNR @h", "PSNR with the recorded actions minus PSNR with random actions (Genie): > 0 means the actions "
                  "steer the model"),
+    ("revisit", "look away (>= 150 degrees) and back within 12 steps, standing still: 'far' scores the dream against "
+                "the engine at the furthest point beside copying the frame before leaving (it really turned); "
+                "'return' scores the dream's frame on return against the frame before leaving (it remembered; "
+                "the engine's own return frame is the ceiling)"),
     ("IDM", "an inverse-dynamics model trained on the training stores labels the generated frames: F1 per button, "
             "accuracy for other discrete keys, mean absolute error for continuous columns; 'real' is its score "
             "on the real held-out frames (its ceiling)"),
@@ -48,6 +52,17 @@ def table(result: dict[str, Any]) -> str:
                      f"copy-last {_f(row['copy_last_psnr'])} / {_f(row['copy_last_ssim'], 3)}, "
                      f"random actions {_f(row['random_psnr'])}; n={row['episodes']}{note}"))
         rows.append((f"dPSNR @{h} (dB)", _f(row["dpsnr"]), ""))
+    rev = result.get("revisit", {"skipped": "not measured"})
+    if "skipped" in rev:
+        rows.append(("revisit", "skipped", rev["skipped"]))
+    else:
+        rows.append(("revisit: far point PSNR (dB)", _f(rev["far_model_psnr"]),
+                     f"copy-last {_f(rev['far_copy_last_psnr'])}; beats it in "
+                     f"{_f(100 * rev['far_beats_copy_last'], 0)}% of {rev['excursions']}"))
+        rows.append(("revisit: return PSNR vs frame before leaving (dB)", _f(rev["return_model_psnr"]),
+                     f"engine {_f(rev['return_engine_psnr'])}; >= 20 dB in "
+                     f"{_f(100 * rev['return_at_least_20db'], 0)}%; context {rev['context_frames']} frames, "
+                     f"excursions up to {rev['longest_excursion']} steps"))
     idm = result["idm"]
     if "skipped" in idm:
         rows.append(("IDM", "skipped", idm["skipped"]))

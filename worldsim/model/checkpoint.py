@@ -32,8 +32,8 @@ META = "meta.json"
 
 
 def save(run_dir: str | Path, step: int, tensors: dict[str, dict[str, torch.Tensor]], meta: dict[str, Any],
-         keep: int = 3) -> Path:
-    """Write `tensors` (file stem -> state dict) and `meta` as checkpoint `step`; keep the newest `keep`."""
+         keep_last: int = 3) -> Path:
+    """Write `tensors` (file stem -> state dict) and `meta` as checkpoint `step`; keep the newest `keep_last`."""
     root = Path(run_dir) / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
     name = f"step_{step:07d}"
@@ -50,7 +50,7 @@ def save(run_dir: str | Path, step: int, tensors: dict[str, dict[str, torch.Tens
     os.replace(tmp, final)
     _write_atomic(root / "latest", name + "\n")
     ckpts = sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("step_"))
-    for old in ckpts[:-keep] if keep > 0 else []:
+    for old in ckpts[:-keep_last] if keep_last > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
     return final
 
@@ -85,11 +85,34 @@ def latest(run_dir: str | Path) -> Path | None:
         return None
 
 
-def load_meta(ckpt: Path) -> dict[str, Any]:
+KINDS = {"vae": "a VAE (worldsim train-vae)", "dit": "a world-model (worldsim train)",
+         "reward": "a reward model (worldsim train-reward)"}
+
+
+def load_meta(ckpt: Path, kind: str | None = None) -> dict[str, Any]:
+    """A checkpoint's meta.json; with `kind` ("vae", "dit", "reward"), refused unless the checkpoint is of that kind."""
     try:
-        return json.loads((ckpt / META).read_text())
+        meta = json.loads((ckpt / META).read_text())
     except (OSError, json.JSONDecodeError) as err:
         raise CheckpointError(f"{ckpt / META} is unreadable: {err}") from err
+    if kind is not None and meta.get("kind") != kind:
+        what = KINDS[kind].split(" (")[0]
+        raise CheckpointError(f"{ckpt} is a {meta.get('kind')!r} checkpoint, not {what} checkpoint "
+                              f"({KINDS[kind].split(' (')[1]}")
+    return meta
+
+
+def resume_point(out: str | Path, kind: str) -> tuple[Path | None, dict[str, Any] | None]:
+    """The newest checkpoint of a run directory and its meta, (None, None) for a fresh run; refused when `out`
+    holds a run of another kind (training there would mix two runs)."""
+    prev = latest(Path(out))
+    if prev is None:
+        return None, None
+    meta = load_meta(prev)
+    if meta.get("kind") != kind:
+        raise CheckpointError(f"{out} holds a {meta.get('kind')!r} run, not {KINDS[kind].split(' (')[0]} run; "
+                              "choose another out")
+    return prev, meta
 
 
 def load_tensors(ckpt: Path, stem: str) -> dict[str, torch.Tensor]:

@@ -1,4 +1,4 @@
-"""The video diffusion transformer: spacetime patches, 3D RoPE, adaLN-Zero, QK-norm, SDPA (ARCHITECTURE.md s. 4).
+"""The video diffusion transformer: spacetime patches, 3D RoPE, adaLN-Zero, QK-norm, SDPA (docs/architecture.md s. 4).
 
 Input: noisy latents x_t (B, T, C, h, w), a noise level per frame t (B, T) in [0, 1], and the conditioning:
 per-frame actions (added to the per-frame timestep embedding, the Oasis pattern), text tokens through
@@ -84,6 +84,18 @@ def frame_causal_mask(tq: int, tk: int, n: int, device: torch.device) -> torch.T
     return k[None, :] <= q[:, None]
 
 
+@functools.lru_cache(maxsize=16)
+def teacher_mask(t: int, n: int, device: torch.device) -> torch.Tensor:
+    """(2 t n, 2 t n) bool for `DiT.forward_teacher`: t clean frames then t noisy ones, n tokens each. Clean frame i
+    sees clean frames <= i; noisy frame j sees clean frames < j and itself."""
+    f = torch.arange(2 * t, device=device).repeat_interleave(n)
+    time, noisy = f % t, f >= t
+    q_time, q_noisy, k_time, k_noisy = time[:, None], noisy[:, None], time[None, :], noisy[None, :]
+    clean_q = ~q_noisy & ~k_noisy & (k_time <= q_time)
+    noisy_q = q_noisy & ((~k_noisy & (k_time < q_time)) | (k_noisy & (k_time == q_time)))
+    return clean_q | noisy_q
+
+
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """x (..., N, head_dim) rotated in (first half, second half) pairs; cos/sin (N, head_dim/2). In x's dtype."""
     x1, x2 = x.chunk(2, dim=-1)
@@ -114,17 +126,17 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, rope: tuple | None = None,
                 mask: torch.Tensor | None = None, causal: bool = False, past: tuple | None = None,
-                keep: list | None = None) -> torch.Tensor:
+                kv_out: list | None = None) -> torch.Tensor:
         """x (B, N, D) queries. `past`: keys and values (B, H, Np, hd) of earlier tokens placed before x's (the KV
-        cache; `rope` then covers Np + N positions). `keep`: a list that receives x's own (k, v). Cached keys are
+        cache; `rope` then covers Np + N positions). `kv_out`: a list that receives x's own (k, v). Cached keys are
         stored before rotation so a sliding window can move them to new positions."""
         b, n, d = x.shape
         q = self.q_norm(self.q(x).view(b, n, self.heads, self.head_dim)).transpose(1, 2)
         ctx = x if context is None else context
         k, v = self.kv(ctx).view(b, ctx.shape[1], 2, self.heads, self.head_dim).unbind(2)
         k, v = self.k_norm(k).transpose(1, 2), v.transpose(1, 2)
-        if keep is not None:
-            keep.append((k, v))
+        if kv_out is not None:
+            kv_out.append((k, v))
         if past is not None:
             k, v = torch.cat([past[0].to(k.dtype), k], dim=2), torch.cat([past[1].to(v.dtype), v], dim=2)
         if rope is not None:
@@ -166,9 +178,10 @@ class Block(nn.Module):
         nn.init.zeros_(self.ada.bias)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor | None,
-                rope: dict[str, tuple], past: tuple | None = None, keep: list | None = None) -> torch.Tensor:
+                rope: dict[str, tuple], past: tuple | None = None, kv_out: list | None = None,
+                attn_mask: torch.Tensor | None = None) -> torch.Tensor:
         # x: (B, T, N, D) tokens; c: (B, T, D) per-frame conditioning; text: (B, L, Dt); past: cached (k, v) of
-        # earlier frames (causal blocks only)
+        # earlier frames (causal blocks only); attn_mask: a (T N, T N) mask replacing the frame-causal one
         b, t, n, d = x.shape
         s1, g1, a1, s2, g2, a2 = (m[:, :, None] for m in self.ada(F.silu(c)).chunk(6, dim=-1))
         h = modulate(self.norm1(x), s1, g1)
@@ -176,8 +189,9 @@ class Block(nn.Module):
             h = self.attn(h.reshape(b, t * n, d), rope=rope["full"]).view(b, t, n, d)
         elif self.kind == "causal":
             tp = 0 if past is None else past[0].shape[2] // n
-            mask = frame_causal_mask(t, tp + t, n, x.device) if t > 1 else None  # one frame sees everything
-            h = self.attn(h.reshape(b, t * n, d), rope=rope["causal"], mask=mask, past=past, keep=keep)
+            mask = attn_mask if attn_mask is not None else (
+                frame_causal_mask(t, tp + t, n, x.device) if t > 1 else None)  # one frame sees everything
+            h = self.attn(h.reshape(b, t * n, d), rope=rope["causal"], mask=mask, past=past, kv_out=kv_out)
             h = h.view(b, t, n, d)
         elif self.kind == "spatial":
             h = self.attn(h.reshape(b * t, n, d), rope=rope["spatial"]).view(b, t, n, d)
@@ -223,19 +237,19 @@ class DiT(nn.Module):
         return c + a + self.text_pool(text_pooled)[:, None]
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: dict[str, torch.Tensor], past: list | None = None,
-                keep: list | None = None) -> torch.Tensor:
+                kv_out: list | None = None) -> torch.Tensor:
         """x: (B, T, C, h, w) noisy latents; t: (B, T); cond: actions (B, T, A) already aligned to frames (the action
         that led into each frame), action_mask (B, T) bool, text (B, L, Dt), text_mask (B, L) bool, text_pooled (B, Dt).
         Returns the velocity (B, T, C, h, w). With `prev_frame`, cond["prev"] (B, C, h, w), if given, is the frame
         before x's first (zeros otherwise, as for the first frame of a training window).
 
         KV cache (attention=causal only): `past` holds one (k, v) per block of clean earlier frames, which x's frames
-        follow in time; `keep`, a list, receives one (k, v) per block of x's own tokens (to extend a cache)."""
+        follow in time; `kv_out`, a list, receives one (k, v) per block of x's own tokens (to extend a cache)."""
         b, nt, ch, h, w = x.shape
         p = self.patch
         if h % p or w % p:
             raise InputError(f"latent size {h}x{w} is not divisible by the patch size {p}")
-        if (past is not None or keep is not None) and self.cfg.attention != "causal":
+        if (past is not None or kv_out is not None) and self.cfg.attention != "causal":
             raise InputError(f"a KV cache needs attention=causal; this model's attention is {self.cfg.attention!r}")
         gh, gw = h // p, w // p
         xin = x
@@ -253,11 +267,53 @@ class DiT(nn.Module):
         rope = {kind: rope_3d(*grids[kind], hd, self.cfg.rope_theta, x.device) for kind in self.kinds}
         text_mask = cond["text_mask"][:, None, None, :]  # (B, 1, 1, L): broadcast over heads and queries
         for i, blk in enumerate(self.blocks):
-            kept: list | None = [] if keep is not None else None
-            tok = blk(tok, c, cond["text"], text_mask, rope, past=None if past is None else past[i], keep=kept)
-            if keep is not None:
-                keep.append(kept[0])
+            block_kv: list | None = [] if kv_out is not None else None
+            tok = blk(tok, c, cond["text"], text_mask, rope, past=None if past is None else past[i], kv_out=block_kv)
+            if kv_out is not None:
+                kv_out.append(block_kv[0])
         shift, scale = self.ada_out(F.silu(c)).chunk(2, dim=-1)
         out = self.out(modulate(self.norm_out(tok), shift[:, :, None], scale[:, :, None]))  # (B, T, N, C*p*p)
+        out = out.view(b, nt, gh, gw, ch, p, p).permute(0, 1, 4, 2, 5, 3, 6).reshape(b, nt, ch, h, w)
+        return out.float()
+
+    def _tokens(self, x: torch.Tensor, prev: torch.Tensor | None) -> torch.Tensor:
+        """x (B, T, C, h, w) [+ the previous frames (B, T, C, h, w) stacked in channels] -> tokens (B, T, N, D)."""
+        b, nt, _, h, w = x.shape
+        p = self.patch
+        xin = torch.cat([x, prev.to(x.dtype)], dim=2) if self.cfg.prev_frame else x
+        cin = xin.shape[2]
+        tokens = xin.reshape(b, nt, cin, h // p, p, w // p, p).permute(0, 1, 3, 5, 2, 4, 6)
+        return self.patch_in(tokens.reshape(b, nt, (h // p) * (w // p), cin * p * p))
+
+    def forward_teacher(self, clean: torch.Tensor, t_clean: torch.Tensor, x: torch.Tensor, t: torch.Tensor,
+                        cond: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Teacher-forced next-frame training of a frame-causal model, every frame of a window at once.
+
+        The sequence holds the window twice: its (lightly noised) clean frames `clean` (B, T, C, h, w) at levels
+        `t_clean` (B, T), attending frame-causally among themselves as context frames do in DreamEnv, and the noisy
+        frames `x` at levels `t`. Noisy frame j attends to the clean frames before j and to itself only, so each
+        frame is denoised from a clean past, exactly as a dreamed step is (its KV cache holds clean frames), instead
+        of from a partly noisy past as in diffusion forcing. Frame stacking (`prev_frame`) gives noisy frame j the
+        clean frame j - 1. Returns the velocity of the noisy frames (B, T, C, h, w)."""
+        if self.cfg.attention != "causal":
+            raise InputError(f"teacher-forced training needs attention=causal; this model's is {self.cfg.attention!r}")
+        b, nt, ch, h, w = x.shape
+        p = self.patch
+        gh, gw = h // p, w // p
+        first = cond.get("prev")
+        first = torch.zeros_like(clean[:, 0]) if first is None else first.to(clean.dtype)
+        prev = torch.cat([first[:, None], clean[:, :-1]], dim=1)
+        tok = torch.cat([self._tokens(clean, prev), self._tokens(x, prev)], dim=1)  # (B, 2T, N, D)
+        c_clean = self.condition(t_clean, cond["actions"], cond["action_mask"], cond["text_pooled"])
+        c_noisy = self.condition(t, cond["actions"], cond["action_mask"], cond["text_pooled"])
+        c = torch.cat([c_clean, c_noisy], dim=1)
+        cos, sin = rope_3d(nt, gh, gw, self.dim // self.heads, self.cfg.rope_theta, x.device)
+        rope = {"causal": (torch.cat([cos, cos]), torch.cat([sin, sin]))}  # both halves at times 0..T-1
+        mask = teacher_mask(nt, gh * gw, x.device)
+        text_mask = cond["text_mask"][:, None, None, :]
+        for blk in self.blocks:
+            tok = blk(tok, c, cond["text"], text_mask, rope, attn_mask=mask)
+        shift, scale = self.ada_out(F.silu(c_noisy)).chunk(2, dim=-1)
+        out = self.out(modulate(self.norm_out(tok[:, nt:]), shift[:, :, None], scale[:, :, None]))
         out = out.view(b, nt, gh, gw, ch, p, p).permute(0, 1, 4, 2, 5, 3, 6).reshape(b, nt, ch, h, w)
         return out.float()

@@ -30,6 +30,13 @@ class FlowConfig:
     # how often each context kind is drawn: prefix (next frames, i2v), suffix (backward), ends (connect, loop),
     # random frames; a frame-causal model (attention=causal) only learns from prefixes and random frames
     context_kinds: list[float] = field(default_factory=lambda: [0.6, 0.1, 0.1, 0.2])
+    # diffusion_forcing: one pass over the window, a noise level per frame and random context masks (every sampling
+    # mode); teacher_forcing (frame-causal models, for DreamEnv and rollouts): every frame denoised from the clean
+    # frames before it, in one pass over the window twice (clean + noisy), as a dreamed step is
+    objective: str = "diffusion_forcing"
+    # velocity (v = eps - x0, the loss on v) | delta (teacher_forcing only: the network predicts x0 - previous frame,
+    # the loss on x0): "keep the last frame" is the zero output, as EDM's c_skip makes it (DIAMOND)
+    prediction: str = "velocity"
 
 
 def time_shift(t: torch.Tensor, shift: float) -> torch.Tensor:
@@ -90,6 +97,23 @@ def training_targets(x0: torch.Tensor, cfg: FlowConfig, g: torch.Generator, patc
     tt = t[:, :, None, None, None]
     x_t = (1 - tt) * x0 + tt * eps
     return x_t, t, eps - x0, ~ctx
+
+
+def teacher_targets(x0: torch.Tensor, cfg: FlowConfig, g: torch.Generator, patch: int = 2
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """From clean latents x0 (B, T, C, h, w), for `DiT.forward_teacher`: the context copy (x0 with a little noise,
+    t ~ U(0, context_noise) per frame, as context frames get while sampling), its levels (B, T), x_t, t (B, T) from
+    the logit-normal per frame, and the velocity target."""
+    b, nt = x0.shape[:2]
+    dev = x0.device
+    u = torch.randn(b, nt, generator=g) * cfg.logit_std + cfg.logit_mean
+    t = time_shift(torch.sigmoid(u), shift_for(token_count(x0.shape, patch), cfg)).to(dev)
+    t_clean = (torch.rand(b, nt, generator=g) * cfg.context_noise).to(dev)
+    eps = torch.randn(x0.shape, generator=g).to(dev)
+    eps_clean = torch.randn(x0.shape, generator=g).to(dev)
+    tt, tc = t[:, :, None, None, None], t_clean[:, :, None, None, None]
+    clean = (1 - tc) * x0 + tc * eps_clean
+    return clean, t_clean, (1 - tt) * x0 + tt * eps, t, eps - x0
 
 
 Velocity = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]

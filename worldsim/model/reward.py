@@ -121,10 +121,7 @@ def load_reward(path: str | Path, device: torch.device | str = "cpu") -> RewardM
         CheckpointError: the path is missing, not a reward checkpoint, or its weights are corrupt (one line).
     """
     ck = C.resolve(path)
-    meta = C.load_meta(ck)
-    if meta.get("kind") != "reward":
-        raise C.CheckpointError(f"{ck} is a {meta.get('kind')!r} checkpoint, not a reward model "
-                                "(worldsim train-reward)")
+    meta = C.load_meta(ck, kind="reward")
     try:
         model = RewardModel(RewardConfig(**meta["model"]))
         model.load_state_dict(C.load_tensors(ck, "model"))

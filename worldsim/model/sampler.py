@@ -5,7 +5,7 @@
     video = s.rollout(context_frames, actions)             # frames from a context and an action sequence
     s.write_video(video, "out.mp4", prompt=...)            # MP4 (+ JSON provenance beside it)
 
-Every mode chooses which latent frames are clean context (ARCHITECTURE.md section 4): t2v none, i2v the first,
+Every mode chooses which latent frames are clean context (docs/architecture.md section 4): t2v none, i2v the first,
 extend a prefix (or a suffix backwards), loop and connect both ends, edit (SDEdit) starts from a noised video.
 Videos longer than the trained window are made window by window, each new window conditioned on the last frames.
 """
@@ -38,14 +38,13 @@ class WorldSampler:
         self.height, self.width = int(meta["height"]), int(meta["width"])
         self.action_dim = model.spec.action_dim
         self.flow = FlowConfig(**meta["train"]["flow"])
+        # a teacher-forced model learned each frame from a clean past: it draws one frame at a time
+        self.one_at_a_time = self.flow.objective == "teacher_forcing"
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu", use_ema: bool = True) -> WorldSampler:
         ck = C.resolve(path)
-        meta = C.load_meta(ck)
-        if meta.get("kind") != "dit":
-            raise C.CheckpointError(f"{ck} is a {meta.get('kind')!r} checkpoint; sampling needs a world-model "
-                                    f"checkpoint (worldsim train)")
+        meta = C.load_meta(ck, kind="dit")
         dev = torch.device(device)
         model = WorldModel(ModelSpec.from_dict(meta["spec"]))
         model.load_state_dict(C.load_tensors(ck, "ema" if use_ema else "model"))
@@ -100,13 +99,13 @@ class WorldSampler:
         given: (T',) bool; actions: (T' k, A) stored-aligned (actions[f] taken after frame f)."""
         acts = torch.from_numpy(actions).to(self.device)[None]
         # classifier-free guidance branches, batched in one call: (text, actions), ("", actions), (text, none)
-        texts, keep, scales = [prompt], [True], []
+        texts, with_actions, scales = [prompt], [True], []
         if cfg_text != 1.0:
-            texts, keep, scales = [*texts, ""], [*keep, True], [*scales, cfg_text]
+            texts, with_actions, scales = [*texts, ""], [*with_actions, True], [*scales, cfg_text]
         if cfg_actions != 1.0:
-            texts, keep, scales = [*texts, prompt], [*keep, False], [*scales, cfg_actions]
+            texts, with_actions, scales = [*texts, prompt], [*with_actions, False], [*scales, cfg_actions]
         m = len(texts)
-        batched = self.model.conditioning(texts, acts.repeat(m, 1, 1), torch.tensor(keep, device=self.device))
+        batched = self.model.conditioning(texts, acts.repeat(m, 1, 1), torch.tensor(with_actions, device=self.device))
 
         def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             v = self.model(x.repeat(m, 1, 1, 1, 1), t.repeat(m, 1), batched).float()
@@ -127,15 +126,15 @@ class WorldSampler:
     def continue_latents(self, z: torch.Tensor, new: int, prompt: str, actions: np.ndarray, **kw: Any) -> torch.Tensor:
         """Append `new` latent frames to z (1, L, ...) window by window; actions cover all (L + new) k frames."""
         while new > 0:
-            keep = min(z.shape[1], self.window - 1) if self.window > 1 else 0
-            add = min(new, self.window - keep)
-            ctx = z[:, z.shape[1] - keep :]
+            n_ctx = min(z.shape[1], self.window - 1) if self.window > 1 else 0
+            add = 1 if self.one_at_a_time else min(new, self.window - n_ctx)
+            ctx = z[:, z.shape[1] - n_ctx :]
             win = torch.cat([ctx, torch.zeros_like(z[:, :1]).repeat(1, add, 1, 1, 1)], dim=1)
-            given = torch.zeros(keep + add, dtype=torch.bool)
-            given[:keep] = True
-            f0 = (z.shape[1] - keep) * self.k
-            out = self.fill_window(win, given, prompt, actions[f0 : f0 + (keep + add) * self.k], **kw)
-            z = torch.cat([z, out[:, keep:]], dim=1)
+            given = torch.zeros(n_ctx + add, dtype=torch.bool)
+            given[:n_ctx] = True
+            f0 = (z.shape[1] - n_ctx) * self.k
+            out = self.fill_window(win, given, prompt, actions[f0 : f0 + (n_ctx + add) * self.k], **kw)
+            z = torch.cat([z, out[:, n_ctx:]], dim=1)
             kw["seed"] = kw.get("seed", 0) + 1
             new -= add
         return z
@@ -147,7 +146,7 @@ class WorldSampler:
         frames = frames or self.frames
         h, w = self._check_size(height or self.height, width or self.width)
         n = -(-frames // self.k)
-        first = min(n, self.window)
+        first = 1 if self.one_at_a_time else min(n, self.window)
         acts = self._actions(actions, n * self.k)
         z = torch.zeros(1, first, self.model.spec.latent_channels, h, w, device=self.device)
         z = self.fill_window(z, torch.zeros(first, dtype=torch.bool), prompt, acts[: first * self.k], steps, seed, **kw)
@@ -186,12 +185,12 @@ class WorldSampler:
         """`new` latent frames that lead into z, window by window with the earliest frames as a suffix context."""
         made = z[:, :0]
         while new > 0:
-            keep = min(z.shape[1], self.window - 1) if self.window > 1 else 0
-            add = min(new, self.window - keep)
-            win = torch.cat([torch.zeros_like(z[:, :1]).repeat(1, add, 1, 1, 1), z[:, :keep]], dim=1)
-            given = torch.zeros(add + keep, dtype=torch.bool)
+            n_ctx = min(z.shape[1], self.window - 1) if self.window > 1 else 0
+            add = 1 if self.one_at_a_time else min(new, self.window - n_ctx)
+            win = torch.cat([torch.zeros_like(z[:, :1]).repeat(1, add, 1, 1, 1), z[:, :n_ctx]], dim=1)
+            given = torch.zeros(add + n_ctx, dtype=torch.bool)
             given[add:] = True
-            acts = np.zeros(((add + keep) * self.k, self.action_dim), np.float32)
+            acts = np.zeros(((add + n_ctx) * self.k, self.action_dim), np.float32)
             out = self.fill_window(win, given, prompt, acts, steps, seed, **kw)
             made = torch.cat([out[:, :add], made], dim=1)
             z = torch.cat([out[:, :add], z], dim=1)

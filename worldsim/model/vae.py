@@ -150,7 +150,7 @@ class VideoVAE(nn.Module):
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """PSNR in dB of frames in [-1, 1], per item of the leading dimension, on the 0-255 scale
-    (10 log10(255^2 / MSE), ARCHITECTURE.md section 5). Inputs are quantised to uint8 first, as stored."""
+    (10 log10(255^2 / MSE), docs/architecture.md section 5). Inputs are quantised to uint8 first, as stored."""
     qa = ((a.float().clamp(-1, 1) + 1) * 127.5).round()
     qb = ((b.float().clamp(-1, 1) + 1) * 127.5).round()
     mse = (qa - qb).pow(2).flatten(1).mean(1).clamp_min(1e-10)
@@ -159,9 +159,7 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def load_vae(path: str | Path, device: torch.device | str = "cpu") -> tuple[VideoVAE, dict[str, Any]]:
     """A trained VAE (eval mode) and its checkpoint metadata, from a run directory or a checkpoint folder."""
     ck = C.resolve(path)
-    meta = C.load_meta(ck)
-    if meta.get("kind") != "vae":
-        raise C.CheckpointError(f"{ck} is a {meta.get('kind')!r} checkpoint, not a VAE")
+    meta = C.load_meta(ck, kind="vae")
     model = VideoVAE(VAEConfig(**meta["vae"]))
     model.load_state_dict(C.load_tensors(ck, "model"))
     return model.to(device).eval(), {**meta, "path": str(ck), "digest": C.digest(ck)}

@@ -40,6 +40,10 @@ class ModelSpec:
     temporal: int = 1  # VAE temporal factor: actions of `temporal` frames per latent frame
     action_dim: int = 0
     action_scale: list[float] = field(default_factory=list)
+    # what the DiT's output means: `velocity` (rectified flow's v = eps - x0), or `delta`: the clean frame's change
+    # from the previous (clean context) frame, x0 = prev + delta. A zero output is then "copy the last frame", where
+    # a fresh model starts and from which training only has to learn the motion (`flow.prediction`)
+    prediction: str = "velocity"
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -79,11 +83,11 @@ class WorldModel(nn.Module):
         h, pooled = self.text(ids.to(dev), mask.to(dev))
         return h, mask.to(dev), pooled
 
-    def frame_actions(self, actions: torch.Tensor, keep: torch.Tensor | None = None
+    def frame_actions(self, actions: torch.Tensor, use_actions: torch.Tensor | None = None
                       ) -> tuple[torch.Tensor, torch.Tensor]:
         """Stored actions (B, F, A) (actions[f] taken after frame f) -> the action that led *into* each latent frame,
         (B, F / k, A k) with k = the VAE's temporal factor, and a mask (B, F / k): False where there is none (the
-        first frame) or where `keep` (B,) drops actions (classifier-free guidance)."""
+        first frame) or where `use_actions` (B,) is False (actions dropped for classifier-free guidance)."""
         b, f, a = actions.shape
         k = self.spec.temporal
         scaled = actions / self.action_scale
@@ -92,16 +96,34 @@ class WorldModel(nn.Module):
         mask = torch.ones(b, f // k, dtype=torch.bool, device=actions.device)
         if k == 1:
             mask[:, 0] = False
-        if keep is not None:
-            mask &= keep[:, None]
+        if use_actions is not None:
+            mask &= use_actions[:, None]
         return grouped, mask
 
-    def conditioning(self, texts: list[str], actions: torch.Tensor, keep_actions: torch.Tensor | None = None
+    def conditioning(self, texts: list[str], actions: torch.Tensor, use_actions: torch.Tensor | None = None
                      ) -> dict[str, torch.Tensor]:
         tokens, tmask, pooled = self.text_features(texts)
-        acts, amask = self.frame_actions(actions, keep_actions)
+        acts, amask = self.frame_actions(actions, use_actions)
         return {"text": tokens, "text_mask": tmask, "text_pooled": pooled, "actions": acts, "action_mask": amask}
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, cond: dict[str, torch.Tensor], past: list | None = None,
-                keep: list | None = None) -> torch.Tensor:
-        return self.dit(x_t, t, cond, past=past, keep=keep)
+                kv_out: list | None = None, clean: torch.Tensor | None = None, t_clean: torch.Tensor | None = None,
+                x0: bool = False) -> torch.Tensor:
+        """The velocity of x_t (B, T, C, h, w) at levels t (B, T), or with `x0=True` the clean frames it points to
+        (x0 = x_t - t v). With `clean` and `t_clean`: teacher-forced, each frame from the clean frames before it
+        (`DiT.forward_teacher`); through forward so DDP and compile see it."""
+        if clean is not None:
+            out = self.dit.forward_teacher(clean, t_clean, x_t, t, cond)
+            prev = clean
+        else:
+            out = self.dit(x_t, t, cond, past=past, kv_out=kv_out)
+            prev = x_t
+        tt = t[:, :, None, None, None].to(out.dtype)
+        if self.spec.prediction == "velocity":
+            return x_t - tt * out if x0 else out
+        # delta: frame j's base is the frame before it, clean (its context copy), or cond["prev"] for the first
+        first = cond.get("prev")
+        first = torch.zeros_like(prev[:, 0]) if first is None else first.to(prev.dtype)
+        x0_hat = torch.cat([first[:, None], prev[:, :-1]], dim=1).float() + out
+        # v = (x_t - x0) / t; t > 0 wherever a velocity is used (the sampler never evaluates at t = 0)
+        return x0_hat if x0 else (x_t - x0_hat) / tt.clamp_min(1e-3)

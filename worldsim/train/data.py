@@ -1,7 +1,7 @@
 """Training data: windows of T frames with actions, captions and quality weights, from one or more worldsim stores.
 
 The model never sees an engine: everything it learns about a game (action spec, fps, resolution, provenance) comes
-from the stores' attributes (ARCHITECTURE.md section 2).
+from the stores' attributes (docs/architecture.md section 2).
 
     stores = StoreSet(["data/voxel64"], frames=16, split="train", val_episodes=2)
     loader = batches(stores, batch_size=8, seed=0)            # an endless iterator of bucketed batches
@@ -71,8 +71,8 @@ class StoreSet:
                 raise StoreError(f"{url}: split=val needs val_episodes > 0")
             if split == "train" and len(held) >= len(indices):
                 raise StoreError(f"{url} has {len(held)} episodes, all held out by val_episodes={val_episodes}")
-            keep = {"train": set(indices) - held, "val": held, "all": None}[split]
-            reader = WindowReader(url, frames, episodes=keep)
+            chosen = {"train": set(indices) - held, "val": held, "all": None}[split]
+            reader = WindowReader(url, frames, episodes=chosen)
             self.readers.append(reader)
             a = reader.attrs
             self.infos.append(StoreInfo(url, reader.digest, list(a.get("env_ids", [])), dict(a.get("generator", {})),

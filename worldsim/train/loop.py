@@ -1,16 +1,26 @@
-"""What every trainer shares: the learning-rate schedule, per-step noise, metrics, distributed set-up, the finite
-check."""
+"""The training loop every trainer shares (VAE, DiT, reward model), and what it needs: the learning-rate schedule,
+per-step noise, metrics, distributed set-up, the finite check.
+
+    loop = Loop(opt, model.parameters(), Schedule(steps, lr, warmup, grad_clip), out, "train-vae", start=start)
+    for step in loop:                                   # sets the learning rate, advances the progress bar
+        loss = ...                                      # the trainer's own forward pass
+        loop.update(loss)                               # finite check, backward, clipping, optimizer step
+        if loop.due(log_every):
+            metrics.log(loop.done, {"loss": loss.item(), "grad_norm": loop.grad_norm, ...})
+"""
 
 from __future__ import annotations
 
 import json
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
+from tqdm import tqdm
 
 from worldsim.errors import TrainingDiverged
 from worldsim.model.checkpoint import latest
@@ -90,11 +100,74 @@ def all_reduce_mean(x: torch.Tensor, world: int) -> torch.Tensor:
     return x
 
 
-def check_finite(loss: torch.Tensor, step: int, out: Path, world: int = 1) -> None:
+def check_finite(loss: torch.Tensor, step: int, out: Path | None, world: int = 1) -> None:
     """Raise TrainingDiverged (on every rank at once) if `loss` is not finite, naming the last good checkpoint."""
     bad = torch.tensor(0.0 if bool(torch.isfinite(loss.detach()).all()) else 1.0)
     if all_reduce_mean(bad, world).item() > 0:
-        last_good = latest(out)
+        last_good = latest(out) if out is not None else None
         where = f"the last good checkpoint is {last_good}" if last_good else "no checkpoint was written yet"
         raise TrainingDiverged(f"the loss became {loss.item()} at step {step + 1}; stopped, {where} "
                                f"(try a lower lr, precision=fp32, or grad_clip)")
+
+
+@dataclass
+class Schedule:
+    """How long and how fast: steps, the peak learning rate with its warm-up (then cosine to 10%), gradient clip."""
+
+    steps: int
+    lr: float
+    warmup: int
+    grad_clip: float
+
+
+class Loop:
+    """Steps `start` .. `schedule.steps - 1` of one optimizer: iterate for the step numbers, `update(loss)` once per
+    step. A non-finite loss stops training (`TrainingDiverged`, on every rank) before it touches the weights.
+
+    Args:
+        opt: the optimizer; params: what it updates (clipped together).
+        out: the run directory (named by the divergence message); desc: the progress bar's label.
+        world: processes under torchrun (the finite check agrees across them); show: draw the progress bar.
+    """
+
+    def __init__(self, opt: torch.optim.Optimizer, params: Any, schedule: Schedule, out: Path | None, desc: str,
+                 start: int = 0, world: int = 1, show: bool = True) -> None:
+        self.opt, self.params, self.schedule, self.out, self.world = opt, list(params), schedule, out, world
+        self.start, self.step, self.grad_norm = start, start, float("nan")
+        self.bar = tqdm(range(start, schedule.steps), initial=start, total=schedule.steps, desc=desc, unit="step",
+                        disable=not show)
+
+    def __iter__(self) -> Any:
+        s = self.schedule
+        try:
+            for step in self.bar:
+                self.step = step
+                for group in self.opt.param_groups:
+                    group["lr"] = lr_at(step, s.lr, s.warmup, s.steps)
+                yield step
+        finally:
+            self.bar.close()
+
+    @property
+    def done(self) -> int:
+        """Steps finished once the current one is updated (the step number checkpoints and metrics use)."""
+        return self.step + 1
+
+    @property
+    def lr(self) -> float:
+        return float(self.opt.param_groups[0]["lr"])
+
+    def due(self, every: int) -> bool:
+        """Whether something done every `every` steps (and at the last step) is due after this step."""
+        return bool(every) and (self.done % every == 0 or self.done == self.schedule.steps)
+
+    def update(self, loss: torch.Tensor) -> None:
+        """Finite check, backward, gradient clipping and the optimizer step; the clipped norm in `grad_norm`."""
+        check_finite(loss, self.step, self.out, self.world)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, self.schedule.grad_clip))
+        self.opt.step()
+
+    def show(self, text: str) -> None:
+        self.bar.set_postfix_str(text)

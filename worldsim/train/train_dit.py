@@ -18,18 +18,17 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-from tqdm import tqdm
 
 from worldsim.errors import InputError
 from worldsim.model import checkpoint as C
 from worldsim.model.dit import DiTConfig
-from worldsim.model.flow import FlowConfig, token_count, training_targets
+from worldsim.model.flow import FlowConfig, teacher_targets, token_count, training_targets
 from worldsim.model.text import Tokenizer
 from worldsim.model.vae import load_vae
 from worldsim.model.world_model import ModelSpec, TextConfig, WorldModel
 from worldsim.runtime import autocast, pick_device
 from worldsim.train.data import StoreSet, make_loader, to_model
-from worldsim.train.loop import Metrics, all_reduce_mean, check_finite, init_distributed, lr_at, step_generator
+from worldsim.train.loop import Loop, Metrics, Schedule, all_reduce_mean, init_distributed, step_generator
 
 
 @dataclass
@@ -69,7 +68,8 @@ def all_texts(stores: StoreSet) -> list[str]:
 def build_spec(cfg: TrainConfig, stores: StoreSet, vae_cfg: dict[str, Any]) -> ModelSpec:
     vocab = Tokenizer.build(all_texts(stores), cfg.text.max_vocab, cfg.text.max_len).vocab
     return ModelSpec(dit=cfg.model, text=cfg.text, vocab=vocab, latent_channels=vae_cfg["latent_channels"],
-                     temporal=vae_cfg["temporal"], action_dim=stores.action_dim, action_scale=stores.action_scale)
+                     temporal=vae_cfg["temporal"], action_dim=stores.action_dim, action_scale=stores.action_scale,
+                     prediction=cfg.flow.prediction)
 
 
 def train(cfg: TrainConfig) -> dict[str, Any]:
@@ -80,6 +80,15 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     vae.requires_grad_(False)
     if cfg.frames % vae.cfg.temporal:
         raise InputError(f"frames={cfg.frames} is not a multiple of the VAE's temporal factor {vae.cfg.temporal}")
+    if cfg.flow.objective not in ("diffusion_forcing", "teacher_forcing"):
+        raise InputError(f"flow.objective must be diffusion_forcing or teacher_forcing, got {cfg.flow.objective!r}")
+    if cfg.flow.objective == "teacher_forcing" and cfg.model.attention != "causal":
+        raise InputError("flow.objective=teacher_forcing trains a frame-causal model: add model.attention=causal")
+    if cfg.flow.prediction not in ("velocity", "delta"):
+        raise InputError(f"flow.prediction must be velocity or delta, got {cfg.flow.prediction!r}")
+    if cfg.flow.prediction == "delta" and (cfg.flow.objective != "teacher_forcing" or not cfg.model.prev_frame):
+        raise InputError("flow.prediction=delta predicts each frame's change from the clean frame before it: it needs "
+                         "flow.objective=teacher_forcing and model.prev_frame=true")
     stores = StoreSet(cfg.store, cfg.frames, "train", cfg.val_episodes)
     for r in stores.readers if stores.latents else []:
         made_by = r.attrs["latents"]["vae"].get("digest", "")
@@ -90,11 +99,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         if h % (vae.cfg.spatial * cfg.model.patch) or w % (vae.cfg.spatial * cfg.model.patch):
             raise InputError(f"resolution {h}x{w} is not divisible by VAE factor x patch "
                              f"({vae.cfg.spatial} x {cfg.model.patch})")
-    prev = C.latest(out)
-    meta_prev = C.load_meta(prev) if prev is not None else None
-    if meta_prev is not None and meta_prev.get("kind") != "dit":
-        raise C.CheckpointError(f"{out} holds a {meta_prev.get('kind')!r} run, not a world-model run; "
-                                "choose another out")
+    prev, meta_prev = C.resume_point(out, "dit")
     spec = ModelSpec.from_dict(meta_prev["spec"]) if meta_prev else build_spec(cfg, stores, vae.config_dict())
     torch.manual_seed(cfg.seed)
     model = WorldModel(spec).to(device)
@@ -115,11 +120,10 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     fwd = torch.compile(net) if cfg.compile else net
     metrics = Metrics(out, enabled=rank == 0, resume_step=start)
     loader = make_loader(stores, cfg.batch_size, cfg.seed, start_step=start, rank=rank, workers=cfg.workers)
-    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="train", unit="step", disable=rank != 0)
+    loop = Loop(opt, model.parameters(), Schedule(cfg.steps, cfg.lr, cfg.warmup, cfg.grad_clip), out, "train",
+                start=start, world=world, show=rank == 0)
     t0, tokens_seen, loss_value = time.perf_counter(), 0, float("nan")
-    for step in bar:
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, cfg.lr, cfg.warmup, cfg.steps)
+    for step in loop:
         batch = next(loader)
         g = step_generator(cfg.seed, step, rank, torch.device("cpu"))
         if stores.latents:  # a latent store (worldsim cache-latents): the encoder already ran
@@ -128,34 +132,38 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             with torch.no_grad(), autocast(device, cfg.precision):
                 z = vae.encode(to_model(batch["frames"]).to(device))  # (B, T', C, h, w)
         texts = pick_texts(batch, cfg, g)
-        keep_actions = (torch.rand(len(texts), generator=g) >= cfg.p_drop_actions).to(device)
-        x_t, t, target, loss_mask = training_targets(z.float(), cfg.flow, g, cfg.model.patch)
+        use_actions = (torch.rand(len(texts), generator=g) >= cfg.p_drop_actions).to(device)
         with autocast(device, cfg.precision):
-            cond = model.conditioning(texts, batch["actions"].to(device), keep_actions)
-            v = fwd(x_t, t, cond)
+            cond = model.conditioning(texts, batch["actions"].to(device), use_actions)
+        if cfg.flow.objective == "teacher_forcing":
+            clean, t_clean, x_t, t, target = teacher_targets(z.float(), cfg.flow, g, cfg.model.patch)
+            loss_mask = torch.ones_like(t)
+            delta = spec.prediction == "delta"
+            with autocast(device, cfg.precision):
+                v = fwd(x_t, t, cond, clean=clean, t_clean=t_clean, x0=delta)
+            if delta:  # the loss on the clean frame (x0-prediction): a velocity loss would weigh it by 1/t^2
+                target = z.float()
+        else:
+            x_t, t, target, loss_mask = training_targets(z.float(), cfg.flow, g, cfg.model.patch)
+            with autocast(device, cfg.precision):
+                v = fwd(x_t, t, cond)
         per_frame = (v.float() - target).pow(2).mean(dim=(2, 3, 4))  # (B, T')
         loss = (per_frame * loss_mask).sum() / loss_mask.sum().clamp_min(1)
-        check_finite(loss, step, out, world)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
+        loop.update(loss)
         update_ema(ema, model, ema_decay(step, cfg.ema))
         tokens_seen += z.shape[0] * token_count(z.shape, cfg.model.patch)
-        done = step + 1
         loss_value = float(all_reduce_mean(loss.detach(), world))
-        if done % cfg.log_every == 0 or done == cfg.steps:
+        if loop.due(cfg.log_every):
             rate = tokens_seen * world / (time.perf_counter() - t0)
-            metrics.log(done, {"loss": loss_value, "grad_norm": float(gnorm), "lr": opt.param_groups[0]["lr"],
-                               "tokens_per_s": rate})
-            bar.set_postfix_str(f"loss {loss_value:.4f} {rate:.0f} tok/s")
-        if rank == 0 and (done % cfg.save_every == 0 or done == cfg.steps):
-            _save(cfg, spec, model, ema, opt, stores, vae, vae_meta, done)
-        if rank == 0 and cfg.sample_every and done % cfg.sample_every == 0:
-            _preview(out, done)
+            metrics.log(loop.done, {"loss": loss_value, "grad_norm": loop.grad_norm, "lr": loop.lr,
+                                    "tokens_per_s": rate})
+            loop.show(f"loss {loss_value:.4f} {rate:.0f} tok/s")
+        if rank == 0 and loop.due(cfg.save_every):
+            _save(cfg, spec, model, ema, opt, stores, vae, vae_meta, loop.done)
+        if rank == 0 and cfg.sample_every and loop.done % cfg.sample_every == 0:
+            _preview(out, loop.done)
         if world > 1:
             dist.barrier()
-    bar.close()
     metrics.close()
     if rank == 0 and cfg.steps > start:
         _preview(out, cfg.steps)

@@ -31,7 +31,7 @@ from worldsim.model.reward import RewardConfig, RewardModel, default_out, save_r
 from worldsim.model.vae import VAEConfig, VideoVAE
 from worldsim.runtime import autocast, pick_device
 from worldsim.train.data import StoreSet, batch_rng, to_model
-from worldsim.train.loop import Metrics, check_finite, lr_at
+from worldsim.train.loop import Loop, Metrics, Schedule
 
 
 @dataclass
@@ -88,10 +88,7 @@ class Transitions:
 def load_world_vae(ckpt: str | Path, device: torch.device) -> tuple[VideoVAE, dict[str, Any], Path]:
     """The VAE inside a world-model checkpoint (eval mode), the checkpoint's meta and its folder."""
     ck = C.resolve(ckpt)
-    meta = C.load_meta(ck)
-    if meta.get("kind") != "dit":
-        raise C.CheckpointError(f"{ck} is a {meta.get('kind')!r} checkpoint; train-reward needs a world-model "
-                                "checkpoint (worldsim train)")
+    meta = C.load_meta(ck, kind="dit")
     vae = VideoVAE(VAEConfig(**meta["vae"]["config"]))
     vae.load_state_dict(C.load_tensors(ck, "vae"))
     if vae.cfg.temporal != 1:
@@ -195,11 +192,10 @@ def fit(model: RewardModel, data: Transitions, cfg: TrainRewardConfig, device: t
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     pos_weight = torch.tensor(cfg.pos_weight, device=device)
     model.train()
-    bar = tqdm(range(cfg.steps), desc="train-reward", unit="step")
+    loop = Loop(opt, model.parameters(), Schedule(cfg.steps, cfg.lr, cfg.warmup, cfg.grad_clip), out,
+                "train-reward")
     loss_value, t0 = float("nan"), time.perf_counter()
-    for step in bar:
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, cfg.lr, cfg.warmup, cfg.steps)
+    for step in loop:
         idx = torch.from_numpy(batch_rng(cfg.seed, step).choice(len(data), size=cfg.batch_size, p=p))
         z_prev, z_next, action, reward, term = data.take(idx)
         pred, logit = model(z_prev, z_next, action)
@@ -208,22 +204,15 @@ def fit(model: RewardModel, data: Transitions, cfg: TrainRewardConfig, device: t
         raw = logit - model.term_logit_offset  # the logit under the batches' own termination rate
         term_loss = F.binary_cross_entropy_with_logits(raw, term.float(), pos_weight=pos_weight)
         loss = reward_loss + cfg.term_weight * term_loss
-        if out is not None:
-            check_finite(loss, step, out)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-        done = step + 1
-        if done % cfg.log_every == 0 or done == cfg.steps:
+        loop.update(loss)
+        if loop.due(cfg.log_every):
             loss_value = loss.item()
-            rate = done * cfg.batch_size / (time.perf_counter() - t0)
+            rate = loop.done * cfg.batch_size / (time.perf_counter() - t0)
             if metrics is not None:
-                metrics.log(done, {"loss": loss_value, "reward_loss": reward_loss.item(), "term_loss": term_loss.item(),
-                                   "grad_norm": float(gnorm), "lr": opt.param_groups[0]["lr"],
-                                   "transitions_per_s": rate})
-            bar.set_postfix_str(f"loss {loss_value:.4f} reward {reward_loss.item():.4f} term {term_loss.item():.4f}")
-    bar.close()
+                metrics.log(loop.done, {"loss": loss_value, "reward_loss": reward_loss.item(),
+                                        "term_loss": term_loss.item(), "grad_norm": loop.grad_norm, "lr": loop.lr,
+                                        "transitions_per_s": rate})
+            loop.show(f"loss {loss_value:.4f} reward {reward_loss.item():.4f} term {term_loss.item():.4f}")
     model.eval()
     return loss_value
 
@@ -274,10 +263,7 @@ def train_reward(cfg: TrainRewardConfig) -> dict[str, Any]:
     device = pick_device(cfg.device)
     vae, meta, ck = load_world_vae(cfg.ckpt, device)
     out = Path(cfg.out) if cfg.out else default_out(ck)
-    prev = C.latest(out)
-    if prev is not None and C.load_meta(prev).get("kind") != "reward":
-        raise C.CheckpointError(f"{out} holds a {C.load_meta(prev).get('kind')!r} run, not a reward model; "
-                                "choose another out")
+    C.resume_point(out, "reward")  # refuses an out that holds another kind of run
     stores, val = _data(cfg)
     for s in (stores, val):
         check_stores(s, meta, ck)

@@ -13,13 +13,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from worldsim.model import checkpoint as C
 from worldsim.model.vae import VAEConfig, VideoVAE, psnr
 from worldsim.runtime import autocast, pick_device
 from worldsim.train.data import StoreSet, batch_rng, make_loader, to_model
-from worldsim.train.loop import Metrics, check_finite, lr_at, step_generator
+from worldsim.train.loop import Loop, Metrics, Schedule, step_generator
 
 
 @dataclass
@@ -96,49 +95,39 @@ def train_vae(cfg: TrainVAEConfig) -> dict[str, Any]:
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
     out = Path(cfg.out)
     start = 0
-    prev = C.latest(out)
+    prev, meta = C.resume_point(out, "vae")
     if prev is not None:
-        meta = C.load_meta(prev)
-        if meta.get("kind") != "vae":
-            raise C.CheckpointError(f"{out} holds a {meta.get('kind')!r} run, not a VAE run; choose another out")
         model.load_state_dict(C.load_tensors(prev, "model"))
         C.load_optimizer(opt, C.load_tensors(prev, "optim"), meta["optimizer"])
         start = int(meta["step"])
         print(f"resumed from step {start} ({prev})")
     metrics = Metrics(out, resume_step=start)
     loader = make_loader(stores, cfg.batch_size, cfg.seed, start_step=start, workers=cfg.workers)
-    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="train-vae", unit="step")
+    loop = Loop(opt, model.parameters(), Schedule(cfg.steps, cfg.lr, cfg.warmup, cfg.grad_clip), out, "train-vae",
+                start=start)
     val_psnr, t0, seen = None, time.perf_counter(), 0
-    for step in bar:
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, cfg.lr, cfg.warmup, cfg.steps)
+    for step in loop:
         x = to_model(next(loader)["frames"]).to(device)  # (B, T, 3, H, W)
         with autocast(device, cfg.precision):
             recon, kl = model(x, generator=step_generator(cfg.seed, step, 0, device))
         mse = (recon.float() - x).pow(2).mean()
         loss = mse + cfg.vae.kl_weight * kl
-        check_finite(loss, step, out)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
+        loop.update(loss)
         seen += x.shape[0] * x.shape[1]
-        done = step + 1
-        if done % cfg.log_every == 0 or done == cfg.steps:
+        if loop.due(cfg.log_every):
             rate = seen / (time.perf_counter() - t0)
             train_psnr = float(10 * torch.log10(4.0 / mse.detach().clamp_min(1e-10)))
-            metrics.log(done, {"loss": loss.item(), "mse": mse.item(), "kl": kl.item(), "psnr_train": train_psnr,
-                               "grad_norm": float(gnorm), "lr": opt.param_groups[0]["lr"], "frames_per_s": rate})
-            bar.set_postfix_str(f"loss {loss.item():.4f} psnr {train_psnr:.1f} dB {rate:.0f} frames/s")
-        if done % cfg.eval_every == 0 or done == cfg.steps:
+            metrics.log(loop.done, {"loss": loss.item(), "mse": mse.item(), "kl": kl.item(), "psnr_train": train_psnr,
+                                    "grad_norm": loop.grad_norm, "lr": loop.lr, "frames_per_s": rate})
+            loop.show(f"loss {loss.item():.4f} psnr {train_psnr:.1f} dB {rate:.0f} frames/s")
+        if loop.due(cfg.eval_every):
             val_psnr = evaluate(model, val, cfg.val_windows, device, cfg.precision)
-            metrics.log(done, {"val_psnr": val_psnr})
-        if done % cfg.save_every == 0 or done == cfg.steps:
+            metrics.log(loop.done, {"val_psnr": val_psnr})
+        if loop.due(cfg.save_every):
             mean, std = latent_statistics(model, stores, device, cfg.precision, cfg.seed)
             model.latent_mean.copy_(mean)
             model.latent_std.copy_(std)
-            _save(model, opt, cfg, stores, done, val_psnr)
-    bar.close()
+            _save(model, opt, cfg, stores, loop.done, val_psnr)
     metrics.close()
     ck = C.resolve(out)
     return {"val_psnr": C.load_meta(ck).get("val_psnr"), "checkpoint": str(ck)}
