@@ -776,3 +776,44 @@ def test_sampler_with_an_oracle_velocity_recovers_its_target(method):
     ctx[:, 0] = True
     out = sample(oracle, tuple(x0.shape), x0, ctx, steps=4, g=torch.Generator().manual_seed(2), method=method)
     assert torch.allclose(out, x0, atol=1e-4)
+
+
+def test_teacher_forcing_equals_denoising_each_frame_from_its_clean_past():
+    """forward_teacher gives frame j what a dreamed step gives it: the clean frames before j as context."""
+    torch.manual_seed(0)
+    net = DiT(DiTConfig(width=48, depth=2, heads=2, attention="causal", prev_frame=True), latent_channels=4,
+              action_dim=3, text_dim=16).eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            if not p.any():
+                p.normal_(0, 0.05)
+    b, t = 2, 4
+    clean, x = torch.randn(b, t, 4, 4, 4), torch.randn(b, t, 4, 4, 4)
+    t_clean, t_noisy = torch.rand(b, t) * 0.1, torch.rand(b, t)
+    cond = _cond(b, t)
+    with torch.no_grad():
+        v = net.forward_teacher(clean, t_clean, x, t_noisy, cond)
+        for j in range(t):
+            xin = torch.cat([clean[:, :j], x[:, j : j + 1]], 1)
+            tin = torch.cat([t_clean[:, :j], t_noisy[:, j : j + 1]], 1)
+            part = {**cond, "actions": cond["actions"][:, : j + 1], "action_mask": cond["action_mask"][:, : j + 1]}
+            assert torch.allclose(net(xin, tin, part)[:, -1], v[:, j], atol=1e-5)
+    with pytest.raises(ValueError, match="attention=causal"):
+        _dit("full").forward_teacher(clean, t_clean, x, t_noisy, cond)
+
+
+def test_delta_prediction_starts_as_copying_the_last_frame():
+    """An untrained delta model (zero output) predicts the previous frame: copy-last is where training starts."""
+    spec = ModelSpec(dit=DiTConfig(width=48, depth=2, heads=2, attention="causal", prev_frame=True),
+                     text=TextConfig(width=16, depth=1, heads=2), vocab=["<pad>", "<unk>", "<cls>", "a"],
+                     latent_channels=4, action_dim=3, action_scale=[1.0] * 3, prediction="delta")
+    model = WorldModel(spec).eval()
+    ctx = torch.randn(1, 3, 4, 4, 4)
+    given = torch.tensor([[True, True, False]])
+    cond = model.conditioning(["a"], torch.zeros(1, 3, 3))
+    with torch.no_grad():
+        out = sample(lambda x, t: model(x, t, cond), tuple(ctx.shape), ctx, given, steps=3,
+                     g=torch.Generator().manual_seed(0), context_t=0.0)
+        assert torch.allclose(out[:, 2], ctx[:, 1], atol=1e-5)
+        x0 = model(torch.randn(1, 3, 4, 4, 4), torch.full((1, 3), 0.5), {**cond, "prev": ctx[:, 0]}, x0=True)
+    assert torch.allclose(x0[:, 0], ctx[:, 0])  # the first frame's base is cond["prev"]

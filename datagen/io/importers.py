@@ -106,8 +106,8 @@ def find_minerl(src: str | Path) -> list[Path]:
     return folders
 
 
-def parse_minerl(folder: Path, env: str | None = None, allow_pickle: bool = False) -> Recording:
-    """Read and check one trajectory folder; map its actions. Raises StoreError naming the file and the problem."""
+def _read_minerl(folder: Path, allow_pickle: bool) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """(metadata.json, the arrays of rendered.npz) of a trajectory folder, each file checked."""
     npz, video, meta_path = folder / "rendered.npz", folder / "recording.mp4", folder / "metadata.json"
     for p in (npz, video, meta_path):
         if not p.is_file():
@@ -133,12 +133,11 @@ def parse_minerl(folder: Path, env: str | None = None, allow_pickle: bool = Fals
         raise S.StoreError(f"{npz} is not a readable .npz ({err})") from None
     if "reward" not in data:
         raise S.StoreError(f"{npz} has no 'reward' array: not a MineRL v0.4 rendered.npz")
-    reward = _number(data["reward"], f"{npz}: reward").reshape(-1).astype(np.float32)
-    n = len(reward)
-    if n < 1 or meta.get("duration_steps", n) != n:
-        raise S.StoreError(f"{npz} has {n} reward rows but {meta_path.name} says duration_steps="
-                           f"{meta.get('duration_steps')}")
-    acts = {k[len("action$"):]: v for k, v in data.items() if k.startswith("action$")}
+    return meta, data
+
+
+def _minerl_actions(acts: dict[str, np.ndarray], n: int, npz: Path) -> np.ndarray:
+    """MineRL's `action$*` arrays (n rows each) -> our flat actions (n, A), checked."""
     if "vector" in acts:
         raise S.StoreError(f"{npz} is from an obfuscated (VectorObf) environment: its actions cannot be mapped")
     unknown = sorted(set(acts) - set(MINERL_KNOWN))
@@ -161,6 +160,13 @@ def parse_minerl(folder: Path, env: str | None = None, allow_pickle: bool = Fals
     for k in range(9, 0, -1):  # the lowest pressed number wins
         if f"hotbar.{k}" in acts:
             flat[_number(acts[f"hotbar.{k}"], f"{npz}: action$hotbar.{k}") != 0, COL["hotbar"]] = k
+    return flat
+
+
+def _minerl_events(acts: dict[str, np.ndarray], data: dict[str, np.ndarray], reward: np.ndarray
+                   ) -> list[list[dict[str, Any]]]:
+    """Per step: items crafted, placed, ... (string actions), rewards and inventory gains."""
+    n = len(reward)
     events: list[list[dict[str, Any]]] = [[] for _ in range(n)]
     for key, kind in MINERL_ITEMS.items():
         for t in np.flatnonzero(_used(acts[key])) if key in acts else []:
@@ -172,6 +178,21 @@ def parse_minerl(folder: Path, env: str | None = None, allow_pickle: bool = Fals
             gain = np.diff(np.asarray(v, np.int64))  # state t -> t + 1: what step t brought
             for t in np.flatnonzero(gain > 0):
                 events[t].append({"type": "inventory_gained", "item": k.rsplit("$", 1)[1], "count": int(gain[t])})
+    return events
+
+
+def parse_minerl(folder: Path, env: str | None = None, allow_pickle: bool = False) -> Recording:
+    """Read and check one trajectory folder; map its actions. Raises StoreError naming the file and the problem."""
+    npz, video, meta_path = folder / "rendered.npz", folder / "recording.mp4", folder / "metadata.json"
+    meta, data = _read_minerl(folder, allow_pickle)
+    reward = _number(data["reward"], f"{npz}: reward").reshape(-1).astype(np.float32)
+    n = len(reward)
+    if n < 1 or meta.get("duration_steps", n) != n:
+        raise S.StoreError(f"{npz} has {n} reward rows but {meta_path.name} says duration_steps="
+                           f"{meta.get('duration_steps')}")
+    acts = {k[len("action$"):]: v for k, v in data.items() if k.startswith("action$")}
+    flat = _minerl_actions(acts, n, npz)
+    events = _minerl_events(acts, data, reward)
     name = env or (folder.parent.name if re.fullmatch(r"MineRL\w+-v\d+", folder.parent.name) else "unknown")
     success, task = bool(meta.get("success", False)), re.sub(r"^MineRL|-v\d+$", "", name)
     true_frames = meta.get("true_video_frame_count")
@@ -219,6 +240,23 @@ def find_vpt(src: str | Path) -> list[Path]:
     return videos
 
 
+def _vpt_step(line: str, where: str) -> tuple[set[str], list[int], list[int], float, float, bool, Any]:
+    """One line of a VPT .jsonl: (keys held, mouse buttons held, newly pressed, dx, dy, GUI open, hotbar slot)."""
+    try:
+        step = json.loads(line)
+        mouse, keyboard = step["mouse"] or {}, step["keyboard"] or {}
+        keys = set(keyboard.get("keys") or [])
+        buttons, new_buttons = list(mouse.get("buttons") or []), list(mouse.get("newButtons") or [])
+        dx, dy = float(mouse.get("dx", 0.0)), float(mouse.get("dy", 0.0))
+        assert np.isfinite(dx) and np.isfinite(dy), "mouse dx/dy must be finite numbers"
+        return keys, buttons, new_buttons, dx, dy, bool(step.get("isGuiOpen", False)), step.get("hotbar")
+    except json.JSONDecodeError as err:
+        raise S.StoreError(f"{where}: not valid JSON ({err.msg})") from None
+    except (KeyError, TypeError, AttributeError, ValueError, AssertionError) as err:
+        raise S.StoreError(f"{where}: not a VPT action ({type(err).__name__}: {err}; needs mouse and "
+                           f"keyboard objects)") from None
+
+
 def parse_vpt(video: Path) -> Recording:
     """Read and check one VPT recording's action file; map its actions. Raises StoreError naming file and line."""
     jsonl = video.with_suffix(".jsonl")
@@ -236,20 +274,7 @@ def parse_vpt(video: Path) -> Recording:
     events: list[list[dict[str, Any]]] = [[] for _ in range(n)]
     stuck, last_hotbar, selected, gui_before, keys_before = False, 0, 0, False, set()
     for t, line in enumerate(lines):
-        where = f"{jsonl}:{t + 1}"
-        try:
-            step = json.loads(line)
-            mouse, keyboard = step["mouse"] or {}, step["keyboard"] or {}
-            keys = set(keyboard.get("keys") or [])
-            buttons, new_buttons = list(mouse.get("buttons") or []), list(mouse.get("newButtons") or [])
-            dx, dy = float(mouse.get("dx", 0.0)), float(mouse.get("dy", 0.0))
-            assert np.isfinite(dx) and np.isfinite(dy), "mouse dx/dy must be finite numbers"
-            gui, hotbar = bool(step.get("isGuiOpen", False)), step.get("hotbar")
-        except json.JSONDecodeError as err:
-            raise S.StoreError(f"{where}: not valid JSON ({err.msg})") from None
-        except (KeyError, TypeError, AttributeError, ValueError, AssertionError) as err:
-            raise S.StoreError(f"{where}: not a VPT action ({type(err).__name__}: {err}; needs mouse and "
-                               f"keyboard objects)") from None
+        keys, buttons, new_buttons, dx, dy, gui, hotbar = _vpt_step(line, f"{jsonl}:{t + 1}")
         # Some recordings start with attack held down until the player first presses it (VPT data_loader.py).
         stuck = (new_buttons == [0]) if t == 0 else (stuck and 0 not in new_buttons)
         if stuck:

@@ -112,31 +112,9 @@ def _export_bucket(root: Any, name: str, out: Path, store_url: str, crf: int,
                 writer = _video_writer(video_path, w, h, fps, crf)
             for r in range(a, z, 256):  # the frames of one episode never need to fit in memory
                 writer.send(np.ascontiguousarray(b["data/frames"][r : min(r + 256, z)]).tobytes())
-            frame_index = np.arange(n, dtype=np.int64)
-            data_tables.append(pa.table({
-                "action": pa.FixedSizeListArray.from_arrays(pa.array(actions[a:z].reshape(-1), pa.float32()),
-                                                            actions.shape[1]),
-                "next.reward": pa.array(cols["rewards"][a:z], pa.float32()),
-                "next.done": pa.array(cols["is_last"][a:z]),
-                "next.terminated": pa.array(cols["terminated"][a:z]),
-                "next.truncated": pa.array(cols["truncated"][a:z]),
-                "timestamp": pa.array((frame_index / fps).astype(np.float32)),
-                "frame_index": pa.array(frame_index),
-                "episode_index": pa.array(np.full(n, e, np.int64)),
-                "index": pa.array(np.arange(a, z, dtype=np.int64)),
-                "task_index": pa.array(np.full(n, task_of[shorts[e]], np.int64)),
-            }))
-            episodes.append({
-                "episode_index": e, "tasks": [shorts[e]], "length": n,
-                "data/chunk_index": data_file // CHUNKS_SIZE, "data/file_index": data_file % CHUNKS_SIZE,
-                "dataset_from_index": a, "dataset_to_index": z,
-                f"videos/{VIDEO_KEY}/chunk_index": video_file // CHUNKS_SIZE,
-                f"videos/{VIDEO_KEY}/file_index": video_file % CHUNKS_SIZE,
-                f"videos/{VIDEO_KEY}/from_timestamp": video_frames / fps,
-                f"videos/{VIDEO_KEY}/to_timestamp": (video_frames + n) / fps,
-                "meta/episodes/chunk_index": 0, "meta/episodes/file_index": 0,
-                "worldsim_episode_index": int(b["meta/episode_index"][e]), "worldsim_caption": dense[e],
-            })
+            data_tables.append(_episode_table(pa, actions, cols, a, z, e, fps, task_of[shorts[e]]))
+            episodes.append(_episode_row(e, shorts[e], a, z, data_file, video_file, video_frames, fps,
+                                         int(b["meta/episode_index"][e]), dense[e]))
             data_rows, video_frames = data_rows + n, video_frames + n
             if progress:
                 progress(1, n)
@@ -157,6 +135,43 @@ def _export_bucket(root: Any, name: str, out: Path, store_url: str, crf: int,
     (out / "meta/info.json").write_text(json.dumps(info, indent=4))
     (out / "meta/stats.json").write_text(json.dumps(_stats(b, actions, cols), indent=4))
     _write_readme(out, store_url, attrs, name)
+
+
+def _episode_table(pa: Any, actions: np.ndarray, cols: dict[str, np.ndarray], a: int, z: int, e: int, fps: int,
+                   task: int) -> Any:
+    """The parquet rows of episode `e` (store rows a..z): actions, rewards, flags, timestamps and indices."""
+    n = z - a
+    frame_index = np.arange(n, dtype=np.int64)
+    return pa.table({
+        "action": pa.FixedSizeListArray.from_arrays(pa.array(actions[a:z].reshape(-1), pa.float32()),
+                                                    actions.shape[1]),
+        "next.reward": pa.array(cols["rewards"][a:z], pa.float32()),
+        "next.done": pa.array(cols["is_last"][a:z]),
+        "next.terminated": pa.array(cols["terminated"][a:z]),
+        "next.truncated": pa.array(cols["truncated"][a:z]),
+        "timestamp": pa.array((frame_index / fps).astype(np.float32)),
+        "frame_index": pa.array(frame_index),
+        "episode_index": pa.array(np.full(n, e, np.int64)),
+        "index": pa.array(np.arange(a, z, dtype=np.int64)),
+        "task_index": pa.array(np.full(n, task, np.int64)),
+    })
+
+
+def _episode_row(e: int, task: str, a: int, z: int, data_file: int, video_file: int, video_frames: int, fps: int,
+                 store_index: int, caption: str) -> dict[str, Any]:
+    """Episode `e`'s row of meta/episodes: where its data rows and video frames are, and its task and caption."""
+    n = z - a
+    return {
+        "episode_index": e, "tasks": [task], "length": n,
+        "data/chunk_index": data_file // CHUNKS_SIZE, "data/file_index": data_file % CHUNKS_SIZE,
+        "dataset_from_index": a, "dataset_to_index": z,
+        f"videos/{VIDEO_KEY}/chunk_index": video_file // CHUNKS_SIZE,
+        f"videos/{VIDEO_KEY}/file_index": video_file % CHUNKS_SIZE,
+        f"videos/{VIDEO_KEY}/from_timestamp": video_frames / fps,
+        f"videos/{VIDEO_KEY}/to_timestamp": (video_frames + n) / fps,
+        "meta/episodes/chunk_index": 0, "meta/episodes/file_index": 0,
+        "worldsim_episode_index": store_index, "worldsim_caption": caption,
+    }
 
 
 def _path(template: str, file: int) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -154,9 +155,9 @@ def _free_spot(rng, placed: list[tuple[float, float, float]], half: tuple[float,
     return None
 
 
-def sample_scene(rng: np.random.Generator, num_objects: int, spawn: str, kind: str,
-                 object_size: tuple[float, float]) -> SceneSpec:
-    """Draw a scene. Raises ValueError (naming the setting) if the requested scene cannot be built."""
+def _check_request(num_objects: int, spawn: str, kind: str, object_size: tuple[float, float]
+                   ) -> tuple[float, float]:
+    """Refuse a scene that cannot be built, naming the setting; returns the table or floor half sizes."""
     if kind not in KINDS:
         raise ValueError(f"unknown scene kind {kind!r}; choose one of {KINDS}")
     if spawn not in SPAWNS:
@@ -173,26 +174,73 @@ def sample_scene(rng: np.random.Generator, num_objects: int, spawn: str, kind: s
         raise ValueError(f"{num_objects} objects of up to {hi} m do not fit on the {2 * half[0]:.1f} x "
                          f"{2 * half[1]:.1f} m {'table' if kind == 'table' else 'floor area'}; "
                          f"use fewer or smaller objects")
+    return half
 
+
+def _tower(rng: np.random.Generator, num_objects: int, lo: float, hi: float, objects: list[ObjectSpec],
+           placed: list[tuple[float, float, float]]) -> None:
+    """A stack of 3-6 cubes and cylinders near the middle (appended to `objects`, its footprint to `placed`)."""
+    n_tower = min(num_objects, int(rng.integers(3, 7)))
+    tx, ty = rng.uniform(-0.15, 0.15), rng.uniform(-0.1, 0.1)
+    size = rng.uniform(lo, hi)
+    z = 0.0
+    for i in range(n_tower):
+        shape = "cube" if rng.random() < 0.75 else "cylinder"
+        o = _make_object(rng, i + 1, shape, size * rng.uniform(0.9, 1.0))
+        z += o.half_height
+        o.position = np.array([tx + rng.normal(0, 0.003), ty + rng.normal(0, 0.003), z])
+        o.orientation = _quat_z(rng.uniform(-0.2, 0.2))
+        o.in_tower = True
+        z += o.half_height
+        objects.append(o)
+    placed.append((tx, ty, size * 1.6))
+
+
+def _on_ramp(rng: np.random.Generator, o: ObjectSpec, i: int, ramp: dict[str, float]) -> None:
+    """Put object `o` on the ramp's upper end: it slides or rolls down."""
+    a = math.radians(ramp["angle"])
+    along = 0.18 - 0.12 * (i % 3)
+    o.position = np.array([ramp["x"] - along * math.cos(a), ramp["y"] + rng.uniform(-0.08, 0.08),
+                           0.04 + (0.25 + along) * math.sin(a) + o.size])
+    o.orientation = _random_quat(rng) if o.shape in ("sphere", "hull") else _quat_z(rng.uniform(0, 6.28))
+
+
+def _loose(rng: np.random.Generator, o: ObjectSpec, spawn: str, spot: tuple[float, float], half: tuple[float, float]
+           ) -> None:
+    """Start object `o` at a free spot: thrown in from the edge, dropped from a height, or resting."""
+    if spawn == "throw":
+        edge = rng.uniform(0, 2 * math.pi)
+        start = np.array([math.cos(edge) * half[0] * 0.8, math.sin(edge) * half[1] * 0.8])
+        o.position = np.array([start[0], start[1], o.size + rng.uniform(0.15, 0.35)])
+        direction = -start / (np.linalg.norm(start) + 1e-9)
+        o.velocity = np.array([*(direction * rng.uniform(0.6, 1.6)), rng.uniform(0.5, 1.5)])
+        o.orientation = _random_quat(rng)
+    else:
+        height = rng.uniform(0.05, 0.45) if spawn in ("drop", "ramp") else 0.0
+        o.position = np.array([spot[0], spot[1], o.half_height + 0.0005 + height])
+        o.orientation = _random_quat(rng) if height > 0.1 else _quat_z(rng.uniform(0, 2 * math.pi))
+
+
+def _camera_and_light(rng: np.random.Generator, kind: str) -> tuple[dict[str, float], dict[str, Any]]:
+    camera = {"azimuth": float(rng.uniform(0, 360)), "elevation": float(rng.uniform(25, 60)),
+              "distance": float(rng.uniform(0.9, 1.4) if kind == "table" else rng.uniform(1.3, 2.2)),
+              "target_x": 0.0, "target_y": 0.0, "target_z": 0.05}
+    el, az = math.radians(rng.uniform(35, 80)), rng.uniform(0, 2 * math.pi)
+    light = {"direction": (math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el)),
+             "strength": float(rng.uniform(0.6, 0.85)), "ambient": float(rng.uniform(0.28, 0.42))}
+    return camera, light
+
+
+def sample_scene(rng: np.random.Generator, num_objects: int, spawn: str, kind: str,
+                 object_size: tuple[float, float]) -> SceneSpec:
+    """Draw a scene. Raises ValueError (naming the setting) if the requested scene cannot be built."""
+    half = _check_request(num_objects, spawn, kind, object_size)
+    lo, hi = object_size
     objects: list[ObjectSpec] = []
     placed: list[tuple[float, float, float]] = []
     ramp = None
-    n_tower = 0
     if spawn == "tower":
-        n_tower = min(num_objects, int(rng.integers(3, 7)))
-        tx, ty = rng.uniform(-0.15, 0.15), rng.uniform(-0.1, 0.1)
-        size = rng.uniform(lo, hi)
-        z = 0.0
-        for i in range(n_tower):
-            shape = "cube" if rng.random() < 0.75 else "cylinder"
-            o = _make_object(rng, i + 1, shape, size * rng.uniform(0.9, 1.0))
-            z += o.half_height
-            o.position = np.array([tx + rng.normal(0, 0.003), ty + rng.normal(0, 0.003), z])
-            o.orientation = _quat_z(rng.uniform(-0.2, 0.2))
-            o.in_tower = True
-            z += o.half_height
-            objects.append(o)
-        placed.append((tx, ty, size * 1.6))
+        _tower(rng, num_objects, lo, hi, objects, placed)
     if spawn == "ramp":
         angle = rng.uniform(18.0, 30.0)
         ramp = {"x": -half[0] * 0.45, "y": rng.uniform(-0.1, 0.1), "angle": angle, "length": 0.5, "width": 0.3}
@@ -200,40 +248,17 @@ def sample_scene(rng: np.random.Generator, num_objects: int, spawn: str, kind: s
     for i in range(len(objects), num_objects):
         shape = str(rng.choice(SHAPES))
         o = _make_object(rng, i + 1, shape, rng.uniform(lo, hi))
-        radius = 1.3 * o.size
-        if spawn == "ramp" and i < len(objects) + 3 and ramp is not None:
-            # On the ramp's upper end: they slide or roll down it.
-            a = math.radians(ramp["angle"])
-            along = 0.18 - 0.12 * (i % 3)
-            o.position = np.array([ramp["x"] - along * math.cos(a), ramp["y"] + rng.uniform(-0.08, 0.08),
-                                   0.04 + (0.25 + along) * math.sin(a) + o.size])
-            o.orientation = _random_quat(rng) if shape in ("sphere", "hull") else _quat_z(rng.uniform(0, 6.28))
+        if ramp is not None and i < len(objects) + 3:
+            _on_ramp(rng, o, i, ramp)
             objects.append(o)
             continue
-        spot = _free_spot(rng, placed, half, radius)
+        spot = _free_spot(rng, placed, half, 1.3 * o.size)
         if spot is None:
             raise ValueError(f"could not place {num_objects} objects without overlaps on the "
                              f"{'table' if kind == 'table' else 'floor'}; use fewer or smaller objects")
-        placed.append((spot[0], spot[1], radius))
-        if spawn == "throw":
-            edge = rng.uniform(0, 2 * math.pi)
-            start = np.array([math.cos(edge) * half[0] * 0.8, math.sin(edge) * half[1] * 0.8])
-            o.position = np.array([start[0], start[1], o.size + rng.uniform(0.15, 0.35)])
-            direction = -start / (np.linalg.norm(start) + 1e-9)
-            o.velocity = np.array([*(direction * rng.uniform(0.6, 1.6)), rng.uniform(0.5, 1.5)])
-            o.orientation = _random_quat(rng)
-        else:
-            height = rng.uniform(0.05, 0.45) if spawn in ("drop", "ramp") else 0.0
-            o.position = np.array([spot[0], spot[1], o.half_height + 0.0005 + height])
-            o.orientation = _random_quat(rng) if height > 0.1 else _quat_z(rng.uniform(0, 2 * math.pi))
+        placed.append((spot[0], spot[1], 1.3 * o.size))
+        _loose(rng, o, spawn, spot, half)
         objects.append(o)
-
-    target_z = 0.05
-    camera = {"azimuth": float(rng.uniform(0, 360)), "elevation": float(rng.uniform(25, 60)),
-              "distance": float(rng.uniform(0.9, 1.4) if kind == "table" else rng.uniform(1.3, 2.2)),
-              "target_x": 0.0, "target_y": 0.0, "target_z": target_z}
-    el, az = math.radians(rng.uniform(35, 80)), rng.uniform(0, 2 * math.pi)
-    light = {"direction": (math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el)),
-             "strength": float(rng.uniform(0.6, 0.85)), "ambient": float(rng.uniform(0.28, 0.42))}
+    camera, light = _camera_and_light(rng, kind)
     spot = _free_spot(rng, placed, half, 0.07) or (0.0, -half[1] + 0.1)
     return SceneSpec(kind, spawn, objects, camera, light, ramp, np.array([spot[0], spot[1], 0.04]))

@@ -175,16 +175,7 @@ def _text_metric(cfg: EvalConfig, s: Any, urls: list[str], key: dict[str, Any], 
     return {**text, "train_loss": info["loss"], "cached": hit}
 
 
-def main(raw) -> int:
-    import torch
-    from tqdm import tqdm
-
-    from worldsim.eval import metrics as E
-    from worldsim.eval import report as R
-    from worldsim.model import checkpoint as C
-    from worldsim.model.sampler import WorldSampler
-    from worldsim.train.data import StoreSet
-
+def _parse(raw) -> EvalConfig:
     node = dict(raw)
     h = raw.horizons
     try:
@@ -193,48 +184,70 @@ def main(raw) -> int:
         raise InputError(f"horizons must be a list of frame counts such as horizons=[1,8,16,32], got {h}") from None
     cfg = build(EvalConfig, node, "eval config")
     _check(cfg)
-    s = WorldSampler.load(cfg.ckpt, cfg.device)
-    held = E.check_store(s, str(cfg.store) if cfg.store else "")
+    return cfg
+
+
+def _measure(cfg: EvalConfig, s: Any, held: dict[str, Any], episodes: list[tuple[int, int]]
+             ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Every metric, with one progress bar: (the results by metric, the rollouts for the videos)."""
+    from tqdm import tqdm
+
+    from worldsim.eval import metrics as E
+    from worldsim.train.data import StoreSet
+
     horizons = sorted(set(cfg.horizons))
-    trained_on = held["digest"] in {st.get("digest") for st in s.meta.get("stores", [])}
-    if trained_on:  # allowed (e.g. to measure overfitting) but not a held-out score
-        print(f"worldsim eval: note: {held['url']} is one of the checkpoint's training stores; its numbers are "
-              f"not held-out numbers", file=sys.stderr)
     urls, val_episodes, no_probes = training_stores(cfg, s.meta)
-    episodes = E.pick_episodes(held["episodes"], cfg.episodes)
     windows = StoreSet([held["url"]], s.frames, "all")
     total = (len(windows.spread(cfg.windows)) + 2 * len(episodes) + 2 + (cfg.t2v_samples if cfg.attr_steps else 0)
              + cfg.revisits)
     bar = tqdm(total=total, desc="eval", unit="item")
     tick = bar.update
-    with torch.no_grad():
-        bar.set_description("eval: next frame")
-        next_frame = E.next_frame_metrics(s, windows, cfg.windows, cfg.steps, cfg.seed, tick)
-        bar.set_description("eval: rollouts")
-        rolls = E.rollouts(s, held["url"], episodes, horizons, cfg.steps, cfg.seed, tick)
-        rollout = E.horizon_metrics(rolls, horizons)
-        bar.set_description("eval: revisit")
-        revisit = (E.revisit_metrics(s, str(cfg.revisit_store or held["url"]), cfg.steps, cfg.seed, cfg.revisits, tick)
-                   if cfg.revisits else {"skipped": "revisits=0"})
-        bar.set_description("eval: probes")
-        if no_probes:
-            idm, text = {"skipped": no_probes}, {"skipped": no_probes}
-            bar.update(2 + (cfg.t2v_samples if cfg.attr_steps else 0))
-        else:
-            idm, text = run_probes(cfg, s, urls, val_episodes, rolls, tick)
+    bar.set_description("eval: next frame")
+    results = {"next_frame": E.next_frame_metrics(s, windows, cfg.windows, cfg.steps, cfg.seed, tick)}
+    bar.set_description("eval: rollouts")
+    rolls = E.rollouts(s, held["url"], episodes, horizons, cfg.steps, cfg.seed, tick)
+    results["rollout"] = E.horizon_metrics(rolls, horizons)
+    bar.set_description("eval: revisit")
+    results["revisit"] = (E.revisit_metrics(s, str(cfg.revisit_store or held["url"]), cfg.steps, cfg.seed,
+                                            cfg.revisits, tick) if cfg.revisits else {"skipped": "revisits=0"})
+    bar.set_description("eval: probes")
+    if no_probes:
+        results["idm"], results["text_adherence"] = {"skipped": no_probes}, {"skipped": no_probes}
+    else:
+        results["idm"], results["text_adherence"] = run_probes(cfg, s, urls, val_episodes, rolls, tick)
     bar.update(max(0, bar.total - bar.n))  # work that turned out to be skipped (no usable attribute, ...)
     bar.close()
+    return results, rolls
+
+
+def main(raw) -> int:
+    import torch
+
+    from worldsim.eval import metrics as E
+    from worldsim.eval import report as R
+    from worldsim.model import checkpoint as C
+    from worldsim.model.sampler import WorldSampler
+
+    cfg = _parse(raw)
+    s = WorldSampler.load(cfg.ckpt, cfg.device)
+    held = E.check_store(s, str(cfg.store) if cfg.store else "")
+    trained_on = held["digest"] in {st.get("digest") for st in s.meta.get("stores", [])}
+    if trained_on:  # allowed (e.g. to measure overfitting) but not a held-out score
+        print(f"worldsim eval: note: {held['url']} is one of the checkpoint's training stores; its numbers are "
+              f"not held-out numbers", file=sys.stderr)
+    episodes = E.pick_episodes(held["episodes"], cfg.episodes)
+    with torch.no_grad():
+        results, rolls = _measure(cfg, s, held, episodes)
     ck = C.resolve(cfg.ckpt)
     result = {"checkpoint": {"path": str(ck), "digest": s.digest, "step": s.meta.get("step"),
                              "training_stores": [st.get("digest") for st in s.meta.get("stores", [])]},
               "store": {"url": held["url"], "digest": held["digest"], "episodes": [i for i, _ in episodes],
                         "in_training": trained_on},
-              "config": asdict(cfg), "next_frame": next_frame, "rollout": rollout, "revisit": revisit, "idm": idm,
-              "text_adherence": text}
+              "config": asdict(cfg), **results}
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "eval.json").write_text(json.dumps(result, indent=1, sort_keys=True))  # first: nothing computed is lost
-    R.plot_horizons(rollout, out / "psnr_vs_horizon.png")
+    R.plot_horizons(result["rollout"], out / "psnr_vs_horizon.png")
     videos = R.write_videos(s, rolls[: cfg.videos], out / "videos", seed=cfg.seed)
     table = R.table(result)
     R.write_report(out / "report.md", result, table, [v.relative_to(out) for v in videos])

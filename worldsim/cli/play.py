@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -76,6 +77,65 @@ def _load_dream(cfg: PlayConfig):
         return DreamEnv.from_checkpoint(cfg.ckpt, steps=cfg.dream_steps, max_episode_steps=10**9)
 
 
+@dataclass
+class _Input:
+    """Mouse capture and key state between frames."""
+
+    captured: bool = False
+    overlay: bool = True
+    escapes: int = 0
+    running: bool = True
+
+
+def _events(pygame, state: _Input) -> int:
+    """Handle this frame's window events (quit, mouse capture, Esc, F3, number keys); returns the hotbar slot
+    pressed (0: none)."""
+    hotbar = 0
+    for ev in pygame.event.get():
+        if ev.type == pygame.QUIT:
+            state.running = False
+        elif ev.type == pygame.MOUSEBUTTONDOWN and not state.captured:
+            state.captured = True
+            pygame.event.set_grab(True)
+            pygame.mouse.set_visible(False)
+            pygame.mouse.get_rel()
+        elif ev.type == pygame.KEYDOWN:
+            if ev.key == pygame.K_ESCAPE:  # the first Esc releases the mouse, the second (or an uncaptured one) quits
+                state.escapes += 1
+                state.running = state.captured or state.escapes < 2
+                state.captured = False
+                pygame.event.set_grab(False)
+                pygame.mouse.set_visible(True)
+            elif ev.key == pygame.K_F3:
+                state.overlay = not state.overlay
+            elif pygame.K_1 <= ev.key <= pygame.K_9:
+                hotbar = ev.key - pygame.K_1 + 1
+    return hotbar
+
+
+def _draw(pygame, screen, font, cfg: PlayConfig, panes: list[np.ndarray], lines: list[str]) -> None:
+    """Blit the engine (and the dream) side by side, upscaled, with a crosshair and the text lines."""
+    for i, frame in enumerate(panes):
+        surf = pygame.surfarray.make_surface(np.ascontiguousarray(frame.swapaxes(0, 1)))
+        if cfg.scale != 1:
+            surf = pygame.transform.scale(surf, (cfg.width * cfg.scale, cfg.height * cfg.scale))
+        screen.blit(surf, (i * cfg.width * cfg.scale, 0))
+    cx, cy = cfg.width * cfg.scale // 2, screen.get_height() // 2
+    pygame.draw.line(screen, (255, 255, 255), (cx - 6, cy), (cx + 6, cy))
+    pygame.draw.line(screen, (255, 255, 255), (cx, cy - 6), (cx, cy + 6))
+    for i, text in enumerate(lines):
+        screen.blit(font.render(text, True, (255, 255, 255)), (6, 6 + 18 * i))
+    pygame.display.flip()
+
+
+def _voxel_lines(info: dict[str, Any], captured: bool) -> list[str]:
+    pos = info["pose"]["position"]
+    inv = info["inventory"]
+    return [f"xyz {pos[0]:.1f} {pos[1]:.1f} {pos[2]:.1f}  {info['biome']}  {info['time_of_day']:.1f} h",
+            f"slot {inv['selected'] + 1}: {inv['hotbar'][inv['selected']]} x{inv['counts'][inv['selected']]}",
+            "click to capture the mouse" if not captured else "Esc releases the mouse"]
+
+
 def main(raw) -> int:
     cfg = build(PlayConfig, raw, "play config")
     cfg.env = build(EnvConfig, raw.env, "env config")
@@ -98,40 +158,17 @@ def main(raw) -> int:
         dream_obs, _ = dream.reset(seed=cfg.seed, options={"frames": obs})
     pygame.display.init()  # not pygame.init(): no audio device is needed (or present on servers)
     pygame.font.init()
-    panes = 2 if dream is not None else 1
-    screen = pygame.display.set_mode((panes * cfg.width * cfg.scale, cfg.height * cfg.scale))
+    screen = pygame.display.set_mode(((2 if dream is not None else 1) * cfg.width * cfg.scale, cfg.height * cfg.scale))
     pygame.display.set_caption("worldsim play")
-    font = pygame.font.Font(None, 20)
-    clock = pygame.time.Clock()
-    captured, overlay, frames, escapes = False, True, 0, 0
-    fps_shown, t_last, n_last = 0.0, time.perf_counter(), 0
-    running = True
-    while running:
-        hotbar = 0
-        for ev in pygame.event.get():
-            if ev.type == pygame.QUIT:
-                running = False
-            elif ev.type == pygame.MOUSEBUTTONDOWN and not captured:
-                captured = True
-                pygame.event.set_grab(True)
-                pygame.mouse.set_visible(False)
-                pygame.mouse.get_rel()
-            elif ev.type == pygame.KEYDOWN:
-                if ev.key == pygame.K_ESCAPE:
-                    escapes += 1
-                    running = captured or escapes < 2
-                    captured = False
-                    pygame.event.set_grab(False)
-                    pygame.mouse.set_visible(True)
-                elif ev.key == pygame.K_F3:
-                    overlay = not overlay
-                elif pygame.K_1 <= ev.key <= pygame.K_9:
-                    hotbar = ev.key - pygame.K_1 + 1
-        rel = pygame.mouse.get_rel() if captured else (0, 0)
+    font, clock, state = pygame.font.Font(None, 20), pygame.time.Clock(), _Input()
+    frames, fps_shown, t_last, n_last = 0, 0.0, time.perf_counter(), 0
+    while state.running:
+        hotbar = _events(pygame, state)
+        rel = pygame.mouse.get_rel() if state.captured else (0, 0)
         pressed = pygame.key.get_pressed()
         if voxel:
-            action = _keys_to_action(pygame, pressed, pygame.mouse.get_pressed(3) if captured else (0, 0, 0), rel,
-                                     cfg.mouse_sensitivity, hotbar)
+            buttons = pygame.mouse.get_pressed(3) if state.captured else (0, 0, 0)
+            action = _keys_to_action(pygame, pressed, buttons, rel, cfg.mouse_sensitivity, hotbar)
         else:
             action = _physics_action(pygame, pressed, info, env.action_space.shape[0])
         obs, _, terminated, truncated, info = env.step(action)
@@ -141,31 +178,16 @@ def main(raw) -> int:
             obs, info = env.reset()
             if dream is not None:
                 dream_obs, _ = dream.reset(options={"frames": obs})
-        for i, frame in enumerate([obs] if dream is None else [obs, dream_obs]):
-            surf = pygame.surfarray.make_surface(np.ascontiguousarray(frame.swapaxes(0, 1)))
-            if cfg.scale != 1:
-                surf = pygame.transform.scale(surf, (cfg.width * cfg.scale, cfg.height * cfg.scale))
-            screen.blit(surf, (i * cfg.width * cfg.scale, 0))
-        cx, cy = cfg.width * cfg.scale // 2, screen.get_height() // 2
-        pygame.draw.line(screen, (255, 255, 255), (cx - 6, cy), (cx + 6, cy))
-        pygame.draw.line(screen, (255, 255, 255), (cx, cy - 6), (cx, cy + 6))
         frames += 1
         now = time.perf_counter()
         if now - t_last >= 0.5:
             fps_shown, t_last, n_last = (frames - n_last) / (now - t_last), now, frames
         lines = [f"{fps_shown:5.1f} fps" + ("   left: engine, right: model" if dream is not None else "")]
-        if overlay and voxel:
-            pos = info["pose"]["position"]
-            inv = info["inventory"]
-            lines += [f"xyz {pos[0]:.1f} {pos[1]:.1f} {pos[2]:.1f}  {info['biome']}  {info['time_of_day']:.1f} h",
-                      f"slot {inv['selected'] + 1}: {inv['hotbar'][inv['selected']]} x{inv['counts'][inv['selected']]}",
-                      "click to capture the mouse" if not captured else "Esc releases the mouse"]
-        for i, text in enumerate(lines):
-            screen.blit(font.render(text, True, (255, 255, 255)), (6, 6 + 18 * i))
-        pygame.display.flip()
+        lines += _voxel_lines(info, state.captured) if state.overlay and voxel else []
+        _draw(pygame, screen, font, cfg, [obs] if dream is None else [obs, dream_obs], lines)
         clock.tick(env.metadata.get("render_fps", 20))  # real time: 20 Hz voxel, 15 fps physics
         if cfg.max_frames and frames >= cfg.max_frames:
-            running = False
+            state.running = False
     pygame.quit()
     env.close()
     print(f"played {frames} frames" + (f" beside the model {cfg.ckpt}" if dream is not None else ""))

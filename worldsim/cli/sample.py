@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -83,6 +84,41 @@ def _episode(store: str, index: int) -> dict:
     return read_episode(store, index)
 
 
+def _source(cfg: SampleConfig, which: int = 1) -> np.ndarray:
+    """The input clip of a mode: video= (video2= for the second clip of connect) or the store episode."""
+    path = cfg.video if which == 1 else cfg.video2
+    if path:
+        return read_video(path)
+    if cfg.store:
+        return _episode(cfg.store, cfg.episode if which == 1 else cfg.episode2)["frames"]
+    raise InputError(f"mode={cfg.mode} needs {'video' if which == 1 else 'video2'}=FILE or store=PATH")
+
+
+def _generate(cfg: SampleConfig, s: Any, prompt: str, frames: int, kw: dict[str, Any]) -> np.ndarray:
+    """The frames (F, H, W, 3) uint8 of one sampling mode."""
+    if cfg.mode == "t2v":
+        return s.t2v(prompt, frames, cfg.height, cfg.width, **kw)
+    if cfg.mode == "t2i":
+        return s.t2i(prompt, height=cfg.height, width=cfg.width, **kw)[None]
+    if cfg.mode == "i2v":
+        image = read_video(cfg.image)[0] if cfg.image else _source(cfg)[0]
+        return s.i2v(image, frames, prompt, **kw)
+    if cfg.mode == "extend":
+        clip = _source(cfg)
+        clip = clip[: cfg.context] if cfg.direction == "backward" else clip[-cfg.context :]
+        return s.extend(clip, frames, prompt, cfg.direction, **kw)
+    if cfg.mode == "loop":
+        return s.loop(prompt, frames, **kw)
+    if cfg.mode == "edit":
+        return s.edit(_source(cfg)[:frames], prompt, cfg.strength, **kw)
+    if cfg.mode == "connect":
+        return s.connect(_source(cfg, 1), _source(cfg, 2), frames, prompt, **kw)
+    if not cfg.store:  # rollout: the store episode's recorded actions drive the model
+        raise InputError("mode=rollout needs store=PATH episode=N (context frames and recorded actions)")
+    ep = _episode(cfg.store, cfg.episode)
+    return s.rollout(ep["frames"][: cfg.context], ep["actions"][: cfg.context + frames - 1], prompt, **kw)
+
+
 def main(raw) -> int:
     import torch
 
@@ -101,39 +137,7 @@ def main(raw) -> int:
                          f"(it knows words such as: {', '.join(s.model.spec.vocab[3:15])})")
     kw = {"steps": cfg.steps, "seed": cfg.seed, "method": cfg.sampler, "cfg_text": cfg.cfg_text,
           "cfg_actions": cfg.cfg_actions}
-    frames = cfg.frames or s.frames
-
-    def source(which: int = 1) -> np.ndarray:
-        path = cfg.video if which == 1 else cfg.video2
-        if path:
-            return read_video(path)
-        if cfg.store:
-            return _episode(cfg.store, cfg.episode if which == 1 else cfg.episode2)["frames"]
-        raise InputError(f"mode={cfg.mode} needs {'video' if which == 1 else 'video2'}=FILE or store=PATH")
-
-    if cfg.mode == "t2v":
-        video = s.t2v(prompt, frames, cfg.height, cfg.width, **kw)
-    elif cfg.mode == "t2i":
-        video = s.t2i(prompt, height=cfg.height, width=cfg.width, **kw)[None]
-    elif cfg.mode == "i2v":
-        image = read_video(cfg.image)[0] if cfg.image else source()[0]
-        video = s.i2v(image, frames, prompt, **kw)
-    elif cfg.mode == "extend":
-        clip = source()
-        clip = clip[: cfg.context] if cfg.direction == "backward" else clip[-cfg.context :]
-        video = s.extend(clip, frames, prompt, cfg.direction, **kw)
-    elif cfg.mode == "loop":
-        video = s.loop(prompt, frames, **kw)
-    elif cfg.mode == "edit":
-        video = s.edit(source()[: frames], prompt, cfg.strength, **kw)
-    elif cfg.mode == "connect":
-        video = s.connect(source(1), source(2), frames, prompt, **kw)
-    else:  # rollout: the store episode's recorded actions drive the model
-        if not cfg.store:
-            raise InputError("mode=rollout needs store=PATH episode=N (context frames and recorded actions)")
-        ep = _episode(cfg.store, cfg.episode)
-        ctx = ep["frames"][: cfg.context]
-        video = s.rollout(ctx, ep["actions"][: cfg.context + frames - 1], prompt, **kw)
+    video = _generate(cfg, s, prompt, cfg.frames or s.frames, kw)
     out = Path(cfg.out)
     extra = {"mode": cfg.mode, "prompt": prompt, "seed": cfg.seed, "steps": cfg.steps, "sampler": cfg.sampler,
              "cfg_text": cfg.cfg_text, "cfg_actions": cfg.cfg_actions}

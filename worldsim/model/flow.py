@@ -37,6 +37,10 @@ class FlowConfig:
     # velocity (v = eps - x0, the loss on v) | delta (teacher_forcing only: the network predicts x0 - previous frame,
     # the loss on x0): "keep the last frame" is the zero output, as EDM's c_skip makes it (DIAMOND)
     prediction: str = "velocity"
+    # this share of the generated frames is drawn at t = 1 exactly (pure noise), the level every sample starts from:
+    # the logit-normal almost never reaches it (P(t > 0.95) ~ 0.5% at the recipe's shift), and a model never trained
+    # there makes a poor first step (measured: next-frame PSNR 20.0 dB starting at t = 1, 22.5 dB at t = 0.95)
+    p_pure_noise: float = 0.0
 
 
 def time_shift(t: torch.Tensor, shift: float) -> torch.Tensor:
@@ -107,7 +111,8 @@ def teacher_targets(x0: torch.Tensor, cfg: FlowConfig, g: torch.Generator, patch
     b, nt = x0.shape[:2]
     dev = x0.device
     u = torch.randn(b, nt, generator=g) * cfg.logit_std + cfg.logit_mean
-    t = time_shift(torch.sigmoid(u), shift_for(token_count(x0.shape, patch), cfg)).to(dev)
+    t = time_shift(torch.sigmoid(u), shift_for(token_count(x0.shape, patch), cfg))
+    t = torch.where(torch.rand(b, nt, generator=g) < cfg.p_pure_noise, torch.ones_like(t), t).to(dev)
     t_clean = (torch.rand(b, nt, generator=g) * cfg.context_noise).to(dev)
     eps = torch.randn(x0.shape, generator=g).to(dev)
     eps_clean = torch.randn(x0.shape, generator=g).to(dev)

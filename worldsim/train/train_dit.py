@@ -72,14 +72,8 @@ def build_spec(cfg: TrainConfig, stores: StoreSet, vae_cfg: dict[str, Any]) -> M
                      prediction=cfg.flow.prediction)
 
 
-def train(cfg: TrainConfig) -> dict[str, Any]:
-    device = pick_device(cfg.device)
-    rank, world = init_distributed(device)
-    out = Path(cfg.out)
-    vae, vae_meta = load_vae(cfg.vae, device)
-    vae.requires_grad_(False)
-    if cfg.frames % vae.cfg.temporal:
-        raise InputError(f"frames={cfg.frames} is not a multiple of the VAE's temporal factor {vae.cfg.temporal}")
+def check_config(cfg: TrainConfig) -> None:
+    """Refuse objective and prediction combinations that cannot train (before anything is loaded)."""
     if cfg.flow.objective not in ("diffusion_forcing", "teacher_forcing"):
         raise InputError(f"flow.objective must be diffusion_forcing or teacher_forcing, got {cfg.flow.objective!r}")
     if cfg.flow.objective == "teacher_forcing" and cfg.model.attention != "causal":
@@ -89,6 +83,12 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     if cfg.flow.prediction == "delta" and (cfg.flow.objective != "teacher_forcing" or not cfg.model.prev_frame):
         raise InputError("flow.prediction=delta predicts each frame's change from the clean frame before it: it needs "
                          "flow.objective=teacher_forcing and model.prev_frame=true")
+
+
+def open_data(cfg: TrainConfig, vae: torch.nn.Module, vae_meta: dict[str, Any]) -> StoreSet:
+    """The training windows, checked against the VAE (its latents, its spatial factor x the patch size)."""
+    if cfg.frames % vae.cfg.temporal:
+        raise InputError(f"frames={cfg.frames} is not a multiple of the VAE's temporal factor {vae.cfg.temporal}")
     stores = StoreSet(cfg.store, cfg.frames, "train", cfg.val_episodes)
     for r in stores.readers if stores.latents else []:
         made_by = r.attrs["latents"]["vae"].get("digest", "")
@@ -99,24 +99,64 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         if h % (vae.cfg.spatial * cfg.model.patch) or w % (vae.cfg.spatial * cfg.model.patch):
             raise InputError(f"resolution {h}x{w} is not divisible by VAE factor x patch "
                              f"({vae.cfg.spatial} x {cfg.model.patch})")
-    prev, meta_prev = C.resume_point(out, "dit")
+    return stores
+
+
+def build_or_resume(cfg: TrainConfig, stores: StoreSet, vae: torch.nn.Module, device: torch.device, rank: int
+                    ) -> tuple[ModelSpec, WorldModel, WorldModel, torch.optim.Optimizer, int]:
+    """(spec, model, its EMA, the optimizer, the step to start from): fresh, or from the newest checkpoint in out."""
+    prev, meta_prev = C.resume_point(cfg.out, "dit")
     spec = ModelSpec.from_dict(meta_prev["spec"]) if meta_prev else build_spec(cfg, stores, vae.config_dict())
     torch.manual_seed(cfg.seed)
     model = WorldModel(spec).to(device)
     ema = copy.deepcopy(model).requires_grad_(False)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, betas=(0.9, 0.95),
                             weight_decay=cfg.weight_decay)
-    start = 0
-    if prev is not None:
-        model.load_state_dict(C.load_tensors(prev, "model"))
-        ema.load_state_dict(C.load_tensors(prev, "ema"))
-        C.load_optimizer(opt, C.load_tensors(prev, "optim"), meta_prev["optimizer"])
-        start = int(meta_prev["step"])
-        if rank == 0:
-            print(f"resumed from step {start} ({prev})")
-    net = model
-    if world > 1:
-        net = torch.nn.parallel.DistributedDataParallel(model)
+    if prev is None:
+        return spec, model, ema, opt, 0
+    model.load_state_dict(C.load_tensors(prev, "model"))
+    ema.load_state_dict(C.load_tensors(prev, "ema"))
+    C.load_optimizer(opt, C.load_tensors(prev, "optim"), meta_prev["optimizer"])
+    if rank == 0:
+        print(f"resumed from step {meta_prev['step']} ({prev})")
+    return spec, model, ema, opt, int(meta_prev["step"])
+
+
+def batch_loss(cfg: TrainConfig, model: WorldModel, fwd: torch.nn.Module, z: torch.Tensor, batch: dict[str, Any],
+               g: torch.Generator) -> torch.Tensor:
+    """The flow loss of one batch of latent windows z (B, T', C, h, w): captions and actions with CFG dropout, then
+    diffusion forcing (random noise levels and context masks) or teacher forcing (every frame from its clean past)."""
+    device = z.device
+    texts = pick_texts(batch, cfg, g)
+    use_actions = (torch.rand(len(texts), generator=g) >= cfg.p_drop_actions).to(device)
+    with autocast(device, cfg.precision):
+        cond = model.conditioning(texts, batch["actions"].to(device), use_actions)
+    if cfg.flow.objective == "teacher_forcing":
+        clean, t_clean, x_t, t, target = teacher_targets(z, cfg.flow, g, cfg.model.patch)
+        loss_mask = torch.ones_like(t)
+        delta = model.spec.prediction == "delta"
+        with autocast(device, cfg.precision):
+            out = fwd(x_t, t, cond, clean=clean, t_clean=t_clean, x0=delta)
+        if delta:  # the loss on the clean frame (x0-prediction): a velocity loss would weigh it by 1/t^2
+            target = z
+    else:
+        x_t, t, target, loss_mask = training_targets(z, cfg.flow, g, cfg.model.patch)
+        with autocast(device, cfg.precision):
+            out = fwd(x_t, t, cond)
+    per_frame = (out.float() - target).pow(2).mean(dim=(2, 3, 4))  # (B, T')
+    return (per_frame * loss_mask).sum() / loss_mask.sum().clamp_min(1)
+
+
+def train(cfg: TrainConfig) -> dict[str, Any]:
+    check_config(cfg)
+    device = pick_device(cfg.device)
+    rank, world = init_distributed(device)
+    out = Path(cfg.out)
+    vae, vae_meta = load_vae(cfg.vae, device)
+    vae.requires_grad_(False)
+    stores = open_data(cfg, vae, vae_meta)
+    spec, model, ema, opt, start = build_or_resume(cfg, stores, vae, device, rank)
+    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     fwd = torch.compile(net) if cfg.compile else net
     metrics = Metrics(out, enabled=rank == 0, resume_step=start)
     loader = make_loader(stores, cfg.batch_size, cfg.seed, start_step=start, rank=rank, workers=cfg.workers)
@@ -131,24 +171,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         else:
             with torch.no_grad(), autocast(device, cfg.precision):
                 z = vae.encode(to_model(batch["frames"]).to(device))  # (B, T', C, h, w)
-        texts = pick_texts(batch, cfg, g)
-        use_actions = (torch.rand(len(texts), generator=g) >= cfg.p_drop_actions).to(device)
-        with autocast(device, cfg.precision):
-            cond = model.conditioning(texts, batch["actions"].to(device), use_actions)
-        if cfg.flow.objective == "teacher_forcing":
-            clean, t_clean, x_t, t, target = teacher_targets(z.float(), cfg.flow, g, cfg.model.patch)
-            loss_mask = torch.ones_like(t)
-            delta = spec.prediction == "delta"
-            with autocast(device, cfg.precision):
-                v = fwd(x_t, t, cond, clean=clean, t_clean=t_clean, x0=delta)
-            if delta:  # the loss on the clean frame (x0-prediction): a velocity loss would weigh it by 1/t^2
-                target = z.float()
-        else:
-            x_t, t, target, loss_mask = training_targets(z.float(), cfg.flow, g, cfg.model.patch)
-            with autocast(device, cfg.precision):
-                v = fwd(x_t, t, cond)
-        per_frame = (v.float() - target).pow(2).mean(dim=(2, 3, 4))  # (B, T')
-        loss = (per_frame * loss_mask).sum() / loss_mask.sum().clamp_min(1)
+        loss = batch_loss(cfg, model, fwd, z.float(), batch, g)
         loop.update(loss)
         update_ema(ema, model, ema_decay(step, cfg.ema))
         tokens_seen += z.shape[0] * token_count(z.shape, cfg.model.patch)
