@@ -124,6 +124,7 @@ def run(job: Job, url: str, workers: int = 1, progress: Callable[[int, int], Non
             env.close()
         if "staging" in root:  # killed after finalizing but before cleaning up
             del root["staging"]
+        write_card(root, url, job)  # killed before the card was written: write it (the same text again otherwise)
         return dict(root.attrs)
     if executor == "ray" and todo:
         _run_ray(job, url, todo, workers, ray_address, progress)

@@ -136,7 +136,12 @@ def sample_weights(quality: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def finalize(root: zarr.Group, episodes: int) -> dict[str, Any]:
-    """Concatenate the staged episodes 0..episodes-1 into resolution buckets, write texts, digest; drop staging."""
+    """Concatenate the staged episodes 0..episodes-1 into resolution buckets, write texts, digest; drop staging.
+
+    Crash-consistent: every step is idempotent (buckets are rewritten whole), and the store is marked finalized only
+    in the one attribute write that also records its statistics and digest, after everything they describe is on
+    disk. A kill at any moment leaves a store that is either not finalized (a rerun finalizes it again, to the same
+    digest) or finalized and complete, with at most a leftover staging group that the rerun removes."""
     staged = staged_episodes(root)
     missing = [i for i in range(episodes) if i not in staged]
     if missing:
@@ -148,9 +153,9 @@ def finalize(root: zarr.Group, episodes: int) -> dict[str, Any]:
     for (h, w), idxs in buckets.items():
         _write_bucket(root.create_group(f"b_{h}x{w}", overwrite=True), [staged[i] for i in idxs], idxs)
     stats = compute_stats(root)
-    root.attrs.update({"finalized": True, "stats": stats})
-    del root["staging"]
-    root.attrs["digest"] = digest(root)
+    root.attrs.update({"stats": stats, "digest": digest(root), "finalized": True})  # last, in one write
+    if "staging" in root:
+        del root["staging"]
     return stats
 
 

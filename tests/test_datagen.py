@@ -199,3 +199,32 @@ def test_voxel_captions_count_broken_and_placed_blocks_exactly():
         assert "mining" in short and "building" in short
         quiet, quiet_short = caption_voxel(infos[:1], [act()], [], seed)  # nothing happened: nothing claimed
         assert not re.search(r"breaks|mines|digs|places", quiet) and "mining" not in quiet_short
+
+
+@pytest.mark.parametrize("phase", ["stats", "digest", "drop_staging", "card"])
+def test_a_kill_at_any_finalize_phase_is_repaired_by_a_rerun(tmp_path, monkeypatch, phase):
+    """A crash inside finalize (or before the card) leaves a store the same job completes, to the same digest."""
+    import datagen.job as J
+    import store.writer as W
+
+    ref = run(Job(**VOXEL, episodes=2), str(tmp_path / "ref"), workers=1)
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt(f"killed at {phase}")
+
+    target = {"stats": (W, "compute_stats"), "digest": (W, "digest"), "card": (J, "write_card")}
+    if phase == "drop_staging":  # after the attributes were written, while deleting the staging group
+        real = W.zarr.Group.__delitem__
+        monkeypatch.setattr(W.zarr.Group, "__delitem__", lambda self, key: crash() if key == "staging" else
+                            real(self, key))
+    else:
+        monkeypatch.setattr(*target[phase], crash)
+    out = str(tmp_path / "killed")
+    with pytest.raises(KeyboardInterrupt):
+        run(Job(**VOXEL, episodes=2), out, workers=1)
+    monkeypatch.undo()
+    finalized = S.open_root(out, "r").attrs.get("finalized")
+    assert finalized == (phase in ("drop_staging", "card"))  # finalized only once stats and digest are written
+    again = run(Job(**VOXEL, episodes=2), out, workers=1)
+    assert again["digest"] == ref["digest"] and S.validate(out)["episodes"] == 2
+    assert "staging" not in S.open_root(out, "r") and (tmp_path / "killed" / "DATASET.md").is_file()

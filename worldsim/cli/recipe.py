@@ -1,9 +1,11 @@
 """worldsim recipe: the reference pipeline end to end: data, VAE, DiT, held-out evaluation, a report.
 
-Runs `generate` (a training store and a held-out store made from other seeds), `train-vae`, `train` and the
-held-out evaluation (VAE reconstruction PSNR, next-frame PSNR beside copying the last frame), then writes
-OUT/report.md and OUT/report.json with the numbers and the time each stage took. Each stage is resumable: running
-the same command again skips or resumes what is done. Recipes live in configs/recipe/.
+Runs `generate` (a training store, a held-out store made from other seeds and, when the recipe names one, a
+held-out store of look-away-and-back episodes), `train-vae`, `cache-latents`, `train` on the cached latents and
+`worldsim eval` on the held-out stores (next-frame and rollout PSNR beside copying the last frame and the VAE
+ceiling, dPSNR, the inverse-dynamics probe, revisit), then writes OUT/report.md and OUT/report.json with the numbers
+and the time each stage took. Each stage is resumable: running the same command again skips or resumes what is done.
+Recipes live in configs/recipe/.
 
 examples:
   worldsim recipe out=runs/voxel64                                  # recipe=voxel64_cpu (60 minutes on 2 cores)
@@ -62,38 +64,37 @@ def run_stages(label: str, stages: list[tuple[str, str, list[str]]], extra: int 
 def main(raw) -> int:
     import torch
 
-    from worldsim.eval.metrics import next_frame_psnr
-    from worldsim.model.sampler import WorldSampler
-    from worldsim.train.data import StoreSet
+    from worldsim.eval import report as R
+    from worldsim.model import checkpoint as C
 
     r = raw.recipe
     out = Path(str(raw.out))
-    data, heldout, vae, dit = out / "data", out / "heldout", out / "vae", out / "dit"
-    times = run_stages("recipe", [
+    data, heldout, lookback = out / "data", out / "heldout", out / "lookback"
+    vae, latents, dit, ev = out / "vae", out / "latents", out / "dit", out / "eval"
+    stages = [
         ("generate", "generate", [*overrides(r.generate), f"out={data}"]),
         ("heldout", "generate", [*overrides(r.heldout), f"out={heldout}"]),
+    ]
+    if r.get("lookback"):  # held-out look-away-and-back episodes for the revisit metric
+        stages.append(("lookback", "generate", [*overrides(r.lookback), f"out={lookback}"]))
+    stages += [
         ("train_vae", "train-vae", [*overrides(r.train_vae), f"store={data}", f"val_store={heldout}", f"out={vae}"]),
-        ("train", "train", [*overrides(r.train), *overrides(r.get("model") or {}, "model."), f"store={data}",
+        ("cache_latents", "cache-latents", [f"store={data}", f"vae={vae}", f"out={latents}"]),
+        ("train", "train", [*overrides(r.train), *overrides(r.get("model") or {}, "model."), f"store={latents}",
                             f"vae={vae}", f"out={dit}", "val_episodes=0"]),
-    ], extra=1)
-    print(f"== recipe {len(times) + 1}/{len(times) + 1} eval: next-frame PSNR on the held-out store", flush=True)
-    t = time.perf_counter()
-    sampler = WorldSampler.load(dit)
-    with torch.no_grad():
-        ev = next_frame_psnr(sampler, StoreSet([str(heldout)], sampler.frames, "all"), int(r.eval.windows),
-                             int(r.eval.steps))
-    times["eval"] = round(time.perf_counter() - t, 1)
-    vae_meta = json.loads((Path(sampler.meta["vae"]["path"]) / "meta.json").read_text())
-    report = {"vae_heldout_psnr": vae_meta.get("val_psnr"), **ev, "seconds": times,
+        ("eval", "eval", [*overrides(r.eval), f"ckpt={dit}", f"store={heldout}", f"train_store={data}", f"out={ev}",
+                          *([f"revisit_store={lookback}"] if r.get("lookback") else [])]),
+    ]
+    times = run_stages("recipe", stages)
+    result = json.loads((ev / "eval.json").read_text())
+    report = {"vae_heldout_psnr": C.load_meta(C.resolve(vae)).get("val_psnr"), "eval": result, "seconds": times,
               "total_minutes": round(sum(times.values()) / 60, 1), "checkpoint": str(dit),
               "threads": torch.get_num_threads()}
     (out / "report.json").write_text(json.dumps(report, indent=1))
     lines = ["# worldsim recipe report", "", f"- VAE held-out reconstruction PSNR: {report['vae_heldout_psnr']:.2f} dB",
-             f"- next-frame PSNR (held-out seeds, {ev['windows']} windows, {ev['steps']} steps): "
-             f"{ev['next_frame_psnr']:.2f} dB; VAE ceiling {ev['vae_reconstruction_psnr']:.2f} dB; "
-             f"copying the last frame {ev['copy_last_frame_psnr']:.2f} dB",
+             f"- held-out evaluation (`{ev}/report.md`, seeds never used in training):", "", R.table(result), "",
              f"- time: {report['total_minutes']} minutes ({', '.join(f'{k} {v} s' for k, v in times.items())})", ""]
     (out / "report.md").write_text("\n".join(lines))
     print("\n".join(lines))
-    print(f"outputs: {out} (report.md, report.json, data/, heldout/, vae/, dit/)")
+    print(f"outputs: {out} (report.md, report.json, data/, heldout/, vae/, latents/, dit/, eval/)")
     return 0
