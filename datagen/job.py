@@ -91,7 +91,7 @@ def prepare(job: Job, url: str, env: Any = None) -> tuple[Any, list[int]]:
 
 
 def run(job: Job, url: str, workers: int = 1, progress: Callable[[int, int], None] | None = None,
-        executor: str = "process", ray_address: str | None = None) -> dict[str, Any]:
+        executor: str = "process", ray_address: str | None = None, wait: bool = False) -> dict[str, Any]:
     """Record the missing episodes of `job` into `url` and finalize. Returns the root attributes.
 
     Args:
@@ -103,11 +103,12 @@ def run(job: Job, url: str, workers: int = 1, progress: Callable[[int, int], Non
             every worker reaches, so not memory://).
         ray_address: the Ray cluster for executor="ray" ("auto", "ray://host:10001", ...); None starts a local
             instance (or uses the one this process already connected to).
+        wait: another run writing `url` (store.writer.writer_lock): wait for it instead of refusing.
 
     Raises:
         ExecutorError: an unknown executor, Ray not installed, or a memory:// store with executor="ray"; raised
             before the store is touched.
-        StoreError: `url` holds something else, or cannot be created.
+        StoreError: `url` holds something else, cannot be created, or another run is writing it.
     """
     if executor not in EXECUTORS:
         raise ExecutorError(f"unknown executor {executor!r}; choose one of {list(EXECUTORS)}")
@@ -116,6 +117,13 @@ def run(job: Job, url: str, workers: int = 1, progress: Callable[[int, int], Non
         if url.startswith("memory://"):
             raise ExecutorError(f"executor=ray cannot write {url}: a memory:// store lives in one process; "
                                 f"use a path or file:// URL that every Ray worker can reach")
+    with S.writer_lock(url, wait):
+        return _record(job, url, workers, progress, executor, ray_address)
+
+
+def _record(job: Job, url: str, workers: int, progress: Callable[[int, int], None] | None, executor: str,
+            ray_address: str | None) -> dict[str, Any]:
+    """`run` under the store's writer lock."""
     local = executor == "process" and (workers <= 1 or url.startswith("memory://"))
     env = make_env(job) if local else None  # records here, and gives a new store its action spec and fps
     root, todo = prepare(job, url, env)

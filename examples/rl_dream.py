@@ -62,7 +62,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--eval-seed", type=int, default=10_000, help="first held-out engine seed (default 10000)")
     p.add_argument("--max-steps", type=int, default=300, help="engine episode length, training and scoring (300)")
     p.add_argument("--dream-episode-steps", type=int, default=64, help="dreamed episode length (default 64)")
-    p.add_argument("--dream-steps", type=int, default=4, help="Euler steps per dreamed frame (default 4)")
+    p.add_argument("--dream-steps", type=int, default=None,
+                   help="Euler steps per dreamed frame (default: the checkpoint's; 1 for one trained at pure noise)")
     p.add_argument("--precision", default="bf16", choices=["fp32", "bf16"], help="dream autocast (default bf16)")
     p.add_argument("--n-envs", type=int, default=8, help="envs per PPO rollout, dream (one batch) and engine (8)")
     p.add_argument("--n-steps", type=int, default=128, help="PPO rollout steps per env (default 128)")
@@ -77,7 +78,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", default="rl_dream.json", help="JSON results (default rl_dream.json)")
     args = p.parse_args(argv)
     for name in ("steps", "eval_episodes", "max_steps", "dream_episode_steps", "dream_steps", "n_envs", "n_steps"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     return args
 

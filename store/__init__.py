@@ -47,6 +47,7 @@ from store.writer import (
     write_aligned,
     write_array,
     write_staged_episode,
+    writer_lock,
 )
 
 __all__ = [
@@ -54,5 +55,5 @@ __all__ = [
     "StoreError", "buckets", "check_out", "compute_stats", "create_or_resume", "digest", "episode_indices",
     "finalize", "open_root", "open_store", "pack_texts", "read_episode", "read_texts", "rows_per_chunk",
     "sample_weights", "stage_frames", "staged_episodes", "unpack_texts", "validate", "write_aligned", "write_array",
-    "write_staged_episode",
+    "write_staged_episode", "writer_lock",
 ]

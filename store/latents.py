@@ -34,6 +34,13 @@ def cache_latents(src_url: str, out_url: str, encode: Encode, vae: dict[str, Any
     src = S.open_store(src_url)
     if "latents" in src.attrs:
         raise S.StoreError(f"{src_url} is already a latent store")
+    with S.writer_lock(out_url):
+        return _cache(src, src_url, out_url, encode, vae, block, progress)
+
+
+def _cache(src: zarr.Group, src_url: str, out_url: str, encode: Encode, vae: dict[str, Any], block: int,
+           progress: Callable[[int], None] | None) -> dict[str, Any]:
+    """`cache_latents` under the latent store's writer lock."""
     want = {"source_digest": src.attrs["digest"], "source": src_url, "vae": vae}
     existing = _existing(out_url)
     if existing is not None:

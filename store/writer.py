@@ -6,7 +6,11 @@ Workers never append to the same array: each episode is staged in its own group 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import socket
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +32,84 @@ from store.schema import (
     pack_texts,
     rows_per_chunk,
 )
+
+
+def _local(url: str) -> Path | None:
+    """The folder of a local store (a path or a file:// URL); None for memory:// and remote stores."""
+    if "://" in url and not url.startswith("file://"):
+        return None
+    return Path(url[7:] if url.startswith("file://") else url)
+
+
+def _owner(lock: Path) -> dict[str, Any]:
+    try:
+        owner = json.loads(lock.read_text())
+        return owner if isinstance(owner, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _alive(owner: dict[str, Any]) -> bool:
+    """Whether the lock's owner may still be writing: another host, or a live process here. A lock file without a
+    readable owner (its writer was killed between creating and filling it) counts as alive for 10 seconds."""
+    if not owner:
+        return True
+    if owner.get("host") != socket.gethostname():
+        return True
+    try:
+        os.kill(int(owner.get("pid", -1)), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError, OverflowError):
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def writer_lock(url: str, wait: bool = False, poll: float = 0.5) -> Iterator[None]:
+    """One writer per store: an advisory lock file held while a job writes `url`, `.<name>.writer.lock` beside the
+    store folder (outside it: a job may rewrite the folder whole), created exclusively, holding the owner's pid,
+    host and start time.
+
+    A second run into the same store is refused at once with a StoreError naming the owner (pid, host, since when),
+    or with `wait=True` waits until the owner is done. A lock left by a process of this host that no longer runs (a
+    killed job) is taken over, so a rerun after a kill always resumes. Local stores only: memory:// and remote URLs
+    are not locked (zarr has no portable lock there; give each writer its own out).
+    """
+    folder = _local(url)
+    if folder is None:
+        yield
+        return
+    folder = folder.resolve()
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    lock = folder.parent / f".{folder.name}.writer.lock"
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
+    while True:
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            owner = _owner(lock)
+            if not owner and time.time() - lock.stat().st_mtime > 10:
+                owner = {"host": socket.gethostname(), "pid": -1}  # never filled in: its writer died at once
+            if not _alive(owner):
+                lock.unlink(missing_ok=True)  # a killed job's lock: take over
+                continue
+            if not wait:
+                since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(owner.get("since", 0)))
+                raise StoreError(f"out={url} is being written by another run (pid {owner.get('pid')} on "
+                                 f"{owner.get('host')}, since {since}); wait for it to finish, pass wait=true to "
+                                 f"queue behind it, or choose another out (if no such run exists, delete "
+                                 f"{lock})") from None
+            time.sleep(poll)
+            continue
+        with os.fdopen(fd, "w") as f:
+            json.dump(me, f)
+        break
+    try:
+        yield
+    finally:
+        if _owner(lock).get("pid") == me["pid"]:
+            lock.unlink(missing_ok=True)
 
 
 def write_array(group: zarr.Group, name: str, data: np.ndarray, codec: BloscCodec = CODEC) -> None:

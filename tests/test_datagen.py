@@ -228,3 +228,39 @@ def test_a_kill_at_any_finalize_phase_is_repaired_by_a_rerun(tmp_path, monkeypat
     again = run(Job(**VOXEL, episodes=2), out, workers=1)
     assert again["digest"] == ref["digest"] and S.validate(out)["episodes"] == 2
     assert "staging" not in S.open_root(out, "r") and (tmp_path / "killed" / "DATASET.md").is_file()
+
+
+def test_two_generate_runs_into_one_store_never_both_write(tmp_path):
+    """A second run into a store another process is writing is refused at once, naming the owner; with wait=true it
+    queues behind it; the store the first one finishes is intact."""
+    args = ["generate", "episodes=3", "steps=40", "width=32", "height=24", "workers=1", "seed=5"]
+    out = tmp_path / "shared"
+    first = subprocess.Popen([sys.executable, "-m", "worldsim.cli", *args, f"out={out}"], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True)
+    lock = tmp_path / ".shared.writer.lock"
+    deadline = time.time() + 120
+    while time.time() < deadline and not lock.exists():
+        time.sleep(0.02)
+    assert first.poll() is None and lock.exists(), "the first run should hold the lock while it writes"
+    second = _cli(*args, f"out={out}")
+    assert second.returncode == 2 and f"pid {first.pid}" in second.stderr and second.stderr.count("\n") == 1
+    queued = _cli(*args, f"out={out}", "wait=true")  # waits for the first, then finds the job done
+    first_out, _ = first.communicate(timeout=300)
+    assert first.returncode == 0 and queued.returncode == 0, queued.stderr
+    digest = json.loads(first_out.strip().splitlines()[-1])["digest"]
+    assert json.loads(queued.stdout.strip().splitlines()[-1])["digest"] == digest
+    assert S.validate(str(out))["digest"] == digest and not lock.exists()
+
+
+def test_the_lock_of_a_killed_run_is_taken_over(tmp_path):
+    import socket
+
+    out = tmp_path / "s"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a pid that no longer runs
+    (tmp_path / ".s.writer.lock").write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname(), "since": 0}))
+    attrs = run(Job(**VOXEL, episodes=1), str(out), workers=1)
+    assert attrs["finalized"] and not (tmp_path / ".s.writer.lock").exists()
+    (tmp_path / ".s.writer.lock").write_text(json.dumps({"pid": 1, "host": "another-host", "since": 0}))
+    with pytest.raises(S.StoreError, match="another-host"):
+        run(Job(**VOXEL, episodes=1), str(out), workers=1)

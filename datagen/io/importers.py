@@ -453,6 +453,14 @@ def _import(fmt: str, src: Path, count: int, parse: Callable[[int], Recording], 
            # the keys of an engine job that readers of `job` (worldsim info) expect, with what holds for a recording
            "policy": "human players (recorded)", "env_kwargs": {}, "seed": None, "steps": max(s[3] for s in summary)}
     key = hashlib.sha256(json.dumps({**job, "files": files}, sort_keys=True).encode()).hexdigest()[:16]
+    with S.writer_lock(url):
+        return _write(fmt, url, key, job, files, summary, count, parse, width, height, segment_seconds, progress)
+
+
+def _write(fmt: str, url: str, key: str, job: dict[str, Any], files: list, summary: list, count: int,
+           parse: Callable[[int], Recording], width: int | None, height: int | None, segment_seconds: float,
+           progress: Callable[[int, int], None] | None) -> dict[str, Any]:
+    """`_import` under the store's writer lock: stage the missing recordings, finalize, write the card."""
     from datagen.job import generator_info
 
     root = S.create_or_resume(url, key, job, lambda: {

@@ -38,8 +38,10 @@ def _side_by_side(real: np.ndarray, dream: np.ndarray, scale: int = 4) -> np.nda
     return both.repeat(scale, axis=1).repeat(scale, axis=2)
 
 
-def replay(env: Any, store: str, episode: int, horizon: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Dream a held-out episode under its recorded actions from its first frames.
+def replay(env: Any, store: str, episode: int, horizon: int, actions: np.ndarray | None = None
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Dream a held-out episode from its first frames under its recorded actions (or `actions`, rows of flat
+    actions driving the dreamed steps: the random-action replay of dPSNR), with the same sampling noise.
 
     Returns the engine's frames and the model's frames (both (N + 1, H, W, 3), N <= horizon, the first being the
     last context frame) and that last context frame (the copy-last-frame baseline)."""
@@ -51,9 +53,10 @@ def replay(env: Any, store: str, episode: int, horizon: int) -> tuple[np.ndarray
     u = env.unwrapped
     c = u.core.context
     n = min(horizon, len(ep["frames"]) - c)
+    drive = ep["actions"][c - 1 :] if actions is None else actions
     real, made = [ep["frames"][c - 1]], [obs]
     for j in range(n):
-        action = unflatten_action(u.action_spec, u.action_space, ep["actions"][c - 1 + j])
+        action = unflatten_action(u.action_spec, u.action_space, drive[j])
         obs, *_ = env.step(action)
         made.append(obs)
         real.append(ep["frames"][c + j])
@@ -64,24 +67,28 @@ def dream_stage(cfg: Any, out: Path, heldout: Path, dit: Path) -> dict[str, Any]
     """Replays beside the engine, PSNR against horizon, a random agent in a batch of dreams."""
     from store import episode_indices
     from worldsim.dream.env import DreamEnv, DreamVectorEnv
-    from worldsim.eval.metrics import psnr_uint8
+    from worldsim.eval.metrics import action_pool, psnr_uint8, random_actions
 
-    env = DreamEnv.from_checkpoint(str(dit), steps=int(cfg.steps), max_episode_steps=10**6)
+    env = DreamEnv.from_checkpoint(str(dit), steps=int(cfg.steps), max_episode_steps=None)
     h = int(cfg.horizon)
-    curves, base, videos = [], [], []
+    pool = action_pool(str(heldout))
+    curves, base, shuffled, videos = [], [], [], []
     for ep in episode_indices(str(heldout))[: int(cfg.episodes)]:
         real, made, last = replay(env, str(heldout), ep, h)
+        other = replay(env, str(heldout), ep, h, random_actions(pool, h, np.random.default_rng([ep, 0xAC7])))[1]
         curves.append([psnr_uint8(made[i], real[i]) for i in range(1, len(real))])
+        shuffled.append([psnr_uint8(other[i], real[i]) for i in range(1, len(real))])
         base.append([psnr_uint8(last, real[i]) for i in range(1, len(real))])
         videos.append(_side_by_side(real, made))
     n = min(len(c) for c in curves)
     model = np.mean([c[:n] for c in curves], axis=0)
     copy = np.mean([b[:n] for b in base], axis=0)
+    random = np.mean([c[:n] for c in shuffled], axis=0)
     _plot(model, copy, out / "psnr_vs_horizon.png")
     env.sampler.write_video(np.concatenate(videos), out / "side_by_side.mp4", note="left: engine, right: model")
 
-    venv = DreamVectorEnv.from_checkpoint(str(dit), num_envs=int(cfg.agents), steps=int(cfg.steps), store=str(heldout),
-                          max_episode_steps=int(cfg.agent_steps))
+    venv = DreamVectorEnv.from_checkpoint(str(dit), num_envs=int(cfg.agents), steps=int(cfg.steps),
+                                          store=str(heldout), max_episode_steps=int(cfg.agent_steps))
     venv.reset(seed=0)
     venv.action_space.seed(0)
     total, t0 = np.zeros(venv.num_envs), time.perf_counter()
@@ -91,6 +98,7 @@ def dream_stage(cfg: Any, out: Path, heldout: Path, dit: Path) -> dict[str, Any]
     rate = venv.num_envs * int(cfg.agent_steps) / (time.perf_counter() - t0)
     at = {k: round(float(model[k - 1]), 2) for k in (1, 8, 16, 32) if k <= n}
     return {"rollout_psnr": at, "copy_last_psnr": {k: round(float(copy[k - 1]), 2) for k in at},
+            "dpsnr": {k: round(float(model[k - 1] - random[k - 1]), 2) for k in at},
             "episodes": len(curves), "euler_steps": int(cfg.steps),
             "random_agent_return": round(float(total.mean()), 3),
             "dream_steps_per_s": round(rate, 1), "agents": venv.num_envs,
@@ -117,13 +125,16 @@ def _plot(model: np.ndarray, copy: np.ndarray, path: Path) -> None:
 
 
 def _report(out: Path, d: dict[str, Any], vae_psnr: float | None, times: dict[str, float]) -> list[str]:
-    rows = "".join(f"| {k} | {v:.2f} | {d['copy_last_psnr'][k]:.2f} |\n" for k, v in d["rollout_psnr"].items())
+    rows = "".join(f"| {k} | {v:.2f} | {d['copy_last_psnr'][k]:.2f} | {d['dpsnr'][k]:+.2f} |\n"
+                   for k, v in d["rollout_psnr"].items())
+    verdict = _verdict(d)
     lines = [
         "# worldsim demo report", "",
         f"- VAE held-out reconstruction PSNR: {vae_psnr:.2f} dB" if vae_psnr is not None else "- VAE: no PSNR",
         f"- DreamEnv replayed {d['episodes']} held-out episodes under their recorded actions "
         f"({d['euler_steps']} Euler steps per frame):", "",
-        "| steps into the dream | PSNR vs engine (dB) | copy last context frame (dB) |", "|---:|---:|---:|", rows,
+        "| steps into the dream | PSNR vs engine (dB) | copy last context frame (dB) | dPSNR: recorded - random "
+        "actions (dB) |", "|---:|---:|---:|---:|", rows, f"- where it stands: {verdict}",
         f"- a random agent in {d['agents']} dreams at once: {d['dream_steps_per_s']} steps/s, mean return "
         f"{d['random_agent_return']} ({'reward model' if d['reward_model'] else 'no reward model: rewards are 0'})",
         f"- time: {sum(times.values()) / 60:.1f} minutes ({', '.join(f'{k} {v:.0f} s' for k, v in times.items())})",
@@ -131,6 +142,18 @@ def _report(out: Path, d: dict[str, Any], vae_psnr: float | None, times: dict[st
         "[side_by_side.mp4](side_by_side.mp4): left the engine, right the model, same starting frames and actions.", ""]
     (out / "report.md").write_text("\n".join(lines))
     return lines
+
+
+def _verdict(d: dict[str, Any]) -> str:
+    """One plain sentence on the dream against copying the last frame and on whether the actions steer it."""
+    at, copy, dp = d["rollout_psnr"], d["copy_last_psnr"], d["dpsnr"]
+    above = [k for k in at if at[k] > copy[k]]
+    below = [k for k in at if at[k] <= copy[k]]
+    parts = [f"above copying the last frame at {above} steps" if above else "not above copying the last frame",
+             f"below it at {below}" if above and below else ""]
+    h = 8 if 8 in dp else max(dp)
+    parts.append(f"the actions {'steer' if dp[h] > 0.5 else 'barely steer'} it (dPSNR {dp[h]:+.2f} dB at {h} steps)")
+    return "; ".join(p for p in parts if p) + "."
 
 
 def main(raw) -> int:

@@ -37,6 +37,7 @@ class GenerateConfig:
     segment_seconds: float = 2.0
     executor: str = "process"
     ray_address: str | None = None
+    wait: bool = False  # another run writing out: wait for it (default: refuse at once, naming it)
 
 
 def main(raw) -> int:
@@ -72,7 +73,8 @@ def main(raw) -> int:
         bar.set_postfix_str(f"{frames[0] / max(bar.format_dict['elapsed'], 1e-9):.0f} frames/s")
 
     try:
-        attrs = run(job, cfg.out, cfg.workers, progress, executor=cfg.executor, ray_address=cfg.ray_address)
+        attrs = run(job, cfg.out, cfg.workers, progress, executor=cfg.executor, ray_address=cfg.ray_address,
+                    wait=cfg.wait)
     except (StoreError, ExecutorError) as err:
         raise InputError(str(err)) from None
     finally:

@@ -12,7 +12,7 @@ examples:
   worldsim play env=voxel width=960 height=540 env.kwargs.task=navigate seed=7
   worldsim play env=physics env.kwargs.spawn=tower
   worldsim play ckpt=outputs/demo/dit scale=6          # left: the engine, right: the model (at the model's size)
-  worldsim play ckpt=outputs/demo/dit dream_steps=2    # fewer Euler steps per frame: faster, blurrier
+  worldsim play ckpt=outputs/demo/dit dream_steps=4    # more Euler steps per frame: slower, sharper, lower PSNR
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class PlayConfig:
     mouse_sensitivity: float = 0.15
     max_frames: int = 0
     ckpt: str | None = None  # a world-model run or checkpoint: play the dream beside the engine
-    dream_steps: int = 4  # Euler steps per dreamed frame
+    dream_steps: int | None = None  # Euler steps per dreamed frame (None: the checkpoint's default)
 
 
 def _keys_to_action(pygame, pressed, mouse_buttons, mouse_delta, sensitivity: float, hotbar: int) -> dict:
@@ -74,7 +74,7 @@ def _load_dream(cfg: PlayConfig):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # no reward model: irrelevant when playing
-        return DreamEnv.from_checkpoint(cfg.ckpt, steps=cfg.dream_steps, max_episode_steps=10**9)
+        return DreamEnv.from_checkpoint(cfg.ckpt, steps=cfg.dream_steps, max_episode_steps=None)
 
 
 @dataclass

@@ -30,18 +30,20 @@ class DreamCore:
     Args:
         sampler: a loaded world model (`WorldSampler.load`).
         rows: how many trajectories.
-        steps: Euler steps per frame (each is one model pass).
+        steps: Euler steps per frame (each is one model pass); None: the checkpoint's `WorldSampler.dream_steps`
+            (1 for a model trained at pure noise, whose one step is its estimate of the next frame's mean; else 4).
         cfg_actions: classifier-free guidance scale on the new frame's action (1 = off; > 1 doubles the batch).
         context: latent frames the new frame sees (default: the trained window minus one).
         context_t: noise level of context frames (training draws U(0, flow.context_noise)).
         precision: bf16 (autocast) or fp32.
     """
 
-    def __init__(self, sampler: WorldSampler, rows: int, steps: int = 4, cfg_actions: float = 1.0,
+    def __init__(self, sampler: WorldSampler, rows: int, steps: int | None = None, cfg_actions: float = 1.0,
                  context: int | None = None, context_t: float = 0.02, precision: str = "bf16") -> None:
         if sampler.k != 1:
             raise InputError(f"DreamEnv steps one frame at a time and needs a per-frame VAE; this checkpoint's VAE "
                              f"compresses {sampler.k} frames per latent (vae.temporal={sampler.k})")
+        steps = sampler.dream_steps if steps is None else steps
         if steps < 1:
             raise InputError(f"steps must be >= 1, got {steps}")
         self.sampler, self.model, self.device = sampler, sampler.model, sampler.device

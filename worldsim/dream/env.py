@@ -160,8 +160,9 @@ def _reward_model(checkpoint: str, reward: str | None, device: torch.device) -> 
     return load_reward(path, device=device)
 
 
-def _parts(checkpoint: str | Path, rows: int, reward: str | None, store: str | None, steps: int, cfg_actions: float,
-           context: int | None, device: str, precision: str) -> tuple[DreamCore, ContextSource, Any]:
+def _parts(checkpoint: str | Path, rows: int, reward: str | None, store: str | None, steps: int | None,
+           cfg_actions: float, context: int | None, device: str, precision: str
+           ) -> tuple[DreamCore, ContextSource, Any]:
     """The stepping core, context source and reward model of a checkpoint (what `from_checkpoint` builds)."""
     sampler = WorldSampler.load(checkpoint, device=device)
     core = DreamCore(sampler, rows, steps=steps, cfg_actions=cfg_actions, context=context, precision=precision)
@@ -175,7 +176,7 @@ class _Dream:
                ) -> None:
         if max_episode_steps is not None and max_episode_steps < 1:
             raise InputError(f"max_episode_steps must be >= 1 or None, got {max_episode_steps}")
-        self.core, self.sampler = core, core.s
+        self.core, self.sampler = core, core.sampler
         self.action_spec = self.sampler.meta.get("action_spec")
         if not self.action_spec:
             raise C.CheckpointError("the world model records no action spec; retrain it with this version of worldsim")
@@ -185,7 +186,6 @@ class _Dream:
         self.elapsed = np.zeros(core.rows, np.int64)
         self.single_obs_space = spaces.Box(0, 255, (self.sampler.height, self.sampler.width, 3), dtype=np.uint8)
         self.single_act_space = space_from_spec(self.action_spec)
-
 
     def _reset_rows(self, rows: list[int], rngs: list[np.random.Generator], options: dict[str, Any]
                     ) -> tuple[np.ndarray, list[dict[str, Any]]]:
@@ -247,7 +247,7 @@ class DreamEnv(_Dream, gym.Env):
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path, reward: str | None = None, store: str | None = None,
-                        steps: int = 4, cfg_actions: float = 1.0, context: int | None = None,
+                        steps: int | None = None, cfg_actions: float = 1.0, context: int | None = None,
                         max_episode_steps: int | None = 200, device: str = "cpu", precision: str = "bf16",
                         render_mode: str | None = None) -> DreamEnv:
         """A DreamEnv of a trained checkpoint.
@@ -256,7 +256,8 @@ class DreamEnv(_Dream, gym.Env):
             checkpoint: a `worldsim train` run directory (its latest checkpoint) or one checkpoint.
             reward: a reward model (`worldsim train-reward`); default `<run>/reward` if present.
             store: where resets take their context (default: the checkpoint's held-out episodes).
-            steps: Euler steps per frame; cfg_actions: guidance on the action (1 = off).
+            steps: Euler steps per frame (default: the checkpoint's, `WorldSampler.dream_steps`); cfg_actions:
+                guidance on the action (1 = off).
             context: latent frames of context (default: the trained window minus one).
             max_episode_steps: truncation horizon (None: none).
         """
@@ -315,9 +316,9 @@ class DreamVectorEnv(_Dream, VectorEnv):
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path, num_envs: int = 1, reward: str | None = None,
-                        store: str | None = None, steps: int = 4, cfg_actions: float = 1.0, context: int | None = None,
-                        max_episode_steps: int | None = 200, device: str = "cpu", precision: str = "bf16",
-                        autoreset_mode: str | AutoresetMode = "next_step") -> DreamVectorEnv:
+                        store: str | None = None, steps: int | None = None, cfg_actions: float = 1.0,
+                        context: int | None = None, max_episode_steps: int | None = 200, device: str = "cpu",
+                        precision: str = "bf16", autoreset_mode: str | AutoresetMode = "next_step") -> DreamVectorEnv:
         """`num_envs` dreams of a trained checkpoint; the other arguments as `DreamEnv.from_checkpoint`."""
         if num_envs < 1:
             raise InputError(f"num_envs must be >= 1, got {num_envs}")

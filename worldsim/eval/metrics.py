@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from store import StoreError, buckets, open_store, read_episode
 from worldsim.errors import InputError
+from worldsim.model.frames import psnr_of_mse
 from worldsim.model.sampler import WorldSampler
 from worldsim.train.data import StoreSet
 
@@ -30,17 +31,15 @@ Tick = Callable[[], None] | None
 
 
 # -- frame metrics ---------------------------------------------------------------------------------------------------
-def psnr_uint8(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB of two uint8 arrays of one shape, over all their values (capped at 100 dB for equal arrays)."""
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float(10 * np.log10(255.0**2 / max(mse, 1e-10)))
-
-
 def psnr_frames(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Per-frame PSNR of uint8 frames (N, H, W, 3) -> (N,)."""
+    """Per-frame PSNR of uint8 frames (N, H, W, 3) -> (N,) (`psnr_of_mse`)."""
     d = a.astype(np.float64) - b.astype(np.float64)
-    mse = np.maximum((d**2).reshape(len(d), -1).mean(axis=1), 1e-10)
-    return 10 * np.log10(255.0**2 / mse)
+    return psnr_of_mse((d**2).reshape(len(d), -1).mean(axis=1))
+
+
+def psnr_uint8(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB of two uint8 arrays of one shape, over all their values."""
+    return float(psnr_frames(np.asarray(a)[None], np.asarray(b)[None])[0])
 
 
 @functools.lru_cache(maxsize=4)

@@ -7,6 +7,10 @@ or shared by the whole clip, and marks random frames as clean *context* with a l
 context-noise augmentation of GameNGen/Oasis that stops autoregressive drift). The same model then does
 text-to-video (no context), image-to-video and extension (a prefix), backward extension (a suffix), connection
 (first and last), loops and SDEdit, by choosing which frames are context at sampling time.
+
+`teacher_targets` serves the learned simulator's objective instead (`objective=teacher_forcing`): each frame of the
+window noised on its own, beside a lightly noised clean copy of the window that is its past (`DiT.forward_teacher`),
+with `p_pure_noise` of the frames at t = 1, where every sample starts.
 """
 
 from __future__ import annotations
@@ -57,6 +61,14 @@ def shift_for(tokens: int, cfg: FlowConfig) -> float:
     return max(1.0, (tokens / cfg.shift_base_tokens) ** 0.5)
 
 
+def pure_noise(t: torch.Tensor, cfg: FlowConfig, g: torch.Generator) -> torch.Tensor:
+    """t with a share `cfg.p_pure_noise` of its entries set to 1 (no random draw at all when the share is 0, so runs
+    without it draw exactly the noise they always drew)."""
+    if cfg.p_pure_noise <= 0:
+        return t
+    return torch.where(torch.rand(t.shape, generator=g) < cfg.p_pure_noise, torch.ones_like(t), t)
+
+
 def context_mask(b: int, t: int, cfg: FlowConfig, g: torch.Generator, device: torch.device) -> torch.Tensor:
     """(B, T) bool, True = a clean context frame: none, a prefix, a suffix, first + last, or random frames."""
     mask = torch.zeros(b, t, dtype=torch.bool)
@@ -94,7 +106,7 @@ def training_targets(x0: torch.Tensor, cfg: FlowConfig, g: torch.Generator, patc
     u = torch.randn(b, nt, generator=g) * cfg.logit_std + cfg.logit_mean
     shared = torch.rand(b, generator=g) < cfg.p_shared_t
     u = torch.where(shared[:, None], u[:, :1].expand(b, nt), u)
-    t = time_shift(torch.sigmoid(u), shift_for(tokens, cfg)).to(dev)
+    t = pure_noise(time_shift(torch.sigmoid(u), shift_for(tokens, cfg)), cfg, g).to(dev)
     ctx = context_mask(b, nt, cfg, g, dev)
     t = torch.where(ctx, torch.rand(b, nt, generator=g).to(dev) * cfg.context_noise, t)
     eps = torch.randn(x0.shape, generator=g).to(dev)
@@ -111,8 +123,7 @@ def teacher_targets(x0: torch.Tensor, cfg: FlowConfig, g: torch.Generator, patch
     b, nt = x0.shape[:2]
     dev = x0.device
     u = torch.randn(b, nt, generator=g) * cfg.logit_std + cfg.logit_mean
-    t = time_shift(torch.sigmoid(u), shift_for(token_count(x0.shape, patch), cfg))
-    t = torch.where(torch.rand(b, nt, generator=g) < cfg.p_pure_noise, torch.ones_like(t), t).to(dev)
+    t = pure_noise(time_shift(torch.sigmoid(u), shift_for(token_count(x0.shape, patch), cfg)), cfg, g).to(dev)
     t_clean = (torch.rand(b, nt, generator=g) * cfg.context_noise).to(dev)
     eps = torch.randn(x0.shape, generator=g).to(dev)
     eps_clean = torch.randn(x0.shape, generator=g).to(dev)

@@ -20,6 +20,7 @@ from torch import nn
 
 from worldsim.errors import InputError
 from worldsim.model import checkpoint as C
+from worldsim.model.frames import psnr_of_mse
 
 
 @dataclass
@@ -153,8 +154,7 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     (10 log10(255^2 / MSE), docs/architecture.md section 5). Inputs are quantised to uint8 first, as stored."""
     qa = ((a.float().clamp(-1, 1) + 1) * 127.5).round()
     qb = ((b.float().clamp(-1, 1) + 1) * 127.5).round()
-    mse = (qa - qb).pow(2).flatten(1).mean(1).clamp_min(1e-10)
-    return 10 * torch.log10(255.0**2 / mse)
+    return psnr_of_mse((qa - qb).pow(2).flatten(1).mean(1))
 
 def load_vae(path: str | Path, device: torch.device | str = "cpu") -> tuple[VideoVAE, dict[str, Any]]:
     """A trained VAE (eval mode) and its checkpoint metadata, from a run directory or a checkpoint folder."""

@@ -78,6 +78,8 @@ def check_config(cfg: TrainConfig) -> None:
         raise InputError(f"flow.objective must be diffusion_forcing or teacher_forcing, got {cfg.flow.objective!r}")
     if cfg.flow.objective == "teacher_forcing" and cfg.model.attention != "causal":
         raise InputError("flow.objective=teacher_forcing trains a frame-causal model: add model.attention=causal")
+    if not 0.0 <= cfg.flow.p_pure_noise <= 1.0:
+        raise InputError(f"flow.p_pure_noise must be in [0, 1], got {cfg.flow.p_pure_noise}")
     if cfg.flow.prediction not in ("velocity", "delta"):
         raise InputError(f"flow.prediction must be velocity or delta, got {cfg.flow.prediction!r}")
     if cfg.flow.prediction == "delta" and (cfg.flow.objective != "teacher_forcing" or not cfg.model.prev_frame):

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from worldsim.model import checkpoint as C
+from worldsim.model.frames import psnr_of_mse
 from worldsim.model.vae import VAEConfig, VideoVAE, psnr
 from worldsim.runtime import autocast, pick_device
 from worldsim.train.data import StoreSet, batch_rng, make_loader, to_model
@@ -116,7 +117,7 @@ def train_vae(cfg: TrainVAEConfig) -> dict[str, Any]:
         seen += x.shape[0] * x.shape[1]
         if loop.due(cfg.log_every):
             rate = seen / (time.perf_counter() - t0)
-            train_psnr = float(10 * torch.log10(4.0 / mse.detach().clamp_min(1e-10)))
+            train_psnr = float(psnr_of_mse(mse.detach() * 127.5**2))  # mse on the [-1, 1] scale
             metrics.log(loop.done, {"loss": loss.item(), "mse": mse.item(), "kl": kl.item(), "psnr_train": train_psnr,
                                     "grad_norm": loop.grad_norm, "lr": loop.lr, "frames_per_s": rate})
             loop.show(f"loss {loss.item():.4f} psnr {train_psnr:.1f} dB {rate:.0f} frames/s")
