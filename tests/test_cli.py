@@ -58,19 +58,26 @@ def test_demo_runs_the_pipeline_and_writes_the_report(tmp_path):
 
 
 def test_recipe_runs_its_stages_and_reports(tmp_path):
-    tiny = [f"recipe.{stage}.{k}" for stage in ("generate", "heldout") for k in ("episodes=2", "steps=20", "width=32",
-                                                                               "height=32")]
+    tiny = [f"recipe.{stage}.{k}" for stage in ("generate", "heldout", "lookback")
+            for k in ("episodes=2", "steps=40", "width=32", "height=32")]
     r = _run("recipe", f"out={tmp_path}", *tiny, "recipe.train_vae.steps=2", "recipe.train_vae.batch_size=4",
              "recipe.train_vae.eval_every=2", "recipe.train_vae.vae.latent_channels=4",
              "+recipe.train_vae.vae.channels=[8,16,16]",
              "recipe.train.steps=2", "recipe.train.batch_size=2", "recipe.train.frames=4", "+recipe.model.width=48",
              "+recipe.model.depth=2", "+recipe.model.heads=2", "recipe.eval.windows=2", "recipe.eval.steps=1",
+             "recipe.eval.episodes=2", "+recipe.eval.idm_steps=5", "+recipe.eval.attr_steps=0",
+             "+recipe.eval.probe_size=16", "+recipe.eval.probe_pairs=64", "+recipe.eval.revisits=2",
              env={"OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stderr
     report = json.loads((tmp_path / "report.json").read_text())
-    assert {"vae_heldout_psnr", "next_frame_psnr", "copy_last_frame_psnr"} <= set(report)
+    assert {"vae_heldout_psnr", "eval", "seconds", "total_minutes"} <= set(report)
+    ev = report["eval"]
+    assert {"next_frame_psnr", "copy_last_frame_psnr"} <= set(ev["next_frame"]) and "horizons" in ev["rollout"]
+    assert "far_model_psnr" in ev["revisit"] or "skipped" in ev["revisit"]
+    assert set(report["seconds"]) == {"generate", "heldout", "lookback", "train_vae", "cache_latents", "train", "eval"}
     meta = json.loads((tmp_path / "dit" / "checkpoints" / "step_0000002" / "meta.json").read_text())
     assert meta["spec"]["dit"]["attention"] == "causal"  # the recipe's model overrides reach the DiT
+    assert meta["train"]["flow"]["objective"] == "teacher_forcing" and meta["spec"]["prediction"] == "delta"
     assert (tmp_path / "report.md").read_text().startswith("# worldsim recipe report")
 
 

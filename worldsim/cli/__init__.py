@@ -128,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
         cfg = compose(command, rest)
         module = importlib.import_module(COMMANDS[command][0])
         return int(module.main(cfg) or 0)
+    except TrainingDiverged as err:  # not the user's input, not a bug in the code: a result, said in one line
+        print(f"worldsim {command}: {err}", file=sys.stderr)
+        return 1
     except Exception as err:
         if not isinstance(err, _user_errors()) and not _checked_by_a_lower_layer(err):
             raise
@@ -136,9 +139,6 @@ def main(argv: list[str] | None = None) -> int:
             msg = f"{err.full_key}= is required (worldsim {command} --help lists the keys)"
         print(f"worldsim {command}: error: {msg}", file=sys.stderr)
         return 2
-    except TrainingDiverged as err:  # not the user's input, not a bug in the code: a result, said in one line
-        print(f"worldsim {command}: {err}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print(f"worldsim {command}: interrupted", file=sys.stderr)
         return 130

@@ -42,7 +42,7 @@ def table(result: dict[str, Any]) -> str:
              f"VAE {_f(nf['vae_reconstruction_psnr'])}, copy-last {_f(nf['copy_last_frame_psnr'])}"),
             ("next-frame SSIM", _f(nf["next_frame_ssim"], 3),
              f"VAE {_f(nf['vae_reconstruction_ssim'], 3)}, copy-last {_f(nf['copy_last_frame_ssim'], 3)}")]
-    for h, row in ro["horizons"].items():
+    for h, row in sorted(ro["horizons"].items(), key=lambda kv: int(kv[0])):  # eval.json sorts keys as text
         skipped = ro["skipped"][h]
         if row is None:
             rows.append((f"rollout @{h}", "skipped", f"all {skipped} episodes shorter"))
@@ -106,7 +106,7 @@ def plot_horizons(rollout: dict[str, Any], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    got = [(int(h), r) for h, r in rollout["horizons"].items() if r is not None]
+    got = sorted(((int(h), r) for h, r in rollout["horizons"].items() if r is not None), key=lambda hr: hr[0])
     hs = [h for h, _ in got]
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     for key, label, style in (("model_psnr", "model (recorded actions)", "o-"),
