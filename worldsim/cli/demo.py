@@ -5,12 +5,13 @@ Stages (each a worldsim command, each resumable: running the demo again skips or
                    made from other seeds
   2. train-vae     the video compression network (64x64 -> 16x16 latents)
   3. cache-latents the store's frames encoded once, so the DiT trains on latents
-  4. train         a tiny frame-causal DiT (KV cache in DreamEnv) conditioned on actions and captions
+  4. train         a tiny frame-causal DiT (KV cache in DreamEnv) conditioned on actions and captions, teacher-forced
   5. train-reward  the reward and termination model DreamEnv uses
   6. dream         DreamEnv replays held-out episodes' recorded actions from their first frames, beside the engine's
-                   own frames (PSNR against horizon), and a random agent plays a batch of dreams (DreamVectorEnv)
+                   own frames (PSNR against horizon), and under random actions (dPSNR), and a random agent plays
+                   a batch of dreams (DreamVectorEnv)
 Outputs under `out`: report.md, report.json, psnr_vs_horizon.png, side_by_side.mp4 (engine | model), data/,
-heldout/, vae/, dit/ (with dit/reward/). About 7 minutes on a 2-core CPU; stage sizes are in configs/demo.yaml.
+heldout/, vae/, dit/ (with dit/reward/). About 8.5 minutes on a 2-core CPU; stage sizes are in configs/demo.yaml.
 
 examples:
   worldsim demo
@@ -132,7 +133,7 @@ def _report(out: Path, d: dict[str, Any], vae_psnr: float | None, times: dict[st
         "# worldsim demo report", "",
         f"- VAE held-out reconstruction PSNR: {vae_psnr:.2f} dB" if vae_psnr is not None else "- VAE: no PSNR",
         f"- DreamEnv replayed {d['episodes']} held-out episodes under their recorded actions "
-        f"({d['euler_steps']} Euler steps per frame):", "",
+        f"({d['euler_steps']} Euler step(s) per frame):", "",
         "| steps into the dream | PSNR vs engine (dB) | copy last context frame (dB) | dPSNR: recorded - random "
         "actions (dB) |", "|---:|---:|---:|---:|", rows, f"- where it stands: {verdict}",
         f"- a random agent in {d['agents']} dreams at once: {d['dream_steps_per_s']} steps/s, mean return "
