@@ -171,3 +171,15 @@ def test_a_bug_keeps_its_traceback(command):
     for body in (numpy_bug, our_bug):
         with pytest.raises(ValueError):
             command(body)(["validate", "path=x"])
+
+
+def test_values_of_the_wrong_kind_are_one_line_errors_and_create_nothing(tmp_path, capsys):
+    from worldsim.cli import main as cli
+
+    for arg, needle in (("steps=abc", "steps='abc' in generate config must be an int"),
+                        ("episodes=1e9", "must be an int"), ("seed=nan", "seed=nan in generate config is not a finite"),
+                        ("segment_seconds=inf", "not a finite number")):
+        out = tmp_path / arg.split("=")[0]
+        assert cli(["generate", arg, f"out={out}"]) == 2
+        err = capsys.readouterr().err
+        assert needle in err and err.count("\n") == 1 and not out.exists(), err

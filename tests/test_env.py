@@ -276,3 +276,12 @@ def test_dream_env_is_built_from_parts_in_memory():
     venv = DreamVectorEnv(_in_memory_core(2), max_episode_steps=None)
     obs, _ = venv.reset(seed=0, options={"frames": frames})
     assert obs.shape == (2, 16, 16, 3)
+
+
+def test_nonsense_values_are_refused_not_replaced():
+    core_args = _in_memory_core(1).sampler
+    with pytest.raises(ValueError, match="context must be between 1 and 64"):
+        DreamCore(core_args, 1, context=0)  # once silently meant "the default"
+    for bad in (float("nan"), -1.0, float("inf")):
+        with pytest.raises(ValueError, match="cfg_actions=.* must be a finite number >= 0"):
+            DreamCore(core_args, 1, cfg_actions=bad)

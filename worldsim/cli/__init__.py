@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import sys
+import typing
 from typing import Any
 
 from worldsim.errors import TrainingDiverged, UsageError, UserError
@@ -98,7 +99,30 @@ def build(cls: type, node: Any, where: str) -> Any:
     unknown = sorted(set(data) - set(names))
     if unknown:
         raise UsageError(f"unknown key(s) {unknown} in {where}; valid keys: {sorted(names)}")
+    hints = typing.get_type_hints(cls)
+    for key, value in data.items():
+        _check_value(key, hints.get(key), value, where)
     return cls(**data)
+
+
+def _check_value(key: str, hint: Any, value: Any, where: str) -> None:
+    """Refuse a value of the wrong kind for a plain int, float, bool or str key (`steps=abc`, `episodes=1e9`), and NaN
+    or infinity for any number, naming the key; other kinds (lists, nested configs, Any) are left to their users."""
+    import math
+    import types
+
+    allowed = set(typing.get_args(hint)) if isinstance(hint, types.UnionType) or typing.get_origin(hint) is \
+        typing.Union else {hint}
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UsageError(f"{key}={value} in {where} is not a finite number")
+    if value is None or not allowed <= {int, float, bool, str, type(None)}:
+        return
+    ok = ((int in allowed and isinstance(value, int) and not isinstance(value, bool))
+          or (float in allowed and isinstance(value, int | float) and not isinstance(value, bool))
+          or (bool in allowed and isinstance(value, bool)) or (str in allowed and isinstance(value, str)))
+    if not ok:
+        kinds = " or ".join(sorted(t.__name__ for t in allowed if t is not type(None)))
+        raise UsageError(f"{key}={value!r} in {where} must be {'an' if kinds[0] in 'aeiou' else 'a'} {kinds}")
 
 
 def _help(command: str) -> str:

@@ -20,7 +20,7 @@ import torch
 from worldsim.errors import InputError
 from worldsim.model.flow import shift_for, time_shift, token_count
 from worldsim.model.frames import to_uint8
-from worldsim.model.sampler import WorldSampler
+from worldsim.model.sampler import WorldSampler, check_guidance
 from worldsim.runtime import autocast
 
 
@@ -49,7 +49,8 @@ class DreamCore:
         self.sampler, self.model, self.device = sampler, sampler.model, sampler.device
         self.rows, self.steps, self.context_t, self.precision = rows, steps, context_t, precision
         self.cfg_actions = cfg_actions
-        self.context = int(context or max(sampler.window - 1, 1))
+        check_guidance(cfg_actions=cfg_actions)
+        self.context = int(context) if context is not None else max(sampler.window - 1, 1)  # 0 is refused, not 7
         if not 1 <= self.context <= 64:
             raise InputError(f"context must be between 1 and 64 latent frames, got {self.context}")
         self.cached = self.model.spec.dit.attention == "causal"

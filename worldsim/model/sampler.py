@@ -27,6 +27,17 @@ from worldsim.model.vae import VAEConfig, VideoVAE
 from worldsim.model.world_model import ModelSpec, WorldModel
 
 
+def check_guidance(**scales: float) -> None:
+    """Classifier-free guidance scales must be finite and >= 0: 1 is off (the conditional prediction alone), 0 the
+    unconditional one, above 1 pushes away from it (`cfg_text=nan` once gave black frames and exit 0)."""
+    import math
+
+    for name, value in scales.items():
+        if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+            raise InputError(f"{name}={value} must be a finite number >= 0 (1 = no guidance, 0 = unconditional, "
+                             f"above 1 = stronger)")
+
+
 class WorldSampler:
     def __init__(self, model: WorldModel, vae: VideoVAE, meta: dict[str, Any], digest: str,
                  device: torch.device) -> None:
@@ -100,6 +111,7 @@ class WorldSampler:
 
         latents: (1, T', C, h, w) with the given frames filled in (others ignored, or the SDEdit start);
         given: (T',) bool; actions: (T' k, A) stored-aligned (actions[f] taken after frame f)."""
+        check_guidance(cfg_text=cfg_text, cfg_actions=cfg_actions)
         acts = torch.from_numpy(actions).to(self.device)[None]
         # classifier-free guidance branches, batched in one call: (text, actions), ("", actions), (text, none)
         texts, with_actions, scales = [prompt], [True], []
