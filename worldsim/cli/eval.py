@@ -46,7 +46,7 @@ class EvalConfig:
     seed: int = 0
     steps: int = 8
     device: str = "cpu"
-    windows: int = 64
+    windows: int = 256
     episodes: int = 8
     horizons: list[int] = field(default_factory=lambda: [1, 8, 16, 32])
     videos: int = 4
