@@ -70,6 +70,13 @@ def checkpoint_info(path: str) -> int:
         print(f"  DiT preset {d['preset']} (width {width}, depth {depth}, heads {heads}), "
               f"{d['attention']} attention, patch {d['patch']}; text encoder {spec['text']['encoder']}, "
               f"vocabulary {len(spec['vocab'])} words")
+        from worldsim.model.flow import FlowConfig
+        from worldsim.model.sampler import dream_steps_for
+
+        flow = FlowConfig(**meta.get("train", {}).get("flow", {}))
+        print(f"  objective {flow.objective}, prediction {spec.get('prediction', 'velocity')}, "
+              f"{flow.p_pure_noise:.0%} of frames trained at pure noise; DreamEnv default {dream_steps_for(flow)} "
+              f"Euler step(s)")
         print(f"  window {meta['frames']} frames at {meta['width']}x{meta['height']}, {meta['fps']} fps, "
               f"actions {len(spec['action_scale'])} columns: {', '.join(meta['action_spec'].get('flat_keys', []))}")
         v = meta["vae"]

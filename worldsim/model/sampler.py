@@ -38,6 +38,12 @@ def check_guidance(**scales: float) -> None:
                              f"above 1 = stronger)")
 
 
+def dream_steps_for(flow: FlowConfig) -> int:
+    """Euler steps per dreamed frame by default: a model trained at t = 1 (`flow.p_pure_noise`) returns its estimate
+    of the next frame's mean in one step, the best PSNR measured (docs/world_model.md); others need a few."""
+    return 1 if flow.p_pure_noise > 0 else 4
+
+
 class WorldSampler:
     def __init__(self, model: WorldModel, vae: VideoVAE, meta: dict[str, Any], digest: str,
                  device: torch.device) -> None:
@@ -51,9 +57,7 @@ class WorldSampler:
         self.flow = FlowConfig(**meta["train"]["flow"])
         # a teacher-forced model learned each frame from a clean past: it draws one frame at a time
         self.one_at_a_time = self.flow.objective == "teacher_forcing"
-        # Euler steps per dreamed frame by default: a model trained at t = 1 (flow.p_pure_noise) returns its estimate
-        # of the next frame's mean in one step, the best PSNR measured (docs/world_model.md); others need a few
-        self.dream_steps = 1 if self.flow.p_pure_noise > 0 else 4
+        self.dream_steps = dream_steps_for(self.flow)
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu", use_ema: bool = True) -> WorldSampler:
