@@ -49,20 +49,24 @@ def _owner(lock: Path) -> dict[str, Any]:
         return {}
 
 
-def _alive(owner: dict[str, Any]) -> bool:
-    """Whether the lock's owner may still be writing: another host, or a live process here. A lock file without a
-    readable owner (its writer was killed between creating and filling it) counts as alive for 10 seconds."""
+def _stale(lock: Path, owner: dict[str, Any]) -> bool:
+    """Whether a lock can be taken over: its owner is a process of this host that no longer runs, or it was never
+    filled in (its writer died between creating and writing it) and is over 10 seconds old."""
     if not owner:
-        return True
-    if owner.get("host") != socket.gethostname():
-        return True
-    try:
-        os.kill(int(owner.get("pid", -1)), 0)
-    except ProcessLookupError:
+        try:
+            return time.time() - lock.stat().st_mtime > 10
+        except FileNotFoundError:  # released meanwhile
+            return True
+    pid = owner.get("pid")
+    if owner.get("host") != socket.gethostname() or not isinstance(pid, int) or pid <= 0:
         return False
-    except (PermissionError, ValueError, OverflowError):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
         return True
-    return True
+    except (PermissionError, OverflowError):
+        return False
+    return False
 
 
 @contextlib.contextmanager
@@ -89,9 +93,7 @@ def writer_lock(url: str, wait: bool = False, poll: float = 0.5) -> Iterator[Non
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
             owner = _owner(lock)
-            if not owner and time.time() - lock.stat().st_mtime > 10:
-                owner = {"host": socket.gethostname(), "pid": -1}  # never filled in: its writer died at once
-            if not _alive(owner):
+            if _stale(lock, owner):
                 lock.unlink(missing_ok=True)  # a killed job's lock: take over
                 continue
             if not wait:
@@ -125,9 +127,9 @@ def write_array(group: zarr.Group, name: str, data: np.ndarray, codec: BloscCode
 def check_out(url: str) -> None:
     """Make sure `out=url` can hold a store without losing anything: a local path must be a missing, empty, or zarr
     folder (created here); other URLs are left to zarr. Raises StoreError naming the problem."""
-    if "://" in url and not url.startswith("file://"):
+    path = _local(url)
+    if path is None:
         return
-    path = Path(url[7:] if url.startswith("file://") else url)
     if path.exists() and not path.is_dir():
         raise StoreError(f"out={url} exists and is not a directory")
     if path.is_dir() and any(path.iterdir()) and not (path / "zarr.json").exists():

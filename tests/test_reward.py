@@ -125,8 +125,8 @@ def test_loaded_model_reproduces_the_stored_held_out_metrics(reward_run, dit_run
     val = StoreSet([str(store)], 2, "val", 1)
 
     def encode(frames):
+        from worldsim.model.frames import to_model
         from worldsim.runtime import autocast
-        from worldsim.train.data import to_model
 
         with torch.no_grad(), autocast(CPU, "bf16"):
             return vae.encode(to_model(torch.from_numpy(frames))[:, None])[:, 0].float()

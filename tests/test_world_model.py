@@ -26,10 +26,11 @@ from worldsim.cli import main as cli
 from worldsim.model import checkpoint as C
 from worldsim.model.dit import DiT, DiTConfig
 from worldsim.model.flow import FlowConfig, sample, training_targets
+from worldsim.model.frames import to_model, to_uint8
 from worldsim.model.sampler import WorldSampler
 from worldsim.model.vae import VAEConfig, VideoVAE, load_vae
 from worldsim.model.world_model import ModelSpec, TextConfig, WorldModel
-from worldsim.train.data import StoreSet, batches, make_loader, to_model, to_uint8
+from worldsim.train.data import StoreSet, batches, make_loader
 
 HELPERS = Path(__file__).with_name("wm_helpers.py")
 

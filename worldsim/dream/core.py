@@ -47,9 +47,9 @@ class DreamCore:
         if steps < 1:
             raise InputError(f"steps must be >= 1, got {steps}")
         self.sampler, self.model, self.device = sampler, sampler.model, sampler.device
+        check_guidance(cfg_actions=cfg_actions)
         self.rows, self.steps, self.context_t, self.precision = rows, steps, context_t, precision
         self.cfg_actions = cfg_actions
-        check_guidance(cfg_actions=cfg_actions)
         self.context = int(context) if context is not None else max(sampler.window - 1, 1)  # 0 is refused, not 7
         if not 1 <= self.context <= 64:
             raise InputError(f"context must be between 1 and 64 latent frames, got {self.context}")

@@ -4,7 +4,8 @@
     env = gym.make("worldsim/Dream-v0", checkpoint="runs/dit")          # same spaces as the engine it learned
     obs, info = env.reset(seed=0)                                      # context from a held-out store episode
     obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
-    venv = worldsim.DreamVectorEnv(checkpoint="runs/dit", num_envs=32)  # autoreset: next step (gymnasium default)
+    venv = worldsim.DreamVectorEnv.from_checkpoint("runs/dit", num_envs=32)  # autoreset: next step (default)
+    env = DreamEnv(DreamCore(sampler, rows=1), source, reward_model)   # or from parts (a model built in memory)
 
 Reset sources (`options`): a store episode (default: the held-out episodes recorded in the checkpoint; or
 `options["store"]`, with optional `"episode"` and `"start"`), `options["frames"]` (an image (H, W, 3) or a clip

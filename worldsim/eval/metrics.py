@@ -275,19 +275,22 @@ def revisit_metrics(sampler: WorldSampler, url: str, steps: int, seed: int, coun
     before leaving, under the recorded actions. At the far point the dream is scored against the engine's frame
     beside copying the frame before leaving (did it really turn?); on return, the dream's frame against the frame
     before leaving (did it remember?), beside the engine's own return frame against it (its ceiling)."""
-    root = open_store(url)
-    spec = dict(root.attrs).get("action_spec", {})
+    store = check_store(sampler, url)
+    spec = store["attrs"].get("action_spec", {})
     ctx = sampler.frames - sampler.k  # the real context a rollout starts from, as in `rollouts`
-    cases = []
-    for index, _ in check_store(sampler, url)["episodes"]:
+    cases, episodes = [], {}  # episodes with an excursion, kept from the one read that found it
+    for index, _ in store["episodes"]:
         ep = read_episode(url, index)
-        cases += [(index, *r) for r in find_revisits(ep["actions"], spec) if r[0] + 1 >= sampler.k]
+        found = [(index, *r) for r in find_revisits(ep["actions"], spec) if r[0] + 1 >= sampler.k]
+        if found:
+            cases += found
+            episodes[index] = ep
     if not cases:
         return {"skipped": f"no look-away-and-back excursion in {url} (record one: worldsim generate policy=lookback)"}
     picks = [cases[i] for i in sorted(set(np.linspace(0, len(cases) - 1, min(count, len(cases))).round().astype(int)))]
     rows: dict[str, list[float]] = {}
     for j, (index, leave, far, back) in enumerate(picks):
-        ep = read_episode(url, index)
+        ep = episodes[index]
         start = max(0, leave + 1 - ctx)
         start += (leave + 1 - start) % sampler.k  # whole latent frames of context
         made = sampler.rollout(ep["frames"][start : leave + 1], ep["actions"][start:back], steps=steps,

@@ -252,14 +252,7 @@ class DiT(nn.Module):
         if (past is not None or kv_out is not None) and self.cfg.attention != "causal":
             raise InputError(f"a KV cache needs attention=causal; this model's attention is {self.cfg.attention!r}")
         gh, gw = h // p, w // p
-        xin = x
-        if self.cfg.prev_frame:
-            first = cond.get("prev")
-            first = torch.zeros_like(x[:, 0]) if first is None else first.to(x.dtype)
-            xin = torch.cat([x, torch.cat([first[:, None], x[:, :-1]], dim=1)], dim=2)  # (B, T, 2C, h, w)
-        cin = xin.shape[2]
-        tokens = xin.reshape(b, nt, cin, gh, p, gw, p).permute(0, 1, 3, 5, 2, 4, 6).reshape(b, nt, gh * gw, cin * p * p)
-        tok = self.patch_in(tokens)  # (B, T, N, D)
+        tok = self._tokens(x, self.previous_frames(x, cond))  # (B, T, N, D)
         c = self.condition(t, cond["actions"], cond["action_mask"], cond["text_pooled"])
         hd = self.dim // self.heads
         tp = 0 if past is None else past[0][0].shape[2] // (gh * gw)  # cached frames before x's
@@ -271,19 +264,32 @@ class DiT(nn.Module):
             tok = blk(tok, c, cond["text"], text_mask, rope, past=None if past is None else past[i], kv_out=block_kv)
             if kv_out is not None:
                 kv_out.append(block_kv[0])
-        shift, scale = self.ada_out(F.silu(c)).chunk(2, dim=-1)
-        out = self.out(modulate(self.norm_out(tok), shift[:, :, None], scale[:, :, None]))  # (B, T, N, C*p*p)
-        out = out.view(b, nt, gh, gw, ch, p, p).permute(0, 1, 4, 2, 5, 3, 6).reshape(b, nt, ch, h, w)
-        return out.float()
+        return self._head(tok, c, x.shape)
 
-    def _tokens(self, x: torch.Tensor, prev: torch.Tensor | None) -> torch.Tensor:
+    @staticmethod
+    def previous_frames(x: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The frame before each frame of x (B, T, C, h, w): cond["prev"] (zeros if absent) for the first."""
+        first = cond.get("prev")
+        first = torch.zeros_like(x[:, 0]) if first is None else first.to(x.dtype)
+        return torch.cat([first[:, None], x[:, :-1]], dim=1)
+
+    def _tokens(self, x: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
         """x (B, T, C, h, w) [+ the previous frames (B, T, C, h, w) stacked in channels] -> tokens (B, T, N, D)."""
         b, nt, _, h, w = x.shape
         p = self.patch
-        xin = torch.cat([x, prev.to(x.dtype)], dim=2) if self.cfg.prev_frame else x
+        xin = torch.cat([x, prev.to(x.dtype)], dim=2) if self.cfg.prev_frame else x  # (B, T, 2C, h, w)
         cin = xin.shape[2]
         tokens = xin.reshape(b, nt, cin, h // p, p, w // p, p).permute(0, 1, 3, 5, 2, 4, 6)
         return self.patch_in(tokens.reshape(b, nt, (h // p) * (w // p), cin * p * p))
+
+    def _head(self, tok: torch.Tensor, c: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+        """Final adaLN layer and unpatchify: tokens (B, T, N, D) with conditioning c (B, T, D) -> (B, T, C, h, w)."""
+        b, nt, ch, h, w = shape
+        p = self.patch
+        shift, scale = self.ada_out(F.silu(c)).chunk(2, dim=-1)
+        out = self.out(modulate(self.norm_out(tok), shift[:, :, None], scale[:, :, None]))  # (B, T, N, C*p*p)
+        out = out.view(b, nt, h // p, w // p, ch, p, p).permute(0, 1, 4, 2, 5, 3, 6).reshape(b, nt, ch, h, w)
+        return out.float()
 
     def forward_teacher(self, clean: torch.Tensor, t_clean: torch.Tensor, x: torch.Tensor, t: torch.Tensor,
                         cond: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -297,12 +303,9 @@ class DiT(nn.Module):
         clean frame j - 1. Returns the velocity of the noisy frames (B, T, C, h, w)."""
         if self.cfg.attention != "causal":
             raise InputError(f"teacher-forced training needs attention=causal; this model's is {self.cfg.attention!r}")
-        b, nt, ch, h, w = x.shape
-        p = self.patch
-        gh, gw = h // p, w // p
-        first = cond.get("prev")
-        first = torch.zeros_like(clean[:, 0]) if first is None else first.to(clean.dtype)
-        prev = torch.cat([first[:, None], clean[:, :-1]], dim=1)
+        nt, h, w = x.shape[1], x.shape[3], x.shape[4]
+        gh, gw = h // self.patch, w // self.patch
+        prev = self.previous_frames(clean, cond)
         tok = torch.cat([self._tokens(clean, prev), self._tokens(x, prev)], dim=1)  # (B, 2T, N, D)
         c_clean = self.condition(t_clean, cond["actions"], cond["action_mask"], cond["text_pooled"])
         c_noisy = self.condition(t, cond["actions"], cond["action_mask"], cond["text_pooled"])
@@ -313,7 +316,4 @@ class DiT(nn.Module):
         text_mask = cond["text_mask"][:, None, None, :]
         for blk in self.blocks:
             tok = blk(tok, c, cond["text"], text_mask, rope, attn_mask=mask)
-        shift, scale = self.ada_out(F.silu(c_noisy)).chunk(2, dim=-1)
-        out = self.out(modulate(self.norm_out(tok[:, nt:]), shift[:, :, None], scale[:, :, None]))
-        out = out.view(b, nt, gh, gw, ch, p, p).permute(0, 1, 4, 2, 5, 3, 6).reshape(b, nt, ch, h, w)
-        return out.float()
+        return self._head(tok[:, nt:], c_noisy, x.shape)

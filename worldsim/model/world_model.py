@@ -122,8 +122,6 @@ class WorldModel(nn.Module):
         if self.spec.prediction == "velocity":
             return x_t - tt * out if x0 else out
         # delta: frame j's base is the frame before it, clean (its context copy), or cond["prev"] for the first
-        first = cond.get("prev")
-        first = torch.zeros_like(prev[:, 0]) if first is None else first.to(prev.dtype)
-        x0_hat = torch.cat([first[:, None], prev[:, :-1]], dim=1).float() + out
+        x0_hat = DiT.previous_frames(prev, cond).float() + out
         # v = (x_t - x0) / t; t > 0 wherever a velocity is used (the sampler never evaluates at t = 0)
         return x0_hat if x0 else (x_t - x0_hat) / tt.clamp_min(1e-3)

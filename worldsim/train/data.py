@@ -23,7 +23,6 @@ import torch
 from store import StoreError, episode_indices
 from store.windows import WindowReader
 from worldsim.errors import InputError
-from worldsim.model.frames import to_model, to_uint8  # noqa: F401  (re-exported for the trainers)
 
 
 @dataclass(frozen=True)

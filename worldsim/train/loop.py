@@ -133,7 +133,8 @@ class Loop:
     def __init__(self, opt: torch.optim.Optimizer, params: Any, schedule: Schedule, out: Path | None, desc: str,
                  start: int = 0, world: int = 1, show: bool = True) -> None:
         self.opt, self.params, self.schedule, self.out, self.world = opt, list(params), schedule, out, world
-        self.start, self.step, self.grad_norm = start, start, float("nan")
+        self.step = start
+        self._grad_norm = torch.tensor(float("nan"))  # a tensor: read (a device sync) only when it is logged
         self.bar = tqdm(range(start, schedule.steps), initial=start, total=schedule.steps, desc=desc, unit="step",
                         disable=not show)
 
@@ -162,12 +163,17 @@ class Loop:
         return bool(every) and (self.done % every == 0 or self.done == self.schedule.steps)
 
     def update(self, loss: torch.Tensor) -> None:
-        """Finite check, backward, gradient clipping and the optimizer step; the clipped norm in `grad_norm`."""
+        """Finite check, backward, gradient clipping and the optimizer step; the norm in `grad_norm`."""
         check_finite(loss, self.step, self.out, self.world)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        self.grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, self.schedule.grad_clip))
+        self._grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.schedule.grad_clip)
         self.opt.step()
+
+    @property
+    def grad_norm(self) -> float:
+        """The last step's gradient norm before clipping."""
+        return float(self._grad_norm)
 
     def show(self, text: str) -> None:
         self.bar.set_postfix_str(text)

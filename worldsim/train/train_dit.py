@@ -23,11 +23,12 @@ from worldsim.errors import InputError
 from worldsim.model import checkpoint as C
 from worldsim.model.dit import DiTConfig
 from worldsim.model.flow import FlowConfig, teacher_targets, token_count, training_targets
+from worldsim.model.frames import to_model
 from worldsim.model.text import Tokenizer
 from worldsim.model.vae import load_vae
 from worldsim.model.world_model import ModelSpec, TextConfig, WorldModel
 from worldsim.runtime import autocast, pick_device
-from worldsim.train.data import StoreSet, make_loader, to_model
+from worldsim.train.data import StoreSet, make_loader
 from worldsim.train.loop import Loop, Metrics, Schedule, all_reduce_mean, init_distributed, step_generator
 
 

@@ -27,10 +27,11 @@ from tqdm import tqdm
 from store import StoreError
 from worldsim.errors import InputError
 from worldsim.model import checkpoint as C
+from worldsim.model.frames import to_model
 from worldsim.model.reward import RewardConfig, RewardModel, default_out, save_reward
 from worldsim.model.vae import VAEConfig, VideoVAE
 from worldsim.runtime import autocast, pick_device
-from worldsim.train.data import StoreSet, batch_rng, to_model
+from worldsim.train.data import StoreSet, batch_rng
 from worldsim.train.loop import Loop, Metrics, Schedule
 
 

@@ -15,10 +15,10 @@ import numpy as np
 import torch
 
 from worldsim.model import checkpoint as C
-from worldsim.model.frames import psnr_of_mse
+from worldsim.model.frames import psnr_of_mse, to_model
 from worldsim.model.vae import VAEConfig, VideoVAE, psnr
 from worldsim.runtime import autocast, pick_device
-from worldsim.train.data import StoreSet, batch_rng, make_loader, to_model
+from worldsim.train.data import StoreSet, batch_rng, make_loader
 from worldsim.train.loop import Loop, Metrics, Schedule, step_generator
 
 
