@@ -149,6 +149,8 @@ def _record(job: Job, url: str, workers: int, progress: Callable[[int, int], Non
             for _, n in pool.imap_unordered(_run_one, todo):
                 if progress:
                     progress(1, n)
+            pool.close()  # a clean shutdown: the workers exit on their own (terminating them leaks semaphores)
+            pool.join()
     S.finalize(root, job.episodes)
     write_card(root, url, job)
     return dict(root.attrs)

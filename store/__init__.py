@@ -20,8 +20,11 @@ from store.read import (
     read_episode,
     read_texts,
     validate,
+    verify_digest,
 )
 from store.schema import (
+    ALL_CHUNKS,
+    ARRAY_CONFIG,
     CODEC,
     DATA_KEYS,
     LICENCE,
@@ -30,6 +33,7 @@ from store.schema import (
     TEXTS_PER_EPISODE,
     TEXTS_PER_SEGMENT,
     Episode,
+    MissingChunk,
     StoreError,
     buckets,
     open_root,
@@ -51,9 +55,9 @@ from store.writer import (
 )
 
 __all__ = [
-    "CODEC", "DATA_KEYS", "LICENCE", "SCHEMA", "SEGMENT_QUALITY", "TEXTS_PER_EPISODE", "TEXTS_PER_SEGMENT", "Episode",
-    "StoreError", "buckets", "check_out", "compute_stats", "create_or_resume", "digest", "episode_indices",
-    "finalize", "open_root", "open_store", "pack_texts", "read_episode", "read_texts", "rows_per_chunk",
-    "sample_weights", "stage_frames", "staged_episodes", "unpack_texts", "validate", "write_aligned", "write_array",
-    "write_staged_episode", "writer_lock",
+    "ALL_CHUNKS", "ARRAY_CONFIG", "CODEC", "DATA_KEYS", "LICENCE", "SCHEMA", "SEGMENT_QUALITY", "TEXTS_PER_EPISODE",
+    "TEXTS_PER_SEGMENT", "Episode", "MissingChunk", "StoreError", "buckets", "check_out", "compute_stats",
+    "create_or_resume", "digest", "episode_indices", "finalize", "open_root", "open_store", "pack_texts",
+    "read_episode", "read_texts", "rows_per_chunk", "sample_weights", "stage_frames", "staged_episodes",
+    "unpack_texts", "validate", "verify_digest", "write_aligned", "write_array", "write_staged_episode", "writer_lock",
 ]

@@ -31,6 +31,7 @@ def cache_latents(src_url: str, out_url: str, encode: Encode, vae: dict[str, Any
         StoreError: the source is not a finalized frame store, or `out_url` holds something else (another source,
             another VAE, or not a latent store).
     """
+    S.verify_digest(src_url)  # the latents record the source's digest: it must be true of what they encode
     src = S.open_store(src_url)
     if "latents" in src.attrs:
         raise S.StoreError(f"{src_url} is already a latent store")
@@ -54,12 +55,11 @@ def _cache(src: zarr.Group, src_url: str, out_url: str, encode: Encode, vae: dic
         if existing.get("finalized"):
             raise S.StoreError(f"out={out_url} holds latents of another store or VAE; choose another out")
     out = zarr.open_group(out_url, mode="w", zarr_format=3)
-    attrs = {k: v for k, v in src.attrs.items() if k not in ("digest", "finalized")}
+    attrs = {k: v for k, v in src.attrs.items() if k not in ("digest", "finalized", S.ALL_CHUNKS)}
     out.attrs.update({**attrs, "latents": want, "finalized": False})
     for name in S.buckets(src):
         _copy_bucket(src[name], out.create_group(name), encode, block, progress)
-    out.attrs["digest"] = S.digest(out)
-    out.attrs["finalized"] = True  # last: a store without it is incomplete
+    out.attrs.update({"digest": S.digest(out), S.ALL_CHUNKS: True, "finalized": True})  # last, in one write
     return dict(out.attrs)
 
 
@@ -85,7 +85,8 @@ def _copy_bucket(src: zarr.Group, dst: zarr.Group, encode: Encode, block: int,
     first = np.asarray(encode(frames[: min(block, n)]), np.float16)
     rows = S.rows_per_chunk(first.shape[1:], 2)
     lat = dst["data"].create_array("latents", shape=(n, *first.shape[1:]), dtype=np.float16,
-                                   chunks=(rows, *first.shape[1:]), compressors=S.CODEC)
+                                   chunks=(rows, *first.shape[1:]), compressors=S.CODEC,
+                                   config=S.ARRAY_CONFIG)
 
     def encoded():
         yield first

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import zarr
 from zarr.codecs import BloscCodec
+from zarr.storage import WrapperStore
 
 # The dataset card lives beside the arrays; zarr would warn about it on every listing.
 warnings.filterwarnings("ignore", message="Object at DATASET.md is not recognized")
@@ -104,13 +105,43 @@ def unpack_texts(data: np.ndarray, offsets: np.ndarray) -> list[str]:
 
 
 # -- writing ---------------------------------------------------------------------------------------------------
+# zarr leaves out chunks that equal the fill value, and reads any missing chunk back as fill values: a deleted chunk
+# of frames would read as black frames. Stores write every chunk (this array config) and say so in the root
+# attribute ALL_CHUNKS; readers of such a store then treat a missing chunk as damage (MissingChunk), never as data.
+ARRAY_CONFIG = {"write_empty_chunks": True}
+ALL_CHUNKS = "all_chunks_written"
+
+
+class MissingChunk(StoreError):
+    """A chunk that a store written with every chunk lacks: the store is damaged."""
+
+
+class _Strict(WrapperStore):
+    """A read-only view of a store in which a missing chunk raises MissingChunk instead of reading as fill values."""
+
+    def __init__(self, store: Any, url: str) -> None:
+        super().__init__(store)
+        self.url = url
+
+    async def get(self, key: str, prototype: Any, byte_range: Any = None) -> Any:
+        buf = await self._store.get(key, prototype, byte_range)
+        if buf is None and "/c/" in f"/{key}":  # a chunk key (zarr v3's default "c/..." encoding), not metadata
+            raise MissingChunk(f"{self.url}: chunk {key} is missing: the store is damaged (regenerate or restore it; "
+                               f"`worldsim validate` checks every chunk)")
+        return buf
+
+
 def open_root(url: str, mode: str) -> zarr.Group:
-    """Open a store's root group (a path or an fsspec URL such as file:// or memory://)."""
+    """Open a store's root group (a path or an fsspec URL such as file:// or memory://). Read-only (`mode="r"`), a
+    store whose root says every chunk was written is opened strict: a missing chunk raises MissingChunk."""
     # file:// goes through zarr's LocalStore (as a plain path does): fsspec's local filesystem would not create
     # the folders of new groups.
     target = url[len("file://"):] if url.startswith("file://") else url
     try:
-        return zarr.open_group(target, mode=mode, zarr_format=3)
+        root = zarr.open_group(target, mode=mode, zarr_format=3)
+        if mode == "r" and root.attrs.get(ALL_CHUNKS):
+            root = zarr.open_group(_Strict(root.store, url), mode="r", zarr_format=3, path=root.path)
+        return root
     except FileNotFoundError as err:
         raise StoreError(f"no zarr store at {url}") from err
     except Exception as err:  # zarr raises many types for unreadable metadata

@@ -68,6 +68,10 @@ def flatten_action(spec: dict[str, Any], space: spaces.Space, action: Any, name:
         missing = [k for k in space.spaces if k not in action]
         if missing:
             raise ValueError(f"{name} is missing key(s) {missing}; the space is {space}")
+        extra = sorted(str(k) for k in action if k not in space.spaces)
+        if extra:  # a misspelt key would otherwise be dropped without a word
+            raise ValueError(f"{name} has key(s) {extra} that the space does not have; its keys are "
+                             f"{list(space.spaces)}")
         return np.concatenate([flatten_action(spec["spaces"][k], space[k], action[k], f"{name}[{k!r}]")
                                for k in key_order(spec, space)])
     if isinstance(space, spaces.Discrete):

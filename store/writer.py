@@ -21,6 +21,8 @@ from zarr.codecs import BloscCodec
 
 from store.read import compute_stats, digest
 from store.schema import (
+    ALL_CHUNKS,
+    ARRAY_CONFIG,
     CODEC,
     DATA_KEYS,
     SCHEMA,
@@ -119,7 +121,7 @@ def write_array(group: zarr.Group, name: str, data: np.ndarray, codec: BloscCode
     rows = rows_per_chunk(data.shape[1:], data.dtype.itemsize)
     chunks = (max(1, min(rows, len(data))), *data.shape[1:]) if data.ndim else ()
     arr = group.create_array(name, shape=data.shape, dtype=data.dtype, chunks=chunks, compressors=codec,
-                             overwrite=True)
+                             overwrite=True, config=ARRAY_CONFIG)
     if data.size:
         arr[...] = data
 
@@ -169,7 +171,7 @@ def stage_frames(root: zarr.Group, index: int, rows: int, height: int, width: in
     g = root.require_group("staging").create_group(f"ep_{index:06d}", overwrite=True)
     chunk = max(1, min(rows_per_chunk((height, width, 3), 1), rows))
     return g.create_array("frames", shape=(rows, height, width, 3), dtype=np.uint8, chunks=(chunk, height, width, 3),
-                          compressors=STAGING_CODEC)
+                          compressors=STAGING_CODEC, config=ARRAY_CONFIG)
 
 
 def write_staged_episode(root: zarr.Group, ep: Episode) -> None:
@@ -237,7 +239,7 @@ def finalize(root: zarr.Group, episodes: int) -> dict[str, Any]:
     for (h, w), idxs in buckets.items():
         _write_bucket(root.create_group(f"b_{h}x{w}", overwrite=True), [staged[i] for i in idxs], idxs)
     stats = compute_stats(root)
-    root.attrs.update({"stats": stats, "digest": digest(root), "finalized": True})  # last, in one write
+    root.attrs.update({"stats": stats, "digest": digest(root), ALL_CHUNKS: True, "finalized": True})  # last, one write
     if "staging" in root:
         del root["staging"]
     return stats
@@ -252,7 +254,7 @@ def _write_bucket(b: zarr.Group, eps: list[zarr.Group], indices: list[int]) -> N
         first = eps[0][key]
         rows = rows_per_chunk(first.shape[1:], np.dtype(dtype).itemsize)
         arr = data.create_array(key, shape=(int(ends[-1]), *first.shape[1:]), dtype=dtype, compressors=CODEC,
-                                chunks=(rows, *first.shape[1:]))
+                                chunks=(rows, *first.shape[1:]), config=ARRAY_CONFIG)
         write_aligned(arr, (e[key][...] for e in eps), rows)
     write_array(meta, "episode_ends", ends)
     write_array(meta, "episode_index", np.array(indices, dtype=np.int64))

@@ -6,8 +6,10 @@ reward model), built once per module. Untrained weights are enough: these tests 
 
 from __future__ import annotations
 
+import json
 import shutil
 import warnings
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -139,6 +141,26 @@ def test_actions_outside_the_space_are_clear_errors(runs):
         env.step({**good, "hotbar": 12})
     with pytest.raises(ValueError, match="missing"):
         env.step({"forward": 1})
+    with pytest.raises(ValueError, match="'fly'.*that the space does not have"):  # never dropped silently
+        env.step({**good, "fly": 1})
+    venv = DreamVectorEnv.from_checkpoint(runs["causal"], num_envs=2, precision="fp32")
+    venv.reset(seed=0)
+    batch = {k: np.stack([v, v]) for k, v in good.items()}
+    with pytest.raises(ValueError, match="'fly'"):
+        venv.step({**batch, "fly": np.ones(2)})
+
+
+def test_a_reward_model_of_another_vae_is_refused_when_named(runs, tmp_path):
+    from worldsim.model import checkpoint as C
+
+    other = tmp_path / "reward"
+    shutil.copytree(Path(runs["causal"]) / "reward", other)
+    ck = C.resolve(other)
+    meta = json.loads((ck / "meta.json").read_text())
+    meta["vae"]["digest"] = "0" * 64
+    (ck / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(C.CheckpointError, match="latents of another VAE"):
+        _env(runs, reward=str(other))
 
 
 def test_rewards_come_from_the_reward_model_and_its_absence_warns(runs):

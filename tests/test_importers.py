@@ -50,7 +50,7 @@ def _minerl(folder: Path, n: int, loading: int, size: tuple[int, int], success: 
     log = np.zeros(n + 1, np.int64)  # one observation per state: n + 1 rows
     log[5:] = 2
     arrays = {**acts, **extra, "observation$inventory$log": log}
-    np.savez_compressed(folder / "rendered.npz", reward=reward, **arrays)
+    np.savez_compressed(folder / "rendered.npz", **{"reward": reward, **arrays})  # `extra` may replace the reward
     meta = {"success": success, "duration_ms": n * 50, "duration_steps": n, "total_reward": 1.0,
             "stream_name": folder.name}
     if meta_frames:
@@ -172,6 +172,12 @@ def test_bad_inputs_give_clear_errors_and_write_nothing(minerl, vpt, tmp_path):
     cases = [(f, "metadata.json is missing")]
     cases.append((broken("rows", **{"action$jump": np.zeros(5, np.int64)}), "action\\$jump has shape"))
     cases.append((broken("key", **{"action$teleport": np.zeros(6)}), "unknown action key.*teleport"))
+    cases.append((broken("nanreward", reward=np.array([0, 0, np.nan, 0, 1, 0], np.float32)),
+                  "reward has non-finite values \\(first at row 2\\)"))
+    cases.append((broken("button7", **{"action$jump": np.array([0, 1, 7, 0, 0, 0])}),
+                  "action\\$jump must hold 0 \\(released\\) or 1 \\(pressed\\); row 2 holds 7"))
+    cases.append((broken("button-1", **{"action$attack": np.array([0, -1, 0, 0, 0, 0])}), "row 1 holds -1"))
+    cases.append((broken("nancamera", **{"action$camera": np.full((6, 2), np.inf)}), "camera has non-finite"))
     f = broken("corrupt")
     (f / "rendered.npz").write_bytes(b"not a zip")
     cases.append((f, "not a readable .npz"))

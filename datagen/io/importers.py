@@ -150,16 +150,14 @@ def _minerl_actions(acts: dict[str, np.ndarray], n: int, npz: Path) -> np.ndarra
     flat = np.zeros((n, len(FLAT_KEYS)), np.float32)
     for k in MINERL_BUTTONS:
         if k in acts:
-            flat[:, COL[k]] = _number(acts[k], f"{npz}: action${k}") != 0
+            flat[:, COL[k]] = _button(acts[k], f"{npz}: action${k}")
     if "place" in acts:  # placing the held block is a right click: the voxel world's `use`
         flat[:, COL["use"]] = np.maximum(flat[:, COL["use"]], _used(acts["place"]))
     cam = _number(acts.get("camera", np.zeros((n, 2))), f"{npz}: action$camera")
-    if not np.all(np.isfinite(cam)):
-        raise S.StoreError(f"{npz}: action$camera has non-finite values")
     flat[:, COL["camera_pitch"]], flat[:, COL["camera_yaw"]] = np.clip(cam, -180, 180).T  # same signs as ours
     for k in range(9, 0, -1):  # the lowest pressed number wins
         if f"hotbar.{k}" in acts:
-            flat[_number(acts[f"hotbar.{k}"], f"{npz}: action$hotbar.{k}") != 0, COL["hotbar"]] = k
+            flat[_button(acts[f"hotbar.{k}"], f"{npz}: action$hotbar.{k}") != 0, COL["hotbar"]] = k
     return flat
 
 
@@ -208,10 +206,25 @@ def parse_minerl(folder: Path, env: str | None = None, allow_pickle: bool = Fals
 
 
 def _number(values: np.ndarray, where: str) -> np.ndarray:
+    """`values` as float64; StoreError if they are not numbers, or not finite (a NaN reward is damage, not data)."""
     try:
-        return np.asarray(values).astype(np.float64)
+        out = np.asarray(values).astype(np.float64)
     except (TypeError, ValueError):
         raise S.StoreError(f"{where} is not numeric (dtype {np.asarray(values).dtype})") from None
+    bad = np.flatnonzero(~np.isfinite(out.reshape(len(out), -1)).all(axis=1)) if out.ndim else []
+    if len(bad) or (out.ndim == 0 and not np.isfinite(out)):
+        raise S.StoreError(f"{where} has non-finite values (first at row {bad[0] if len(bad) else 0})")
+    return out
+
+
+def _button(values: np.ndarray, where: str) -> np.ndarray:
+    """A MineRL button column (0 released, 1 pressed) as float32; StoreError for any other value (7 or -1 are not
+    presses: the file is damaged or not MineRL v0.4)."""
+    out = _number(values, where)
+    bad = np.flatnonzero((out != 0) & (out != 1))
+    if len(bad):
+        raise S.StoreError(f"{where} must hold 0 (released) or 1 (pressed); row {bad[0]} holds {out[bad[0]]:g}")
+    return out.astype(np.float32)
 
 
 def _used(values: np.ndarray) -> np.ndarray:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import re
 import sys
 import typing
 from typing import Any
@@ -70,6 +71,21 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+_PLAIN = re.compile(r"[\w/\-+.:~%@*?|$\\]*", re.ASCII)  # what Hydra's grammar takes unquoted in a value
+
+
+def _quoted(override: str) -> str:
+    """`key=value` with the value quoted for Hydra when its grammar would not take it as it is (spaces, letters
+    outside ASCII, quotes, commas, `=`...), as a shell user means it: `out="/data/my runs/é"` works. Lists, dicts and
+    values the user already quoted are left alone."""
+    key, _, value = override.partition("=")
+    if not value or value[0] in "'\"[{" or _PLAIN.fullmatch(value):
+        return override
+    body = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", value)  # escape quotes (and backslashes before them)
+    body = re.sub(r"(\\+)$", lambda m: m.group(1) * 2, body)  # a trailing backslash must not escape the closing quote
+    return f"{key}='{body}'"
+
+
 def compose(command: str, overrides: list[str]) -> Any:
     """The resolved Hydra config of a command with `key=value` overrides applied."""
     from hydra import compose as hydra_compose
@@ -84,7 +100,7 @@ def compose(command: str, overrides: list[str]) -> Any:
         raise UsageError(f"arguments must look like key=value, got {bad[0]!r} (see `worldsim {command} --help`)")
     try:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3", job_name=command):
-            return hydra_compose(config_name=command, overrides=overrides)
+            return hydra_compose(config_name=command, overrides=[_quoted(o) for o in overrides])
     except (HydraException, OmegaConfBaseException) as err:
         first = str(err).strip().splitlines()[0]
         raise UsageError(f"bad override for `worldsim {command}`: {first}") from None

@@ -116,6 +116,10 @@ def _generate(cfg: SampleConfig, s: Any, prompt: str, frames: int, kw: dict[str,
     if not cfg.store:  # rollout: the store episode's recorded actions drive the model
         raise InputError("mode=rollout needs store=PATH episode=N (context frames and recorded actions)")
     ep = _episode(cfg.store, cfg.episode)
+    n = len(ep["frames"])
+    if cfg.context + frames > n:  # never shortened quietly: the recorded actions end with the episode
+        raise InputError(f"episode {cfg.episode} of {cfg.store} has {n} frames: context={cfg.context} + "
+                         f"frames={frames} do not fit; ask for frames <= {max(n - cfg.context, 0)}")
     return s.rollout(ep["frames"][: cfg.context], ep["actions"][: cfg.context + frames - 1], prompt, **kw)
 
 

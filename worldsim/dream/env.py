@@ -149,8 +149,9 @@ class ContextSource:
                 "prompt": ep["episode_short"], "source": "store", "store": url, "episode": index, "start": start}
 
 
-def _reward_model(checkpoint: str, reward: str | None, device: torch.device) -> Any:
-    """The reward/termination model: `reward` if given, else `<run>/reward` beside the checkpoint, else None."""
+def _reward_model(checkpoint: str, reward: str | None, sampler: WorldSampler) -> Any:
+    """The reward/termination model: `reward` if given, else `<run>/reward` beside the checkpoint, else None.
+    It reads the world model's VAE latents, so one trained on another VAE's latents is refused."""
     from worldsim.model.reward import find_reward, load_reward
 
     path = reward or find_reward(checkpoint)
@@ -158,7 +159,13 @@ def _reward_model(checkpoint: str, reward: str | None, device: torch.device) -> 
         warnings.warn(f"no reward model for {checkpoint} (train one: worldsim train-reward ckpt={checkpoint} "
                       f"store=...); DreamEnv returns reward 0 and never terminates", stacklevel=4)
         return None
-    return load_reward(path, device=device)
+    model = load_reward(path, device=sampler.device)
+    theirs, ours = model.meta.get("vae", {}).get("digest"), sampler.meta.get("vae", {}).get("digest")
+    if theirs != ours:
+        raise C.CheckpointError(f"reward={path} was trained on the latents of another VAE ({str(theirs)[:12]}...) "
+                                f"than {checkpoint} uses ({str(ours)[:12]}...); train one for this model: "
+                                f"worldsim train-reward ckpt={checkpoint} store=...")
+    return model
 
 
 def _parts(checkpoint: str | Path, rows: int, reward: str | None, store: str | None, steps: int | None,
@@ -167,7 +174,7 @@ def _parts(checkpoint: str | Path, rows: int, reward: str | None, store: str | N
     """The stepping core, context source and reward model of a checkpoint (what `from_checkpoint` builds)."""
     sampler = WorldSampler.load(checkpoint, device=device)
     core = DreamCore(sampler, rows, steps=steps, cfg_actions=cfg_actions, context=context, precision=precision)
-    return core, ContextSource(sampler, store, core.context), _reward_model(str(checkpoint), reward, sampler.device)
+    return core, ContextSource(sampler, store, core.context), _reward_model(str(checkpoint), reward, sampler)
 
 
 class _Dream:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from store import StoreError, episode_indices
+from store import StoreError, episode_indices, verify_digest
 from store.windows import WindowReader
 from worldsim.errors import InputError
 
@@ -39,6 +39,13 @@ class StoreInfo:
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+def verify_stores(urls: list[str]) -> None:
+    """Check every store a training run will name in its provenance against its recorded digest (each once): a
+    damaged or modified store is refused, never recorded under the digest of its intact self."""
+    for url in dict.fromkeys(u for u in urls if u):
+        verify_digest(url)
 
 
 class StoreSet:

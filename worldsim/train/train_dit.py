@@ -28,7 +28,7 @@ from worldsim.model.text import Tokenizer
 from worldsim.model.vae import load_vae
 from worldsim.model.world_model import ModelSpec, TextConfig, WorldModel
 from worldsim.runtime import autocast, pick_device
-from worldsim.train.data import StoreSet, make_loader
+from worldsim.train.data import StoreSet, make_loader, verify_stores
 from worldsim.train.loop import Loop, Metrics, Schedule, all_reduce_mean, init_distributed, step_generator
 
 
@@ -92,6 +92,7 @@ def open_data(cfg: TrainConfig, vae: torch.nn.Module, vae_meta: dict[str, Any]) 
     """The training windows, checked against the VAE (its latents, its spatial factor x the patch size)."""
     if cfg.frames % vae.cfg.temporal:
         raise InputError(f"frames={cfg.frames} is not a multiple of the VAE's temporal factor {vae.cfg.temporal}")
+    verify_stores(cfg.store)
     stores = StoreSet(cfg.store, cfg.frames, "train", cfg.val_episodes)
     for r in stores.readers if stores.latents else []:
         made_by = r.attrs["latents"]["vae"].get("digest", "")

@@ -31,7 +31,7 @@ from worldsim.model.frames import to_model
 from worldsim.model.reward import RewardConfig, RewardModel, default_out, save_reward
 from worldsim.model.vae import VAEConfig, VideoVAE
 from worldsim.runtime import autocast, pick_device
-from worldsim.train.data import StoreSet, batch_rng
+from worldsim.train.data import StoreSet, batch_rng, verify_stores
 from worldsim.train.loop import Loop, Metrics, Schedule
 
 
@@ -255,6 +255,7 @@ def evaluate(model: RewardModel, data: Transitions, device: torch.device, batch:
 
 
 def _data(cfg: TrainRewardConfig) -> tuple[StoreSet, StoreSet]:
+    verify_stores([*cfg.store, cfg.val_store])
     if cfg.val_store:
         return StoreSet(cfg.store, 2, "all"), StoreSet([cfg.val_store], 2, "all")
     return StoreSet(cfg.store, 2, "train", cfg.val_episodes), StoreSet(cfg.store, 2, "val", cfg.val_episodes)

@@ -18,7 +18,7 @@ from worldsim.model import checkpoint as C
 from worldsim.model.frames import psnr_of_mse, to_model
 from worldsim.model.vae import VAEConfig, VideoVAE, psnr
 from worldsim.runtime import autocast, pick_device
-from worldsim.train.data import StoreSet, batch_rng, make_loader
+from worldsim.train.data import StoreSet, batch_rng, make_loader, verify_stores
 from worldsim.train.loop import Loop, Metrics, Schedule, step_generator
 
 
@@ -51,6 +51,7 @@ def _clip_frames(cfg: TrainVAEConfig) -> int:
 
 def _data(cfg: TrainVAEConfig) -> tuple[StoreSet, StoreSet]:
     t = _clip_frames(cfg)
+    verify_stores([*cfg.store, cfg.val_store])
     if cfg.val_store:
         return StoreSet(cfg.store, t, "all"), StoreSet([cfg.val_store], t, "all")
     return StoreSet(cfg.store, t, "train", cfg.val_episodes), StoreSet(cfg.store, t, "val", cfg.val_episodes)
