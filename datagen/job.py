@@ -117,16 +117,42 @@ def run(job: Job, url: str, workers: int = 1, progress: Callable[[int, int], Non
         if url.startswith("memory://"):
             raise ExecutorError(f"executor=ray cannot write {url}: a memory:// store lives in one process; "
                                 f"use a path or file:// URL that every Ray worker can reach")
+    if job.seed < 0:
+        raise ValueError(f"seed must be >= 0, got {job.seed}")
+    fresh = not _exists(url)
+    if fresh:
+        S.check_space(url, job.episodes * (job.steps + 1), job.height, job.width)
     with S.writer_lock(url, wait):
-        return _record(job, url, workers, progress, executor, ray_address)
+        try:
+            return _record(job, url, workers, progress, executor, ray_address)
+        except BaseException:
+            if fresh:  # a failure before any episode was kept leaves `out` as the user left it
+                S.discard_unused(url)
+            raise
+
+
+def _exists(url: str) -> bool:
+    """Whether `url` already holds something (a local folder that is not empty; any non-local store counts as
+    existing, so nothing there is ever removed)."""
+    if "://" in url and not url.startswith("file://"):
+        return True
+    path = Path(url[7:] if url.startswith("file://") else url)
+    return path.exists() and (not path.is_dir() or any(path.iterdir()))
 
 
 def _record(job: Job, url: str, workers: int, progress: Callable[[int, int], None] | None, executor: str,
             ray_address: str | None) -> dict[str, Any]:
     """`run` under the store's writer lock."""
     local = executor == "process" and (workers <= 1 or url.startswith("memory://"))
-    env = make_env(job) if local else None  # records here, and gives a new store its action spec and fps
+    # records here, or (workers elsewhere) checks the env settings here, where a bad one is a plain error, and
+    # gives a new store its action spec and fps
+    env = make_env(job)
     root, todo = prepare(job, url, env)
+    if not local:
+        if todo:
+            env.reset(seed=job.seed)  # engines build their renderer on the first reset
+        env.close()
+        env = None
     if root.attrs.get("finalized"):
         if env is not None:
             env.close()
@@ -145,11 +171,16 @@ def _record(job: Job, url: str, workers: int, progress: Callable[[int, int], Non
                 progress(1, n)
     elif todo:
         ctx = mp.get_context("spawn")  # a fresh process per worker: one GL context each, nothing inherited
-        with ctx.Pool(min(workers, len(todo)), initializer=_init_worker, initargs=(job, url)) as pool:
+        pool = ctx.Pool(min(workers, len(todo)), initializer=_init_worker, initargs=(job, url))
+        try:
             for _, n in pool.imap_unordered(_run_one, todo):
                 if progress:
                     progress(1, n)
-            pool.close()  # a clean shutdown: the workers exit on their own (terminating them leaks semaphores)
+            pool.close()  # a clean shutdown: the workers exit on their own
+        except BaseException:
+            pool.terminate()
+            raise
+        finally:
             pool.join()
     S.finalize(root, job.episodes)
     write_card(root, url, job)

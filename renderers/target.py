@@ -31,6 +31,10 @@ class RenderTarget:
         if int(width) != width or int(height) != height or width <= 0 or height <= 0:
             raise ValueError(f"render size must be positive integers, got width={width}, height={height}")
         self.width, self.height = int(width), int(height)
+        limit = min(int(ctx.info["GL_MAX_TEXTURE_SIZE"]), int(ctx.info["GL_MAX_RENDERBUFFER_SIZE"]))
+        if max(self.width, self.height) > limit:
+            raise ValueError(f"render size {self.width}x{self.height} is over this machine's OpenGL limit: at most "
+                             f"{limit} pixels a side")
         self._colour = ctx.texture((self.width, self.height), 4)
         self._seg = ctx.texture((self.width, self.height), 1, dtype="u2")
         self._depth = ctx.depth_texture((self.width, self.height))

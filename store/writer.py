@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -124,6 +125,52 @@ def write_array(group: zarr.Group, name: str, data: np.ndarray, codec: BloscCode
                              overwrite=True, config=ARRAY_CONFIG)
     if data.size:
         arr[...] = data
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+def check_space(url: str, frames: int, height: int, width: int, ratio: float = 10.0) -> None:
+    """Refuse at once a job that cannot fit: `frames` RGB frames compressed `ratio` times (more than any store
+    measured here: 3.4x for voxel frames) against the free space where `url` would be written. Local paths only.
+
+    Raises:
+        StoreError: naming the space needed, the space free, and where.
+    """
+    path = _local(url)
+    if path is None:
+        return
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    need = frames * height * width * 3 / ratio
+    if need > free:
+        raise StoreError(f"out={url} needs at least {_size(need)} ({frames:,} frames of {width}x{height}, even "
+                         f"compressed {ratio:g}x) and {_size(free)} is free on {probe}; ask for fewer episodes or "
+                         f"steps, or write elsewhere")
+
+
+def discard_unused(url: str) -> bool:
+    """Remove the store a failed command created at `url` if it holds nothing worth keeping (not finalized, no
+    complete staged episode), so the corrected command finds `out` as the user left it. Local paths only; returns
+    whether it removed anything. Callers pass only a `url` that did not exist before they ran."""
+    path = _local(url)
+    if path is None or not (path / "zarr.json").is_file():
+        return False
+    try:
+        root = open_root(url, "r")
+    except StoreError:
+        return False
+    if root.attrs.get("finalized") or staged_episodes(root):
+        return False
+    shutil.rmtree(path, ignore_errors=True)
+    return True
 
 
 def check_out(url: str) -> None:

@@ -64,6 +64,28 @@ def _checked_by_a_lower_layer(err: BaseException) -> bool:
     return lower and linecache.getline(str(path), tb.tb_lineno).strip().startswith("raise ")
 
 
+def _disk_full(err: BaseException, cfg: Any) -> str | None:
+    """The one line for a write that ran out of space (anywhere in the exception's chain), else None. The place is
+    the file the error names, else the command's `out`."""
+    import errno
+    import shutil
+    from pathlib import Path
+
+    seen = err
+    while seen is not None and not (isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT)):
+        seen = seen.__cause__ or seen.__context__
+    if seen is None:
+        return None
+    out = cfg.get("out") if cfg is not None and hasattr(cfg, "get") else None
+    where = Path(str(seen.filename or out or ".")).absolute()
+    probe = where
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free / 2**20
+    return (f"no space left on the device writing {where} ({free:.1f} MB free there); what was complete is kept: "
+            f"free some space and run the same command again to continue")
+
+
 def _usage() -> str:
     lines = ["usage: worldsim <command> [key=value ...]   (worldsim <command> --help for its keys)", "", "commands:"]
     width = max(map(len, COMMANDS))
@@ -170,6 +192,12 @@ def main(argv: list[str] | None = None) -> int:
         return int(module.main(cfg) or 0)
     except TrainingDiverged as err:  # not the user's input, not a bug in the code: a result, said in one line
         print(f"worldsim {command}: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:
+        full = _disk_full(err, locals().get("cfg"))
+        if full is None:
+            raise
+        print(f"worldsim {command}: error: {full}", file=sys.stderr)
         return 1
     except Exception as err:
         if not isinstance(err, _user_errors()) and not _checked_by_a_lower_layer(err):

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from worldsim.cli import build
+from worldsim.cli.common import output_file
 from worldsim.errors import InputError
 
 MIN_HEIGHT = 384  # px; the default scale makes the frame at least this tall
@@ -114,9 +114,7 @@ def main(raw) -> int:
         raise InputError(f"scale must be a positive whole number, got {cfg.scale}")
     if cfg.fps is not None and cfg.fps <= 0:
         raise InputError(f"fps must be positive, got {cfg.fps}")
-    out = Path(cfg.out or f"outputs/episode_{cfg.episode}.mp4")
-    if out.suffix.lower() != ".mp4":
-        raise InputError(f"out={out} must end in .mp4")
+    out = output_file(cfg.out or f"outputs/episode_{cfg.episode}.mp4", (".mp4",))
     try:
         ep = read_episode(str(cfg.path), cfg.episode)
     except StoreError as err:

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from worldsim.cli import build
+from worldsim.cli.common import output_file
 from worldsim.errors import InputError
 
 MODES = ("t2v", "t2i", "i2v", "extend", "loop", "edit", "connect", "rollout")
@@ -133,6 +134,7 @@ def main(raw) -> int:
         raise InputError(f"unknown mode {cfg.mode!r}; choose one of {list(MODES)}")
     if cfg.frames < 0 or cfg.steps <= 0:
         raise InputError(f"frames must be >= 0 and steps > 0, got frames={cfg.frames} steps={cfg.steps}")
+    out = output_file(cfg.out)
     torch.set_grad_enabled(False)
     s = WorldSampler.load(cfg.ckpt, cfg.device)
     prompt = cfg.prompt or (s.example_prompt() if cfg.mode in ("t2v", "t2i", "loop") else "")
@@ -142,7 +144,6 @@ def main(raw) -> int:
     kw = {"steps": cfg.steps, "seed": cfg.seed, "method": cfg.sampler, "cfg_text": cfg.cfg_text,
           "cfg_actions": cfg.cfg_actions}
     video = _generate(cfg, s, prompt, cfg.frames or s.frames, kw)
-    out = Path(cfg.out)
     extra = {"mode": cfg.mode, "prompt": prompt, "seed": cfg.seed, "steps": cfg.steps, "sampler": cfg.sampler,
              "cfg_text": cfg.cfg_text, "cfg_actions": cfg.cfg_actions}
     if out.suffix == ".png":

@@ -14,10 +14,12 @@ command that takes `ckpt=` or `vae=` accepts a run directory (its latest checkpo
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +43,19 @@ def save(run_dir: str | Path, step: int, tensors: dict[str, dict[str, torch.Tens
         shutil.rmtree(stale, ignore_errors=True)
     tmp = root / f".tmp_{name}_{os.getpid()}"
     tmp.mkdir()
-    for stem, sd in tensors.items():
-        save_file({k: v.detach().contiguous().cpu() for k, v in sd.items()}, str(tmp / f"{stem}.safetensors"))
-    (tmp / META).write_text(json.dumps({**meta, "step": step}, indent=1, sort_keys=True))
+    try:
+        for stem, sd in tensors.items():
+            save_file({k: v.detach().contiguous().cpu() for k, v in sd.items()}, str(tmp / f"{stem}.safetensors"))
+        (tmp / META).write_text(json.dumps({**meta, "step": step}, indent=1, sort_keys=True))
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)  # the older checkpoints and `latest` are untouched
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        need = sum(v.numel() * v.element_size() for sd in tensors.values() for v in sd.values()) / 2**20
+        free = shutil.disk_usage(root).free / 2**20
+        raise CheckpointError(f"no space left on the device for checkpoint {name} in {root}: it needs about "
+                              f"{need:.1f} MB and {free:.1f} MB is free; the earlier checkpoints are intact (free "
+                              f"some space and run the same command again to continue from the newest)") from err
     final = root / name
     if final.exists():  # a checkpoint of the same step (a resumed run saving again): replace it
         shutil.rmtree(final)
@@ -85,6 +97,8 @@ def latest(run_dir: str | Path) -> Path | None:
         return None
 
 
+REQUIRED = {"dit": ("spec", "step", "vae", "frames", "height", "width", "train"), "vae": ("vae", "step"),
+            "reward": ("model", "step", "vae")}  # what loading each kind reads from meta.json
 KINDS = {"vae": "a VAE (worldsim train-vae)", "dit": "a world-model (worldsim train)",
          "reward": "a reward model (worldsim train-reward)"}
 
@@ -95,18 +109,43 @@ def load_meta(ckpt: Path, kind: str | None = None) -> dict[str, Any]:
         meta = json.loads((ckpt / META).read_text())
     except (OSError, json.JSONDecodeError) as err:
         raise CheckpointError(f"{ckpt / META} is unreadable: {err}") from err
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{ckpt / META} is not a JSON object")
     if kind is not None and meta.get("kind") != kind:
         what = KINDS[kind].split(" (")[0]
         raise CheckpointError(f"{ckpt} is a {meta.get('kind')!r} checkpoint, not {what} checkpoint "
                               f"({KINDS[kind].split(' (')[1]}")
+    missing = [k for k in REQUIRED.get(kind or "", ()) if k not in meta]
+    if missing:
+        raise CheckpointError(f"{ckpt / META} lacks {', '.join(map(repr, missing))}: not a complete "
+                              f"{KINDS[str(kind)].split(' (')[0][2:]} checkpoint (damaged, or written by hand)")
     return meta
 
 
 def resume_point(out: str | Path, kind: str) -> tuple[Path | None, dict[str, Any] | None]:
-    """The newest checkpoint of a run directory and its meta, (None, None) for a fresh run; refused when `out`
-    holds a run of another kind (training there would mix two runs)."""
+    """The checkpoint a run in `out` resumes from and its meta, (None, None) for a fresh run (no checkpoint there).
+
+    `checkpoints/latest` names it; when that one is missing or incomplete (deleted by hand, a copy cut short), the
+    newest intact `step_*` folder is used and a note says so: a run never restarts from zero over its own
+    checkpoints. Refused when `out` holds checkpoints of which none is intact, or a run of another kind (training
+    there would mix two runs)."""
+    root = Path(out) / "checkpoints"
+    if not root.is_dir():
+        return None, None
+    steps = sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("step_"))
+    intact = [p for p in steps if (p / META).is_file() and (p / "model.safetensors").is_file()]
+    named = root / "latest"
     prev = latest(Path(out))
+    if prev is None and intact:
+        prev = intact[-1]
+        what = f"names {named.read_text().strip()!r}, which is missing or incomplete" if named.is_file() else \
+            "is missing"
+        print(f"note: {named} {what}; resuming from the newest intact checkpoint, {prev.name}", file=sys.stderr)
     if prev is None:
+        if steps or named.is_file():
+            held = ", ".join(p.name for p in steps) or f"only {named.name}"
+            raise CheckpointError(f"out={out} holds checkpoints but none is intact ({held}); choose another out, "
+                                  f"or delete {root} to start over")
         return None, None
     meta = load_meta(prev)
     if meta.get("kind") != kind:

@@ -48,6 +48,15 @@ def verify_stores(urls: list[str]) -> None:
         verify_digest(url)
 
 
+def store_changes(recorded: list[dict[str, Any]], stores: StoreSet) -> list[tuple[str, str, str]]:
+    """("stores", recorded digests, current digests) for `check_resume`, compared as sets of content digests: the
+    same data under another path resumes; a store regenerated in place (same path, other content) does not."""
+    def short(digests: list[str]) -> str:
+        return ", ".join(f"{d[:12]}..." for d in sorted(digests))
+
+    return [("stores", short([i.get("digest", "") for i in recorded]), short([i.digest for i in stores.infos]))]
+
+
 class StoreSet:
     """Windows of `frames` frames over one or more stores that share an action spec and fps.
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,37 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from worldsim.errors import TrainingDiverged
+from worldsim.errors import CheckpointError, TrainingDiverged
 from worldsim.model.checkpoint import latest
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+def check_resume(out: str | Path, step: int, old: dict[str, Any], new: dict[str, Any], fixed: tuple[str, ...],
+                 data: list[tuple[str, str, str]]) -> list[str]:
+    """Compare the training config a run in `out` was started with (`old`) with this command's (`new`) before
+    resuming at `step`. Keys in `fixed` (or under them: "model" covers "model.depth") change the model or its data,
+    as does any (name, recorded, current) description in `data` that differs (the stores' or the VAE's digests):
+    resuming would train one model on two things, so it is refused with a line naming each change and how to start
+    fresh. Other changes (steps, logging, the learning rate) are allowed: returned as "key old -> new" and
+    said on stderr. Keys only one side has (an older worldsim's config) are not compared."""
+    a, b = _flat(old), _flat(new)
+    changed = [k for k in sorted(set(a) & set(b)) if k != "out" and a[k] != b[k]]
+    bad = [f"{k}={a[k]!r} -> {b[k]!r}" for k in changed if any(k == f or k.startswith(f + ".") for f in fixed)]
+    bad += [f"{name} {was} -> {now}" for name, was, now in data if was and now and was != now]
+    if bad:
+        raise CheckpointError(f"out={out} holds a run at step {step} that this command would change: "
+                              f"{'; '.join(bad)}. A change to the model or its data cannot continue it: run with "
+                              f"the run's own settings to resume, or choose another out= to start fresh")
+    notes = [f"{k} {a[k]!r} -> {b[k]!r}" for k in changed]
+    if notes:
+        print(f"note: resuming {out} at step {step} with changed settings: {', '.join(notes)}", file=sys.stderr)
+    return notes
 
 
 def lr_at(step: int, base: float, warmup: int, total: int, floor: float = 0.1) -> float:

@@ -28,8 +28,16 @@ from worldsim.model.text import Tokenizer
 from worldsim.model.vae import load_vae
 from worldsim.model.world_model import ModelSpec, TextConfig, WorldModel
 from worldsim.runtime import autocast, pick_device
-from worldsim.train.data import StoreSet, make_loader, verify_stores
-from worldsim.train.loop import Loop, Metrics, Schedule, all_reduce_mean, init_distributed, step_generator
+from worldsim.train.data import StoreSet, make_loader, store_changes, verify_stores
+from worldsim.train.loop import (
+    Loop,
+    Metrics,
+    Schedule,
+    all_reduce_mean,
+    check_resume,
+    init_distributed,
+    step_generator,
+)
 
 
 @dataclass
@@ -106,10 +114,21 @@ def open_data(cfg: TrainConfig, vae: torch.nn.Module, vae_meta: dict[str, Any]) 
     return stores
 
 
-def build_or_resume(cfg: TrainConfig, stores: StoreSet, vae: torch.nn.Module, device: torch.device, rank: int
+# what a resumed run may not change (worldsim.train.loop.check_resume): the model, and the data it learns from
+# (the stores and the VAE by their digests: a path may change, the content may not)
+RESUME_FIXED = ("frames", "val_episodes", "model", "text", "flow.objective", "flow.prediction")
+
+
+def build_or_resume(cfg: TrainConfig, stores: StoreSet, vae: torch.nn.Module, vae_meta: dict[str, Any],
+                    device: torch.device, rank: int
                     ) -> tuple[ModelSpec, WorldModel, WorldModel, torch.optim.Optimizer, int]:
-    """(spec, model, its EMA, the optimizer, the step to start from): fresh, or from the newest checkpoint in out."""
+    """(spec, model, its EMA, the optimizer, the step to start from): fresh, or from the newest checkpoint in out,
+    when it was trained on the same data, VAE and architecture (check_resume)."""
     prev, meta_prev = C.resume_point(cfg.out, "dit")
+    if meta_prev:
+        check_resume(cfg.out, meta_prev["step"], meta_prev.get("train", {}), asdict(cfg), RESUME_FIXED,
+                     [("vae", meta_prev.get("vae", {}).get("digest", "")[:12] + "...", vae_meta["digest"][:12] + "..."),
+                      *store_changes(meta_prev.get("stores", []), stores)])
     spec = ModelSpec.from_dict(meta_prev["spec"]) if meta_prev else build_spec(cfg, stores, vae.config_dict())
     torch.manual_seed(cfg.seed)
     model = WorldModel(spec).to(device)
@@ -159,7 +178,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     vae, vae_meta = load_vae(cfg.vae, device)
     vae.requires_grad_(False)
     stores = open_data(cfg, vae, vae_meta)
-    spec, model, ema, opt, start = build_or_resume(cfg, stores, vae, device, rank)
+    spec, model, ema, opt, start = build_or_resume(cfg, stores, vae, vae_meta, device, rank)
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     fwd = torch.compile(net) if cfg.compile else net
     metrics = Metrics(out, enabled=rank == 0, resume_step=start)

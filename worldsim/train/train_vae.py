@@ -18,8 +18,8 @@ from worldsim.model import checkpoint as C
 from worldsim.model.frames import psnr_of_mse, to_model
 from worldsim.model.vae import VAEConfig, VideoVAE, psnr
 from worldsim.runtime import autocast, pick_device
-from worldsim.train.data import StoreSet, batch_rng, make_loader, verify_stores
-from worldsim.train.loop import Loop, Metrics, Schedule, step_generator
+from worldsim.train.data import StoreSet, batch_rng, make_loader, store_changes, verify_stores
+from worldsim.train.loop import Loop, Metrics, Schedule, check_resume, step_generator
 
 
 @dataclass
@@ -99,6 +99,8 @@ def train_vae(cfg: TrainVAEConfig) -> dict[str, Any]:
     start = 0
     prev, meta = C.resume_point(out, "vae")
     if prev is not None:
+        check_resume(out, meta["step"], meta.get("train", {}), asdict(cfg), ("val_episodes", "vae"),
+                     store_changes(meta.get("stores", []), stores))
         model.load_state_dict(C.load_tensors(prev, "model"))
         C.load_optimizer(opt, C.load_tensors(prev, "optim"), meta["optimizer"])
         start = int(meta["step"])

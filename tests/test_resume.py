@@ -1,0 +1,103 @@
+"""Honest resumes: a rerun into a run's `out` continues it only with the same model and data; harmless changes are
+said; a `latest` naming a missing checkpoint falls back to the newest intact one; nothing restarts from zero."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from wm_helpers import TINY_VAE, tiny_store, train_args
+
+from worldsim.cli import main as cli
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def _steps(run: Path) -> list[str]:
+    return sorted(p.name for p in (run / "checkpoints").iterdir() if p.name.startswith("step_"))
+
+
+def _logged_steps(run: Path) -> list[int]:
+    return [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture()
+def run(tiny_pipeline, tmp_path) -> Path:
+    """A copy of the session's 2-step frame-causal run (tiny model, its own store and VAE)."""
+    out = tmp_path / "run"
+    shutil.copytree(tiny_pipeline["causal"], out)
+    return out
+
+
+def _resume(tiny_pipeline, run: Path, steps: int, *extra: str, store: Path | None = None) -> int:
+    args = train_args(store or tiny_pipeline["store"], tiny_pipeline["vae"], run, steps, "model.attention=causal",
+                      *extra)
+    return cli(args)
+
+
+def test_a_harmless_change_resumes_and_is_said(tiny_pipeline, run, capsys):
+    assert _resume(tiny_pipeline, run, 3, "log_every=3") == 0
+    err = capsys.readouterr().err
+    assert "resuming" in err and "steps 2 -> 3" in err and "log_every 1 -> 3" in err
+    assert _steps(run)[-1] == "step_0000003" and _logged_steps(run)[-1] == 3
+
+
+@pytest.mark.parametrize("extra, named", [
+    (("model.depth=3",), "model.depth=2 -> 3"),
+    (("frames=6",), "frames=4 -> 6"),
+    (("flow.objective=teacher_forcing",), "flow.objective='diffusion_forcing' -> 'teacher_forcing'"),
+])
+def test_a_change_to_the_model_is_refused_naming_the_key(tiny_pipeline, run, capsys, extra, named):
+    before = _steps(run)
+    assert _resume(tiny_pipeline, run, 4, *extra) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and named in err[0] and "another out=" in err[0], err
+    assert _steps(run) == before  # nothing written
+
+
+def test_other_data_or_another_vae_is_refused(tiny_pipeline, run, tmp_path, capsys):
+    other = tmp_path / "other"  # the same path regenerated with other seeds: same config, other content
+    tiny_store(other, episodes=3, steps=16, seed=7, task="navigate")
+    assert _resume(tiny_pipeline, run, 4, store=other) == 2
+    assert "stores" in capsys.readouterr().err
+
+    vae = tmp_path / "vae"
+    assert cli(["train-vae", f"store={tiny_pipeline['store']}", f"out={vae}", "steps=1", "batch_size=2",
+                "val_windows=1", "warmup=1", "device=cpu", "seed=5", *TINY_VAE]) == 0
+    capsys.readouterr()
+    args = train_args(tiny_pipeline["store"], vae, run, 4, "model.attention=causal")
+    assert cli(args) == 2
+    assert "vae " in capsys.readouterr().err
+    assert _steps(run) == ["step_0000002"]
+
+
+def test_latest_naming_a_missing_checkpoint_falls_back_to_the_newest_intact_one(tiny_pipeline, run, capsys):
+    assert _resume(tiny_pipeline, run, 4, "save_every=1") == 0
+    assert _steps(run) == ["step_0000002", "step_0000003", "step_0000004"]
+    shutil.rmtree(run / "checkpoints" / "step_0000004")  # `latest` still names it
+    capsys.readouterr()
+    assert _resume(tiny_pipeline, run, 5, "save_every=1") == 0
+    err = capsys.readouterr().err
+    assert "names 'step_0000004', which is missing" in err and "step_0000003" in err
+    assert _steps(run) == ["step_0000003", "step_0000004", "step_0000005"]  # resumed at 3, not restarted at 0
+    assert 1 not in _logged_steps(run)[2:]
+
+
+def test_a_run_whose_checkpoints_are_all_broken_is_refused(tiny_pipeline, run, capsys):
+    (run / "checkpoints" / "step_0000002" / "meta.json").unlink()
+    assert _resume(tiny_pipeline, run, 4) == 2
+    assert "none is intact (step_0000002)" in capsys.readouterr().err
+
+
+def test_a_vae_resume_refuses_another_architecture(tiny_pipeline, tmp_path, capsys):
+    vae = tmp_path / "vae"
+    shutil.copytree(tiny_pipeline["vae"], vae)
+    base = ["train-vae", f"store={tiny_pipeline['store']}", f"out={vae}", "batch_size=4", "val_windows=2",
+            "warmup=1", "device=cpu"]
+    assert cli([*base, "steps=4", "vae.channels=[8,16,16]", "vae.latent_channels=8"]) == 2
+    assert "vae.latent_channels=4 -> 8" in capsys.readouterr().err
+    assert cli([*base, "steps=3", "eval_every=3", "save_every=3", *TINY_VAE]) == 0
+    assert "steps 2 -> 3" in capsys.readouterr().err
+    assert (Path(vae) / "checkpoints" / "step_0000003").is_dir()
