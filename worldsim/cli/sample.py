@@ -135,8 +135,12 @@ def main(raw) -> int:
     if cfg.frames < 0 or cfg.steps <= 0:
         raise InputError(f"frames must be >= 0 and steps > 0, got frames={cfg.frames} steps={cfg.steps}")
     out = output_file(cfg.out)
-    torch.set_grad_enabled(False)
-    s = WorldSampler.load(cfg.ckpt, cfg.device)
+    with torch.no_grad():  # not set_grad_enabled(False): a failure would leave it off for the caller
+        return _sample(cfg, out, WorldSampler.load(cfg.ckpt, cfg.device))
+
+
+def _sample(cfg: SampleConfig, out: Path, s: Any) -> int:
+    """Generate with the loaded sampler `s` and write `out` with its provenance."""
     prompt = cfg.prompt or (s.example_prompt() if cfg.mode in ("t2v", "t2i", "loop") else "")
     if prompt and s.model.tokenizer is not None and s.model.tokenizer.known(prompt) == 0:
         raise InputError(f"no word of the prompt {prompt!r} is in the model's vocabulary "

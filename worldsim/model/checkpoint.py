@@ -47,9 +47,11 @@ def save(run_dir: str | Path, step: int, tensors: dict[str, dict[str, torch.Tens
         for stem, sd in tensors.items():
             save_file({k: v.detach().contiguous().cpu() for k, v in sd.items()}, str(tmp / f"{stem}.safetensors"))
         (tmp / META).write_text(json.dumps({**meta, "step": step}, indent=1, sort_keys=True))
-    except OSError as err:
+    except Exception as err:
         shutil.rmtree(tmp, ignore_errors=True)  # the older checkpoints and `latest` are untouched
-        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+        # safetensors reports a full disk in its own error type, with the OS error's text
+        full = (isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT)) or "os error 28" in str(err)
+        if not full:
             raise
         need = sum(v.numel() * v.element_size() for sd in tensors.values() for v in sd.values()) / 2**20
         free = shutil.disk_usage(root).free / 2**20
