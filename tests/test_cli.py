@@ -117,7 +117,7 @@ def test_export_video_writes_one_episode_and_names_the_valid_range(tmp_path):
     for args, needle in (([str(store), "episode=2", bad_out], "episode 2 is not in"),
                          ([str(store), "episode=-1", bad_out], "it holds episodes 0..1"),
                          ([str(tmp_path / "nope"), bad_out], "no zarr store"),
-                         ([str(store), f"out={store / 'zarr.json' / 'x.mp4'}"], "cannot write out=")):
+                         ([str(store), f"out={store / 'zarr.json' / 'x.mp4'}"], "is a file, not a folder")):
         bad = _run("export-video", *args)
         assert bad.returncode == 2 and needle in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
     assert not (tmp_path / "bad.mp4").exists()

@@ -255,15 +255,56 @@ def test_export_lerobot_layout_and_row_counts(minerl_store, tmp_path, capsys):
         reader = imageio_ffmpeg.read_frames(str(video))
         h, w = next(reader)["size"][::-1]
         decoded = np.stack([np.frombuffer(f, np.uint8).reshape(h, w, 3) for f in reader])
-        assert np.abs(decoded.astype(int) - b["data/frames"][...]).mean() < 3  # H.264 is lossy even at crf 0
+        assert np.abs(decoded.astype(int) - b["data/frames"][...]).mean() < 3  # 4:2:0 H.264 is lossy even at crf 0
         tasks = pq.read_table(out / "meta/tasks.parquet")
         assert tasks.column("task").to_pylist() == episodes[0]["tasks"]
         assert b'"index_columns": ["task"]' in tasks.schema.metadata[b"pandas"]  # read by LeRobot as the index
-        assert set(json.loads((out / "meta/stats.json").read_text())) >= {"action", "observation.image"}
+        stats = json.loads((out / "meta/stats.json").read_text())
+        _check_lerobot_stats(stats, episodes, data, b)
+        assert pq.ParquetFile(out / "data/chunk-000/file-000.parquet").metadata.num_row_groups == len(episodes)
     with pytest.raises(ValueError, match="not an empty folder"):
         export_lerobot(minerl_store, tmp_path / "lr")
     assert cli(["export-lerobot", minerl_store, f"out={tmp_path / 'lr2'}"]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["episodes"] == 2
+
+
+def _check_lerobot_stats(stats: dict, episodes: list[dict], data: dict, b) -> None:
+    """stats.json and the per-episode `stats/...` columns as LeRobot writes them: every numeric feature, with
+    min/max/mean/std/count and the quantiles q01..q99, images per channel (3, 1, 1) in [0, 1]."""
+    names = {"min", "max", "mean", "std", "count", "q01", "q10", "q50", "q90", "q99"}
+    assert set(stats) == {"action", "next.reward", "next.done", "next.terminated", "next.truncated", "timestamp",
+                          "frame_index", "episode_index", "index", "task_index", "observation.image"}
+    for key, feats in stats.items():
+        assert set(feats) == names, key
+    actions = np.array(data["action"])
+    np.testing.assert_allclose(stats["action"]["mean"], actions.mean(0), atol=1e-6)
+    np.testing.assert_allclose(stats["action"]["q50"], np.quantile(actions, 0.5, axis=0), atol=1e-6)
+    assert stats["action"]["count"] == [len(actions)] and stats["index"]["max"] == [len(actions) - 1]
+    img = np.array(stats["observation.image"]["mean"])
+    assert img.shape == (3, 1, 1) and img.min() >= 0 and img.max() <= 1
+    np.testing.assert_allclose(img[:, 0, 0], b["data/frames"][...].reshape(-1, 3).mean(0) / 255, atol=1e-3)
+    for e in episodes:
+        for key in stats:
+            assert {f"stats/{key}/{n}" for n in names} <= set(e), key
+        n = e["length"]
+        assert e["stats/action/count"] == [n]
+        np.testing.assert_allclose(e["stats/action/max"], actions[e["dataset_from_index"]:e["dataset_to_index"]].max(0))
+
+
+def test_export_lerobot_lossless_is_bit_exact(minerl_store, tmp_path):
+    pytest.importorskip("pyarrow")
+    from datagen.io.lerobot import export_lerobot
+
+    outs = export_lerobot(minerl_store, tmp_path / "exact", lossless=True)
+    root = S.open_root(minerl_store, "r")
+    for out, bucket in zip(outs, ("b_16x16", "b_16x24")):
+        frames = root[bucket]["data/frames"][...]
+        reader = imageio_ffmpeg.read_frames(str(out / "videos/observation.image/chunk-000/file-000.mp4"))
+        h, w = next(reader)["size"][::-1]
+        decoded = np.stack([np.frombuffer(f, np.uint8).reshape(h, w, 3) for f in reader])
+        assert np.array_equal(decoded, frames)
+        info = json.loads((out / "meta/info.json").read_text())["features"]["observation.image"]["info"]
+        assert info["video.pix_fmt"] == "rgb24" and info["video.lossless"] is True
 
 
 def test_export_lerobot_without_pyarrow_says_what_to_install(minerl_store, tmp_path, monkeypatch):

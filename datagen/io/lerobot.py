@@ -3,10 +3,12 @@
 Layout written under `out_dir` (huggingface/lerobot src/lerobot/datasets/utils.py, codebase_version "v3.0"):
 
     meta/info.json                                   fps, features (dtype, shape, names), paths, totals
-    meta/stats.json                                  min/max/mean/std/count of actions, rewards and images
+    meta/stats.json                                  min/max/mean/std/count/q01..q99 of every numeric feature
     meta/tasks.parquet                               task_index per task (the task string is the pandas index)
-    meta/episodes/chunk-000/file-000.parquet         one row per episode: length, rows, file and video span
+    meta/episodes/chunk-000/file-000.parquet         one row per episode: length, rows, file and video span,
+                                                     and its statistics (`stats/<feature>/<stat>` columns)
     data/chunk-000/file-000.parquet                  one row per frame: action, next.reward, next.done, indices
+                                                     (one row group per episode)
     videos/observation.image/chunk-000/file-000.mp4  the frames of many episodes back to back (H.264)
     README.md                                        where the data came from (store, digest, licence)
 
@@ -14,6 +16,9 @@ Row t keeps the store's alignment, which is LeRobot's too: `action` is taken aft
 `timestamp`, and `next.reward` / `next.terminated` / `next.truncated` result from it. `next.done` marks each
 episode's last row (the final observation, whose action is a no-op that was never executed). An episode's task is
 its short caption. A store with several resolution buckets becomes one dataset per bucket, in `out_dir/<H>x<W>`.
+Statistics follow LeRobot's compute_stats: per episode and global, min/max/mean/std/count and the quantiles q01, q10,
+q50, q90, q99 (exact here, where LeRobot estimates them from histograms); images per channel in [0, 1] from sampled
+frames. LeRobot's own tools (delete_episodes, split_dataset, ...) rebuild stats.json from the per-episode ones.
 Parquet needs pyarrow (`pip install 'worldsim[lerobot]'`); video goes through imageio-ffmpeg.
 """
 
@@ -46,14 +51,17 @@ def _pyarrow():
     return pa, pq
 
 
-def export_lerobot(store_url: str, out_dir: str | Path, crf: int = 20,
+def export_lerobot(store_url: str, out_dir: str | Path, crf: int = 20, lossless: bool = False,
                    progress: Callable[[int, int], None] | None = None) -> list[Path]:
     """Write the store at `store_url` as LeRobot v3.0 dataset(s) under `out_dir`; returns the dataset folders.
 
     Args:
         store_url: a finalized worldsim store (a path or an fsspec URL).
         out_dir: a new or empty folder (one dataset, or one sub-folder `<H>x<W>` per resolution bucket).
-        crf: H.264 quality (0 is lossless; LeRobot seeks frames, so every second frame is a key frame).
+        crf: H.264 quality of the usual 4:2:0 video (lower is better; even crf 0 keeps only a quarter of the
+            colour resolution: about 32 dB on voxel frames). LeRobot seeks frames, so every second frame is a key
+            frame.
+        lossless: bit-exact frames instead: H.264 on RGB (libx264rgb, qp 0), about 3x larger; `crf` is ignored.
         progress: called with (episodes, frames) after each episode.
 
     Raises:
@@ -73,11 +81,11 @@ def export_lerobot(store_url: str, out_dir: str | Path, crf: int = 20,
     names = S.buckets(root)
     targets = [out] if len(names) == 1 else [out / name[2:] for name in names]
     for name, target in zip(names, targets):
-        _export_bucket(root, name, target, store_url, crf, progress)
+        _export_bucket(root, name, target, store_url, crf, lossless, progress)
     return targets
 
 
-def _export_bucket(root: Any, name: str, out: Path, store_url: str, crf: int,
+def _export_bucket(root: Any, name: str, out: Path, store_url: str, crf: int, lossless: bool,
                    progress: Callable[[int, int], None] | None) -> None:
     pa, pq = _pyarrow()
     b, attrs = root[name], dict(root.attrs)
@@ -95,36 +103,44 @@ def _export_bucket(root: Any, name: str, out: Path, store_url: str, crf: int,
 
     row_bytes = actions.shape[1] * 4 + 5 * 8 + 4 + 3
     data_rows_per_file = max(1, DATA_FILE_MB * 2**20 // row_bytes)
-    episodes, data_tables, data_file, data_rows = [], [], 0, 0
-    video_file, video_frames, writer = 0, 0, None
+    episodes, ep_stats, data_file, data_rows = [], [], 0, 0
+    video_file, video_frames, writer, table_writer = 0, 0, None, None
     try:
         for e, (a, z) in enumerate(zip(starts.tolist(), ends.tolist())):
             n = z - a
             if data_rows and data_rows + n > data_rows_per_file:  # an episode never spans two files
-                _write_parquet(pq, pa.concat_tables(data_tables), out / _path(DATA_PATH, data_file))
-                data_tables, data_file, data_rows = [], data_file + 1, 0
+                table_writer.close()
+                table_writer, data_file, data_rows = None, data_file + 1, 0
             video_path = out / _path(VIDEO_PATH, video_file)
             if writer is not None and video_path.stat().st_size > VIDEO_FILE_MB * 2**20:
                 writer.close()
                 writer, video_file, video_frames = None, video_file + 1, 0
                 video_path = out / _path(VIDEO_PATH, video_file)
             if writer is None:
-                writer = _video_writer(video_path, w, h, fps, crf)
+                writer = _video_writer(video_path, w, h, fps, crf, lossless)
             for r in range(a, z, 256):  # the frames of one episode never need to fit in memory
                 writer.send(np.ascontiguousarray(b["data/frames"][r : min(r + 256, z)]).tobytes())
-            data_tables.append(_episode_table(pa, actions, cols, a, z, e, fps, task_of[shorts[e]]))
-            episodes.append(_episode_row(e, shorts[e], a, z, data_file, video_file, video_frames, fps,
-                                         int(b["meta/episode_index"][e]), dense[e]))
+            table = _episode_table(pa, actions, cols, a, z, e, fps, task_of[shorts[e]])
+            if table_writer is None:
+                path = out / _path(DATA_PATH, data_file)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                table_writer = pq.ParquetWriter(path, table.schema)
+            table_writer.write_table(table)  # one row group per episode, as LeRobot writes them
+            stats = _episode_stats(table, b["data/frames"], a, z)
+            ep_stats.append(stats)
+            episodes.append({**_episode_row(e, shorts[e], a, z, data_file, video_file, video_frames, fps,
+                                            int(b["meta/episode_index"][e]), dense[e]), **_flat_stats(stats)})
             data_rows, video_frames = data_rows + n, video_frames + n
             if progress:
                 progress(1, n)
     finally:
         if writer is not None:
             writer.close()
-    _write_parquet(pq, pa.concat_tables(data_tables), out / _path(DATA_PATH, data_file))
+        if table_writer is not None:
+            table_writer.close()
     _write_parquet(pq, pa.Table.from_pylist(episodes), out / _path(EPISODES_PATH, 0))
     _write_tasks(pa, pq, tasks, out / "meta/tasks.parquet")
-    features = _features(keys, h, w, fps, _pix_fmt(w, h))
+    features = _features(keys, h, w, fps, "rgb24" if lossless else _pix_fmt(w, h), lossless)
     info = {
         "codebase_version": CODEBASE_VERSION, "robot_type": ", ".join(attrs.get("env_ids", [])) or None,
         "total_episodes": len(ends), "total_frames": int(ends[-1]), "total_tasks": len(tasks),
@@ -133,7 +149,7 @@ def _export_bucket(root: Any, name: str, out: Path, store_url: str, crf: int,
         "features": features,
     }
     (out / "meta/info.json").write_text(json.dumps(info, indent=4))
-    (out / "meta/stats.json").write_text(json.dumps(_stats(b, actions, cols), indent=4))
+    (out / "meta/stats.json").write_text(json.dumps(_global_stats(b, pq, out), indent=4))
     _write_readme(out, store_url, attrs, name)
 
 
@@ -182,13 +198,17 @@ def _pix_fmt(w: int, h: int) -> str:
     return "yuv420p" if w % 2 == 0 and h % 2 == 0 else "yuv444p"  # 4:2:0 needs even sizes
 
 
-def _video_writer(path: Path, w: int, h: int, fps: int, crf: int):
+def _video_writer(path: Path, w: int, h: int, fps: int, crf: int, lossless: bool):
     import imageio_ffmpeg
 
     path.parent.mkdir(parents=True, exist_ok=True)
     # -g 2: a key frame every second frame, as LeRobot encodes, so that decoding any one frame stays cheap.
-    gen = imageio_ffmpeg.write_frames(str(path), (w, h), fps=fps, codec="libx264", pix_fmt_out=_pix_fmt(w, h),
-                                      quality=None, macro_block_size=1, output_params=["-crf", str(crf), "-g", "2"])
+    if lossless:  # RGB kept as RGB (no YUV conversion, no chroma subsampling), qp 0: bit-exact
+        codec, pix_fmt, quality = "libx264rgb", "rgb24", ["-qp", "0"]
+    else:
+        codec, pix_fmt, quality = "libx264", _pix_fmt(w, h), ["-crf", str(crf)]
+    gen = imageio_ffmpeg.write_frames(str(path), (w, h), fps=fps, codec=codec, pix_fmt_out=pix_fmt, quality=None,
+                                      macro_block_size=1, output_params=[*quality, "-g", "2"])
     gen.send(None)
     return gen
 
@@ -213,11 +233,12 @@ def _write_tasks(pa: Any, pq: Any, tasks: list[str], path: Path) -> None:
     _write_parquet(pq, table.replace_schema_metadata({b"pandas": json.dumps(pandas_meta).encode()}), path)
 
 
-def _features(keys: list[str], h: int, w: int, fps: int, pix_fmt: str) -> dict[str, Any]:
+def _features(keys: list[str], h: int, w: int, fps: int, pix_fmt: str, lossless: bool) -> dict[str, Any]:
     scalar = {"shape": [1], "names": None}
     return {
         VIDEO_KEY: {"dtype": "video", "shape": [h, w, 3], "names": ["height", "width", "channels"],
                     "info": {"video.height": h, "video.width": w, "video.codec": "h264", "video.pix_fmt": pix_fmt,
+                             "video.lossless": lossless,
                              "video.is_depth_map": False, "video.fps": fps, "video.channels": 3, "has_audio": False}},
         "action": {"dtype": "float32", "shape": [len(keys)], "names": keys},
         "next.reward": {"dtype": "float32", **scalar}, "next.done": {"dtype": "bool", **scalar},
@@ -228,20 +249,68 @@ def _features(keys: list[str], h: int, w: int, fps: int, pix_fmt: str) -> dict[s
     }
 
 
-def _stats(b: Any, actions: np.ndarray, cols: dict[str, np.ndarray]) -> dict[str, Any]:
-    """Normalisation statistics in LeRobot's layout; images per channel in [0, 1] from up to ~500 frames."""
-    def summary(x: np.ndarray, axis: Any = 0, keep: bool = False) -> dict[str, Any]:
-        x = x.astype(np.float64)
-        return {"min": x.min(axis, keepdims=keep).tolist(), "max": x.max(axis, keepdims=keep).tolist(),
-                "mean": x.mean(axis, keepdims=keep).tolist(), "std": x.std(axis, keepdims=keep).tolist(),
-                "count": [int(len(x))]}
+QUANTILES = (0.01, 0.10, 0.50, 0.90, 0.99)  # LeRobot's DEFAULT_QUANTILES, written as q01 ... q99
+STAT_COLUMNS = ("action", "next.reward", "next.done", "next.terminated", "next.truncated", "timestamp",
+                "frame_index", "episode_index", "index", "task_index")
 
+
+def _summary(x: np.ndarray, count: int | None = None) -> dict[str, Any]:
+    """LeRobot's statistics of samples x (n, ...) over the first axis: min, max, mean, std, count, q01..q99
+    (with fewer than two samples every quantile is the mean, as LeRobot does)."""
+    x = np.asarray(x, np.float64)
+    out = {"min": x.min(0), "max": x.max(0), "mean": x.mean(0), "std": x.std(0),
+           "count": np.array([len(x) if count is None else count])}
+    qs = np.quantile(x, QUANTILES, axis=0) if len(x) >= 2 else [out["mean"]] * len(QUANTILES)
+    out.update({f"q{round(q * 100):02d}": v for q, v in zip(QUANTILES, qs)})
+    return {k: np.atleast_1d(v) for k, v in out.items()}
+
+
+def _image_summary(frames: np.ndarray) -> dict[str, Any]:
+    """Per-channel statistics of uint8 frames (n, H, W, 3), scaled to [0, 1], shaped (3, 1, 1) as LeRobot's."""
+    h, w = frames.shape[1:3]
+    if max(h, w) >= 300:  # LeRobot's auto_downsample_height_width: about 150 pixels a side
+        step = int(max(h, w) / 150)
+        frames = frames[:, ::step, ::step]
+    pixels = frames.reshape(-1, 3) / 255.0
+    stats = _summary(pixels, count=len(frames))
+    return {k: v if k == "count" else v.reshape(3, 1, 1) for k, v in stats.items()}
+
+
+def _sample_rows(n: int) -> np.ndarray:
+    """LeRobot's image sampling (estimate_num_samples): all frames up to 100, then n^0.75, at most 10000."""
+    k = n if n < 100 else max(100, min(int(n**0.75), 10_000))
+    return np.unique(np.round(np.linspace(0, n - 1, k)).astype(int))
+
+
+def _episode_stats(table: Any, frames: Any, a: int, z: int) -> dict[str, dict[str, np.ndarray]]:
+    """One episode's statistics of every numeric feature, from its parquet rows and sampled frames."""
+    stats = {}
+    for key in STAT_COLUMNS:
+        col = table.column(key)
+        values = np.stack(col.to_numpy(zero_copy_only=False)) if key == "action" else col.to_numpy()
+        stats[key] = _summary(values.astype(np.float64))
+    rows = a + _sample_rows(z - a)
+    stats[VIDEO_KEY] = _image_summary(frames.get_orthogonal_selection((rows,)))
+    return stats
+
+
+def _flat_stats(stats: dict[str, dict[str, np.ndarray]]) -> dict[str, Any]:
+    """`stats/<feature>/<stat>` columns of meta/episodes, as LeRobot flattens them."""
+    return {f"stats/{key}/{name}": value.tolist() for key, feats in stats.items() for name, value in feats.items()}
+
+
+def _global_stats(b: Any, pq: Any, out: Path) -> dict[str, Any]:
+    """stats.json over the whole bucket: exact for the table columns (read back from the data files written),
+    images from LeRobot's sample of the bucket's frames."""
+    table = pq.read_table(out / "data")
+    stats = {}
+    for key in STAT_COLUMNS:
+        col = table.column(key)
+        values = np.stack(col.to_numpy(zero_copy_only=False)) if key == "action" else col.to_numpy()
+        stats[key] = _summary(values.astype(np.float64))
     frames = b["data/frames"]
-    step = max(1, frames.shape[0] // 500)
-    sample = np.concatenate([frames[r : r + 1] for r in range(0, frames.shape[0], step)]) / 255.0  # (n, H, W, 3)
-    img = summary(sample.transpose(0, 3, 1, 2), axis=(0, 2, 3), keep=True)  # (1, 3, 1, 1) -> (3, 1, 1)
-    img = {k: (v[0] if k != "count" else v) for k, v in img.items()}
-    return {"action": summary(actions), "next.reward": summary(cols["rewards"][:, None]), VIDEO_KEY: img}
+    stats[VIDEO_KEY] = _image_summary(frames.get_orthogonal_selection((_sample_rows(frames.shape[0]),)))
+    return {key: {name: value.tolist() for name, value in feats.items()} for key, feats in stats.items()}
 
 
 def _write_readme(out: Path, store_url: str, attrs: dict[str, Any], bucket: str) -> None:

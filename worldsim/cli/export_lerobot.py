@@ -9,7 +9,12 @@ empty. Needs pyarrow: pip install 'worldsim[lerobot]'.
 
 examples:
   worldsim export-lerobot outputs/dataset out=outputs/lerobot
-  worldsim export-lerobot data/treechop out=data/treechop_lerobot crf=0    (lossless video)
+  worldsim export-lerobot data/treechop out=data/treechop_lerobot crf=10          (sharper 4:2:0 video)
+  worldsim export-lerobot data/treechop out=data/treechop_lerobot lossless=true    (bit-exact frames, ~3x larger)
+
+crf is H.264's quality for the usual 4:2:0 video (LeRobot's default kind): lower is sharper, but even crf=0 keeps a
+quarter of the colour resolution (about 32 dB on voxel frames); lossless=true writes RGB H.264 (libx264rgb, qp 0).
+meta/stats.json and each meta/episodes row carry LeRobot's statistics (min, max, mean, std, count, q01..q99).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ class ExportLerobotConfig:
     path: str = "???"
     out: str = "outputs/lerobot"
     crf: int = 20
+    lossless: bool = False
 
 
 def main(raw) -> int:
@@ -42,7 +48,7 @@ def main(raw) -> int:
         bar.update(n_episodes)
 
     try:
-        outs = export_lerobot(cfg.path, cfg.out, crf=cfg.crf, progress=progress)
+        outs = export_lerobot(cfg.path, cfg.out, crf=cfg.crf, lossless=cfg.lossless, progress=progress)
     except ImportError as err:
         raise InputError(str(err)) from None
     finally:
