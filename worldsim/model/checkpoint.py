@@ -100,7 +100,7 @@ def latest(run_dir: str | Path) -> Path | None:
 
 
 REQUIRED = {"dit": ("spec", "step", "vae", "frames", "height", "width", "train"), "vae": ("vae", "step"),
-            "reward": ("model", "step", "vae")}  # what loading each kind reads from meta.json
+            "reward": ("model", "step")}  # what loading each kind reads from meta.json
 KINDS = {"vae": "a VAE (worldsim train-vae)", "dit": "a world-model (worldsim train)",
          "reward": "a reward model (worldsim train-reward)"}
 
