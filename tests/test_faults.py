@@ -129,3 +129,17 @@ def test_paths_with_spaces_and_accents_work_in_every_command(tiny_pipeline, tmp_
     odd = tmp_path / "it's (1), a=b"
     assert cli(["generate", f"out={odd}", "episodes=1", "steps=4", "width=16", "height=16"]) == 0
     assert S.open_store(str(odd)).attrs["finalized"]
+
+
+def test_training_into_a_store_or_a_folder_of_other_files_is_refused(tiny_pipeline, tmp_path, capsys):
+    store = tmp_path / "store"
+    shutil.copytree(tiny_pipeline["store"], store)
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "plan.txt").write_text("mine")
+    for out, needle in ((store, "is a zarr store (a dataset), not a run directory"),
+                        (notes, "holds files that are not a run's (plan.txt)")):
+        assert cli(["train-vae", f"store={tiny_pipeline['store']}", f"out={out}", "steps=1", "device=cpu"]) == 2
+        _one_line(capsys, needle)
+    assert sorted(p.name for p in store.iterdir()) == sorted(p.name for p in Path(tiny_pipeline["store"]).iterdir())
+    assert [p.name for p in notes.iterdir()] == ["plan.txt"]

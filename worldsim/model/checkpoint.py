@@ -124,6 +124,24 @@ def load_meta(ckpt: Path, kind: str | None = None) -> dict[str, Any]:
     return meta
 
 
+RUN_FILES = ("checkpoints", "metrics.jsonl", "tensorboard", "samples", "reward")  # what a run directory holds
+
+
+def check_run_dir(out: str | Path) -> None:
+    """Refuse an `out` that cannot be a run directory: a file, a zarr store (training into a dataset would mix
+    checkpoints into it), or a folder holding anything other than a run's own files."""
+    p = Path(out)
+    if p.exists() and not p.is_dir():
+        raise CheckpointError(f"out={out} is a file; choose a folder for the run")
+    if (p / "zarr.json").exists():
+        raise CheckpointError(f"out={out} is a zarr store (a dataset), not a run directory; choose another out")
+    other = sorted(q.name for q in p.iterdir() if q.name not in RUN_FILES and not q.name.startswith(".")) \
+        if p.is_dir() else []
+    if other:
+        raise CheckpointError(f"out={out} holds files that are not a run's ({', '.join(other[:5])}"
+                              f"{' ...' if len(other) > 5 else ''}); choose a new or empty folder, or a run directory")
+
+
 def resume_point(out: str | Path, kind: str) -> tuple[Path | None, dict[str, Any] | None]:
     """The checkpoint a run in `out` resumes from and its meta, (None, None) for a fresh run (no checkpoint there).
 
@@ -131,6 +149,7 @@ def resume_point(out: str | Path, kind: str) -> tuple[Path | None, dict[str, Any
     newest intact `step_*` folder is used and a note says so: a run never restarts from zero over its own
     checkpoints. Refused when `out` holds checkpoints of which none is intact, or a run of another kind (training
     there would mix two runs)."""
+    check_run_dir(out)
     root = Path(out) / "checkpoints"
     if not root.is_dir():
         return None, None
