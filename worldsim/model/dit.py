@@ -39,6 +39,11 @@ class DiTConfig:
     # each frame's tokens also see the previous frame's latents at the same place (frame stacking, as DIAMOND and
     # GameNGen feed past frames): copying what does not move is one linear map, so next-frame prediction learns fast
     prev_frame: bool = False
+    # the previous frame, as each frame's base (stacked frame and delta prediction), is first moved by a learned
+    # affine warp of the action that leads into the frame (an MLP of the action, zero at start: identity, "copy"):
+    # a camera turn becomes a shift of the whole picture that attention over 8-pixel tokens would otherwise have to
+    # build token by token (docs/world_model.md, "Action-conditioned warp")
+    warp: bool = False
 
     def resolved(self) -> tuple[int, int, int]:
         if self.preset not in PRESETS:
@@ -216,6 +221,11 @@ class DiT(nn.Module):
         self.t_mlp = nn.Sequential(nn.Linear(256, dim), nn.SiLU(), nn.Linear(dim, dim))
         self.a_mlp = nn.Sequential(nn.Linear(max(action_dim, 1), dim), nn.SiLU(), nn.Linear(dim, dim))
         self.a_null = nn.Parameter(torch.zeros(dim))  # "no action" (first frame, CFG dropout)
+        self.warp = None
+        if cfg.warp:
+            self.warp = nn.Sequential(nn.Linear(max(action_dim, 1), 64), nn.SiLU(), nn.Linear(64, 6))
+            nn.init.zeros_(self.warp[2].weight)  # identity at start: the base is the previous frame itself
+            nn.init.zeros_(self.warp[2].bias)
         self.text_pool = nn.Linear(text_dim, dim)
         kinds = [cfg.attention] * depth if cfg.attention != "factorized" else ["spatial", "temporal"] * (depth // 2) + (
             ["spatial"] if depth % 2 else [])
@@ -252,7 +262,7 @@ class DiT(nn.Module):
         if (past is not None or kv_out is not None) and self.cfg.attention != "causal":
             raise InputError(f"a KV cache needs attention=causal; this model's attention is {self.cfg.attention!r}")
         gh, gw = h // p, w // p
-        tok = self._tokens(x, self.previous_frames(x, cond))  # (B, T, N, D)
+        tok = self._tokens(x, self.base_frames(x, cond))  # (B, T, N, D)
         c = self.condition(t, cond["actions"], cond["action_mask"], cond["text_pooled"])
         hd = self.dim // self.heads
         tp = 0 if past is None else past[0][0].shape[2] // (gh * gw)  # cached frames before x's
@@ -272,6 +282,20 @@ class DiT(nn.Module):
         first = cond.get("prev")
         first = torch.zeros_like(x[:, 0]) if first is None else first.to(x.dtype)
         return torch.cat([first[:, None], x[:, :-1]], dim=1)
+
+    def base_frames(self, x: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Each frame's base (B, T, C, h, w): the frame before it (`previous_frames`), moved by the action-conditioned
+        warp when the model has one (identity where a frame has no action: the first frame, CFG's null branch)."""
+        prev = self.previous_frames(x, cond)
+        if self.warp is None:
+            return prev
+        b, nt, ch, h, w = prev.shape
+        delta = self.warp(cond["actions"].float()) * cond["action_mask"][..., None].float()  # (B, T, 6)
+        theta = torch.eye(2, 3, device=x.device).expand(b * nt, 2, 3) + delta.reshape(b * nt, 2, 3)
+        grid = F.affine_grid(theta, [b * nt, ch, h, w], align_corners=False)
+        moved = F.grid_sample(prev.reshape(b * nt, ch, h, w).float(), grid, mode="bilinear", padding_mode="border",
+                              align_corners=False)
+        return moved.reshape(b, nt, ch, h, w).to(prev.dtype)
 
     def _tokens(self, x: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
         """x (B, T, C, h, w) [+ the previous frames (B, T, C, h, w) stacked in channels] -> tokens (B, T, N, D)."""
@@ -305,7 +329,7 @@ class DiT(nn.Module):
             raise InputError(f"teacher-forced training needs attention=causal; this model's is {self.cfg.attention!r}")
         nt, h, w = x.shape[1], x.shape[3], x.shape[4]
         gh, gw = h // self.patch, w // self.patch
-        prev = self.previous_frames(clean, cond)
+        prev = self.base_frames(clean, cond)
         tok = torch.cat([self._tokens(clean, prev), self._tokens(x, prev)], dim=1)  # (B, 2T, N, D)
         c_clean = self.condition(t_clean, cond["actions"], cond["action_mask"], cond["text_pooled"])
         c_noisy = self.condition(t, cond["actions"], cond["action_mask"], cond["text_pooled"])

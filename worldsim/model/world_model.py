@@ -121,7 +121,8 @@ class WorldModel(nn.Module):
         tt = t[:, :, None, None, None].to(out.dtype)
         if self.spec.prediction == "velocity":
             return x_t - tt * out if x0 else out
-        # delta: frame j's base is the frame before it, clean (its context copy), or cond["prev"] for the first
-        x0_hat = DiT.previous_frames(prev, cond).float() + out
+        # delta: frame j's base is the frame before it, clean (its context copy), or cond["prev"] for the first,
+        # moved by the action-conditioned warp when the model has one (DiT.base_frames)
+        x0_hat = self.dit.base_frames(prev, cond).float() + out
         # v = (x_t - x0) / t; t > 0 wherever a velocity is used (the sampler never evaluates at t = 0)
         return x0_hat if x0 else (x_t - x0_hat) / tt.clamp_min(1e-3)
