@@ -820,16 +820,18 @@ def test_delta_prediction_starts_as_copying_the_last_frame():
     assert torch.allclose(x0[:, 0], ctx[:, 0])  # the first frame's base is cond["prev"]
 
 
-def test_teacher_forced_delta_model_learns_to_follow_its_actions():
+@pytest.mark.parametrize("warp", [False, True])
+def test_teacher_forced_delta_model_learns_to_follow_its_actions(warp):
     """Latent frames that move left or right by one column as the action says: a tiny teacher-forced, delta-predicting
     model trained for 150 steps predicts the next frame under the action it is given, not under the other one (fixed
-    seed): the objective and the action conditioning together learn a game's dynamics, not only copying."""
+    seed): the objective and the action conditioning together learn a game's dynamics, not only copying. With the
+    action-conditioned warp, the warp itself learns the move: half a unit of the normalised grid per column."""
     from worldsim.train.train_dit import TrainConfig, batch_loss
 
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)
     cfg = TrainConfig(frames=4, batch_size=8, p_drop_text=0.0, p_drop_actions=0.1, precision="fp32",
-                      model=DiTConfig(width=48, depth=2, heads=2, attention="causal", prev_frame=True),
+                      model=DiTConfig(width=48, depth=2, heads=2, attention="causal", prev_frame=True, warp=warp),
                       flow=FlowConfig(objective="teacher_forcing", prediction="delta", p_pure_noise=0.5))
     spec = ModelSpec(dit=cfg.model, text=TextConfig(width=16, depth=1, heads=2), vocab=["<pad>", "<unk>", "<cls>"],
                      latent_channels=4, action_dim=1, action_scale=[1.0], prediction="delta")
@@ -863,3 +865,7 @@ def test_teacher_forced_delta_model_learns_to_follow_its_actions():
             err[name] = float((pred - z[:, -1]).pow(2).mean())
     copy = float((z[:, -2] - z[:, -1]).pow(2).mean())
     assert err["given"] < 0.5 * copy and err["given"] < 0.5 * err["flipped"], (err, copy)
+    if warp:  # frame t + 1 at column c is frame t at column c - a: the grid samples x - a * (2 / 4 columns)
+        with torch.no_grad():
+            shift = model.dit.warp(torch.tensor([[1.0], [-1.0]]))[:, 2]  # the x translation of theta
+        assert shift[0] < -0.25 and shift[1] > 0.25, shift
