@@ -42,7 +42,7 @@ class DiTConfig:
     # the previous frame, as each frame's base (stacked frame and delta prediction), is first moved by a learned
     # affine warp of the action that leads into the frame (an MLP of the action, zero at start: identity, "copy"):
     # a camera turn becomes a shift of the whole picture that attention over 8-pixel tokens would otherwise have to
-    # build token by token (docs/world_model.md, "Action-conditioned warp")
+    # build token by token (docs/world_model.md, The DiT; on in the presets, off for older checkpoints)
     warp: bool = False
 
     def resolved(self) -> tuple[int, int, int]:
