@@ -48,6 +48,7 @@ def test_a_harmless_change_resumes_and_is_said(tiny_pipeline, run, capsys):
     (("model.depth=3",), "model.depth=2 -> 3"),
     (("frames=6",), "frames=4 -> 6"),
     (("flow.objective=teacher_forcing",), "flow.objective='diffusion_forcing' -> 'teacher_forcing'"),
+    (("model.warp=false",), "model.warp=True -> False"),  # compared with the stored model's full config
 ])
 def test_a_change_to_the_model_is_refused_naming_the_key(tiny_pipeline, run, capsys, extra, named):
     before = _steps(run)

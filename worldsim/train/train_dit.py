@@ -126,7 +126,9 @@ def build_or_resume(cfg: TrainConfig, stores: StoreSet, vae: torch.nn.Module, va
     when it was trained on the same data, VAE and architecture (check_resume)."""
     prev, meta_prev = C.resume_point(cfg.out, "dit")
     if meta_prev:
-        check_resume(cfg.out, meta_prev["step"], meta_prev.get("train", {}), asdict(cfg), RESUME_FIXED,
+        # the stored model's full DiT config (defaults included): a key added since (model.warp) is compared too
+        recorded = {**meta_prev.get("train", {}), "model": asdict(ModelSpec.from_dict(meta_prev["spec"]).dit)}
+        check_resume(cfg.out, meta_prev["step"], recorded, asdict(cfg), RESUME_FIXED,
                      [("vae", meta_prev.get("vae", {}).get("digest", "")[:12] + "...", vae_meta["digest"][:12] + "..."),
                       *store_changes(meta_prev.get("stores", []), stores)])
     spec = ModelSpec.from_dict(meta_prev["spec"]) if meta_prev else build_spec(cfg, stores, vae.config_dict())
