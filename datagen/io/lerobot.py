@@ -103,7 +103,7 @@ def _export_bucket(root: Any, name: str, out: Path, store_url: str, crf: int, lo
 
     row_bytes = actions.shape[1] * 4 + 5 * 8 + 4 + 3
     data_rows_per_file = max(1, DATA_FILE_MB * 2**20 // row_bytes)
-    episodes, ep_stats, data_file, data_rows = [], [], 0, 0
+    episodes, data_file, data_rows = [], 0, 0
     video_file, video_frames, writer, table_writer = 0, 0, None, None
     try:
         for e, (a, z) in enumerate(zip(starts.tolist(), ends.tolist())):
@@ -127,7 +127,6 @@ def _export_bucket(root: Any, name: str, out: Path, store_url: str, crf: int, lo
                 table_writer = pq.ParquetWriter(path, table.schema)
             table_writer.write_table(table)  # one row group per episode, as LeRobot writes them
             stats = _episode_stats(table, b["data/frames"], a, z)
-            ep_stats.append(stats)
             episodes.append({**_episode_row(e, shorts[e], a, z, data_file, video_file, video_frames, fps,
                                             int(b["meta/episode_index"][e]), dense[e]), **_flat_stats(stats)})
             data_rows, video_frames = data_rows + n, video_frames + n
@@ -282,13 +281,19 @@ def _sample_rows(n: int) -> np.ndarray:
     return np.unique(np.round(np.linspace(0, n - 1, k)).astype(int))
 
 
-def _episode_stats(table: Any, frames: Any, a: int, z: int) -> dict[str, dict[str, np.ndarray]]:
-    """One episode's statistics of every numeric feature, from its parquet rows and sampled frames."""
+def _table_stats(table: Any) -> dict[str, dict[str, np.ndarray]]:
+    """Statistics of every numeric column of parquet rows (the action column is a fixed-size list per row)."""
     stats = {}
     for key in STAT_COLUMNS:
         col = table.column(key)
         values = np.stack(col.to_numpy(zero_copy_only=False)) if key == "action" else col.to_numpy()
         stats[key] = _summary(values.astype(np.float64))
+    return stats
+
+
+def _episode_stats(table: Any, frames: Any, a: int, z: int) -> dict[str, dict[str, np.ndarray]]:
+    """One episode's statistics of every numeric feature, from its parquet rows and sampled frames."""
+    stats = _table_stats(table)
     rows = a + _sample_rows(z - a)
     stats[VIDEO_KEY] = _image_summary(frames.get_orthogonal_selection((rows,)))
     return stats
@@ -302,12 +307,7 @@ def _flat_stats(stats: dict[str, dict[str, np.ndarray]]) -> dict[str, Any]:
 def _global_stats(b: Any, pq: Any, out: Path) -> dict[str, Any]:
     """stats.json over the whole bucket: exact for the table columns (read back from the data files written),
     images from LeRobot's sample of the bucket's frames."""
-    table = pq.read_table(out / "data")
-    stats = {}
-    for key in STAT_COLUMNS:
-        col = table.column(key)
-        values = np.stack(col.to_numpy(zero_copy_only=False)) if key == "action" else col.to_numpy()
-        stats[key] = _summary(values.astype(np.float64))
+    stats = _table_stats(pq.read_table(out / "data"))
     frames = b["data/frames"]
     stats[VIDEO_KEY] = _image_summary(frames.get_orthogonal_selection((_sample_rows(frames.shape[0]),)))
     return {key: {name: value.tolist() for name, value in feats.items()} for key, feats in stats.items()}
