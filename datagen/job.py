@@ -134,9 +134,9 @@ def run(job: Job, url: str, workers: int = 1, progress: Callable[[int, int], Non
 def _exists(url: str) -> bool:
     """Whether `url` already holds something (a local folder that is not empty; any non-local store counts as
     existing, so nothing there is ever removed)."""
-    if "://" in url and not url.startswith("file://"):
+    path = S.local_path(url)
+    if path is None:
         return True
-    path = Path(url[7:] if url.startswith("file://") else url)
     return path.exists() and (not path.is_dir() or any(path.iterdir()))
 
 

@@ -47,6 +47,8 @@ from store.writer import (
     create_or_resume,
     discard_unused,
     finalize,
+    free_space,
+    local_path,
     sample_weights,
     stage_frames,
     staged_episodes,
@@ -59,8 +61,8 @@ from store.writer import (
 __all__ = [
     "ALL_CHUNKS", "ARRAY_CONFIG", "CODEC", "DATA_KEYS", "LICENCE", "SCHEMA", "SEGMENT_QUALITY", "TEXTS_PER_EPISODE",
     "TEXTS_PER_SEGMENT", "Episode", "MissingChunk", "StoreError", "buckets", "check_out", "check_space",
-    "compute_stats", "create_or_resume", "digest", "discard_unused", "episode_indices", "finalize", "open_root",
-    "open_store", "pack_texts", "read_episode", "read_texts", "rows_per_chunk", "sample_weights", "stage_frames",
-    "staged_episodes", "unpack_texts", "validate", "verify_digest", "write_aligned", "write_array",
-    "write_staged_episode", "writer_lock",
+    "compute_stats", "create_or_resume", "digest", "discard_unused", "episode_indices", "finalize", "free_space",
+    "local_path", "open_root", "open_store", "pack_texts", "read_episode", "read_texts", "rows_per_chunk",
+    "sample_weights", "stage_frames", "staged_episodes", "unpack_texts", "validate", "verify_digest", "write_aligned",
+    "write_array", "write_staged_episode", "writer_lock",
 ]

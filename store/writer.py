@@ -37,7 +37,7 @@ from store.schema import (
 )
 
 
-def _local(url: str) -> Path | None:
+def local_path(url: str) -> Path | None:
     """The folder of a local store (a path or a file:// URL); None for memory:// and remote stores."""
     if "://" in url and not url.startswith("file://"):
         return None
@@ -83,7 +83,7 @@ def writer_lock(url: str, wait: bool = False, poll: float = 0.5) -> Iterator[Non
     killed job) is taken over, so a rerun after a kill always resumes. Local stores only: memory:// and remote URLs
     are not locked (zarr has no portable lock there; give each writer its own out).
     """
-    folder = _local(url)
+    folder = local_path(url)
     if folder is None:
         yield
         return
@@ -135,6 +135,14 @@ def _size(n: float) -> str:
     return f"{n:.1f} TB"
 
 
+def free_space(path: Path) -> tuple[Path, int]:
+    """(the nearest existing folder at or above `path`, the bytes free on its file system)."""
+    probe = Path(path).absolute()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return probe, shutil.disk_usage(probe).free
+
+
 def check_space(url: str, frames: int, height: int, width: int, ratio: float = 10.0) -> None:
     """Refuse at once a job that cannot fit: `frames` RGB frames compressed `ratio` times (more than any store
     measured here: 3.4x for voxel frames) against the free space where `url` would be written. Local paths only.
@@ -142,13 +150,10 @@ def check_space(url: str, frames: int, height: int, width: int, ratio: float = 1
     Raises:
         StoreError: naming the space needed, the space free, and where.
     """
-    path = _local(url)
+    path = local_path(url)
     if path is None:
         return
-    probe = path
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    free = shutil.disk_usage(probe).free
+    probe, free = free_space(path)
     need = frames * height * width * 3 / ratio
     if need > free:
         raise StoreError(f"out={url} needs at least {_size(need)} ({frames:,} frames of {width}x{height}, even "
@@ -160,7 +165,7 @@ def discard_unused(url: str) -> bool:
     """Remove the store a failed command created at `url` if it holds nothing worth keeping (not finalized, no
     complete staged episode), so the corrected command finds `out` as the user left it. Local paths only; returns
     whether it removed anything. Callers pass only a `url` that did not exist before they ran."""
-    path = _local(url)
+    path = local_path(url)
     if path is None or not (path / "zarr.json").is_file():
         return False
     try:
@@ -176,7 +181,7 @@ def discard_unused(url: str) -> bool:
 def check_out(url: str) -> None:
     """Make sure `out=url` can hold a store without losing anything: a local path must be a missing, empty, or zarr
     folder (created here); other URLs are left to zarr. Raises StoreError naming the problem."""
-    path = _local(url)
+    path = local_path(url)
     if path is None:
         return
     if path.exists() and not path.is_dir():

@@ -68,8 +68,9 @@ def _disk_full(err: BaseException, cfg: Any) -> str | None:
     """The one line for a write that ran out of space (anywhere in the exception's chain), else None. The place is
     the file the error names, else the command's `out`."""
     import errno
-    import shutil
     from pathlib import Path
+
+    from store import free_space
 
     seen = err
     while seen is not None and not (isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT)):
@@ -78,10 +79,7 @@ def _disk_full(err: BaseException, cfg: Any) -> str | None:
         return None
     out = cfg.get("out") if cfg is not None and hasattr(cfg, "get") else None
     where = Path(str(seen.filename or out or ".")).absolute()
-    probe = where
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    free = shutil.disk_usage(probe).free / 2**20
+    free = free_space(where)[1] / 2**20
     return (f"no space left on the device writing {where} ({free:.1f} MB free there); what was complete is kept: "
             f"free some space and run the same command again to continue")
 

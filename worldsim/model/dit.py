@@ -247,7 +247,7 @@ class DiT(nn.Module):
         return c + a + self.text_pool(text_pooled)[:, None]
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: dict[str, torch.Tensor], past: list | None = None,
-                kv_out: list | None = None) -> torch.Tensor:
+                kv_out: list | None = None, base: torch.Tensor | None = None) -> torch.Tensor:
         """x: (B, T, C, h, w) noisy latents; t: (B, T); cond: actions (B, T, A) already aligned to frames (the action
         that led into each frame), action_mask (B, T) bool, text (B, L, Dt), text_mask (B, L) bool, text_pooled (B, Dt).
         Returns the velocity (B, T, C, h, w). With `prev_frame`, cond["prev"] (B, C, h, w), if given, is the frame
@@ -262,7 +262,7 @@ class DiT(nn.Module):
         if (past is not None or kv_out is not None) and self.cfg.attention != "causal":
             raise InputError(f"a KV cache needs attention=causal; this model's attention is {self.cfg.attention!r}")
         gh, gw = h // p, w // p
-        tok = self._tokens(x, self.base_frames(x, cond))  # (B, T, N, D)
+        tok = self._tokens(x, self._base(x, cond, base))  # (B, T, N, D)
         c = self.condition(t, cond["actions"], cond["action_mask"], cond["text_pooled"])
         hd = self.dim // self.heads
         tp = 0 if past is None else past[0][0].shape[2] // (gh * gw)  # cached frames before x's
@@ -297,7 +297,14 @@ class DiT(nn.Module):
                               align_corners=False)
         return moved.reshape(b, nt, ch, h, w).to(prev.dtype)
 
-    def _tokens(self, x: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
+    def _base(self, x: torch.Tensor, cond: dict[str, torch.Tensor], base: torch.Tensor | None) -> torch.Tensor | None:
+        """The stacked frames: `base` when the caller already computed it (WorldModel does, for delta prediction),
+        else `base_frames`; None without frame stacking."""
+        if not self.cfg.prev_frame:
+            return None
+        return base if base is not None else self.base_frames(x, cond)
+
+    def _tokens(self, x: torch.Tensor, prev: torch.Tensor | None) -> torch.Tensor:
         """x (B, T, C, h, w) [+ the previous frames (B, T, C, h, w) stacked in channels] -> tokens (B, T, N, D)."""
         b, nt, _, h, w = x.shape
         p = self.patch
@@ -316,7 +323,7 @@ class DiT(nn.Module):
         return out.float()
 
     def forward_teacher(self, clean: torch.Tensor, t_clean: torch.Tensor, x: torch.Tensor, t: torch.Tensor,
-                        cond: dict[str, torch.Tensor]) -> torch.Tensor:
+                        cond: dict[str, torch.Tensor], base: torch.Tensor | None = None) -> torch.Tensor:
         """Teacher-forced next-frame training of a frame-causal model, every frame of a window at once.
 
         The sequence holds the window twice: its (lightly noised) clean frames `clean` (B, T, C, h, w) at levels
@@ -329,7 +336,7 @@ class DiT(nn.Module):
             raise InputError(f"teacher-forced training needs attention=causal; this model's is {self.cfg.attention!r}")
         nt, h, w = x.shape[1], x.shape[3], x.shape[4]
         gh, gw = h // self.patch, w // self.patch
-        prev = self.base_frames(clean, cond)
+        prev = self._base(clean, cond, base)
         tok = torch.cat([self._tokens(clean, prev), self._tokens(x, prev)], dim=1)  # (B, 2T, N, D)
         c_clean = self.condition(t_clean, cond["actions"], cond["action_mask"], cond["text_pooled"])
         c_noisy = self.condition(t, cond["actions"], cond["action_mask"], cond["text_pooled"])

@@ -112,17 +112,20 @@ class WorldModel(nn.Module):
         """The velocity of x_t (B, T, C, h, w) at levels t (B, T), or with `x0=True` the clean frames it points to
         (x0 = x_t - t v). With `clean` and `t_clean`: teacher-forced, each frame from the clean frames before it
         (`DiT.forward_teacher`); through forward so DDP and compile see it."""
+        # each frame's base (the frame before it, clean in teacher forcing, moved by the action warp), computed once
+        # for both the stacked tokens and delta prediction
+        delta = self.spec.prediction != "velocity"
+        base = self.dit.base_frames(clean if clean is not None else x_t, cond) \
+            if delta or self.dit.cfg.prev_frame else None
         if clean is not None:
-            out = self.dit.forward_teacher(clean, t_clean, x_t, t, cond)
-            prev = clean
+            out = self.dit.forward_teacher(clean, t_clean, x_t, t, cond, base=base)
         else:
-            out = self.dit(x_t, t, cond, past=past, kv_out=kv_out)
-            prev = x_t
+            out = self.dit(x_t, t, cond, past=past, kv_out=kv_out, base=base)
         tt = t[:, :, None, None, None].to(out.dtype)
-        if self.spec.prediction == "velocity":
+        if not delta:
             return x_t - tt * out if x0 else out
         # delta: frame j's base is the frame before it, clean (its context copy), or cond["prev"] for the first,
         # moved by the action-conditioned warp when the model has one (DiT.base_frames)
-        x0_hat = self.dit.base_frames(prev, cond).float() + out
+        x0_hat = base.float() + out
         # v = (x_t - x0) / t; t > 0 wherever a velocity is used (the sampler never evaluates at t = 0)
         return x0_hat if x0 else (x_t - x0_hat) / tt.clamp_min(1e-3)
