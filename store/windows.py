@@ -38,6 +38,7 @@ class Bucket:
     episode: np.ndarray  # (N,) int64 job episode index of each window
     segment: np.ndarray  # (N,) int64 bucket-local segment holding the window's first row
     weight: np.ndarray  # (N,) float64 sampling weight (the segment's, spread over its windows)
+    episode_start: np.ndarray  # (N,) int64 first row of each window's episode
 
 
 class _Rows:
@@ -85,6 +86,9 @@ class WindowReader:
         cache_chunks: decoded chunks kept per array when a bucket is not held in memory.
         buckets_only: restrict to these bucket names (e.g. ["b_64x64"]).
         episodes: keep only windows of these job episode indices (e.g. a held-out split); None keeps all.
+        history: also read up to this many rows of the same episode before each window (`past_*` keys, padded in
+            front where the episode starts later, `past_valid` saying which rows exist): what a model with memory
+            may recall. Windows still start anywhere in an episode.
 
     Raises:
         StoreError: the store is missing, not a finalized worldsim store, or yields no window of this length.
@@ -92,10 +96,11 @@ class WindowReader:
 
     def __init__(self, url: str, window: int, *, stride: int = 1, memory_limit: int = 2 << 30,
                  cache_chunks: int = 8, buckets_only: list[str] | None = None,
-                 episodes: set[int] | None = None) -> None:
-        if window < 1 or stride < 1:
-            raise ValueError(f"window and stride must be >= 1, got window={window}, stride={stride}")
-        self.url, self.window = url, int(window)
+                 episodes: set[int] | None = None, history: int = 0) -> None:
+        if window < 1 or stride < 1 or history < 0:
+            raise ValueError(f"window and stride must be >= 1 and history >= 0, got window={window}, "
+                             f"stride={stride}, history={history}")
+        self.url, self.window, self.history = url, int(window), int(history)
         self._episodes = episodes
         root = open_store(url)
         attrs = dict(root.attrs)
@@ -141,20 +146,22 @@ class WindowReader:
         ep_index = g["meta/episode_index"][...].astype(np.int64)
         seg = g["meta/segment_bounds"][...].astype(np.int64)
         seg_w = g["meta/sample_weight"][...].astype(np.float64)
-        starts, eps = [], []
+        starts, eps, firsts = [], [], []
         for k, (a, z) in enumerate(zip(starts_ep, ends)):
             if self._episodes is not None and int(ep_index[k]) not in self._episodes:
                 continue
             s = np.arange(a, z - self.window + 1, stride, dtype=np.int64)
             starts.append(s)
             eps.append(np.full(len(s), ep_index[k], np.int64))
+            firsts.append(np.full(len(s), a, np.int64))
         starts_all = np.concatenate(starts) if starts else np.zeros(0, np.int64)
         # segments tile each episode in order, so the segment holding a row is found by its start
         segment = np.searchsorted(seg[:, 0], starts_all, side="right") - 1
         per_segment = np.bincount(segment, minlength=len(seg)).astype(np.float64) if len(segment) else seg_w
         weight = seg_w[segment] / np.maximum(per_segment[segment], 1.0) if len(segment) else np.zeros(0)
         h, w = (int(v) for v in name[2:].split("x"))
-        return Bucket(name, h, w, starts_all, np.concatenate(eps) if eps else starts_all, segment, weight)
+        return Bucket(name, h, w, starts_all, np.concatenate(eps) if eps else starts_all, segment, weight,
+                      np.concatenate(firsts) if firsts else starts_all)
 
     def __len__(self) -> int:
         return int(self.offsets[-1])
@@ -174,6 +181,13 @@ class WindowReader:
         b, rows = self.buckets[k], self._rows[k]
         a = int(b.starts[i])
         out: dict[str, Any] = {key: rows.read(key, a, a + self.window) for key in self._keys}
+        if self.history:
+            h0 = max(int(b.episode_start[i]), a - self.history)
+            pad = self.history - (a - h0)
+            for key in (self.pixels, "actions"):
+                part = rows.read(key, h0, a) if a > h0 else out[key][:0]
+                out[f"past_{key}"] = np.concatenate([np.zeros((pad, *part.shape[1:]), part.dtype), part])
+            out["past_valid"] = np.arange(self.history) >= pad
         seg = int(b.segment[i])
         out.update(caption=self._texts[k]["segment_dense"][seg], prompt=self._texts[k]["segment_short"][seg],
                    weight=float(b.weight[i]), bucket=b.name, episode=int(b.episode[i]), start=a)

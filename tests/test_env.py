@@ -36,7 +36,8 @@ def runs(tiny_pipeline, tmp_path_factory):
     shutil.copytree(tiny_pipeline["causal"], causal)
     store = tiny_pipeline["store"]
     assert cli(["train-reward", f"ckpt={causal}", f"store={store}", "steps=2", "batch_size=8", "device=cpu"]) == 0
-    return {"store": str(store), "causal": str(causal), "full": str(tiny_pipeline["full"])}
+    return {"store": str(store), "causal": str(causal), "full": str(tiny_pipeline["full"]),
+            "memory": str(tiny_pipeline["memory"])}
 
 
 def _env(runs, **kw) -> DreamEnv:
@@ -59,13 +60,20 @@ def test_passes_check_env_and_has_the_engines_spaces(runs):
     assert worldsim.DreamEnv is DreamEnv
 
 
-def test_kv_cache_matches_recomputing_the_window(runs):
-    """A frame-causal model stepped with cached keys/values equals the same model recomputing the whole window."""
-    s = WorldSampler.load(runs["causal"])
+def _perturbed(run: str) -> WorldSampler:
+    s = WorldSampler.load(run)
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():  # untrained adaLN-Zero blocks are the identity: perturb every weight
         for p in s.model.parameters():
             p.add_(0.05 * torch.randn(p.shape, generator=g))
+    return s
+
+
+@pytest.mark.parametrize("run", ["causal", "memory"])
+def test_kv_cache_matches_recomputing_the_window(runs, run):
+    """A frame-causal model stepped with cached keys/values equals the same model recomputing the whole window
+    (with memory too: each frame's recalled memory goes with it into the cache)."""
+    s = _perturbed(runs[run])
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
     acts = rng.random((4, s.action_dim)).astype(np.float32)
@@ -77,6 +85,34 @@ def test_kv_cache_matches_recomputing_the_window(runs):
         made.append(torch.stack([core.step(torch.from_numpy(acts[:2])) for _ in range(4)]))
     assert made[0].abs().mean() > 0.1
     torch.testing.assert_close(made[0], made[1], atol=1e-2, rtol=1e-2)
+
+
+def test_the_dream_recalls_the_view_it_turned_away_from(runs):
+    """DreamCore's memory bank: after turning away for 4 steps and back for 4 (any warp of a model with memory
+    chains a turn and its opposite to the identity), the new frame recalls the frame it left, exactly and with full
+    coverage; halfway back it recalls the outward frame of the same pose."""
+    s = _perturbed(runs["memory"])
+    keys = s.meta["action_spec"]["flat_keys"]
+    turn = torch.zeros(1, s.action_dim)
+    turn[0, keys.index("camera_yaw")] = 15.0
+    assert float((s.model.dit.warp(turn / s.model.action_scale)).abs().max()) > 0.01  # the warp moves the view
+    rng = np.random.default_rng(0)
+    core = DreamCore(s, 1, steps=1, context=3, precision="fp32")
+    core.reset_rows([0], [rng.integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)], [None], [""], [0])
+    left = core.last.clone()
+    seen = []
+    for a in [turn] * 4 + [-turn] * 3:
+        seen.append(core.step(a))
+    c = s.model.spec.latent_channels
+    mem, _ = core._recall(-turn[:, None] / s.model.action_scale)  # the 8th step: back where it started
+    torch.testing.assert_close(mem[:, :c], left, atol=1e-4, rtol=1e-4)
+    assert float(mem[:, c].min()) == 1.0
+    # after 4 out and 2 back, the next step (-turn) has the pose of the first outward frame
+    core2 = DreamCore(s, 1, steps=1, context=3, precision="fp32")
+    core2.reset_rows([0], [rng.integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)], [None], [""], [0])
+    out = [core2.step(a) for a in [turn] * 4 + [-turn] * 2]
+    mem2, _ = core2._recall(-turn[:, None] / s.model.action_scale)
+    torch.testing.assert_close(mem2[:, :c], out[0], atol=1e-4, rtol=1e-4)
 
 
 def test_same_seed_same_frames_and_other_seed_other_frames(runs):

@@ -20,6 +20,7 @@ import torch
 from worldsim.errors import InputError
 from worldsim.model.flow import shift_for, time_shift, token_count
 from worldsim.model.frames import to_uint8
+from worldsim.model.memory import MEMORY_BANK, MEMORY_EXTRA, chain, recall, window_memory
 from worldsim.model.sampler import WorldSampler, check_guidance
 from worldsim.runtime import autocast
 
@@ -72,6 +73,15 @@ class DreamCore:
         self.text_mask = torch.zeros(rows, max_len, dtype=torch.bool, device=self.device)
         self.pooled: torch.Tensor | None = None
         self.cache: list | None = None  # per block (k, v) (rows, H, (context - 1) N, hd): frames before the newest
+        # pose memory (model.memory, worldsim/model/memory.py): up to MEMORY_BANK earlier clean frames per row, newest
+        # last, with the map from the newest frame's view into each; and the memory each context frame was given
+        self.memory = bool(self.model.spec.dit.memory)
+        k = MEMORY_BANK if self.memory else 0
+        self.bank = torch.zeros(rows, k, c, self.h, self.w, device=self.device)
+        self.bank_map = torch.eye(3, device=self.device).repeat(rows, k, 1, 1)
+        self.bank_ok = torch.zeros(rows, k, dtype=torch.bool, device=self.device)
+        self.mem = torch.zeros(rows, self.context if self.memory else 0, c + MEMORY_EXTRA, self.h, self.w,
+                               device=self.device)
 
     # -- state ---------------------------------------------------------------------------------------------
     def _noise(self, rows: list[int], shape: tuple[int, ...]) -> torch.Tensor:
@@ -85,7 +95,9 @@ class DreamCore:
         for r, s in zip(rows, seeds):
             self.gens[r].manual_seed(int(s))
         zs, acts, has = [], [], []
-        for f, a in zip(frames, actions):
+        for r, f, a in zip(rows, frames, actions):
+            if self.memory:
+                self._reset_memory(r, np.asarray(f), a)
             f = np.asarray(f)[-self.context :]
             a = None if a is None else np.asarray(a, np.float32)[-len(f) :]
             pad = self.context - len(f)
@@ -109,6 +121,28 @@ class DreamCore:
         if self.cached:
             self._fill_cache(rows)
 
+    def _reset_memory(self, row: int, frames: np.ndarray, actions: np.ndarray | None) -> None:
+        """A row's memory bank from its starting frames (the last MEMORY_BANK), posed by their actions (none: a still
+        history), and the memories of its context frames (none for the padding before a short start)."""
+        f = frames[-MEMORY_BANK:]
+        n, n_ctx = len(f), min(len(f), self.context)
+        z = self.sampler.encode(f)  # (1, F, C, h, w)
+        a = np.zeros((n, self.model.spec.action_dim), np.float32) if actions is None else \
+            np.asarray(actions, np.float32)[-n:]
+        into, mask = self.model.frame_actions(torch.from_numpy(a).to(self.device)[None])
+        if actions is None:
+            mask = torch.zeros_like(mask)
+        with autocast(self.device, self.precision):
+            steps = self.model.dit.step_affines(into, mask).float()
+        self.bank[row] = 0.0
+        self.bank_ok[row] = False
+        self.bank_map[row] = torch.eye(3, device=self.device)
+        self.bank[row, MEMORY_BANK - n :] = z[0]
+        self.bank_ok[row, MEMORY_BANK - n :] = True
+        self.bank_map[row, MEMORY_BANK - n :] = chain(steps)[0, -1]
+        self.mem[row] = 0.0
+        self.mem[row, self.context - n_ctx :] = window_memory(z, steps, n - n_ctx)[0]
+
     def _set_text(self, rows: list[int], prompts: list[str]) -> None:
         with autocast(self.device, self.precision):
             tokens, mask, pooled = self.model.text_features(prompts)
@@ -124,18 +158,23 @@ class DreamCore:
             self.text_mask[r, : mask.shape[1]] = mask[j]
             self.pooled[r] = pooled[j].float()
 
-    def _cond(self, rows: torch.Tensor | slice, acts: torch.Tensor, has: torch.Tensor, prev: torch.Tensor
-              ) -> dict[str, torch.Tensor]:
-        """Conditioning of `rows`; `prev` (B, C, h, w) is the frame before the first one passed to the model."""
+    def _cond(self, rows: torch.Tensor | slice, acts: torch.Tensor, has: torch.Tensor, prev: torch.Tensor,
+              memory: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Conditioning of `rows`; `prev` (B, C, h, w) is the frame before the first one passed to the model;
+        `memory` (B, T, C + 2, h, w) the recalled memory of each frame passed (models with memory)."""
         n = int(self.text_mask[rows].sum(1).max())  # trim padding shared by all rows
-        return {"text": self.text[rows][:, :n], "text_mask": self.text_mask[rows][:, :n],
+        cond = {"text": self.text[rows][:, :n], "text_mask": self.text_mask[rows][:, :n],
                 "text_pooled": self.pooled[rows], "actions": acts, "action_mask": has, "prev": prev}
+        if memory is not None and self.memory:
+            cond["memory"] = memory
+        return cond
 
     def _doubled(self, cond: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Conditioning for the [with action; without] guidance branches (actions and their mask already are)."""
         if self.cfg_actions == 1.0:
             return cond
-        return {**cond, **{k: torch.cat([cond[k], cond[k]]) for k in ("text", "text_mask", "text_pooled", "prev")}}
+        keys = ("text", "text_mask", "text_pooled", "prev", "memory")
+        return {**cond, **{k: torch.cat([cond[k], cond[k]]) for k in keys if k in cond}}
 
     def _noisy_context(self, rows: list[int], z: torch.Tensor) -> torch.Tensor:
         return (1 - self.context_t) * z + self.context_t * self._noise(rows, tuple(z.shape[1:]))
@@ -150,8 +189,8 @@ class DreamCore:
         t = torch.full(x.shape[:2], self.context_t, device=self.device)
         kv_out: list = []
         with autocast(self.device, self.precision):
-            self.model(x, t, self._cond(idx, self.acts[idx, :n_old], self.has_act[idx, :n_old], self.before[idx]),
-                   kv_out=kv_out)
+            self.model(x, t, self._cond(idx, self.acts[idx, :n_old], self.has_act[idx, :n_old], self.before[idx],
+                                        self.mem[idx, :n_old]), kv_out=kv_out)
         if self.cache is None:
             self.cache = [(k.new_zeros((self.rows, *k.shape[1:])), v.new_zeros((self.rows, *v.shape[1:])))
                           for k, v in kv_out]
@@ -166,16 +205,38 @@ class DreamCore:
         a = (actions.to(self.device).float() / self.model.action_scale)[:, None]  # (B, 1, A)
         x = self._noise(rows, tuple(self.z.shape[2:]))  # (B, C, h, w), t = 1
         with autocast(self.device, self.precision):
+            new_mem, step_map = self._recall(a) if self.memory else (None, None)
             if self.cached:
-                x = self._step_cached(rows, x, a)
+                x = self._step_cached(rows, x, a, new_mem)
             else:
-                x = self._step_window(rows, x, a)
+                x = self._step_window(rows, x, a, new_mem)
+        if self.memory:
+            self._remember(x, new_mem, step_map)
         self.last = x
         self.before = self.z[:, 0]
         self.z = torch.cat([self.z[:, 1:], self._noisy_context(rows, x[:, None])], dim=1)
         self.acts = torch.cat([self.acts[:, 1:], a], dim=1)
         self.has_act = torch.cat([self.has_act[:, 1:], torch.ones_like(self.has_act[:, :1])], dim=1)
         return x
+
+    def _recall(self, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The new frame's memory (B, C + 2, h, w) from the bank, and its step map (B, 3, 3) from action a (B, 1, A)
+        (scaled). The newest frame is its base, not a recall candidate."""
+        step = self.model.dit.step_affines(a, torch.ones(a.shape[:2], dtype=torch.bool, device=self.device))
+        step = step[:, 0].float()
+        maps = self.bank_map @ step[:, None]
+        ok = self.bank_ok.clone()
+        ok[:, -1] = False
+        age = (MEMORY_BANK - torch.arange(MEMORY_BANK, device=self.device)).expand_as(ok)
+        return recall(self.bank, maps, ok, age), step
+
+    def _remember(self, x: torch.Tensor, new_mem: torch.Tensor, step: torch.Tensor) -> None:
+        """The new frame x (B, C, h, w) joins the bank as its newest; every map now starts from its view."""
+        eye = torch.eye(3, device=self.device).expand(x.shape[0], 1, 3, 3)
+        self.bank = torch.cat([self.bank[:, 1:], x[:, None].float()], dim=1)
+        self.bank_map = torch.cat([(self.bank_map @ step[:, None])[:, 1:], eye], dim=1)
+        self.bank_ok = torch.cat([self.bank_ok[:, 1:], torch.ones_like(self.bank_ok[:, :1])], dim=1)
+        self.mem = torch.cat([self.mem[:, 1:], new_mem[:, None].float()], dim=1)
 
     def _guided(self, v: torch.Tensor) -> torch.Tensor:
         """v stacked [with action; without] -> the CFG velocity (or v itself when guidance is off)."""
@@ -187,7 +248,8 @@ class DreamCore:
     def _branches(self, t: torch.Tensor) -> torch.Tensor:
         return t if self.cfg_actions == 1.0 else torch.cat([t, t])
 
-    def _step_cached(self, rows: list[int], x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    def _step_cached(self, rows: list[int], x: torch.Tensor, a: torch.Tensor, new_mem: torch.Tensor | None
+                     ) -> torch.Tensor:
         b = len(rows)
         newest = self.z[:, -1]
         pair_acts = torch.cat([self.acts[:, -1:], a], dim=1)  # (B, 2, A): into the newest frame, into the new one
@@ -198,7 +260,8 @@ class DreamCore:
             pair_has = torch.cat([pair_has, no_act])
             pair_acts = torch.cat([pair_acts, pair_acts])
         older = self.z[:, -2] if self.context > 1 else self.before  # the frame before the newest
-        cond = self._doubled(self._cond(slice(None), pair_acts, pair_has, older))
+        pair_mem = torch.stack([self.mem[:, -1], new_mem], dim=1) if new_mem is not None else None
+        cond = self._doubled(self._cond(slice(None), pair_acts, pair_has, older, pair_mem))
         past = None if self.cache is None else [(self._branches(k), self._branches(v)) for k, v in self.cache]
         full: list | None = None
         for i, (t_now, t_next) in enumerate(zip(self.grid[:-1], self.grid[1:])):
@@ -213,6 +276,8 @@ class DreamCore:
                                                      for (pk, pv), (k, vv) in zip(past, new_kv)]
                 one = {**cond, "actions": cond["actions"][:, 1:], "action_mask": cond["action_mask"][:, 1:],
                        "prev": self._branches(newest)}
+                if "memory" in cond:
+                    one["memory"] = cond["memory"][:, 1:]
             else:
                 t = torch.full((xin.shape[0], 1), t_now, device=self.device)
                 v = self.model(self._branches(x[:, None]), t, one, past=full)[:, 0]
@@ -225,7 +290,8 @@ class DreamCore:
                            vv[:b, :, vv.shape[2] - keep_frames * n :].contiguous()) for k, vv in full]
         return x
 
-    def _step_window(self, rows: list[int], x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    def _step_window(self, rows: list[int], x: torch.Tensor, a: torch.Tensor, new_mem: torch.Tensor | None
+                     ) -> torch.Tensor:
         ctx = self.z  # (B, context, C, h, w)
         acts = torch.cat([self.acts, a], dim=1)
         has = torch.cat([self.has_act, torch.ones_like(self.has_act[:, :1])], dim=1)
@@ -233,7 +299,8 @@ class DreamCore:
             no_act = has.clone()
             no_act[:, -1] = False
             has, acts = torch.cat([has, no_act]), torch.cat([acts, acts])
-        cond = self._doubled(self._cond(slice(None), acts, has, self.before))
+        mem = torch.cat([self.mem, new_mem[:, None]], dim=1) if new_mem is not None else None
+        cond = self._doubled(self._cond(slice(None), acts, has, self.before, mem))
         for t_now, t_next in zip(self.grid[:-1], self.grid[1:]):
             xin = self._branches(torch.cat([ctx, x[:, None]], dim=1))
             t = torch.full(xin.shape[:2], self.context_t, device=self.device)

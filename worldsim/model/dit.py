@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from worldsim.errors import InputError
+from worldsim.model.memory import MEMORY_EXTRA, RECALL_MARGIN
 
 # width, depth, heads: tiny for CPU, S/B/L/XL as in DiT (Peebles & Xie 2023, table 1)
 PRESETS: dict[str, tuple[int, int, int]] = {
@@ -44,6 +45,10 @@ class DiTConfig:
     # a camera turn becomes a shift of the whole picture that attention over 8-pixel tokens would otherwise have to
     # build token by token (docs/world_model.md, The DiT; on in the presets, off for older checkpoints)
     warp: bool = False
+    # pose-indexed memory (worldsim/model/memory.py): each frame's tokens also see the earlier frame that best shows
+    # its view, moved there by the chained action warps, with a coverage channel (needs `warp`). The value is how
+    # many frames before each training window are read as recall candidates; 0 turns memory off
+    memory: int = 0
 
     def resolved(self) -> tuple[int, int, int]:
         if self.preset not in PRESETS:
@@ -52,6 +57,9 @@ class DiTConfig:
         w, d, h = self.width or w, self.depth or d, self.heads or h
         if w % h or (w // h) % 2:
             raise InputError(f"width {w} / heads {h} must give an even head size (rotary positions)")
+        if self.memory < 0 or (self.memory and not (self.warp and self.prev_frame)):
+            raise InputError(f"model.memory={self.memory} needs model.warp=true and model.prev_frame=true "
+                             "(memories are placed by the action warps), and must be >= 0")
         if self.attention not in ("full", "causal", "factorized"):
             raise InputError(f"attention must be full, causal or factorized, got {self.attention!r}")
         return w, d, h
@@ -217,7 +225,9 @@ class DiT(nn.Module):
         self.cfg = cfg
         dim, depth, heads = cfg.resolved()
         self.dim, self.heads, self.patch, self.channels = dim, heads, cfg.patch, latent_channels
-        self.patch_in = nn.Linear(latent_channels * cfg.patch**2 * (2 if cfg.prev_frame else 1), dim)
+        stacked = 1 + (1 if cfg.prev_frame else 0)
+        self.patch_in = nn.Linear((latent_channels * stacked + (latent_channels + MEMORY_EXTRA if cfg.memory else 0))
+                                  * cfg.patch**2, dim)
         self.t_mlp = nn.Sequential(nn.Linear(256, dim), nn.SiLU(), nn.Linear(dim, dim))
         self.a_mlp = nn.Sequential(nn.Linear(max(action_dim, 1), dim), nn.SiLU(), nn.Linear(dim, dim))
         self.a_null = nn.Parameter(torch.zeros(dim))  # "no action" (first frame, CFG dropout)
@@ -262,7 +272,7 @@ class DiT(nn.Module):
         if (past is not None or kv_out is not None) and self.cfg.attention != "causal":
             raise InputError(f"a KV cache needs attention=causal; this model's attention is {self.cfg.attention!r}")
         gh, gw = h // p, w // p
-        tok = self._tokens(x, self._base(x, cond, base))  # (B, T, N, D)
+        tok = self._tokens(x, self._base(x, cond, base), self._memory(x, cond))  # (B, T, N, D)
         c = self.condition(t, cond["actions"], cond["action_mask"], cond["text_pooled"])
         hd = self.dim // self.heads
         tp = 0 if past is None else past[0][0].shape[2] // (gh * gw)  # cached frames before x's
@@ -290,12 +300,41 @@ class DiT(nn.Module):
         if self.warp is None:
             return prev
         b, nt, ch, h, w = prev.shape
-        delta = self.warp(cond["actions"].float()) * cond["action_mask"][..., None].float()  # (B, T, 6)
-        theta = torch.eye(2, 3, device=x.device).expand(b * nt, 2, 3) + delta.reshape(b * nt, 2, 3)
+        theta = self.step_affines(cond["actions"], cond["action_mask"])[..., :2, :].reshape(b * nt, 2, 3)
         grid = F.affine_grid(theta, [b * nt, ch, h, w], align_corners=False)
         moved = F.grid_sample(prev.reshape(b * nt, ch, h, w).float(), grid, mode="bilinear", padding_mode="border",
                               align_corners=False)
-        return moved.reshape(b, nt, ch, h, w).to(prev.dtype)
+        if not self.cfg.memory:
+            return moved.reshape(b, nt, ch, h, w).to(prev.dtype)
+        # with memory, each pixel of the base comes from whichever source needed the smaller move to get there: the
+        # recalled frame (worldsim/model/memory.py) or the moved previous frame (and from the recall wherever the
+        # previous frame has nothing, its move having brought in the edge)
+        mem = self._memory(x, cond).reshape(b * nt, ch + MEMORY_EXTRA, h, w).float()
+        still = F.affine_grid(torch.eye(2, 3, device=x.device).expand(b * nt, 2, 3), [b * nt, ch, h, w],
+                              align_corners=False)
+        prev_cover = (grid.abs() <= 1.0).all(dim=-1)[:, None]
+        prev_moved = ((grid - still).norm(dim=-1) / 2).clamp(max=1.0)[:, None]
+        recall_cover, recall_moved = mem[:, ch : ch + 1] > 0.5, mem[:, ch + 1 : ch + 2]
+        use = recall_cover & (~prev_cover | (recall_moved + RECALL_MARGIN < prev_moved))
+        base = torch.where(use, mem[:, :ch], moved)
+        return base.reshape(b, nt, ch, h, w).to(prev.dtype)
+
+    def step_affines(self, actions: torch.Tensor, action_mask: torch.Tensor) -> torch.Tensor:
+        """The warp of each frame's action (B, T, 3, 3): frame_j(p) ~ frame_{j-1}(A_j p); the identity where a frame
+        has no action (or the model no warp)."""
+        b, nt = action_mask.shape
+        eye = torch.eye(3, device=action_mask.device).expand(b, nt, 3, 3)
+        if self.warp is None:
+            return eye.clone()
+        a = actions.float()
+        if self.cfg.memory:
+            # an odd generator, exponentiated: the warp of -a is exactly the inverse of the warp of a, so a turn and
+            # the turn back chain to the identity and memory finds the view it left (an MLP's two warps drifted
+            # apart: recalled views 12 dB from the engine's on the reference recipe's look-away-and-back episodes)
+            gen = (self.warp(a) - self.warp(-a)).float() * action_mask[..., None].float()
+            return torch.linalg.matrix_exp(F.pad(gen.reshape(b, nt, 2, 3), (0, 0, 0, 1)))
+        delta = self.warp(a) * action_mask[..., None].float()  # (B, T, 6)
+        return eye + F.pad(delta.reshape(b, nt, 2, 3), (0, 0, 0, 1))
 
     def _base(self, x: torch.Tensor, cond: dict[str, torch.Tensor], base: torch.Tensor | None) -> torch.Tensor | None:
         """The stacked frames: `base` when the caller already computed it (WorldModel does, for delta prediction),
@@ -304,11 +343,25 @@ class DiT(nn.Module):
             return None
         return base if base is not None else self.base_frames(x, cond)
 
-    def _tokens(self, x: torch.Tensor, prev: torch.Tensor | None) -> torch.Tensor:
-        """x (B, T, C, h, w) [+ the previous frames (B, T, C, h, w) stacked in channels] -> tokens (B, T, N, D)."""
+    def _memory(self, x: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """cond["memory"] (B, T, C + 2, h, w) (worldsim/model/memory.py), zeros (nothing recalled) when absent; None
+        for a model without memory."""
+        if not self.cfg.memory:
+            return None
+        mem = cond.get("memory")
+        if mem is None:
+            b, nt, c, h, w = x.shape
+            return x.new_zeros(b, nt, c + MEMORY_EXTRA, h, w)
+        return mem
+
+    def _tokens(self, x: torch.Tensor, prev: torch.Tensor | None, mem: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, T, C, h, w) [+ the previous frames (B, T, C, h, w)] [+ the memories (B, T, C + 2, h, w)], stacked in
+        channels -> tokens (B, T, N, D)."""
         b, nt, _, h, w = x.shape
         p = self.patch
-        xin = torch.cat([x, prev.to(x.dtype)], dim=2) if self.cfg.prev_frame else x  # (B, T, 2C, h, w)
+        parts = [x, *([prev.to(x.dtype)] if self.cfg.prev_frame else []),
+                 *([mem.to(x.dtype)] if mem is not None else [])]
+        xin = torch.cat(parts, dim=2) if len(parts) > 1 else x
         cin = xin.shape[2]
         tokens = xin.reshape(b, nt, cin, h // p, p, w // p, p).permute(0, 1, 3, 5, 2, 4, 6)
         return self.patch_in(tokens.reshape(b, nt, (h // p) * (w // p), cin * p * p))
@@ -336,8 +389,8 @@ class DiT(nn.Module):
             raise InputError(f"teacher-forced training needs attention=causal; this model's is {self.cfg.attention!r}")
         nt, h, w = x.shape[1], x.shape[3], x.shape[4]
         gh, gw = h // self.patch, w // self.patch
-        prev = self._base(clean, cond, base)
-        tok = torch.cat([self._tokens(clean, prev), self._tokens(x, prev)], dim=1)  # (B, 2T, N, D)
+        prev, mem = self._base(clean, cond, base), self._memory(clean, cond)
+        tok = torch.cat([self._tokens(clean, prev, mem), self._tokens(x, prev, mem)], dim=1)  # (B, 2T, N, D)
         c_clean = self.condition(t_clean, cond["actions"], cond["action_mask"], cond["text_pooled"])
         c_noisy = self.condition(t, cond["actions"], cond["action_mask"], cond["text_pooled"])
         c = torch.cat([c_clean, c_noisy], dim=1)

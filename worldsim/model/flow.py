@@ -45,6 +45,11 @@ class FlowConfig:
     # the logit-normal almost never reaches it (P(t > 0.95) ~ 0.5% at the recipe's shift), and a model never trained
     # there makes a poor first step (measured: next-frame PSNR 20.0 dB starting at t = 1, 22.5 dB at t = 0.95)
     p_pure_noise: float = 0.0
+    # models with memory (model.memory): this share of frames trains without one (as at the start of a dream)
+    p_drop_memory: float = 0.1
+    # teacher_forcing: this share of windows has its context frames (after the first) replaced by the model's own
+    # one-step predictions of them, the targets kept real (`own_context` in worldsim/train/train_dit.py)
+    self_forcing: float = 0.0
 
 
 def time_shift(t: torch.Tensor, shift: float) -> torch.Tensor:

@@ -23,6 +23,7 @@ from worldsim.errors import InputError
 from worldsim.model import checkpoint as C
 from worldsim.model.flow import FlowConfig, sample, shift_for, token_count
 from worldsim.model.frames import to_model, to_uint8
+from worldsim.model.memory import MEMORY_BANK
 from worldsim.model.vae import VAEConfig, VideoVAE
 from worldsim.model.world_model import ModelSpec, WorldModel
 
@@ -110,12 +111,17 @@ class WorldSampler:
     @torch.no_grad()
     def fill_window(self, latents: torch.Tensor, given: torch.Tensor, prompt: str, actions: np.ndarray, steps: int,
                     seed: int, cfg_text: float = 1.0, cfg_actions: float = 1.0, method: str = "euler",
-                    strength: float | None = None) -> torch.Tensor:
+                    strength: float | None = None, history: dict[str, Any] | None = None) -> torch.Tensor:
         """Fill the latent frames of one window that are not `given`.
 
         latents: (1, T', C, h, w) with the given frames filled in (others ignored, or the SDEdit start);
-        given: (T',) bool; actions: (T' k, A) stored-aligned (actions[f] taken after frame f)."""
+        given: (T',) bool; actions: (T' k, A) stored-aligned (actions[f] taken after frame f). `history`, for a model
+        with memory (`window_history`): the frame before the window with the action out of it, and every frame's
+        recalled memory."""
         check_guidance(cfg_text=cfg_text, cfg_actions=cfg_actions)
+        skip = 0
+        if history is not None and history.get("prev") is not None:
+            actions, skip = np.concatenate([history["action"][None], actions]), 1
         acts = torch.from_numpy(actions).to(self.device)[None]
         # classifier-free guidance branches, batched in one call: (text, actions), ("", actions), (text, none)
         texts, with_actions, scales = [prompt], [True], []
@@ -124,7 +130,11 @@ class WorldSampler:
         if cfg_actions != 1.0:
             texts, with_actions, scales = [*texts, prompt], [*with_actions, False], [*scales, cfg_actions]
         m = len(texts)
-        batched = self.model.conditioning(texts, acts.repeat(m, 1, 1), torch.tensor(with_actions, device=self.device))
+        batched = self.model.conditioning(texts, acts.repeat(m, 1, 1), torch.tensor(with_actions, device=self.device),
+                                          skip=skip)
+        for key in ("prev", "memory"):
+            if history is not None and history.get(key) is not None:
+                batched[key] = history[key].repeat(m, *[1] * (history[key].dim() - 1))
 
         def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             v = self.model(x.repeat(m, 1, 1, 1, 1), t.repeat(m, 1), batched).float()
@@ -152,11 +162,24 @@ class WorldSampler:
             given = torch.zeros(n_ctx + add, dtype=torch.bool)
             given[:n_ctx] = True
             f0 = (z.shape[1] - n_ctx) * self.k
-            out = self.fill_window(win, given, prompt, actions[f0 : f0 + (n_ctx + add) * self.k], **kw)
+            hist = self.window_history(z, f0, n_ctx + add, actions) if self.model.spec.dit.memory else None
+            out = self.fill_window(win, given, prompt, actions[f0 : f0 + (n_ctx + add) * self.k], history=hist, **kw)
             z = torch.cat([z, out[:, n_ctx:]], dim=1)
             kw["seed"] = kw.get("seed", 0) + 1
             new -= add
         return z
+
+    def window_history(self, z: torch.Tensor, first: int, count: int, actions: np.ndarray) -> dict[str, Any]:
+        """What a model with memory sees beyond a window of frames first .. first + count - 1 (per-frame VAE):
+        the latent frame before it and the action out of it, and each window frame's memory recalled from up to
+        MEMORY_BANK earlier frames of z (1, L, C, h, w); actions are stored-aligned over all frames."""
+        b0 = max(0, first - MEMORY_BANK)
+        end = first + count
+        acts = torch.from_numpy(np.asarray(actions[b0:end], np.float32)).to(self.device)[None]
+        memory = self.model.memory_for(z[:, b0 : min(end, z.shape[1])], acts, first - b0)
+        prev = z[:, first - 1] if first > 0 else None
+        return {"prev": prev, "action": np.asarray(actions[first - 1], np.float32) if first > 0 else None,
+                "memory": memory}
 
     # -- modes ----------------------------------------------------------------------------------------------
     def t2v(self, prompt: str, frames: int = 0, height: int = 0, width: int = 0, steps: int = 16, seed: int = 0,

@@ -71,12 +71,13 @@ class StoreSet:
         StoreError: a store is unreadable, the stores disagree on actions or fps, or no window fits.
     """
 
-    def __init__(self, urls: list[str], frames: int, split: str = "all", val_episodes: int = 0) -> None:
+    def __init__(self, urls: list[str], frames: int, split: str = "all", val_episodes: int = 0,
+                 history: int = 0) -> None:
         if not urls:
             raise StoreError("no store given (store=PATH)")
         if split not in ("train", "val", "all"):
             raise InputError(f"split must be train, val or all, got {split!r}")
-        self.args = (list(urls), frames, split, val_episodes)  # rebuilds the same set in a worker process
+        self.args = (list(urls), frames, split, val_episodes, history)  # rebuilds the same set in a worker process
         self.readers: list[WindowReader] = []
         self.infos: list[StoreInfo] = []
         for url in urls:
@@ -87,7 +88,7 @@ class StoreSet:
             if split == "train" and len(held) >= len(indices):
                 raise StoreError(f"{url} has {len(held)} episodes, all held out by val_episodes={val_episodes}")
             chosen = {"train": set(indices) - held, "val": held, "all": None}[split]
-            reader = WindowReader(url, frames, episodes=chosen)
+            reader = WindowReader(url, frames, episodes=chosen, history=history)
             self.readers.append(reader)
             a = reader.attrs
             self.infos.append(StoreInfo(url, reader.digest, list(a.get("env_ids", [])), dict(a.get("generator", {})),
@@ -169,6 +170,9 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
         "weights": torch.tensor([it["weight"] for it in items], dtype=torch.float32),
         "episodes": [it["episode"] for it in items],
         "starts": [it["start"] for it in items],
+        # the rows before each window (WindowReader's history), when asked for
+        **{k: torch.from_numpy(np.stack([it[k] for it in items]))
+           for k in (f"past_{pixels}", "past_actions", "past_valid") if k in items[0]},
     }
 
 

@@ -101,7 +101,10 @@ def open_data(cfg: TrainConfig, vae: torch.nn.Module, vae_meta: dict[str, Any]) 
     if cfg.frames % vae.cfg.temporal:
         raise InputError(f"frames={cfg.frames} is not a multiple of the VAE's temporal factor {vae.cfg.temporal}")
     verify_stores(cfg.store)
-    stores = StoreSet(cfg.store, cfg.frames, "train", cfg.val_episodes)
+    if cfg.model.memory and vae.cfg.temporal != 1:
+        raise InputError(f"model.memory recalls single frames: it needs a per-frame VAE (this one has "
+                         f"vae.temporal={vae.cfg.temporal})")
+    stores = StoreSet(cfg.store, cfg.frames, "train", cfg.val_episodes, history=cfg.model.memory)
     for r in stores.readers if stores.latents else []:
         made_by = r.attrs["latents"]["vae"].get("digest", "")
         if made_by != vae_meta["digest"]:
@@ -148,16 +151,22 @@ def build_or_resume(cfg: TrainConfig, stores: StoreSet, vae: torch.nn.Module, va
 
 
 def batch_loss(cfg: TrainConfig, model: WorldModel, fwd: torch.nn.Module, z: torch.Tensor, batch: dict[str, Any],
-               g: torch.Generator) -> torch.Tensor:
+               g: torch.Generator, past: torch.Tensor | None = None) -> torch.Tensor:
     """The flow loss of one batch of latent windows z (B, T', C, h, w): captions and actions with CFG dropout, then
-    diffusion forcing (random noise levels and context masks) or teacher forcing (every frame from its clean past)."""
+    diffusion forcing (random noise levels and context masks) or teacher forcing (every frame from its clean past).
+    With memory (`model.memory`), `past` (B, H, C, h, w) holds the latents of the rows before each window."""
     device = z.device
     texts = pick_texts(batch, cfg, g)
     use_actions = (torch.rand(len(texts), generator=g) >= cfg.p_drop_actions).to(device)
     with autocast(device, cfg.precision):
-        cond = model.conditioning(texts, batch["actions"].to(device), use_actions)
+        if past is None:
+            cond = model.conditioning(texts, batch["actions"].to(device), use_actions)
+        else:
+            cond = memory_conditioning(cfg, model, texts, z, past, batch, use_actions, g)
     if cfg.flow.objective == "teacher_forcing":
         clean, t_clean, x_t, t, target = teacher_targets(z, cfg.flow, g, cfg.model.patch)
+        if cfg.flow.self_forcing > 0:
+            clean, cond = own_context(cfg, model, fwd, z, clean, t_clean, cond, batch, g, past)
         loss_mask = torch.ones_like(t)
         delta = model.spec.prediction == "delta"
         with autocast(device, cfg.precision):
@@ -170,6 +179,65 @@ def batch_loss(cfg: TrainConfig, model: WorldModel, fwd: torch.nn.Module, z: tor
             out = fwd(x_t, t, cond)
     per_frame = (out.float() - target).pow(2).mean(dim=(2, 3, 4))  # (B, T')
     return (per_frame * loss_mask).sum() / loss_mask.sum().clamp_min(1)
+
+
+def memory_conditioning(cfg: TrainConfig, model: WorldModel, texts: list[str], z: torch.Tensor, past: torch.Tensor,
+                        batch: dict[str, Any], use_actions: torch.Tensor, g: torch.Generator) -> dict[str, Any]:
+    """Conditioning of windows that have the rows before them: the first frame gets the frame before it and the
+    action into it (as a dreamed frame does), and every frame its memory, recalled from the window's earlier frames
+    and the history (worldsim/model/memory.py). A share `flow.p_drop_memory` of frames gets none (as at the start
+    of a dream), so the model also learns without."""
+    device, n_past = z.device, past.shape[1]
+    valid = batch["past_valid"].to(device)
+    actions = torch.cat([batch["past_actions"], batch["actions"]], dim=1).to(device)
+    cond = model.conditioning(texts, actions, use_actions, skip=n_past)
+    cond["action_mask"][:, 0] &= valid[:, -1]
+    cond["prev"] = past[:, -1] * valid[:, -1, None, None, None].to(past.dtype)
+    cond["memory"] = recalled(cfg, model, past, z, batch, g)
+    return cond
+
+
+def recalled(cfg: TrainConfig, model: WorldModel, past: torch.Tensor, z: torch.Tensor, batch: dict[str, Any],
+             g: torch.Generator, rows: torch.Tensor | None = None) -> torch.Tensor:
+    """The memory of every frame of windows z (B, T, C, h, w), recalled from the rows before them (`past`) and the
+    window's own earlier frames; `flow.p_drop_memory` of them zeroed. `rows`: the batch rows z and past hold."""
+    device = z.device
+    pick = slice(None) if rows is None else rows.cpu()
+    valid = batch["past_valid"][pick].to(device)
+    actions = torch.cat([batch["past_actions"][pick], batch["actions"][pick]], dim=1).to(device)
+    ok = torch.cat([valid, torch.ones(z.shape[:2], dtype=torch.bool, device=device)], dim=1)
+    mem = model.memory_for(torch.cat([past, z], dim=1), actions, past.shape[1], ok)
+    keep = torch.rand(mem.shape[:2], generator=g) >= cfg.flow.p_drop_memory
+    return mem * keep.to(device)[:, :, None, None, None]
+
+
+def own_context(cfg: TrainConfig, model: WorldModel, fwd: torch.nn.Module, z: torch.Tensor, clean: torch.Tensor,
+                t_clean: torch.Tensor, cond: dict[str, Any], batch: dict[str, Any], g: torch.Generator,
+                past: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, Any]]:
+    """Self-forcing, one step deep (`flow.self_forcing`): in that share of windows, every context frame after the
+    first is replaced by the model's own prediction of it (one step from pure noise, from the real frames before
+    it: what a dreamed step makes), with the same context noise, and memories are recalled from those predictions.
+    The targets stay the real frames, so the model learns to draw a frame from a past it made itself, blurred as
+    its own rollouts are, instead of only from the engine's sharp frames (teacher forcing's exposure gap)."""
+    b, nt = z.shape[:2]
+    rows = (torch.rand(b, generator=g) < cfg.flow.self_forcing).nonzero()[:, 0]
+    noise = torch.randn(z.shape, generator=g)[rows].to(z.device)
+    eps = torch.randn(z.shape, generator=g)[rows].to(z.device)
+    if len(rows) == 0:
+        return clean, cond
+    idx = rows.to(z.device)
+    sub = {k: v[idx] for k, v in cond.items()}
+    with torch.no_grad(), autocast(z.device, cfg.precision):
+        own = fwd(noise, torch.ones(len(idx), nt, device=z.device), sub, clean=clean[idx], t_clean=t_clean[idx],
+                  x0=True).float()
+    own[:, 0] = z[idx, 0]  # the first frame stays the engine's: a rollout starts from real context
+    tc = t_clean[idx][:, :, None, None, None]
+    clean = clean.clone()
+    clean[idx, 1:] = ((1 - tc) * own + tc * eps)[:, 1:]
+    if past is not None:
+        cond = {**cond, "memory": cond["memory"].clone()}
+        cond["memory"][idx] = recalled(cfg, model, past[idx], own, batch, g, rows)
+    return clean, cond
 
 
 def train(cfg: TrainConfig) -> dict[str, Any]:
@@ -191,12 +259,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     for step in loop:
         batch = next(loader)
         g = step_generator(cfg.seed, step, rank, torch.device("cpu"))
-        if stores.latents:  # a latent store (worldsim cache-latents): the encoder already ran
-            z = batch["latents"].to(device).float()  # (B, T, C, h, w)
-        else:
-            with torch.no_grad(), autocast(device, cfg.precision):
-                z = vae.encode(to_model(batch["frames"]).to(device))  # (B, T', C, h, w)
-        loss = batch_loss(cfg, model, fwd, z.float(), batch, g)
+        z = window_latents(batch, stores.latents, vae, device, cfg.precision)  # (B, T', C, h, w)
+        past = window_latents(batch, stores.latents, vae, device, cfg.precision, "past_") if cfg.model.memory else None
+        loss = batch_loss(cfg, model, fwd, z, batch, g, past)
         loop.update(loss)
         update_ema(ema, model, ema_decay(step, cfg.ema))
         tokens_seen += z.shape[0] * token_count(z.shape, cfg.model.patch)
@@ -216,6 +281,16 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     if rank == 0 and cfg.steps > start:
         _preview(out, cfg.steps)
     return {"checkpoint": str(C.resolve(out)) if rank == 0 else "", "loss": loss_value}
+
+
+def window_latents(batch: dict[str, Any], latent_store: bool, vae: torch.nn.Module, device: torch.device,
+                   precision: str, prefix: str = "") -> torch.Tensor:
+    """The batch's latents (B, T', C, h, w) float32: read from a latent store (worldsim cache-latents: the encoder
+    already ran) or encoded from its frames; `prefix="past_"` for the rows before the windows."""
+    if latent_store:
+        return batch[f"{prefix}latents"].to(device).float()
+    with torch.no_grad(), autocast(device, precision):
+        return vae.encode(to_model(batch[f"{prefix}frames"]).to(device)).float()
 
 
 def pick_texts(batch: dict[str, Any], cfg: TrainConfig, g: torch.Generator) -> list[str]:
