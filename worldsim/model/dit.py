@@ -46,8 +46,9 @@ class DiTConfig:
     # build token by token (docs/world_model.md, The DiT; on in the presets, off for older checkpoints)
     warp: bool = False
     # pose-indexed memory (worldsim/model/memory.py): each frame's tokens also see the earlier frame that best shows
-    # its view, moved there by the chained action warps, with a coverage channel (needs `warp`). The value is how
-    # many frames before each training window are read as recall candidates; 0 turns memory off
+    # its view, moved there by the chained action warps, with coverage and distance-moved channels, and its base
+    # takes each pixel from that recall where it needed the smaller move (needs `warp`). The value is how many
+    # frames before each training window are read as recall candidates; 0 turns memory off
     memory: int = 0
 
     def resolved(self) -> tuple[int, int, int]:

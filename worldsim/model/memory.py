@@ -10,7 +10,9 @@ stacks it beside the previous frame (`DiTConfig.memory`), so "this was seen befo
 did not move" is for the previous frame. A third extra channel says how far the recall moved each pixel (0: the
 same pose, an exact recall; the affine warps approximate a camera's motion, so the further, the less exact), which
 the model needs to tell an exact recall from a rough one (measured: without it, a model given the frame it left
-at the same pose still leaned on the warped previous frame).
+at the same pose still leaned on the warped previous frame). The frame's base (`DiT.base_frames`) then takes each
+pixel from the recall where it needed a smaller move than the previous frame (by RECALL_MARGIN), or where the
+previous frame's move brought in the edge.
 
 Frames i <= j - 2 are candidates: the frame just before (j - 1) is already the base. Shapes: latents (B, L, C, h, w),
 maps (B, L, 3, 3), returned memory (B, C + 2, h, w): the moved latents, the coverage (1 inside, 0 outside), and
