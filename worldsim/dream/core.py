@@ -96,12 +96,14 @@ class DreamCore:
             self.gens[r].manual_seed(int(s))
         zs, acts, has = [], [], []
         for r, f, a in zip(rows, frames, actions):
+            # each frame encoded once: the context, or the whole memory bank it is the end of
+            seen = self.sampler.encode(np.asarray(f)[-(MEMORY_BANK if self.memory else self.context) :])
             if self.memory:
-                self._reset_memory(r, np.asarray(f), a)
+                self._reset_memory(r, seen, a)
             f = np.asarray(f)[-self.context :]
             a = None if a is None else np.asarray(a, np.float32)[-len(f) :]
             pad = self.context - len(f)
-            z = self.sampler.encode(f)[0]  # (F, C, h, w)
+            z = seen[0, -len(f) :]  # (F, C, h, w)
             into = torch.zeros(self.context, self.model.spec.action_dim)
             ok = torch.zeros(self.context, dtype=torch.bool)
             if a is not None and len(f) > 1:  # the action into frame j is the one taken after frame j - 1
@@ -121,12 +123,11 @@ class DreamCore:
         if self.cached:
             self._fill_cache(rows)
 
-    def _reset_memory(self, row: int, frames: np.ndarray, actions: np.ndarray | None) -> None:
-        """A row's memory bank from its starting frames (the last MEMORY_BANK), posed by their actions (none: a still
-        history), and the memories of its context frames (none for the padding before a short start)."""
-        f = frames[-MEMORY_BANK:]
-        n, n_ctx = len(f), min(len(f), self.context)
-        z = self.sampler.encode(f)  # (1, F, C, h, w)
+    def _reset_memory(self, row: int, z: torch.Tensor, actions: np.ndarray | None) -> None:
+        """A row's memory bank from the latents (1, F, C, h, w) of its last MEMORY_BANK starting frames, posed by
+        their actions (none: a still history), and the memories of its context frames (none for the padding before a
+        short start)."""
+        n, n_ctx = z.shape[1], min(z.shape[1], self.context)
         a = np.zeros((n, self.model.spec.action_dim), np.float32) if actions is None else \
             np.asarray(actions, np.float32)[-n:]
         into, mask = self.model.frame_actions(torch.from_numpy(a).to(self.device)[None])

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from worldsim.errors import InputError
-from worldsim.model.memory import MEMORY_EXTRA, RECALL_MARGIN
+from worldsim.model.memory import MEMORY_EXTRA, RECALL_MARGIN, as_3x3, placement
 
 # width, depth, heads: tiny for CPU, S/B/L/XL as in DiT (Peebles & Xie 2023, table 1)
 PRESETS: dict[str, tuple[int, int, int]] = {
@@ -311,12 +311,9 @@ class DiT(nn.Module):
         # recalled frame (worldsim/model/memory.py) or the moved previous frame (and from the recall wherever the
         # previous frame has nothing, its move having brought in the edge)
         mem = self._memory(x, cond).reshape(b * nt, ch + MEMORY_EXTRA, h, w).float()
-        still = F.affine_grid(torch.eye(2, 3, device=x.device).expand(b * nt, 2, 3), [b * nt, ch, h, w],
-                              align_corners=False)
-        prev_cover = (grid.abs() <= 1.0).all(dim=-1)[:, None]
-        prev_moved = ((grid - still).norm(dim=-1) / 2).clamp(max=1.0)[:, None]
+        prev_cover, prev_moved = placement(grid)
         recall_cover, recall_moved = mem[:, ch : ch + 1] > 0.5, mem[:, ch + 1 : ch + 2]
-        use = recall_cover & (~prev_cover | (recall_moved + RECALL_MARGIN < prev_moved))
+        use = recall_cover & ((prev_cover < 0.5) | (recall_moved + RECALL_MARGIN < prev_moved))
         base = torch.where(use, mem[:, :ch], moved)
         return base.reshape(b, nt, ch, h, w).to(prev.dtype)
 
@@ -335,7 +332,7 @@ class DiT(nn.Module):
             gen = (self.warp(a) - self.warp(-a)).float() * action_mask[..., None].float()
             return torch.linalg.matrix_exp(F.pad(gen.reshape(b, nt, 2, 3), (0, 0, 0, 1)))
         delta = self.warp(a) * action_mask[..., None].float()  # (B, T, 6)
-        return eye + F.pad(delta.reshape(b, nt, 2, 3), (0, 0, 0, 1))
+        return as_3x3(torch.eye(2, 3, device=a.device) + delta.reshape(b, nt, 2, 3))
 
     def _base(self, x: torch.Tensor, cond: dict[str, torch.Tensor], base: torch.Tensor | None) -> torch.Tensor | None:
         """The stacked frames: `base` when the caller already computed it (WorldModel does, for delta prediction),

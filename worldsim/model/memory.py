@@ -69,6 +69,15 @@ def coverage(maps: torch.Tensor) -> torch.Tensor:
     return (q.abs() <= 1.0).all(dim=-2).float().mean(-1)
 
 
+def placement(grid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Of a sampling grid (N, h, w, 2) (`F.affine_grid`): which pixels it takes from inside the source (N, 1, h, w)
+    float 0/1, and how far each was moved (normalised image units / 2, at most 1), (N, 1, h, w)."""
+    n, h, w = grid.shape[:3]
+    still = F.affine_grid(torch.eye(2, 3, device=grid.device).expand(n, 2, 3), [n, 1, h, w], align_corners=False)
+    inside = (grid.abs() <= 1.0).all(dim=-1).float()[:, None]
+    return inside, ((grid - still).norm(dim=-1) / 2).clamp(max=1.0)[:, None]
+
+
 def recall(bank: torch.Tensor, maps: torch.Tensor, ok: torch.Tensor, age: torch.Tensor) -> torch.Tensor:
     """The memory of one target frame per row.
 
@@ -84,10 +93,8 @@ def recall(bank: torch.Tensor, maps: torch.Tensor, ok: torch.Tensor, age: torch.
     theta = maps[pick, best, :2, :].float()
     grid = F.affine_grid(theta, [b, c, h, w], align_corners=False)
     moved = F.grid_sample(bank[pick, best].float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    inside = (grid.abs() <= 1.0).all(dim=-1).float()[:, None]  # (B, 1, h, w)
-    still = F.affine_grid(torch.eye(2, 3, device=bank.device).expand(b, 2, 3), [b, c, h, w], align_corners=False)
-    moved_by = ((grid - still).norm(dim=-1) / 2).clamp(max=1.0)[:, None] * inside
-    out = torch.cat([moved, inside, moved_by], dim=1)
+    inside, moved_by = placement(grid)
+    out = torch.cat([moved, inside, moved_by * inside], dim=1)
     return out * found[:, None, None, None].float()
 
 
