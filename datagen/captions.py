@@ -239,6 +239,34 @@ _ACTION_WORDS = {"mine": "It breaks several blocks.", "mining": "It breaks sever
 _ANIMALS = {"pig", "pigs", "cow", "cows", "sheep", "chicken", "chickens"}
 
 
+# -- other gymnasium games -----------------------------------------------------------------------------------------
+def game_name(env_id: str) -> str:
+    """A readable game name from an env id: ALE/Breakout-v5 -> Breakout, mod:MyGame-v0 -> MyGame."""
+    name = env_id.split(":")[-1].split("/")[-1]
+    return re.sub(r"-v\d+$", "", name)
+
+
+def caption_game(env_id: str, kwargs: dict, infos: list[dict], rewards: list[float], events: list[dict]
+                 ) -> tuple[str, str]:
+    """(dense caption, short prompt) of a clip of another game: only what is known (the game, its scenario, the
+    number of steps, the rewards and lives lost); never what the frames show, which nobody measured."""
+    game = game_name(env_id)
+    scenario = kwargs.get("scenario") or kwargs.get("game")
+    title = f"{game} ({scenario})" if scenario else game
+    steps = len(rewards)
+    got = [float(r) for r in rewards if r != 0]
+    sentences = [f"{title} gameplay, {steps} {_plural('step', steps)}."]
+    if got:
+        total = sum(got)
+        sentences.append(f"{_n(len(got)).capitalize()} {_plural('reward', len(got))}, {total:+g} in all.")
+    else:
+        sentences.append("No reward.")
+    lost = sum(1 for e in events if e.get("type") == "life_lost")
+    if lost:
+        sentences.append(f"{_n(lost).capitalize()} {_plural('life', lost) if lost == 1 else 'lives'} lost.")
+    return " ".join(sentences), f"{game} gameplay"
+
+
 def expand_prompt(prompt: str, seed: int = 0) -> str:
     """Turn a short prompt ("snowy forest at night") into a dense caption in the training captions' style.
 

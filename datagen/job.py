@@ -76,9 +76,11 @@ def prepare(job: Job, url: str, env: Any = None) -> tuple[Any, list[int]]:
     def attrs() -> dict[str, Any]:
         probe = env if env is not None else make_env(job)
         spec, fps = json.loads(probe.action_spec_json()), int(probe.metadata.get("render_fps", 20))
+        # another game: its package, version, ROM / scenario, kwargs, and whether it replays deterministically
+        source = {"game": probe.provenance()} if hasattr(probe, "provenance") else {}
         if env is None:
             probe.close()
-        return {"generator": generator_info(), "env_ids": [job.env_id], "action_spec": spec, "fps": fps,
+        return {"generator": generator_info(), "env_ids": [job.env_id], "action_spec": spec, "fps": fps, **source,
                 "licence": S.LICENCE,
                 "alignment": "actions[t] is taken after observing frames[t]; rewards[t] and terminated[t] result "
                              "from it"}
@@ -121,7 +123,8 @@ def run(job: Job, url: str, workers: int = 1, progress: Callable[[int, int], Non
         raise ValueError(f"seed must be >= 0, got {job.seed}")
     fresh = not _exists(url)
     if fresh:
-        S.check_space(url, job.episodes * (job.steps + 1), job.height, job.width)
+        # another game at its native size: its frames are not known before it runs; 256 x 256 stands for them
+        S.check_space(url, job.episodes * (job.steps + 1), job.height or 256, job.width or 256)
     with S.writer_lock(url, wait):
         try:
             return _record(job, url, workers, progress, executor, ray_address)
@@ -234,6 +237,21 @@ def _run_ray(job: Job, url: str, todo: list[int], workers: int, address: str | N
             ray.shutdown()
 
 
+def _sources(a: Any, job: Job) -> str:
+    game = a.get("game")
+    if not game:
+        return f"- sources: the worldsim engine `{job.env_id}` only; licence: {a['licence']}"
+    extra = "".join(f", {k} `{game[k]}`" for k in ("rom", "scenario") if game.get(k))
+    return "\n".join([
+        f"- sources: the game `{job.env_id}` (package {game['package']} {game['package_version']}{extra}), kwargs "
+        f"`{json.dumps(game['kwargs'], sort_keys=True)}`; its licence is the game's, not worldsim's",
+        f"- frames: the game's {game['observation']}; deterministic replay: {game['deterministic']} "
+        f"({game['determinism']})",
+        "- known per step: frames, actions (the game's own space, store/spaces.py), rewards, terminated, truncated, "
+        "the game's plain `info` data as events (rewards, lives lost); captions say only the game, the step count, "
+        "rewards and lives lost (nothing about what the frames show)"])
+
+
 def write_card(root: Any, url: str, job: Job) -> None:
     """DATASET.md beside the arrays: sources, generator, config, seeds, licence, statistics."""
     import fsspec
@@ -246,7 +264,7 @@ def write_card(root: Any, url: str, job: Job) -> None:
         f"fps: {a['fps']}",
         f"- content digest (sha256 of all arrays and texts): `{a['digest']}`",
         f"- generator: worldsim {a['generator']['version']} (git {a['generator']['git_sha']})",
-        f"- sources: the worldsim engine `{job.env_id}` only; licence: {a['licence']}",
+        _sources(a, job),
         f"- episode seeds: derived from job seed {job.seed} (`datagen.rollout.episode_seed(seed, index)`)",
         f"- alignment: {a['alignment']}", "",
         "## Job (the resolved config; the same job reproduces the same digest)", "", "```json",

@@ -237,11 +237,34 @@ SOLVERS = {"navigate": NavigateSolver, "collect_wood": CollectWoodSolver, "build
            "explore": ExplorerPolicy}
 
 
+class StickyRandomPolicy:
+    """Another game's default policy: a uniformly random action of its space, repeated with probability `repeat` at
+    each step (runs of 1 / (1 - repeat) steps on average), so that moves last long enough to show their effect."""
+
+    def __init__(self, rng: np.random.Generator, space: Any, repeat: float = 0.75) -> None:
+        self.rng, self.space, self.repeat = rng, space, repeat
+        self.space.seed(int(rng.integers(2**31)))
+        self.last: Any = None
+
+    def act(self, info: dict) -> Any:
+        if self.last is None or self.rng.random() >= self.repeat:
+            self.last = self.space.sample()
+        return self.last
+
+
+GAME_POLICIES = ["mix", "random"]  # for other games `mix` is the sticky random policy too
+
+
 def make_policy_for(name: str, rng: np.random.Generator, env: Any, task: str) -> Any:
     """A policy for an env: `random`, `explorer` (voxel) / pusher (physics), `solver` (the task's script),
     `lookback` (voxel: explores and now and then looks away and back, see LookBackPolicy), or `mix` (one of those
     per episode, drawn from `rng`: voxel 40% explorer, 25% solver, 15% random, 20% lookback; physics 50% pusher,
     30% solver, 20% random)."""
+    if getattr(env, "env_id", None) is not None and hasattr(env, "provenance"):  # another game (datagen.games)
+        if name not in GAME_POLICIES:
+            raise ValueError(f"policy {name!r} drives the worldsim engines; another game's data comes from "
+                             f"{GAME_POLICIES} (sticky random actions)")
+        return StickyRandomPolicy(rng, env.action_space)
     physics = not hasattr(env.action_space, "spaces")
     if name == "mix":
         if physics:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from datagen.captions import caption_physics, caption_voxel
+from datagen.captions import caption_game, caption_physics, caption_voxel
 from datagen.policies import make_policy_for
 from datagen.quality import segment_quality
 from store import SEGMENT_QUALITY, Episode
@@ -38,12 +38,27 @@ def episode_seed(job_seed: int, index: int) -> int:
 
 
 def make_env(job: Job):
+    """The env of a job: a worldsim engine (its unwrapped env), or any other gymnasium game (`datagen.games`)."""
+    from datagen.games import GameSource, is_game
+
+    if is_game(job.env_id):
+        return GameSource.make(job.env_id, job.env_kwargs, job.width, job.height)
     import envs
 
     return envs.make(job.env_id, width=job.width, height=job.height, **job.env_kwargs).unwrapped
 
 
+def _game(env) -> bool:
+    from datagen.games import GameSource
+
+    return isinstance(env, GameSource)
+
+
 def flat_action(env, action) -> np.ndarray:
+    if _game(env):
+        from store.spaces import flatten_action
+
+        return flatten_action(env.spec, env.action_space, action)
     if hasattr(env.action_space, "spaces"):
         from envs.voxel.actions import to_flat
 
@@ -52,6 +67,10 @@ def flat_action(env, action) -> np.ndarray:
 
 
 def noop_flat(env) -> np.ndarray:
+    if _game(env):
+        from store.spaces import flat_size
+
+        return np.zeros(flat_size(env.spec), np.float32)
     if hasattr(env.action_space, "spaces"):
         from envs.voxel.actions import noop, to_flat
 
@@ -94,19 +113,20 @@ def record_episode(env, job: Job, index: int) -> Episode:
     term.append(False)
     trunc.append(False)
     step_events = [infos[t + 1]["events"] for t in range(n - 1)] + [[]]
-    voxel = job.env_id == "worldsim/Voxel-v0"
+    kind = "game" if _game(env) else "voxel" if job.env_id == "worldsim/Voxel-v0" else "physics"
     fps = env.metadata.get("render_fps", 20)
     bounds = segment_bounds(n, max(2, round(job.segment_seconds * fps)))
     dense, short, quality = [], [], {k: [] for k in SEGMENT_QUALITY}
     for k, (a, b) in enumerate(bounds):
         events = [e for t in range(a, b) for e in step_events[t]]
-        d, s = _caption(voxel, infos[a:b], actions[a : min(b, n - 1)], events, seed * 1000 + k)
+        d, s = _caption(kind, job, infos[a:b], rewards[a : min(b, n - 1)], actions[a : min(b, n - 1)], events,
+                        seed * 1000 + k)
         dense.append(d)
         short.append(s)
         for key, v in segment_quality(np.stack(frames[a:b]), len(events), d).items():
             quality[key].append(v)
     all_events = [e for ev in step_events for e in ev]
-    ep_dense, ep_short = _caption(voxel, infos, actions, all_events, seed * 1000 + 999)
+    ep_dense, ep_short = _caption(kind, job, infos, rewards[: n - 1], actions, all_events, seed * 1000 + 999)
     return Episode(
         index=index, seed=seed, frames=np.stack(frames), actions=np.stack(flat).astype(np.float32),
         rewards=np.asarray(rewards, np.float32), terminated=np.asarray(term, bool), truncated=np.asarray(trunc, bool),
@@ -116,8 +136,10 @@ def record_episode(env, job: Job, index: int) -> Episode:
         policy=type(policy).__name__)
 
 
-def _caption(voxel: bool, infos, actions, events, seed: int) -> tuple[str, str]:
-    if voxel:
+def _caption(kind: str, job: Job, infos, rewards, actions, events, seed: int) -> tuple[str, str]:
+    if kind == "game":
+        return caption_game(job.env_id, job.env_kwargs, infos, rewards, events)
+    if kind == "voxel":
         return caption_voxel(infos, actions or [{}], events, seed)
     return caption_physics(infos, np.asarray(actions), events, seed)
 

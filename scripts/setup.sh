@@ -18,5 +18,5 @@ fi
 PY=${PYTHON:-python3}
 # torch first, pinned, so the CPU build is used and no CUDA wheels are pulled.
 $PY -m pip install -q "torch==2.13.0"
-$PY -m pip install -q -e ".[dev,bench,ray,lerobot,hf,rl]"
+$PY -m pip install -q -e ".[dev,bench,ray,lerobot,hf,rl,games]"
 echo "setup: done ($($PY -c 'import worldsim, torch; print("worldsim", worldsim.__version__, "torch", torch.__version__)'))"

@@ -212,6 +212,28 @@ def test_rewards_come_from_the_reward_model_and_its_absence_warns(runs):
     assert reward == 0.0 and terminated is False
 
 
+def test_the_reward_state_is_warmed_on_the_context_and_carries_each_dreamed_reward(runs):
+    """A reset from a store warms the reward model's state on the context transitions with their recorded rewards
+    (the same state as `warm` on those latents); each step carries the reward it returned."""
+    from store import read_episode
+
+    env = _env(runs)
+    model = env.reward_model
+    _, info = env.reset(seed=0, options={"episode": 2, "start": 3})  # the held-out episode of the store
+    ep = read_episode(runs["store"], 2)
+    n = env.core.context
+    frames, acts = ep["frames"][3 : 3 + n], ep["actions"][3 : 3 + n - 1]
+    z = env.sampler.encode(frames).float()  # (1, n, C, h, w)
+    scaled = torch.from_numpy(np.asarray(acts, np.float32))[None] / env.core.model.action_scale
+    recorded = torch.from_numpy(np.asarray(ep["rewards"][3 : 3 + n - 1], np.float32))[None]
+    want = model.warm(z, scaled, recorded)
+    assert torch.allclose(env.reward_state, want, atol=1e-5)
+    assert env.reward_state[0, -1].item() == pytest.approx(float(ep["rewards"][3 + n - 2]))
+    _, reward, *_ = env.step(env.action_space.sample())
+    assert env.reward_state[0, -1].item() == pytest.approx(reward)
+    assert not torch.allclose(model.warm(z, scaled, recorded + 1.0), want)  # the recorded rewards matter
+
+
 def test_truncation_at_the_horizon(runs):
     env = _env(runs, max_episode_steps=2)
     env.reset(seed=0)

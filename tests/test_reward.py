@@ -97,7 +97,8 @@ def test_train_reward_writes_under_the_run_dir_and_is_found(reward_run, dit_run,
     assert meta["stores"][0]["episodes"] == [0, 1] and meta["val_stores"][0]["episodes"] == [2]  # held out: the last
     m = meta["metrics"]
     assert m == printed["metrics"]
-    assert m["transitions"] == 16 and meta["train_counts"]["transitions"] == 32  # 17 rows per episode, 16 steps
+    # 17 rows per episode, 16 steps; held out: the first 4 rewards given (a context), the other 12 scored
+    assert m["transitions"] == 12 and m["given"] == 4 and meta["train_counts"]["transitions"] == 32
     assert m["reward_mae"] >= 0 and m["reward_mae_zero_baseline"] > 0
     assert {"reward_nonzero_precision", "reward_nonzero_recall", "term_precision", "term_recall", "term_f1"} <= set(m)
     assert (out / "metrics.jsonl").is_file()
@@ -147,13 +148,30 @@ def test_save_and_load_round_trip_predictions_exactly(tmp_path):
     loaded = load_reward(tmp_path / "r")
     assert loaded.meta["step"] == 7 and loaded.meta["note"] == "x" and loaded.cfg == model.cfg
     z0, z1, a = torch.randn(16, 4, 8, 8), torch.randn(16, 4, 8, 8), torch.randn(16, 3)
-    r0, t0 = model.predict(z0, z1, a)
-    r1, t1 = loaded.predict(z0, z1, a)
-    assert torch.equal(r0, r1) and torch.equal(t0, t1)
+    r0, t0, s0 = model.predict(z0, z1, a)
+    r1, t1, s1 = loaded.predict(z0, z1, a)
+    assert torch.equal(r0, r1) and torch.equal(t0, t1) and torch.equal(s0, s1)
     assert r0.dtype == torch.float32 and t0.dtype == torch.bool and r0.shape == t0.shape == (16,)
+    assert s0.shape == (16, model.cfg.state + 1) and torch.equal(s0[:, -1], r0)  # the state carries the reward
+    assert torch.equal(loaded.predict(z0, z1, a, s0)[0], model.predict(z0, z1, a, s0)[0])
+    assert not torch.equal(model.predict(z0, z1, a, s0)[0], r0)  # what came before changes the prediction
     assert bool(((r0 == 0) | (r0.abs() >= 0.05)).all())  # small rewards snap to exactly 0
     with pytest.raises(ValueError, match="action must be"):
         model.predict(z0, z1, a[:, :2])
+    with pytest.raises(ValueError, match="state must be"):
+        model.predict(z0, z1, a, s0[:, 1:])
+
+
+def test_a_checkpoint_without_state_options_loads_as_a_stateless_linear_model(tmp_path):
+    """Reward checkpoints from before the GRU state and symlog units still load and predict as they did."""
+    model = RewardModel(RewardConfig(latent_channels=4, action_dim=3, width=8, depth=2, hidden=16, state=0,
+                                     symlog=False))
+    ck = save_reward(tmp_path / "old", model, 1, {})
+    meta = json.loads((ck / "meta.json").read_text())
+    del meta["model"]["state"], meta["model"]["symlog"]
+    (ck / "meta.json").write_text(json.dumps(meta))
+    loaded = load_reward(tmp_path / "old")
+    assert loaded.cfg.state == 0 and loaded.cfg.symlog is False and loaded.cell is None
 
 
 def test_same_seed_same_weights(dit_run, store, tmp_path, capsys):
@@ -182,13 +200,41 @@ def test_learns_an_easy_reward_and_termination_rule():
     cfg = TrainRewardConfig(steps=200, batch_size=32, lr=3e-3, warmup=10, log_every=50)
     torch.manual_seed(0)
     model = RewardModel(RewardConfig(latent_channels=4, action_dim=3, width=16, depth=2, hidden=32))
-    before = evaluate(model, held, CPU)
+    before = evaluate(model, held, CPU, given=0)
     fit(model, train, cfg, CPU)
-    m = evaluate(model, held, CPU)
+    m = evaluate(model, held, CPU, given=0)
     assert before["reward_nonzero_recall"] == 0.0 and before["term_recall"] == 0.0  # untrained: predicts nothing
     assert m["reward_mae"] < 0.25 * m["reward_mae_zero_baseline"]
     assert m["reward_nonzero_precision"] > 0.9 and m["reward_nonzero_recall"] > 0.9
     assert m["term_f1"] > 0.8
+
+
+def _hidden_sign(episodes: int, length: int, seed: int) -> Transitions:
+    """Episodes whose every reward is +0.1 or -0.1 (a sign drawn per episode) over pure-noise latents and actions:
+    nothing in a transition shows the sign; only the rewards seen before it do."""
+    g = torch.Generator().manual_seed(seed)
+    n = episodes * length
+    sign = torch.where(torch.rand(episodes, generator=g) < 0.5, -1.0, 1.0).repeat_interleave(length)
+    follows = (torch.arange(n) % length) != 0
+    return Transitions(torch.randn(n + 1, 4, 4, 4, generator=g).half(), torch.arange(n), torch.arange(1, n + 1),
+                       torch.randn(n, 3, generator=g), 0.1 * sign, torch.zeros(n, dtype=torch.bool), follows)
+
+
+def test_the_state_carries_what_earlier_rewards_showed_through_a_dream():
+    """Held-out episodes run closed-loop (2 recorded rewards given, then the model's own): a stateful model keeps
+    the episode's sign for 18 more steps; a stateless one cannot beat always guessing one sign (MAE 0.1)."""
+    train, held = _hidden_sign(64, 20, 0), _hidden_sign(16, 20, 1)
+    assert bool(train.runs()[0][25] == 20) and bool(train.runs()[1][25] == 39)  # runs: one per episode
+    cfg = TrainRewardConfig(steps=400, batch_size=16, seq_len=8, max_given=3, lr=1e-2, warmup=10, log_every=50)
+    scores = {}
+    for state in (0, 16):
+        torch.manual_seed(0)
+        model = RewardModel(RewardConfig(latent_channels=4, action_dim=3, width=8, depth=2, hidden=16, state=state))
+        fit(model, train, cfg, CPU)
+        scores[state] = evaluate(model, held, CPU, given=2)
+    assert scores[16]["transitions"] == 16 * 18 and scores[16]["reward_mae_zero_baseline"] == pytest.approx(0.1)
+    assert scores[0]["reward_mae"] > 0.08
+    assert scores[16]["reward_mae"] < 0.02
 
 
 def test_rare_transitions_are_oversampled():

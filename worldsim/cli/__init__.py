@@ -11,6 +11,7 @@ import importlib
 import re
 import sys
 import typing
+from pathlib import Path
 from typing import Any
 
 from worldsim.errors import TrainingDiverged, UsageError, UserError
@@ -106,6 +107,21 @@ def _quoted(override: str) -> str:
     return f"{key}='{body}'"
 
 
+def _game_overrides(overrides: list[str], config_dir: Any) -> list[str]:
+    """`env=ID` where ID is no config of the env group (configs/env/) means another gymnasium game: the `game`
+    group with that id; `env.kwargs.K=V` adds or sets a kwarg (Hydra's `++`), whatever the group has."""
+    out = []
+    for o in overrides:
+        key, _, value = o.partition("=")
+        if key == "env" and value and not (Path(config_dir) / "env" / f"{value}.yaml").is_file():
+            out += ["env=game", f"env.id={value}"]
+        elif key.startswith("env.kwargs.") and not key.startswith("+"):
+            out.append(f"++{o}")
+        else:
+            out.append(o)
+    return out
+
+
 def compose(command: str, overrides: list[str]) -> Any:
     """The resolved Hydra config of a command with `key=value` overrides applied."""
     from hydra import compose as hydra_compose
@@ -118,6 +134,7 @@ def compose(command: str, overrides: list[str]) -> Any:
     bad = [o for o in overrides if "=" not in o]
     if bad:
         raise UsageError(f"arguments must look like key=value, got {bad[0]!r} (see `worldsim {command} --help`)")
+    overrides = _game_overrides(overrides, CONFIG_DIR)
     try:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3", job_name=command):
             return hydra_compose(config_name=command, overrides=[_quoted(o) for o in overrides])

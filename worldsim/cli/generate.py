@@ -1,4 +1,4 @@
-"""worldsim generate: record captioned, action-labelled episodes from an engine into a zarr store.
+"""worldsim generate: record captioned, action-labelled episodes from an engine or any gymnasium game into a zarr store.
 
 Resumable: if the job is killed (even with SIGKILL), run the same command again; it records only the missing
 episodes and the finished store is byte-for-byte the same content (same digest) as an uninterrupted run.
@@ -7,6 +7,9 @@ examples:
   worldsim generate env=voxel episodes=8 steps=64 workers=2 seed=0 width=64 height=64 out=data/voxel64
   worldsim generate env=physics episodes=16 steps=90 policy=random task=observe out=data/physics
   worldsim generate env=voxel policy=solver task=navigate out=file:///tmp/nav    (fsspec URLs work too)
+  worldsim generate env=ALE/Breakout-v5 env.kwargs.repeat_action_probability=0.0 width=64 height=64 out=data/breakout
+                                      (any gymnasium game: Atari, ViZDoom, MiniGrid, Crafter-v1, or env=module:EnvId;
+                                       pip install 'worldsim[games]'; sticky random actions; native size by default)
   worldsim generate executor=ray workers=4 out=data/voxel          (Ray actors on a local Ray instance)
   worldsim generate executor=ray ray_address=auto out=/shared/voxel (a running cluster: every node needs worldsim
                                                                      and the store path)
@@ -30,8 +33,8 @@ class GenerateConfig:
     steps: int = 64
     workers: int = 2
     seed: int = 0
-    width: int = 64
-    height: int = 64
+    width: int | None = None  # None: 64 for the worldsim engines, the native size for other games
+    height: int | None = None
     policy: str = "mix"
     task: str | None = None
     segment_seconds: float = 2.0
@@ -44,22 +47,37 @@ def main(raw) -> int:
     from tqdm import tqdm
 
     from datagen.job import EXECUTORS, ExecutorError, run
-    from datagen.policies import POLICIES
+    from datagen.policies import GAME_POLICIES, POLICIES
     from datagen.rollout import Job
     from store import StoreError
 
     cfg = build(GenerateConfig, raw, "generate config")
     cfg.env = build(EnvConfig, raw.env, "env config")
+    from datagen.games import GameError, is_game
+
+    game = is_game(cfg.env.id)
+    if not game:
+        cfg.width, cfg.height = cfg.width or 64, cfg.height or 64
     for name in ("episodes", "steps", "width", "height", "workers"):
-        if getattr(cfg, name) <= 0:
+        if getattr(cfg, name) is not None and getattr(cfg, name) <= 0:
             raise InputError(f"{name} must be positive, got {getattr(cfg, name)}")
-    if cfg.policy not in POLICIES:
+    if cfg.policy not in (GAME_POLICIES if game else POLICIES):
+        if game:
+            raise InputError(f"policy {cfg.policy!r} drives the worldsim engines; another game's data comes from "
+                             f"policy={' or '.join(GAME_POLICIES)} (sticky random actions)")
         raise InputError(f"unknown policy {cfg.policy!r}; choose one of {POLICIES}")
     if cfg.executor not in EXECUTORS:
         raise InputError(f"unknown executor {cfg.executor!r}; choose one of {list(EXECUTORS)}")
     if cfg.segment_seconds <= 0:
         raise InputError(f"segment_seconds must be positive, got {cfg.segment_seconds}")
     kwargs = dict(cfg.env.kwargs)
+    if game:
+        from datagen.games import GameSource
+
+        try:  # the game, its package and its action space checked before anything is written
+            GameSource.make(cfg.env.id, kwargs, cfg.width, cfg.height).close()
+        except GameError as err:
+            raise InputError(str(err)) from None
     if cfg.task is not None:
         kwargs["task"] = cfg.task
     job = Job(env_id=cfg.env.id, env_kwargs=kwargs, width=cfg.width, height=cfg.height, episodes=cfg.episodes,

@@ -1,10 +1,14 @@
 """worldsim train-reward: train the reward and termination model that DreamEnv uses, on a world model's latents.
 
 A small conv net reads the latents of the frame before and after each transition (the world model's own VAE) and
-the action, and predicts the reward and whether the episode terminated. Rare transitions (non-zero reward,
-terminated) are oversampled to a least share of each batch. Reported on held-out episodes (the last
-`val_episodes` of each store, or `val_store`): reward MAE, precision / recall of "reward != 0", termination
-precision / recall / F1; printed as one JSON line and stored in the checkpoint. Writes OUT/checkpoints/ (safetensors
+the action, and predicts the reward and whether the episode terminated; a GRU state (model.state, 0 = off) carries
+what the episode showed so far, e.g. the bearing of an off-screen goal. It trains on sequences of seq_len
+transitions run as DreamEnv runs it: the first 0..max_given carry their recorded rewards (a reset's context), the
+rest the model's own predictions. Rare transitions (non-zero reward, terminated) are oversampled to a least share
+of each batch. Reported on held-out episodes (the last `val_episodes` of each store, or `val_store`), each run from
+its start with the first val_given rewards given and scored on the rest: reward MAE (and of predicting 0),
+precision / recall of "reward != 0", termination precision / recall / F1; printed as one JSON line and stored in
+the checkpoint. Writes OUT/checkpoints/ (safetensors
 + JSON, with the world model's and the stores' digests) and OUT/metrics.jsonl. OUT defaults to `<run dir>/reward`
 of the world model, where DreamEnv finds it (`worldsim.model.reward.find_reward`).
 
@@ -12,6 +16,7 @@ examples:
   worldsim train-reward ckpt=runs/dit64 store=data/voxel64-navigate steps=2000
   worldsim train-reward ckpt=runs/dit64 store=[data/a,data/b] val_store=data/heldout out=runs/reward64
   worldsim train-reward ckpt=runs/dit64/checkpoints/step_0002500 store=data/voxel64 term_fraction=0.3 device=cpu
+  worldsim train-reward ckpt=runs/dit64 store=data/voxel64 model.state=0     # each transition alone (no state)
 """
 
 from __future__ import annotations
@@ -37,7 +42,10 @@ def main(raw) -> int:
     node["store"] = as_list(raw.store, "store")
     node["model"] = build(RewardConfig, raw.model, "reward model config")
     cfg = build(TrainRewardConfig, node, "train-reward config")
-    positive(cfg, "steps", "batch_size", "log_every", "encode_batch", "lr", "pos_weight")
+    positive(cfg, "steps", "batch_size", "seq_len", "log_every", "encode_batch", "lr", "pos_weight")
+    for name in ("max_given", "val_given"):
+        if getattr(cfg, name) < 0:
+            raise InputError(f"{name} must be >= 0, got {getattr(cfg, name)}")
     for name in ("reward_fraction", "term_fraction"):
         if not 0.0 <= getattr(cfg, name) < 1.0:
             raise InputError(f"{name} must be in [0, 1), got {getattr(cfg, name)}")

@@ -89,12 +89,14 @@ class DreamCore:
 
     @torch.no_grad()
     def reset_rows(self, rows: list[int], frames: list[np.ndarray], actions: list[np.ndarray | None],
-                   prompts: list[str], seeds: list[int]) -> None:
+                   prompts: list[str], seeds: list[int]) -> list[torch.Tensor]:
         """Start rows from real frames: frames[i] (F, H, W, 3) uint8, F >= 1 (fewer than `context` frames are
-        padded by repeating the first, a still history); actions[i] (F, A) stored-aligned or None (no actions)."""
+        padded by repeating the first, a still history); actions[i] (F, A) stored-aligned or None (no actions).
+        Returns each row's context latents (F', C, h, w), F' = min(F, context), unpadded (e.g. to warm the reward
+        model's state)."""
         for r, s in zip(rows, seeds):
             self.gens[r].manual_seed(int(s))
-        zs, acts, has = [], [], []
+        zs, acts, has, seen_ctx = [], [], [], []
         for r, f, a in zip(rows, frames, actions):
             # each frame encoded once: the context, or the whole memory bank it is the end of
             seen = self.sampler.encode(np.asarray(f)[-(MEMORY_BANK if self.memory else self.context) :])
@@ -109,6 +111,7 @@ class DreamCore:
             if a is not None and len(f) > 1:  # the action into frame j is the one taken after frame j - 1
                 into[pad + 1 :] = torch.from_numpy(a[:-1]) / self.model.action_scale.cpu()
                 ok[pad + 1 :] = True
+            seen_ctx.append(z)
             zs.append(torch.cat([z[:1].repeat(pad, 1, 1, 1), z]) if pad else z)
             acts.append(into)
             has.append(ok)
@@ -122,6 +125,7 @@ class DreamCore:
         self._set_text(rows, prompts)
         if self.cached:
             self._fill_cache(rows)
+        return seen_ctx
 
     def _reset_memory(self, row: int, z: torch.Tensor, actions: np.ndarray | None) -> None:
         """A row's memory bank from the latents (1, F, C, h, w) of its last MEMORY_BANK starting frames, posed by

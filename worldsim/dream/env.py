@@ -145,7 +145,9 @@ class ContextSource:
         else:
             start = int(rng.integers(0, max(n - self.context, 0) + 1))
         end = min(start + self.context, n)
+        # rewards[t] belongs to frames[t] -> frames[t + 1]: those between the context frames
         return {"frames": ep["frames"][start:end], "actions": ep["actions"][start:end],
+                "rewards": np.asarray(ep["rewards"][start : end - 1], np.float32),
                 "prompt": ep["episode_short"], "source": "store", "store": url, "episode": index, "start": start}
 
 
@@ -190,6 +192,8 @@ class _Dream:
             raise C.CheckpointError("the world model records no action spec; retrain it with this version of worldsim")
         self.source = source if source is not None else ContextSource(self.sampler, None, core.context)
         self.reward_model = reward_model
+        # per row: the reward model's state (what the episode showed so far, the last reward), warmed at reset
+        self.reward_state = reward_model.initial(core.rows) if reward_model is not None else None
         self.max_episode_steps = max_episode_steps  # None: no limit here (gym.make's TimeLimit owns it then)
         self.elapsed = np.zeros(core.rows, np.int64)
         self.single_obs_space = spaces.Box(0, 255, (self.sampler.height, self.sampler.width, 3), dtype=np.uint8)
@@ -199,12 +203,27 @@ class _Dream:
                     ) -> tuple[np.ndarray, list[dict[str, Any]]]:
         drawn = [self.source.draw(rng, options) for rng in rngs]
         seeds = [int(rng.integers(2**62)) for rng in rngs]
-        self.core.reset_rows(rows, [d["frames"] for d in drawn], [d["actions"] for d in drawn],
-                             [d["prompt"] for d in drawn], seeds)
+        context = self.core.reset_rows(rows, [d["frames"] for d in drawn], [d["actions"] for d in drawn],
+                                       [d["prompt"] for d in drawn], seeds)
+        if self.reward_model is not None:
+            for row, z, d in zip(rows, context, drawn):
+                self.reward_state[row] = self._warm_reward(z, d)
         self.elapsed[rows] = 0
         obs = np.stack([d["frames"][-1] for d in drawn])
-        infos = [{k: v for k, v in d.items() if k not in ("frames", "actions")} for d in drawn]
+        infos = [{k: v for k, v in d.items() if k not in ("frames", "actions", "rewards")} for d in drawn]
         return obs, infos
+
+    def _warm_reward(self, z: torch.Tensor, drawn: dict[str, Any]) -> torch.Tensor:
+        """The reward model's state after a row's context latents z (F, C, h, w): the transitions between them with
+        their actions and recorded rewards (a store's); without actions they count as no-ops, without rewards the
+        model's own predictions are carried."""
+        n, acts, rewards = len(z) - 1, drawn["actions"], drawn.get("rewards")  # acts[i] follows frame i
+        flat = np.zeros((n, self.core.model.spec.action_dim), np.float32) if acts is None else \
+            np.asarray(acts, np.float32)[len(acts) - n - 1 : len(acts) - 1]
+        scaled = torch.from_numpy(flat).to(z.device)[None] / self.core.model.action_scale
+        if rewards is not None:
+            rewards = torch.from_numpy(np.asarray(rewards, np.float32)[len(rewards) - n :]).to(z.device)[None]
+        return self.reward_model.warm(z[None].float(), scaled, rewards)[0]
 
     def _step_all(self, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """flat actions (B, A) -> obs (B, H, W, 3), reward (B,), terminated (B,), truncated (B,)."""
@@ -214,7 +233,8 @@ class _Dream:
         obs = self.core.decode(z)
         if self.reward_model is not None:
             scaled = acts.to(z.device) / self.core.model.action_scale
-            r, term = self.reward_model.predict(prev.float(), z.float(), scaled)
+            r, term, self.reward_state = self.reward_model.predict(prev.float(), z.float(), scaled,
+                                                                   self.reward_state.to(z.device))
             reward, terminated = r.float().cpu().numpy(), term.cpu().numpy().astype(bool)
         else:
             reward, terminated = np.zeros(len(flat), np.float32), np.zeros(len(flat), bool)
@@ -362,8 +382,12 @@ class DreamVectorEnv(_Dream, VectorEnv):
             if not isinstance(actions, dict):
                 raise InputError(f"actions must be a dict of arrays with keys {list(self.single_action_space.spaces)}")
             rows = [{k: np.asarray(v)[i] for k, v in actions.items()} for i in range(self.num_envs)]
-        else:
-            rows = list(np.asarray(actions).reshape(self.num_envs, -1))
+        elif isinstance(self.single_action_space, spaces.Tuple):
+            if not isinstance(actions, tuple | list) or len(actions) != len(self.single_action_space.spaces):
+                raise InputError(f"actions must be a tuple of {len(self.single_action_space.spaces)} batched parts")
+            rows = [tuple(np.asarray(part)[i] for part in actions) for i in range(self.num_envs)]
+        else:  # Discrete (one value per env), MultiDiscrete, MultiBinary, Box
+            rows = list(np.asarray(actions).reshape(self.num_envs, *self.single_action_space.shape))
         return np.stack([flatten_action(self.action_spec, self.single_action_space, a) for a in rows])
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:

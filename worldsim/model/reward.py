@@ -4,8 +4,15 @@ A small conv net reads the VAE latents of the frame before and the frame after a
 between them, and predicts the transition's reward and a termination logit (stored alignment: `actions[t]` is taken
 after `frames[t]`; `rewards[t]`, `terminated[t]` describe frames[t] -> frames[t + 1]).
 
+A GRU state carries what one transition cannot show across an episode (`RewardConfig.state`, 0 = each transition
+alone): a shaping reward such as navigate's "+0.05 per block closer to the goal" depends on where the goal is, often
+off-screen, but it is the same bearing step after step, so the rewards seen so far and the turns since say most of it.
+The state holds the GRU's hidden vector and the last reward; DreamEnv warms it on the context frames of a reset (their
+recorded rewards when the context comes from a store) and then feeds each dreamed step its own predicted reward:
+
     model = load_reward("runs/dit/reward")                    # a run directory or one checkpoint
-    reward, terminated = model.predict(z_prev, z_next, action / scale)   # (B,) float, (B,) bool
+    state = model.warm(z_context, actions_between, rewards_between)          # (B, state + 1)
+    reward, terminated, state = model.predict(z_prev, z_next, action / scale, state)   # (B,) float, (B,) bool
 
 Latents are the world model's own (its checkpoint's VAE, `vae.encode`: normalised), so a reward model belongs to the
 latent space it was trained on: its checkpoint records the VAE digest, and `find_reward` refuses a mismatch.
@@ -32,6 +39,8 @@ class RewardConfig:
     width: int = 64  # conv channels
     depth: int = 3  # conv layers; all but the first halve the latent grid
     hidden: int = 128  # MLP width (action embedding and head)
+    state: int = 64  # GRU state carried along an episode (0: each transition alone, as before 2026-12-02)
+    symlog: bool = True  # the head predicts symlog(reward / reward_scale) (False: reward / reward_scale)
 
 
 def _conv(cin: int, cout: int, stride: int) -> nn.Sequential:
@@ -49,7 +58,8 @@ class RewardModel(nn.Module):
 
     def __init__(self, cfg: RewardConfig) -> None:
         super().__init__()
-        if cfg.latent_channels < 1 or cfg.action_dim < 0 or cfg.width < 1 or cfg.depth < 1 or cfg.hidden < 1:
+        if (cfg.latent_channels < 1 or cfg.action_dim < 0 or cfg.width < 1 or cfg.depth < 1 or cfg.hidden < 1
+                or cfg.state < 0):
             raise InputError(f"bad reward model config {asdict(cfg)}")
         self.cfg = cfg
         self.meta: dict[str, Any] = {}  # the checkpoint's meta.json once loaded (load_reward)
@@ -57,9 +67,14 @@ class RewardModel(nn.Module):
         convs += [_conv(cfg.width, cfg.width, 2) for _ in range(cfg.depth - 1)]
         self.convs = nn.Sequential(*convs)
         self.action = nn.Sequential(nn.Linear(max(cfg.action_dim, 1), cfg.hidden), nn.SiLU())
-        self.head = nn.Sequential(nn.Linear(2 * cfg.width + cfg.hidden, cfg.hidden), nn.SiLU(),
+        features = 2 * cfg.width + cfg.hidden
+        # input: this transition's features and the last reward (/ scale); the head reads the features and the state
+        self.cell = nn.GRUCell(features + 1, cfg.state) if cfg.state else None
+        self.head = nn.Sequential(nn.Linear(features + cfg.state, cfg.hidden), nn.SiLU(),
                                   nn.Linear(cfg.hidden, cfg.hidden), nn.SiLU(), nn.Linear(cfg.hidden, 2))
-        self.register_buffer("reward_scale", torch.tensor(1.0))  # the head predicts reward / reward_scale
+        # the unit of rewards inside the net (`unit`): the median non-zero training reward, so that dense shaping
+        # rewards of 0.01 are ~1 and a rare +1 is ~4.6 (symlog), not 0.01 and 1 (their loss would vanish)
+        self.register_buffer("reward_scale", torch.tensor(1.0))
         self.register_buffer("zero_below", torch.tensor(0.0))  # |reward| below this predicts exactly 0
         # log-odds of the data's termination rate minus those of the oversampled training batches (and of
         # pos_weight): added to the logit so that it estimates the real rate (prior correction, King & Zeng 2001)
@@ -70,30 +85,90 @@ class RewardModel(nn.Module):
         with torch.no_grad():
             self.head[-1].bias[1] = -2.0
 
-    def forward(self, z_prev: torch.Tensor, z_next: torch.Tensor, action: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+    def initial(self, batch: int) -> torch.Tensor:
+        """The state before any transition: (batch, state + 1) zeros (GRU hidden vector, last reward)."""
+        return self.reward_scale.new_zeros(batch, self.cfg.state + 1)
+
+    def forward(self, z_prev: torch.Tensor, z_next: torch.Tensor, action: torch.Tensor,
+                state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """z_prev, z_next (B, C, h, w) normalised latents; action (B, A), already divided by the world model's
-        action_scale. Returns reward (B,) and termination logit (B,)."""
+        action_scale; state (B, state + 1) or None (the initial one). Returns the reward in the net's units (B,)
+        (`reward` converts it), the termination logit (B,) and the new GRU hidden vector (B, state) (the next state
+        is it and the reward that followed, `carry`)."""
         if z_prev.shape != z_next.shape or z_prev.ndim != 4 or z_prev.shape[1] != self.cfg.latent_channels:
             raise InputError(f"z_prev and z_next must both be (B, {self.cfg.latent_channels}, h, w), got "
                              f"{tuple(z_prev.shape)} and {tuple(z_next.shape)}")
-        if action.shape != (z_prev.shape[0], self.cfg.action_dim):
-            raise InputError(f"action must be ({z_prev.shape[0]}, {self.cfg.action_dim}), got {tuple(action.shape)}")
+        b = z_prev.shape[0]
+        if action.shape != (b, self.cfg.action_dim):
+            raise InputError(f"action must be ({b}, {self.cfg.action_dim}), got {tuple(action.shape)}")
+        state = self.initial(b) if state is None else state
+        if state.shape != (b, self.cfg.state + 1):
+            raise InputError(f"state must be ({b}, {self.cfg.state + 1}), got {tuple(state.shape)}")
+        return self.recur(self.features(z_prev, z_next, action), state)
+
+    def features(self, z_prev: torch.Tensor, z_next: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """What one transition shows, (B, features): pooled conv features and the action's embedding (no state:
+        a sequence's transitions can go through the convs in one batch, `recur` then runs along it)."""
         x = torch.cat([z_prev, z_next, z_next - z_prev], dim=1).float()  # (B, 3C, h, w)
         f = self.convs(x)  # (B, width, h', w')
         pooled = torch.cat([f.mean(dim=(2, 3)), f.amax(dim=(2, 3))], dim=1)  # (B, 2 width)
-        a = action.float() if self.cfg.action_dim else action.new_zeros(action.shape[0], 1).float()
-        out = self.head(torch.cat([pooled, self.action(a)], dim=1))  # (B, 2)
-        return out[:, 0] * self.reward_scale, out[:, 1] + self.term_logit_offset
+        a = action.float() if self.cfg.action_dim else action.new_zeros(len(action), 1).float()
+        return torch.cat([pooled, self.action(a)], dim=1)
+
+    def recur(self, features: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One step of the state along a sequence: `forward` after `features`."""
+        h = state[:, :-1].float()
+        if self.cell is not None:
+            h = self.cell(torch.cat([features, self.unit(state[:, -1:].float())], dim=1), h)
+        out = self.head(torch.cat([features, h], dim=1))  # (B, 2)
+        return out[:, 0], out[:, 1] + self.term_logit_offset, h
+
+    def unit(self, reward: torch.Tensor) -> torch.Tensor:
+        """A reward in the net's own units (what the head outputs, what the loss compares, what the GRU reads)."""
+        r = reward / self.reward_scale
+        return torch.sign(r) * torch.log1p(r.abs()) if self.cfg.symlog else r
+
+    def reward(self, unit: torch.Tensor) -> torch.Tensor:
+        """The reward of a head output (the inverse of `unit`)."""
+        r = torch.sign(unit) * torch.expm1(unit.abs()) if self.cfg.symlog else unit
+        return r * self.reward_scale
+
+    @staticmethod
+    def carry(h: torch.Tensor, reward: torch.Tensor) -> torch.Tensor:
+        """The state after a transition: its GRU hidden vector (B, state) and the reward it gave (B,)."""
+        return torch.cat([h, reward[:, None].to(h.dtype)], dim=1)
+
+    def snap(self, reward: torch.Tensor) -> torch.Tensor:
+        """|reward| < `zero_below` (half the smallest non-zero training reward) -> exactly 0: sparse stays sparse."""
+        return torch.where(reward.abs() < self.zero_below, torch.zeros_like(reward), reward)
 
     @torch.no_grad()
     def predict(self, z_prev: torch.Tensor, z_next: torch.Tensor, action_scaled: torch.Tensor,
-                threshold: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
-        """Reward (B,) float, with |reward| < `zero_below` (half the smallest non-zero training reward) snapped to
-        exactly 0 so that sparse rewards stay sparse, and terminated (B,) bool (sigmoid(logit) > threshold)."""
-        reward, logit = self(z_prev, z_next, action_scaled)  # no dropout or batch statistics: train/eval alike
-        reward = torch.where(reward.abs() < self.zero_below, torch.zeros_like(reward), reward)
-        return reward, torch.sigmoid(logit) > threshold
+                state: torch.Tensor | None = None, threshold: float = 0.5
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Reward (B,) float (snapped, `snap`), terminated (B,) bool (sigmoid(logit) > threshold) and the next state,
+        which carries the predicted reward (a dreamed step has no other)."""
+        unit, logit, h = self(z_prev, z_next, action_scaled, state)  # no dropout or batch statistics
+        reward = self.snap(self.reward(unit))
+        return reward, torch.sigmoid(logit) > threshold, self.carry(h, reward)
+
+    @torch.no_grad()
+    def warm(self, z: torch.Tensor, actions_scaled: torch.Tensor, rewards: torch.Tensor | None = None
+             ) -> torch.Tensor:
+        """The state after the transitions between context frames z (B, F, C, h, w), actions (B, F - 1, A) scaled
+        as the model's input, and their recorded rewards (B, F - 1) (None: unknown, the model's own predictions
+        are carried, as in a dream)."""
+        b, n = z.shape[0], z.shape[1] - 1
+        state = self.initial(b)
+        if n < 1:
+            return state
+        self(z[:, 0], z[:, 1], actions_scaled[:, 0], state)  # checks the shapes once
+        features = self.features(z[:, :-1].flatten(0, 1), z[:, 1:].flatten(0, 1), actions_scaled.flatten(0, 1))
+        features = features.unflatten(0, (b, n))
+        for t in range(n):
+            unit, _, h = self.recur(features[:, t], state)
+            state = self.carry(h, self.snap(self.reward(unit)) if rewards is None else rewards[:, t].to(h.device))
+        return state
 
 
 # -- checkpoints ------------------------------------------------------------------------------------------------
@@ -123,7 +198,8 @@ def load_reward(path: str | Path, device: torch.device | str = "cpu") -> RewardM
     ck = C.resolve(path)
     meta = C.load_meta(ck, kind="reward")
     try:
-        model = RewardModel(RewardConfig(**meta["model"]))
+        # a checkpoint from before the state and symlog options: a stateless model on a linear scale
+        model = RewardModel(RewardConfig(**{"state": 0, "symlog": False, **meta["model"]}))
         model.load_state_dict(C.load_tensors(ck, "model"))
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

@@ -4,10 +4,13 @@
     result = train_reward(cfg)     # {"metrics": {...}, "checkpoint": "runs/dit/reward/checkpoints/step_..."}
 
 Data path: every transition (frames[t], actions[t], frames[t + 1]) inside an episode of the stores -> the world
-model's own VAE encodes each frame once (normalised latents, as the DiT sees them) -> batches drawn with rare
-transitions (non-zero reward, terminated) oversampled to a minimum share of each batch -> `model(z_prev, z_next,
-action / action_scale)` -> Huber loss on the reward + BCE on termination. Everything stays in memory (float16
-latents: C x h x w x 2 bytes per frame, 4 KB at 64 px with 8 channels).
+model's own VAE encodes each frame once (normalised latents, as the DiT sees them) -> batches of `seq_len`
+consecutive transitions of one episode, drawn so that rare transitions (non-zero reward, terminated) make up at least
+a set share of the transitions -> the model unrolled along each sequence as DreamEnv runs it: its state starts empty,
+the first `given` transitions (drawn per sequence, up to `max_given`) carry their recorded rewards (a reset's
+context), the rest carry the model's own predictions (a dream) -> Huber loss on the reward + BCE on termination.
+Held-out scores unroll whole episodes the same way, with the first `val_given` rewards given, and score the rest.
+Everything stays in memory (float16 latents: C x h x w x 2 bytes per frame, 4 KB at 64 px with 8 channels).
 """
 
 from __future__ import annotations
@@ -41,12 +44,16 @@ class TrainRewardConfig:
     store: list[str] = field(default_factory=list)
     out: str | None = None  # default: <run dir of ckpt>/reward (where DreamEnv looks)
     steps: int = 2000
-    batch_size: int = 64
+    batch_size: int = 16  # sequences per step
+    seq_len: int = 16  # consecutive transitions per sequence (1 for a stateless model: model.state=0)
+    max_given: int = 8  # each sequence starts with 0..max_given transitions whose recorded rewards the state gets
+    val_given: int = 4  # held-out episodes: recorded rewards given for the first val_given transitions (DreamEnv's
+                        # default context of 5 frames has 4), scored on the rest
     lr: float = 1e-3
     warmup: int = 50
     weight_decay: float = 1e-4
     grad_clip: float = 1.0
-    reward_fraction: float = 0.3  # least share of each batch drawn from non-zero-reward transitions (when any)
+    reward_fraction: float = 0.3  # least share of drawn transitions with a non-zero reward (when any)
     term_fraction: float = 0.2  # least share drawn from terminated transitions (when any)
     pos_weight: float = 1.0  # BCE weight of terminated transitions, on top of the oversampling
     term_weight: float = 1.0  # termination loss relative to the reward loss
@@ -70,13 +77,25 @@ class Transitions:
     actions: torch.Tensor  # (N, A) float32, divided by the world model's action_scale
     rewards: torch.Tensor  # (N,) float32
     terminated: torch.Tensor  # (N,) bool
+    follows: torch.Tensor | None = None  # (N,) bool: transition i is the one after i - 1 in the same episode
 
     def __len__(self) -> int:
         return len(self.prev)
 
     def to(self, device: torch.device) -> Transitions:
-        return Transitions(*(getattr(self, f).to(device) for f in ("latents", "prev", "next", "actions", "rewards",
-                                                                    "terminated")))
+        fields = ("latents", "prev", "next", "actions", "rewards", "terminated")
+        return Transitions(*(getattr(self, f).to(device) for f in fields), self.chained().to(device))
+
+    def chained(self) -> torch.Tensor:
+        return self.follows if self.follows is not None else torch.zeros(len(self), dtype=torch.bool)
+
+    def runs(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """first[i], last[i]: the first and last transition of the episode run holding transition i."""
+        follows = self.chained().cpu()
+        run = torch.cumsum(~follows, 0) - 1  # run index of each transition
+        starts = torch.nonzero(~follows).flatten()
+        ends = torch.cat([starts[1:], torch.tensor([len(self)])]) - 1
+        return starts[run], ends[run]
 
     def take(self, idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """z_prev, z_next (B, C, h, w) float32, actions (B, A), rewards (B,), terminated (B,) of rows `idx`."""
@@ -125,7 +144,8 @@ def collect(stores: StoreSet, encode: Callable[[np.ndarray], torch.Tensor], acti
     rows: dict[tuple[int, str, int], int] = {}
     pending: list[np.ndarray] = []
     parts: list[torch.Tensor] = []
-    prev, nxt, acts, rews, terms = [], [], [], [], []
+    prev, nxt, acts, rews, terms, follows = [], [], [], [], [], []
+    last: tuple | None = None
 
     def flush() -> None:
         if pending:
@@ -144,6 +164,9 @@ def collect(stores: StoreSet, encode: Callable[[np.ndarray], torch.Tensor], acti
     for k, reader in enumerate(stores.readers):
         for i in tqdm(range(len(reader)), desc=desc, unit="transition", delay=1.0):
             w = reader.read(i)  # frames [start, start + 1] of one episode; actions[0] leads from one to the other
+            here = (k, w["bucket"], w["episode"], w["start"])
+            follows.append(last is not None and here == (*last[:3], last[3] + 1))
+            last = here
             prev.append(row((k, w["bucket"], w["start"]), w[pixels][0]))
             nxt.append(row((k, w["bucket"], w["start"] + 1), w[pixels][1]))
             acts.append(w["actions"][0])
@@ -155,7 +178,8 @@ def collect(stores: StoreSet, encode: Callable[[np.ndarray], torch.Tensor], acti
     scale = torch.tensor(action_scale, dtype=torch.float32)
     return Transitions(torch.cat(parts), torch.tensor(prev), torch.tensor(nxt),
                        torch.from_numpy(np.stack(acts).astype(np.float32)) / scale,
-                       torch.from_numpy(np.asarray(rews, np.float32)), torch.from_numpy(np.asarray(terms, bool)))
+                       torch.from_numpy(np.asarray(rews, np.float32)), torch.from_numpy(np.asarray(terms, bool)),
+                       torch.tensor(follows, dtype=torch.bool))
 
 
 def draw_probabilities(rewards: torch.Tensor, terminated: torch.Tensor, reward_fraction: float,
@@ -177,16 +201,53 @@ def draw_probabilities(rewards: torch.Tensor, terminated: torch.Tensor, reward_f
 
 
 # -- training and evaluation -------------------------------------------------------------------------------------
+def unroll(model: RewardModel, data: Transitions, idx: torch.Tensor, given: torch.Tensor
+           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run `model` along sequences of transitions idx (B, L) as DreamEnv does: the state starts empty; after step t
+    it carries the recorded reward when t < given[b] (a reset's context), else the model's own snapped prediction
+    (detached: a dream has no other). Returns rewards in the net's units (`model.reward` converts them) and
+    termination logits, (B, L) each."""
+    b, n = idx.shape
+    state = model.initial(b)
+    given = given.to(idx.device)
+    z_prev, z_next, action, recorded, _ = data.take(idx.flatten())
+    features = model.features(z_prev, z_next, action).unflatten(0, (b, n))  # the convs: one batch
+    recorded = recorded.view(b, n)
+    rewards, logits = [], []
+    for t in range(n):
+        unit, logit, h = model.recur(features[:, t], state)
+        state = model.carry(h, torch.where(t < given, recorded[:, t], model.snap(model.reward(unit.detach()))))
+        rewards.append(unit)
+        logits.append(logit)
+    return torch.stack(rewards, 1), torch.stack(logits, 1)
+
+
+def draw_sequences(rng: np.random.Generator, p: np.ndarray, first: np.ndarray, last: np.ndarray, batch: int,
+                   length: int) -> tuple[np.ndarray, np.ndarray]:
+    """`batch` sequences of `length` transitions: each holds a transition drawn with probability p at a uniformly
+    drawn place, starting no earlier than its episode's first transition. Returns idx (B, L) (clamped to the
+    episode's last transition) and valid (B, L) (False past the episode's end)."""
+    j = rng.choice(len(p), size=batch, p=p)
+    start = np.maximum(j - rng.integers(0, length, size=batch), first[j])
+    idx = start[:, None] + np.arange(length)[None]
+    valid = idx <= last[j][:, None]
+    return np.minimum(idx, last[j][:, None]), valid
+
+
 def fit(model: RewardModel, data: Transitions, cfg: TrainRewardConfig, device: torch.device,
         metrics: Metrics | None = None, out: Path | None = None) -> float:
     """Train `model` in place for cfg.steps steps; batch s is a pure function of (seed, s). Returns the last loss."""
     data = data.to(device)
-    big = float(data.rewards.abs().max()) if len(data) else 0.0
-    model.reward_scale.fill_(big if big > 0 else 1.0)  # the net predicts reward / scale: unit-sized targets
     nonzero = data.rewards[data.rewards != 0].abs()
+    typical = float(nonzero.median()) if len(nonzero) else 1.0
+    model.reward_scale.fill_(typical if model.cfg.symlog else float(nonzero.max()) if len(nonzero) else 1.0)
     model.zero_below.fill_(0.5 * float(nonzero.min()) if len(nonzero) else 0.5)
     p = draw_probabilities(data.rewards, data.terminated, cfg.reward_fraction, cfg.term_fraction)
-    real, drawn = float(data.terminated.float().mean()), float(p[data.terminated.cpu().numpy()].sum())
+    first, last = (x.numpy() for x in data.runs())
+    length = cfg.seq_len if model.cfg.state else 1  # a stateless model gains nothing from sequences
+    # the share of terminated transitions the batches show, measured on 4096 sequences drawn aside
+    idx, valid = draw_sequences(np.random.default_rng(cfg.seed), p, first, last, 4096, length)
+    real, drawn = float(data.terminated.float().mean()), float(data.terminated.cpu().numpy()[idx][valid].mean())
     if 0 < real < 1 and 0 < drawn < 1:  # batches see terminations `drawn` of the time, the data `real`
         model.term_logit_offset.fill_(math.log(real / (1 - real)) - math.log(drawn / (1 - drawn))
                                       - math.log(cfg.pos_weight))
@@ -197,18 +258,22 @@ def fit(model: RewardModel, data: Transitions, cfg: TrainRewardConfig, device: t
                 "train-reward")
     loss_value, t0 = float("nan"), time.perf_counter()
     for step in loop:
-        idx = torch.from_numpy(batch_rng(cfg.seed, step).choice(len(data), size=cfg.batch_size, p=p))
-        z_prev, z_next, action, reward, term = data.take(idx)
-        pred, logit = model(z_prev, z_next, action)
-        scale = model.reward_scale
-        reward_loss = F.smooth_l1_loss(pred / scale, reward / scale)
+        rng = batch_rng(cfg.seed, step)
+        idx, valid = draw_sequences(rng, p, first, last, cfg.batch_size, length)
+        given = torch.from_numpy(rng.integers(0, cfg.max_given + 1, size=cfg.batch_size))
+        idx, valid = torch.from_numpy(idx).to(device), torch.from_numpy(valid).to(device)
+        pred, logit = unroll(model, data, idx, given)
+        reward, term = data.rewards[idx], data.terminated[idx].float()
+        w = valid.float() / valid.sum()
+        reward_loss = (F.smooth_l1_loss(pred, model.unit(reward), reduction="none") * w).sum()
         raw = logit - model.term_logit_offset  # the logit under the batches' own termination rate
-        term_loss = F.binary_cross_entropy_with_logits(raw, term.float(), pos_weight=pos_weight)
+        term_loss = (F.binary_cross_entropy_with_logits(raw, term, pos_weight=pos_weight, reduction="none")
+                     * w).sum()
         loss = reward_loss + cfg.term_weight * term_loss
         loop.update(loss)
         if loop.due(cfg.log_every):
             loss_value = loss.item()
-            rate = loop.done * cfg.batch_size / (time.perf_counter() - t0)
+            rate = loop.done * int(valid.numel()) / (time.perf_counter() - t0)
             if metrics is not None:
                 metrics.log(loop.done, {"loss": loss_value, "reward_loss": reward_loss.item(),
                                         "term_loss": term_loss.item(), "grad_norm": loop.grad_norm, "lr": loop.lr,
@@ -223,19 +288,21 @@ def _ratio(a: int, b: int) -> float | None:
 
 
 @torch.no_grad()
-def evaluate(model: RewardModel, data: Transitions, device: torch.device, batch: int = 1024) -> dict[str, Any]:
-    """Held-out scores of `model.predict` (what DreamEnv reports): reward MAE (and of always predicting 0), MAE on
-    the non-zero rewards, precision / recall of "reward != 0", termination precision / recall / F1. A ratio whose
-    denominator is 0 (e.g. recall without any terminated transition) is None."""
+def evaluate(model: RewardModel, data: Transitions, device: torch.device, given: int = 4) -> dict[str, Any]:
+    """Held-out scores of the model run along each episode as DreamEnv runs it (`unroll`: the first `given`
+    transitions carry their recorded rewards, the rest the model's own; those first ones are not scored): reward MAE
+    (and of always predicting 0), MAE on the non-zero rewards, precision / recall of "reward != 0", termination
+    precision / recall / F1. A ratio whose denominator is 0 (e.g. recall without any terminated transition) is
+    None."""
     data = data.to(device)
-    rewards, terms = [], []
-    for a in range(0, len(data), batch):
-        z_prev, z_next, action, _, _ = data.take(torch.arange(a, min(a + batch, len(data))))
-        r, t = model.predict(z_prev, z_next, action)
-        rewards.append(r)
-        terms.append(t)
-    r_hat, t_hat = torch.cat(rewards).cpu(), torch.cat(terms).cpu()
-    r, t = data.rewards.cpu(), data.terminated.cpu()
+    first, last = data.runs()
+    starts = torch.unique(first)
+    lengths = last[starts] - starts + 1
+    idx = torch.minimum(starts[:, None] + torch.arange(int(lengths.max()))[None], last[starts][:, None])
+    scored = (torch.arange(idx.shape[1])[None] < lengths[:, None]) & (torch.arange(idx.shape[1])[None] >= given)
+    reward, logit = unroll(model, data, idx.to(device), torch.full((len(starts),), given))
+    r_hat, t_hat = model.snap(model.reward(reward)).cpu()[scored], (torch.sigmoid(logit) > 0.5).cpu()[scored]
+    r, t = data.rewards.cpu()[idx][scored], data.terminated.cpu()[idx][scored]
     err = (r_hat - r).abs()
     nz, nz_hat = r != 0, r_hat != 0
     tp_r, tp_t = int((nz & nz_hat).sum()), int((t & t_hat).sum())
@@ -244,8 +311,10 @@ def evaluate(model: RewardModel, data: Transitions, device: torch.device, batch:
     if precision is not None and recall is not None:
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return {
-        "transitions": len(data), "reward_nonzero": int(nz.sum()), "terminated": int(t.sum()),
-        "reward_mae": float(err.mean()), "reward_mae_zero_baseline": float(r.abs().mean()),
+        "transitions": int(scored.sum()), "given": given, "reward_nonzero": int(nz.sum()),
+        "terminated": int(t.sum()),
+        "reward_mae": float(err.mean()) if len(r) else None,
+        "reward_mae_zero_baseline": float(r.abs().mean()) if len(r) else None,
         "reward_mae_nonzero": float(err[nz].mean()) if nz.any() else None,
         "reward_nonzero_predicted": int(nz_hat.sum()), "term_predicted": int(t_hat.sum()),
         "reward_nonzero_precision": _ratio(tp_r, int(nz_hat.sum())),
@@ -285,7 +354,7 @@ def train_reward(cfg: TrainRewardConfig) -> dict[str, Any]:
     model = RewardModel(mcfg).to(device)
     metrics = Metrics(out)
     loss = fit(model, train_data, cfg, device, metrics, out)
-    scores = evaluate(model, val_data, device)
+    scores = evaluate(model, val_data, device, cfg.val_given)
     metrics.log(cfg.steps, {f"val_{k}": v for k, v in scores.items() if v is not None})
     metrics.close()
     train_counts = {"transitions": len(train_data), "reward_nonzero": int((train_data.rewards != 0).sum()),
