@@ -48,12 +48,14 @@ def _conv(cin: int, cout: int, stride: int) -> nn.Sequential:
 
 
 class RewardModel(nn.Module):
-    """(z_prev, z_next, action) -> (reward, termination logit) of one transition.
+    """(z_prev, z_next, action, state) -> (reward, termination logit, GRU state) of one transition.
 
     Convs over concat(z_prev, z_next, z_next - z_prev) (the difference makes "what changed" a first-layer
-    feature), global mean and max pooling (max keeps small, local events such as a collected item), then an MLP
-    over the pooled features and an embedding of the scaled action. The termination logit is corrected for the
-    oversampling of terminated transitions in training, so sigmoid(logit) estimates the real probability.
+    feature), global mean and max pooling (max keeps small, local events such as a collected item) and an embedding
+    of the scaled action make a transition's features; a GRU cell reads them with the reward before them (the
+    state's last entry); an MLP head reads the features and the GRU's new hidden vector. The termination logit is
+    corrected for the oversampling of terminated transitions in training, so sigmoid(logit) estimates the real
+    probability.
     """
 
     def __init__(self, cfg: RewardConfig) -> None:
