@@ -282,3 +282,100 @@ class CrafterEnv(gym.Env):
 
     def render(self) -> np.ndarray | None:
         return self._obs
+
+
+# -- a data policy trained in the game first ------------------------------------------------------------------------
+class FramesEnv(gym.Env):
+    """A GameSource as a gymnasium env of the frames it records (what `policy=ppo` trains on), cut at `steps`."""
+
+    def __init__(self, src: GameSource, shape: tuple[int, ...], steps: int) -> None:
+        self.src, self.steps, self.t = src, steps, 0
+        self.observation_space = spaces.Box(0, 255, shape, np.uint8)
+        self.action_space = src.action_space
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self.src.reset(seed=seed)[0], {}
+
+    def step(self, action: Any):
+        frame, reward, terminated, truncated, _ = self.src.step(action)
+        self.t += 1
+        return frame, reward, terminated, truncated or self.t >= self.steps, {}
+
+
+def _ppo(env: gym.Env, seed: int, n_steps: int) -> Any:
+    try:
+        from stable_baselines3 import PPO
+    except ImportError:
+        raise GameError("policy=ppo needs stable-baselines3: pip install 'worldsim[rl]'") from None
+    small = min(env.observation_space.shape[:2]) < 36  # NatureCNN needs frames of at least 36 pixels
+    return PPO("MlpPolicy" if small else "CnnPolicy", env, n_steps=n_steps, batch_size=min(64, n_steps),
+               n_epochs=4, seed=seed, device="cpu", verbose=0)
+
+
+def _data_policy_env(job: Any) -> tuple[GameSource, FramesEnv]:
+    src = GameSource.make(job.env_id, job.env_kwargs, job.width, job.height)
+    if not isinstance(src.action_space, spaces.Discrete | spaces.MultiDiscrete | spaces.MultiBinary | spaces.Box):
+        src.close()
+        raise GameError(f"policy=ppo: stable-baselines3 PPO does not take a {type(src.action_space).__name__} "
+                        f"action space ({job.env_id}); use policy=random")
+    shape = src.reset(seed=int(job.seed))[0].shape
+    return src, FramesEnv(src, shape, max(int(job.steps), 1))
+
+
+def train_data_policy(job: Any) -> dict[str, np.ndarray]:
+    """PPO (stable-baselines3) trained in the game for `job.ppo_steps` env steps on the frames the job records,
+    seeded by the job's seed, on one torch thread (the same job trains the same weights). Returns its policy's
+    weights (numpy arrays), which `PPODataPolicy` rebuilds in each worker."""
+    import torch
+
+    src, env = _data_policy_env(job)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        model = _ppo(env, int(job.seed), n_steps=min(256, max(int(job.ppo_steps), 16)))
+        model.learn(total_timesteps=int(job.ppo_steps))
+        return {k: v.detach().cpu().numpy().copy() for k, v in model.policy.state_dict().items()}
+    finally:
+        torch.set_num_threads(threads)
+        src.close()
+
+
+_POLICIES: dict[int, Any] = {}  # the rebuilt PPO of the job this worker records
+
+
+class PPODataPolicy:
+    """The trained policy's greedy action on the current frame, replaced by a sticky random action with probability
+    `epsilon` (a draw from the episode's generator): data that reaches the states a random agent never sees, with
+    enough variety around them. `act_on(frame, info)`."""
+
+    def __init__(self, rng: np.random.Generator, src: GameSource, job: Any) -> None:
+        import torch
+
+        from datagen.policies import StickyRandomPolicy
+
+        key = id(job.ppo_state)
+        if key not in _POLICIES:  # once per worker and job
+            shape = src.reset(seed=int(job.seed))[0].shape
+            model = _ppo(FramesEnv(src, shape, max(int(job.steps), 1)), int(job.seed), n_steps=16)
+            model.policy.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in job.ppo_state.items()})
+            _POLICIES.clear()
+            _POLICIES[key] = model
+        self.model, self.rng, self.epsilon = _POLICIES[key], rng, float(job.ppo_epsilon)
+        self.random = StickyRandomPolicy(rng, src.action_space)
+
+    def act(self, info: dict) -> Any:
+        raise RuntimeError("PPODataPolicy needs the frame: call act_on(frame, info)")
+
+    def act_on(self, frame: np.ndarray, info: dict) -> Any:
+        explore = self.rng.random() < self.epsilon
+        random_action = self.random.act(info)  # drawn every step: the generator's sequence does not depend on it
+        if explore:
+            return random_action
+        action, _ = self.model.predict(frame, deterministic=True)
+        return action.item() if isinstance(self.action_space, spaces.Discrete) else action
+
+    @property
+    def action_space(self) -> spaces.Space:
+        return self.random.space

@@ -9,6 +9,7 @@ with either executor, records only what is missing and gives the same digest.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import multiprocessing as mp
@@ -151,6 +152,10 @@ def _record(job: Job, url: str, workers: int, progress: Callable[[int, int], Non
     # gives a new store its action spec and fps
     env = make_env(job)
     root, todo = prepare(job, url, env)
+    if todo and job.policy == "ppo" and job.ppo_state is None:  # the data policy, trained once for all workers
+        from datagen.games import train_data_policy
+
+        job = dataclasses.replace(job, ppo_state=train_data_policy(job))
     if not local:
         if todo:
             env.reset(seed=job.seed)  # engines build their renderer on the first reset

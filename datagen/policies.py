@@ -252,7 +252,7 @@ class StickyRandomPolicy:
         return self.last
 
 
-GAME_POLICIES = ["mix", "random"]  # for other games `mix` is the sticky random policy too
+GAME_POLICIES = ["mix", "random", "ppo"]  # other games: `mix` is the sticky random policy too; `ppo` a trained one
 
 
 def make_policy_for(name: str, rng: np.random.Generator, env: Any, task: str) -> Any:
@@ -263,7 +263,7 @@ def make_policy_for(name: str, rng: np.random.Generator, env: Any, task: str) ->
     if getattr(env, "env_id", None) is not None and hasattr(env, "provenance"):  # another game (datagen.games)
         if name not in GAME_POLICIES:
             raise ValueError(f"policy {name!r} drives the worldsim engines; another game's data comes from "
-                             f"{GAME_POLICIES} (sticky random actions)")
+                             f"{GAME_POLICIES} (random / mix: sticky random actions; ppo: trained in the game first)")
         return StickyRandomPolicy(rng, env.action_space)
     physics = not hasattr(env.action_space, "spaces")
     if name == "mix":

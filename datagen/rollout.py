@@ -26,10 +26,15 @@ class Job:
     seed: int = 0
     policy: str = "mix"
     segment_seconds: float = 2.0
+    ppo_steps: int = 20000  # policy=ppo (other games): env steps of PPO in the game before recording
+    ppo_epsilon: float = 0.1  # policy=ppo: share of sticky random actions mixed into the trained policy's
+    ppo_state: dict[str, Any] | None = field(default=None, repr=False, compare=False)  # its weights, once trained
 
     def content_key(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("env_id", "env_kwargs", "width", "height", "episodes", "steps", "seed",
-                                              "policy", "segment_seconds")}
+        keys = ["env_id", "env_kwargs", "width", "height", "episodes", "steps", "seed", "policy", "segment_seconds"]
+        if self.policy == "ppo":
+            keys += ["ppo_steps", "ppo_epsilon"]
+        return {k: getattr(self, k) for k in keys}
 
 
 def episode_seed(job_seed: int, index: int) -> int:
@@ -92,11 +97,16 @@ def record_episode(env, job: Job, index: int) -> Episode:
     seed = episode_seed(job.seed, index)
     rng = np.random.default_rng(seed)
     task = getattr(env, "task", None)
-    policy = make_policy_for(job.policy, rng, env, getattr(task, "name", ""))
+    if job.policy == "ppo":
+        from datagen.games import PPODataPolicy
+
+        policy = PPODataPolicy(rng, env, job)
+    else:
+        policy = make_policy_for(job.policy, rng, env, getattr(task, "name", ""))
     obs, info = env.reset(seed=seed)
     frames, infos, actions, flat, rewards, term, trunc = [obs], [info], [], [], [], [], []
     for _ in range(job.steps):
-        a = policy.act(info)
+        a = policy.act_on(obs, info) if hasattr(policy, "act_on") else policy.act(info)
         obs, r, te, tr, info = env.step(a)
         frames.append(obs)
         infos.append(info)

@@ -4,6 +4,7 @@ an Atari store, and the refusals (unknown id, missing package, no frames, a Text
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 
@@ -15,7 +16,7 @@ from gymnasium import spaces
 from gymnasium.utils.env_checker import check_env
 from wm_helpers import TINY_VAE, one_line_error, train_args
 
-from datagen.games import GameError, GameSource, register_game
+from datagen.games import GameError, GameSource, PPODataPolicy, register_game, train_data_policy
 from datagen.job import run
 from datagen.rollout import Job, episode_seed, make_env
 from store import read_episode, validate
@@ -139,6 +140,29 @@ def test_a_dict_action_game_by_module_and_id(tmp_path):
     assert all(e["type"] in ("reward", "life_lost") for e in ep["events"])
     assert any(e["type"] == "life_lost" for e in ep["events"])
     _replay(job, url, 0)
+
+
+def test_a_ppo_data_policy_is_trained_in_the_game_then_recorded_deterministically(tmp_path):
+    def job(name: str, epsilon: float = 0.1):
+        j = Job(env_id="ALE/Breakout-v5", env_kwargs=BREAKOUT, width=40, height=40, episodes=2, steps=10, seed=3,
+                policy="ppo", ppo_steps=64, ppo_epsilon=epsilon)
+        return j, run(j, str(tmp_path / name), workers=1)
+
+    j, a = job("a")
+    _, b = job("b")
+    assert a["digest"] == b["digest"]  # same job: the same PPO weights, the same episodes
+    assert a["job"]["ppo_steps"] == 64 and a["job"]["ppo_epsilon"] == 0.1
+    greedy, _ = job("greedy", epsilon=0.0)
+    # epsilon 0: every recorded action is the trained policy's greedy action on the recorded frame
+    policy = PPODataPolicy(np.random.default_rng(0), make_env(greedy),
+                           dataclasses.replace(greedy, ppo_state=train_data_policy(greedy)))
+    ep = read_episode(str(tmp_path / "greedy"), 0)
+    spec, space = ep["action_spec"], space_from_spec(ep["action_spec"])
+    for t in range(len(ep["frames"]) - 1):
+        assert np.array_equal(flatten_action(spec, space, policy.act_on(ep["frames"][t], {})), ep["actions"][t])
+    _replay(j, str(tmp_path / "a"), 1)
+    plain = Job(env_id="ALE/Breakout-v5", env_kwargs=BREAKOUT, width=40, height=40, episodes=2, steps=10, seed=3)
+    assert "ppo_steps" not in plain.content_key()  # other jobs keep their keys (and resume as before)
 
 
 def test_a_tiny_dream_of_an_atari_store_has_the_games_spaces(tmp_path):

@@ -10,6 +10,8 @@ examples:
   worldsim generate env=ALE/Breakout-v5 env.kwargs.repeat_action_probability=0.0 width=64 height=64 out=data/breakout
                                       (any gymnasium game: Atari, ViZDoom, MiniGrid, Crafter-v1, or env=module:EnvId;
                                        pip install 'worldsim[games]'; sticky random actions; native size by default)
+  worldsim generate env=ALE/Breakout-v5 policy=ppo ppo.steps=50000 ppo.epsilon=0.1 width=64 height=64 out=data/bo-ppo
+                                      (PPO trained in the game first: data beyond what a random agent reaches)
   worldsim generate executor=ray workers=4 out=data/voxel          (Ray actors on a local Ray instance)
   worldsim generate executor=ray ray_address=auto out=/shared/voxel (a running cluster: every node needs worldsim
                                                                      and the store path)
@@ -26,6 +28,12 @@ from worldsim.errors import InputError
 
 
 @dataclass
+class PPOConfig:
+    steps: int = 20000  # env steps of PPO in the game before recording
+    epsilon: float = 0.1  # share of sticky random actions mixed into the trained policy's
+
+
+@dataclass
 class GenerateConfig:
     env: EnvConfig = field(default_factory=EnvConfig)
     out: str = "outputs/dataset"
@@ -36,6 +44,7 @@ class GenerateConfig:
     width: int | None = None  # None: 64 for the worldsim engines, the native size for other games
     height: int | None = None
     policy: str = "mix"
+    ppo: PPOConfig = field(default_factory=PPOConfig)  # policy=ppo (other games)
     task: str | None = None
     segment_seconds: float = 2.0
     executor: str = "process"
@@ -53,6 +62,7 @@ def main(raw) -> int:
 
     cfg = build(GenerateConfig, raw, "generate config")
     cfg.env = build(EnvConfig, raw.env, "env config")
+    cfg.ppo = build(PPOConfig, raw.ppo, "ppo config")
     from datagen.games import GameError, is_game
 
     game = is_game(cfg.env.id)
@@ -64,8 +74,12 @@ def main(raw) -> int:
     if cfg.policy not in (GAME_POLICIES if game else POLICIES):
         if game:
             raise InputError(f"policy {cfg.policy!r} drives the worldsim engines; another game's data comes from "
-                             f"policy={' or '.join(GAME_POLICIES)} (sticky random actions)")
+                             f"policy={' or '.join(GAME_POLICIES)} (random / mix: sticky random actions; ppo: a PPO "
+                             "agent trained in the game first)")
         raise InputError(f"unknown policy {cfg.policy!r}; choose one of {POLICIES}")
+    if cfg.policy == "ppo" and (cfg.ppo.steps < 1 or not 0.0 <= cfg.ppo.epsilon <= 1.0):
+        raise InputError(f"ppo.steps must be >= 1 and ppo.epsilon in [0, 1], got {cfg.ppo.steps} and "
+                         f"{cfg.ppo.epsilon}")
     if cfg.executor not in EXECUTORS:
         raise InputError(f"unknown executor {cfg.executor!r}; choose one of {list(EXECUTORS)}")
     if cfg.segment_seconds <= 0:
@@ -81,7 +95,8 @@ def main(raw) -> int:
     if cfg.task is not None:
         kwargs["task"] = cfg.task
     job = Job(env_id=cfg.env.id, env_kwargs=kwargs, width=cfg.width, height=cfg.height, episodes=cfg.episodes,
-              steps=cfg.steps, seed=cfg.seed, policy=cfg.policy, segment_seconds=cfg.segment_seconds)
+              steps=cfg.steps, seed=cfg.seed, policy=cfg.policy, segment_seconds=cfg.segment_seconds,
+              ppo_steps=cfg.ppo.steps, ppo_epsilon=cfg.ppo.epsilon)
     bar = tqdm(total=cfg.episodes, desc="episodes", unit="ep", delay=0.5)  # delay: a quick error prints alone
     frames = [0]
 
