@@ -78,6 +78,25 @@ def _names(prefix: str, n: int, labels: list[str] | None = None) -> list[str]:
     return [f"{prefix}_{lab}" if prefix else lab for lab in labels]
 
 
+def column_kinds(spec: dict[str, Any]) -> list[tuple[str, int]]:
+    """What each flat column holds, in stored order: ("binary", 1) for a 0/1 column (a Discrete(2) key, a MultiBinary
+    entry, one value of a one-hot Discrete or MultiDiscrete), ("discrete", n) for a Discrete value column of n > 2
+    values, ("continuous", 1) for a Box entry."""
+    kind = spec.get("type")
+    if kind == "Dict":  # keys in stored order (key_order), without building the space: gymnasium sorts them
+        return [c for k in _order(spec, sorted(spec["spaces"])) for c in column_kinds(spec["spaces"][k])]
+    if kind == "Tuple":
+        return [c for sub in spec["spaces"] for c in column_kinds(sub)]
+    if kind == "Discrete":
+        n = int(spec["n"])
+        if spec.get("one_hot"):
+            return [("binary", 1)] * n
+        return [("binary", 1)] if n == 2 else [("discrete", n)]
+    if kind in ("MultiDiscrete", "MultiBinary"):
+        return [("binary", 1)] * flat_size(spec)
+    return [("continuous", 1)] * flat_size(spec)
+
+
 def spec_from_space(space: spaces.Space, name: str = "action", labels: list[str] | None = None
                     ) -> dict[str, Any]:
     """The action spec (module docstring) that rebuilds `space` exactly, with `flat_keys` naming its columns
@@ -129,13 +148,16 @@ def key_order(spec: dict[str, Any], space: spaces.Dict) -> list[str]:
     """The Dict keys in the order of the stored flat vector: the spec's `flat_keys` (a Box key `camera` of size 2
     owns `camera_pitch`, `camera_yaw`). Not `space.spaces` order: gymnasium sorts a Dict's keys alphabetically, and
     checkpoints store the spec with sorted keys, while the engine's flat layout is its own (e.g. forward first)."""
-    keys = list(space.spaces)
+    return _order(spec, list(space.spaces))
+
+
+def _order(spec: dict[str, Any], keys: list[str]) -> list[str]:
     flat = spec.get("flat_keys")
     if not flat:
         return keys
     order: list[str] = []
     for fk in flat:
-        owner = fk if fk in space.spaces else max((k for k in keys if fk.startswith(k + "_")), key=len, default=None)
+        owner = fk if fk in keys else max((k for k in keys if fk.startswith(k + "_")), key=len, default=None)
         if owner is None:
             raise ValueError(f"action spec flat key {fk!r} belongs to no key of the space {keys}")
         if owner not in order:

@@ -74,6 +74,9 @@ def test_discrete_actions_of_other_games_are_one_hot():
     assert spec["flat_keys"] == ["action_NOOP", "action_FIRE", "action_RIGHT", "action_LEFT"]
     assert flatten_action(spec, spaces.Discrete(4), 2).tolist() == [0, 0, 1, 0]
     assert unflatten_action(spec, spaces.Discrete(4), np.array([0.1, 0.2, 0.9, 0.3])) == 2
+    from worldsim.eval.probes import action_columns
+
+    assert [kind for _, kind, _ in action_columns(spec, 4)] == ["binary"] * 4  # the IDM scores each value by F1
     with pytest.raises(ValueError, match="Text action space"):
         spec_from_space(spaces.Text(5))
 

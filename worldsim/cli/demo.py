@@ -11,7 +11,8 @@ Stages (each a worldsim command, each resumable: running the demo again skips or
                    own frames (PSNR against horizon), and under random actions (dPSNR), and a random agent plays
                    a batch of dreams (DreamVectorEnv)
 Outputs under `out`: report.md, report.json, psnr_vs_horizon.png, side_by_side.mp4 (engine | model), data/,
-heldout/, vae/, dit/ (with dit/reward/). 9-14 minutes on a 2-core CPU (these VMs vary 1.5x); stage sizes are in configs/demo.yaml.
+heldout/, vae/, dit/ (with dit/reward/). 9-14 minutes on a 2-core CPU (these VMs vary 1.5x); stage sizes are in
+configs/demo.yaml.
 
 examples:
   worldsim demo

@@ -28,10 +28,11 @@ from torch import nn
 
 from store import StoreError
 from store.prompts import BIOME_SHORT, SCENE_PHRASES, TIME_PHRASES
+from store.spaces import column_kinds
 from worldsim.model.sampler import WorldSampler
 from worldsim.train.data import StoreSet
 
-VERSION = 1  # bump when the probes' architecture or training changes: invalidates caches
+VERSION = 2  # bump when the probes' architecture or training changes: invalidates caches
 Column = tuple[str, str, int]  # (flat key, "binary" | "discrete" | "continuous", classes or 1)
 
 
@@ -121,16 +122,17 @@ def _seeded(seed: int, make: Callable[[], nn.Module]) -> nn.Module:
 
 # -- inverse dynamics ------------------------------------------------------------------------------------------------
 def action_columns(spec: dict[str, Any], action_dim: int) -> list[Column]:
-    """What each flat action column is, from a store's `action_spec`: Discrete(2) keys are binary, other Discrete
-    keys discrete, everything else (Box entries such as camera degrees) continuous."""
+    """What each flat action column is, from a store's `action_spec` (`store.spaces.column_kinds`): 0/1 columns
+    (Discrete(2) keys, one value of a one-hot Discrete such as Atari's) binary, other Discrete value columns
+    discrete, Box entries (camera degrees) continuous."""
     keys = list(spec.get("flat_keys") or [f"a{i}" for i in range(action_dim)])
-    spaces = spec.get("spaces", {}) if spec.get("type") == "Dict" else {}
-    cols = []
-    for k in keys:
-        sp = spaces.get(k, {})
-        n = int(sp.get("n", 0)) if sp.get("type") == "Discrete" else 0
-        cols.append((k, "binary", 1) if n == 2 else (k, "discrete", n) if n > 2 else (k, "continuous", 1))
-    return cols
+    try:
+        kinds = column_kinds(spec)
+    except (KeyError, TypeError, ValueError):
+        kinds = []
+    if len(kinds) != len(keys):  # a spec that does not describe its columns: treat them as continuous
+        kinds = [("continuous", 1)] * len(keys)
+    return [(k, kind, n) for k, (kind, n) in zip(keys, kinds)]
 
 
 class InverseDynamics(nn.Module):
