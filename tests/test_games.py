@@ -192,6 +192,18 @@ def test_a_tiny_dream_of_an_atari_store_has_the_games_spaces(tmp_path):
     venv.reset(seed=0)
     obs, *_ = venv.step(np.array([1, 3]))
     assert obs.shape == (2, 32, 32, 3)
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    # stable-baselines3 PPO runs inside the dream of Breakout with the game's own Discrete(4) actions
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        env = DreamEnv.from_checkpoint(dit, precision="fp32", max_episode_steps=8)
+    agent = PPO("MlpPolicy", DummyVecEnv([lambda: env]), n_steps=16, batch_size=8, n_epochs=1, seed=0,
+                device="cpu")
+    agent.learn(total_timesteps=16)
+    action, _ = agent.predict(env.reset(seed=1)[0], deterministic=True)
+    assert env.action_space.contains(int(action))
 
 
 def test_refusals_are_one_line_errors_before_anything_is_written(tmp_path, capsys, monkeypatch):
