@@ -81,8 +81,10 @@ def prepare(job: Job, url: str, env: Any = None) -> tuple[Any, list[int]]:
         source = {"game": probe.provenance()} if hasattr(probe, "provenance") else {}
         if env is None:
             probe.close()
+        licence = S.LICENCE if not source else (f"the game's own ({source['game']['package']}, {job.env_id}): "
+                                                 "third-party content, not worldsim's; check it before sharing")
         return {"generator": generator_info(), "env_ids": [job.env_id], "action_spec": spec, "fps": fps, **source,
-                "licence": S.LICENCE,
+                "licence": licence,
                 "alignment": "actions[t] is taken after observing frames[t]; rewards[t] and terminated[t] result "
                              "from it"}
 
@@ -249,7 +251,7 @@ def _sources(a: Any, job: Job) -> str:
     extra = "".join(f", {k} `{game[k]}`" for k in ("rom", "scenario") if game.get(k))
     return "\n".join([
         f"- sources: the game `{job.env_id}` (package {game['package']} {game['package_version']}{extra}), kwargs "
-        f"`{json.dumps(game['kwargs'], sort_keys=True)}`; its licence is the game's, not worldsim's",
+        f"`{json.dumps(game['kwargs'], sort_keys=True)}`; licence: {a['licence']}",
         f"- frames: the game's {game['observation']}; deterministic replay: {game['deterministic']} "
         f"({game['determinism']})",
         "- known per step: frames, actions (the game's own space, store/spaces.py), rewards, terminated, truncated, "

@@ -96,6 +96,7 @@ def test_atari_end_to_end(tmp_path):
     assert ep["episode_dense"].startswith("Breakout gameplay, 12 steps.")
     card = (tmp_path / "store" / "DATASET.md").read_text()
     assert "package ale-py" in card and "deterministic replay: True" in card
+    assert "third-party content" in attrs["licence"] and "procedurally generated" not in card
     _replay(job, url, 1)
     _, again = _gen(tmp_path, "ALE/Breakout-v5", BREAKOUT, name="again", width=64, height=64)
     assert again["digest"] == attrs["digest"]  # same job, same bytes
