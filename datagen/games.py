@@ -148,17 +148,14 @@ class GameSource:
         unless kwargs set a render_mode). Raises GameError (one line) for an id, package, or space it cannot use."""
         register_game(env_id)
         kwargs = dict(kwargs or {})
-        modes = registry[env_id].kwargs.get("render_modes") if env_id in registry else None
-        make_kwargs = dict(kwargs)
-        if "render_mode" not in make_kwargs:
-            make_kwargs["render_mode"] = "rgb_array"
         try:
-            env = gym.make(env_id, **make_kwargs)
-        except TypeError as err:
-            if "render_mode" in kwargs or modes:
-                raise GameError(f"env {env_id!r} with kwargs {kwargs}: {err}") from None
-            env = gym.make(env_id, **kwargs)  # an env without render_mode: frames must come from its observations
-        except gym.error.Error as err:
+            try:
+                env = gym.make(env_id, **{"render_mode": "rgb_array", **kwargs})
+            except TypeError:
+                if "render_mode" in kwargs:
+                    raise
+                env = gym.make(env_id, **kwargs)  # no render_mode: frames must come from its observations
+        except (TypeError, gym.error.Error) as err:
             raise GameError(f"env {env_id!r} with kwargs {kwargs}: {err}") from None
         return cls(env, env_id, kwargs, width, height)
 
@@ -229,10 +226,11 @@ class GameSource:
             version = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
             version = getattr(importlib.import_module(top), "__version__", "unknown")
+        deterministic, why = self.deterministic()
         out: dict[str, Any] = {"env_id": self.env_id, "kwargs": _plain(self.kwargs) or {}, "package": dist,
                                "package_version": version, "action_meanings": self._meanings(),
                                "observation": "observation" if self.from_obs else "render(rgb_array)",
-                               "deterministic": self.deterministic()[0], "determinism": self.deterministic()[1]}
+                               "deterministic": deterministic, "determinism": why}
         game = self.env.unwrapped
         if self.env_id.startswith("ALE/"):
             out["rom"] = str(getattr(game, "_game", self.env_id.split("/")[1].split("-")[0]))
@@ -364,9 +362,6 @@ class PPODataPolicy:
             _POLICIES[key] = model
         self.model, self.rng, self.epsilon = _POLICIES[key], rng, float(job.ppo_epsilon)
         self.random = StickyRandomPolicy(rng, src.action_space)
-
-    def act(self, info: dict) -> Any:
-        raise RuntimeError("PPODataPolicy needs the frame: call act_on(frame, info)")
 
     def act_on(self, frame: np.ndarray, info: dict) -> Any:
         explore = self.rng.random() < self.epsilon

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from datagen.games import GameSource
 from envs.voxel.actions import BUTTONS, noop
 
 
@@ -260,7 +261,7 @@ def make_policy_for(name: str, rng: np.random.Generator, env: Any, task: str) ->
     `lookback` (voxel: explores and now and then looks away and back, see LookBackPolicy), or `mix` (one of those
     per episode, drawn from `rng`: voxel 40% explorer, 25% solver, 15% random, 20% lookback; physics 50% pusher,
     30% solver, 20% random)."""
-    if getattr(env, "env_id", None) is not None and hasattr(env, "provenance"):  # another game (datagen.games)
+    if isinstance(env, GameSource):  # another game
         if name not in GAME_POLICIES:
             raise ValueError(f"policy {name!r} drives the worldsim engines; another game's data comes from "
                              f"{GAME_POLICIES} (random / mix: sticky random actions; ppo: trained in the game first)")

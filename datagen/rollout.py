@@ -8,9 +8,11 @@ from typing import Any
 import numpy as np
 
 from datagen.captions import caption_game, caption_physics, caption_voxel
+from datagen.games import GameSource, PPODataPolicy, is_game
 from datagen.policies import make_policy_for
 from datagen.quality import segment_quality
 from store import SEGMENT_QUALITY, Episode
+from store.spaces import flat_size, flatten_action
 
 
 @dataclass
@@ -44,8 +46,6 @@ def episode_seed(job_seed: int, index: int) -> int:
 
 def make_env(job: Job):
     """The env of a job: a worldsim engine (its unwrapped env), or any other gymnasium game (`datagen.games`)."""
-    from datagen.games import GameSource, is_game
-
     if is_game(job.env_id):
         return GameSource.make(job.env_id, job.env_kwargs, job.width, job.height)
     import envs
@@ -53,16 +53,8 @@ def make_env(job: Job):
     return envs.make(job.env_id, width=job.width, height=job.height, **job.env_kwargs).unwrapped
 
 
-def _game(env) -> bool:
-    from datagen.games import GameSource
-
-    return isinstance(env, GameSource)
-
-
 def flat_action(env, action) -> np.ndarray:
-    if _game(env):
-        from store.spaces import flatten_action
-
+    if isinstance(env, GameSource):
         return flatten_action(env.spec, env.action_space, action)
     if hasattr(env.action_space, "spaces"):
         from envs.voxel.actions import to_flat
@@ -72,9 +64,7 @@ def flat_action(env, action) -> np.ndarray:
 
 
 def noop_flat(env) -> np.ndarray:
-    if _game(env):
-        from store.spaces import flat_size
-
+    if isinstance(env, GameSource):
         return np.zeros(flat_size(env.spec), np.float32)
     if hasattr(env.action_space, "spaces"):
         from envs.voxel.actions import noop, to_flat
@@ -98,8 +88,6 @@ def record_episode(env, job: Job, index: int) -> Episode:
     rng = np.random.default_rng(seed)
     task = getattr(env, "task", None)
     if job.policy == "ppo":
-        from datagen.games import PPODataPolicy
-
         policy = PPODataPolicy(rng, env, job)
     else:
         policy = make_policy_for(job.policy, rng, env, getattr(task, "name", ""))
@@ -123,7 +111,7 @@ def record_episode(env, job: Job, index: int) -> Episode:
     term.append(False)
     trunc.append(False)
     step_events = [infos[t + 1]["events"] for t in range(n - 1)] + [[]]
-    kind = "game" if _game(env) else "voxel" if job.env_id == "worldsim/Voxel-v0" else "physics"
+    kind = "game" if isinstance(env, GameSource) else "voxel" if job.env_id == "worldsim/Voxel-v0" else "physics"
     fps = env.metadata.get("render_fps", 20)
     bounds = segment_bounds(n, max(2, round(job.segment_seconds * fps)))
     dense, short, quality = [], [], {k: [] for k in SEGMENT_QUALITY}

@@ -21,9 +21,9 @@ import numpy as np
 from gymnasium import spaces
 
 
-def _bound(v: Any, shape: tuple[int, ...]) -> np.ndarray:
-    return np.broadcast_to(np.asarray([float(x) for x in np.ravel(v)] if isinstance(v, list) else float(v),
-                                      np.float64).reshape(-1 if isinstance(v, list) else ()), shape)
+def _bound(v: Any, shape: tuple[int, ...]) -> float | np.ndarray:
+    """A Box bound as the spec holds it: a number, or a list of numbers ("inf" / "-inf" allowed) of the Box's shape."""
+    return np.asarray([float(x) for x in v], np.float64).reshape(shape) if isinstance(v, list) else float(v)
 
 
 def space_from_spec(spec: dict[str, Any]) -> spaces.Space:
@@ -45,10 +45,9 @@ def space_from_spec(spec: dict[str, Any]) -> spaces.Space:
     if kind == "Box":
         shape = tuple(int(v) for v in spec["shape"])
         dtype = np.dtype(spec.get("dtype", "float32"))
-        low, high = _bound(spec["low"], shape), _bound(spec["high"], shape)
-        if not isinstance(spec["low"], list) and not isinstance(spec["high"], list):
-            return spaces.Box(float(spec["low"]), float(spec["high"]), shape=shape, dtype=dtype)
-        return spaces.Box(low.astype(dtype), high.astype(dtype), shape=shape, dtype=dtype)
+        low, high = (np.broadcast_to(b, shape).astype(dtype) if isinstance(b, np.ndarray) else b
+                     for b in (_bound(spec["low"], shape), _bound(spec["high"], shape)))
+        return spaces.Box(low, high, shape=shape, dtype=dtype)
     raise ValueError(f"action spec type {kind!r} is not supported (Dict, Tuple, Discrete, MultiDiscrete, MultiBinary, "
                      f"Box); spec: {spec}")
 

@@ -63,7 +63,7 @@ def main(raw) -> int:
     cfg = build(GenerateConfig, raw, "generate config")
     cfg.env = build(EnvConfig, raw.env, "env config")
     cfg.ppo = build(PPOConfig, raw.ppo, "ppo config")
-    from datagen.games import GameError, is_game
+    from datagen.games import is_game
 
     game = is_game(cfg.env.id)
     if not game:
@@ -85,13 +85,6 @@ def main(raw) -> int:
     if cfg.segment_seconds <= 0:
         raise InputError(f"segment_seconds must be positive, got {cfg.segment_seconds}")
     kwargs = dict(cfg.env.kwargs)
-    if game:
-        from datagen.games import GameSource
-
-        try:  # the game, its package and its action space checked before anything is written
-            GameSource.make(cfg.env.id, kwargs, cfg.width, cfg.height).close()
-        except GameError as err:
-            raise InputError(str(err)) from None
     if cfg.task is not None:
         kwargs["task"] = cfg.task
     job = Job(env_id=cfg.env.id, env_kwargs=kwargs, width=cfg.width, height=cfg.height, episodes=cfg.episodes,

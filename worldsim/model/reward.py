@@ -97,6 +97,12 @@ class RewardModel(nn.Module):
         action_scale; state (B, state + 1) or None (the initial one). Returns the reward in the net's units (B,)
         (`reward` converts it), the termination logit (B,) and the new GRU hidden vector (B, state) (the next state
         is it and the reward that followed, `carry`)."""
+        state = self._check(z_prev, z_next, action, state)
+        return self.recur(self.features(z_prev, z_next, action), state)
+
+    def _check(self, z_prev: torch.Tensor, z_next: torch.Tensor, action: torch.Tensor,
+               state: torch.Tensor | None) -> torch.Tensor:
+        """The state (the initial one for None) once the shapes of a batch of transitions are checked."""
         if z_prev.shape != z_next.shape or z_prev.ndim != 4 or z_prev.shape[1] != self.cfg.latent_channels:
             raise InputError(f"z_prev and z_next must both be (B, {self.cfg.latent_channels}, h, w), got "
                              f"{tuple(z_prev.shape)} and {tuple(z_next.shape)}")
@@ -106,7 +112,7 @@ class RewardModel(nn.Module):
         state = self.initial(b) if state is None else state
         if state.shape != (b, self.cfg.state + 1):
             raise InputError(f"state must be ({b}, {self.cfg.state + 1}), got {tuple(state.shape)}")
-        return self.recur(self.features(z_prev, z_next, action), state)
+        return state
 
     def features(self, z_prev: torch.Tensor, z_next: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """What one transition shows, (B, features): pooled conv features and the action's embedding (no state:
@@ -154,6 +160,24 @@ class RewardModel(nn.Module):
         reward = self.snap(self.reward(unit))
         return reward, torch.sigmoid(logit) > threshold, self.carry(h, reward)
 
+    def run(self, features: torch.Tensor, recorded: torch.Tensor | None, given: torch.Tensor | int
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The state stepped along sequences of transition features (B, N, F) (`features`), from the initial one:
+        after step t it carries the recorded reward (B, N) when t < given (B,) or int (a reset's context), else the
+        model's own snapped prediction (detached: a dream has no other). Returns the rewards in the net's units and
+        the termination logits, (B, N) each, and the last state."""
+        b, n = features.shape[:2]
+        state = self.initial(b)
+        given = torch.as_tensor(given, device=features.device).expand(b)
+        units, logits = [], []
+        for t in range(n):
+            unit, logit, h = self.recur(features[:, t], state)
+            own = self.snap(self.reward(unit.detach()))
+            state = self.carry(h, own if recorded is None else torch.where(t < given, recorded[:, t].to(h.device), own))
+            units.append(unit)
+            logits.append(logit)
+        return torch.stack(units, 1), torch.stack(logits, 1), state
+
     @torch.no_grad()
     def warm(self, z: torch.Tensor, actions_scaled: torch.Tensor, rewards: torch.Tensor | None = None
              ) -> torch.Tensor:
@@ -161,16 +185,12 @@ class RewardModel(nn.Module):
         as the model's input, and their recorded rewards (B, F - 1) (None: unknown, the model's own predictions
         are carried, as in a dream)."""
         b, n = z.shape[0], z.shape[1] - 1
-        state = self.initial(b)
         if n < 1:
-            return state
-        self(z[:, 0], z[:, 1], actions_scaled[:, 0], state)  # checks the shapes once
-        features = self.features(z[:, :-1].flatten(0, 1), z[:, 1:].flatten(0, 1), actions_scaled.flatten(0, 1))
-        features = features.unflatten(0, (b, n))
-        for t in range(n):
-            unit, _, h = self.recur(features[:, t], state)
-            state = self.carry(h, self.snap(self.reward(unit)) if rewards is None else rewards[:, t].to(h.device))
-        return state
+            return self.initial(b)
+        z_prev, z_next, acts = z[:, :-1].flatten(0, 1), z[:, 1:].flatten(0, 1), actions_scaled.flatten(0, 1)
+        self._check(z_prev, z_next, acts, None)
+        features = self.features(z_prev, z_next, acts).unflatten(0, (b, n))
+        return self.run(features, rewards, n)[2]
 
 
 # -- checkpoints ------------------------------------------------------------------------------------------------

@@ -208,18 +208,10 @@ def unroll(model: RewardModel, data: Transitions, idx: torch.Tensor, given: torc
     (detached: a dream has no other). Returns rewards in the net's units (`model.reward` converts them) and
     termination logits, (B, L) each."""
     b, n = idx.shape
-    state = model.initial(b)
-    given = given.to(idx.device)
     z_prev, z_next, action, recorded, _ = data.take(idx.flatten())
     features = model.features(z_prev, z_next, action).unflatten(0, (b, n))  # the convs: one batch
-    recorded = recorded.view(b, n)
-    rewards, logits = [], []
-    for t in range(n):
-        unit, logit, h = model.recur(features[:, t], state)
-        state = model.carry(h, torch.where(t < given, recorded[:, t], model.snap(model.reward(unit.detach()))))
-        rewards.append(unit)
-        logits.append(logit)
-    return torch.stack(rewards, 1), torch.stack(logits, 1)
+    units, logits, _ = model.run(features, recorded.view(b, n), given.to(idx.device))
+    return units, logits
 
 
 def draw_sequences(rng: np.random.Generator, p: np.ndarray, first: np.ndarray, last: np.ndarray, batch: int,
