@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("worldsim.cli.eval", "score a model on a held-out store: PSNR/SSIM, rollouts, dPSNR, IDM, text"),
     "import": ("worldsim.cli.import_data", "recorded Minecraft play (MineRL v0.4, OpenAI VPT) as a store"),
     "export-lerobot": ("worldsim.cli.export_lerobot", "write a store as a LeRobot v3.0 dataset (parquet + mp4)"),
+    "serve": ("worldsim.cli.serve", "a local web app: browse datasets and models, play engine and dream, generate"),
 }
 POSITIONAL = {"validate": "path", "info": "path", "export-video": "path", "import": "src",
               "export-lerobot": "path"}  # `worldsim validate PATH`: path=PATH

@@ -27,6 +27,7 @@ import numpy as np
 from worldsim.cli import build
 from worldsim.cli.common import EnvConfig, make_env
 from worldsim.errors import InputError
+from worldsim.web import controls
 
 
 @dataclass
@@ -42,29 +43,14 @@ class PlayConfig:
     dream_steps: int | None = None  # Euler steps per dreamed frame (None: the checkpoint's default)
 
 
-def _keys_to_action(pygame, pressed, mouse_buttons, mouse_delta, sensitivity: float, hotbar: int) -> dict:
-    return {
-        "forward": int(pressed[pygame.K_w]), "back": int(pressed[pygame.K_s]),
-        "left": int(pressed[pygame.K_a]), "right": int(pressed[pygame.K_d]),
-        "jump": int(pressed[pygame.K_SPACE]), "sneak": int(pressed[pygame.K_LSHIFT]),
-        "sprint": int(pressed[pygame.K_LCTRL]), "attack": int(mouse_buttons[0]), "use": int(mouse_buttons[2]),
-        "camera": np.clip(np.array([mouse_delta[1], mouse_delta[0]], np.float32) * sensitivity, -180, 180),
-        "hotbar": hotbar,
-    }
+_KEY_NAMES = (("K_w", "w"), ("K_a", "a"), ("K_s", "s"), ("K_d", "d"), ("K_q", "q"), ("K_e", "e"), ("K_SPACE", " "),
+              ("K_LSHIFT", "shift"), ("K_LCTRL", "control"), ("K_LEFT", "arrowleft"), ("K_RIGHT", "arrowright"),
+              ("K_UP", "arrowup"), ("K_DOWN", "arrowdown"))
 
 
-def _physics_action(pygame, pressed, info: dict, size: int) -> np.ndarray:
-    """Keys to a Physics-v0 `both` action: WASD move the puck relative to the view, arrows and Q/E the camera."""
-    az = np.radians(info["camera"]["azimuth"])
-    forward = -np.array([np.cos(az), np.sin(az)])  # from the camera towards the table, on the ground
-    right = np.array([forward[1], -forward[0]])
-    push = forward * (pressed[pygame.K_w] - pressed[pygame.K_s]) + right * (pressed[pygame.K_d] - pressed[pygame.K_a])
-    cam = [pressed[pygame.K_RIGHT] - pressed[pygame.K_LEFT], pressed[pygame.K_UP] - pressed[pygame.K_DOWN],
-           pressed[pygame.K_e] - pressed[pygame.K_q]]
-    a = np.clip(np.array([*push, *cam], dtype=np.float32), -1, 1)
-    if size == 2:
-        return a[:2]
-    return a[2:] if size == 3 else a
+def _pressed_names(pygame, pressed) -> set[str]:
+    """pygame's key state as the key names of `worldsim.web.controls` (the browser's)."""
+    return {name for attr, name in _KEY_NAMES if pressed[getattr(pygame, attr)]}
 
 
 def _load_dream(cfg: PlayConfig):
@@ -166,11 +152,14 @@ def main(raw) -> int:
         hotbar = _events(pygame, state)
         rel = pygame.mouse.get_rel() if state.captured else (0, 0)
         pressed = pygame.key.get_pressed()
+        keys = _pressed_names(pygame, pressed)
         if voxel:
             buttons = pygame.mouse.get_pressed(3) if state.captured else (0, 0, 0)
-            action = _keys_to_action(pygame, pressed, buttons, rel, cfg.mouse_sensitivity, hotbar)
+            keys -= {"arrowleft", "arrowright", "arrowup", "arrowdown"}  # the mouse looks around in the window
+            action = controls.voxel_action(keys, [i for i, b in enumerate(buttons) if b], rel,
+                                           cfg.mouse_sensitivity, hotbar)
         else:
-            action = _physics_action(pygame, pressed, info, env.action_space.shape[0])
+            action = controls.physics_action(keys, info["camera"]["azimuth"], env.action_space.shape[0])
         obs, _, terminated, truncated, info = env.step(action)
         if dream is not None:
             dream_obs, *_ = dream.step(action)
