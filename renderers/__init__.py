@@ -1,10 +1,11 @@
 """Headless moderngl renderers (EGL + Mesa llvmpipe on CPU, any GPU with EGL).
 
-One GL context per process (`get_context`); renderers share it. Nothing here knows about gym envs.
+One GL context per rendering thread (`get_context`); the renderers of a thread share it. Nothing here knows
+about gym envs.
 """
 
 from renderers.camera import Camera
-from renderers.context import RendererUnavailable, get_context
+from renderers.context import RendererUnavailable, get_context, release_context
 from renderers.sky import SkyState, sky_state
 from renderers.target import RenderOutput, RenderTarget
 from renderers.voxel_renderer import VoxelRenderer
@@ -17,5 +18,6 @@ __all__ = [
     "SkyState",
     "VoxelRenderer",
     "get_context",
+    "release_context",
     "sky_state",
 ]

@@ -1,17 +1,20 @@
-"""The process-wide headless GL context.
+"""The headless GL context of each rendering thread.
 
-A GL context is expensive and drivers dislike many per process, so every renderer in a process shares
-one, created on first use. EGL is used so no display server is needed; with Mesa installed this runs on
-the CPU (llvmpipe), and on a machine with GPUs `device_index` picks one.
+A GL context is expensive and drivers dislike many per process, so every renderer of a thread shares one,
+created on first use. A context is current in one thread only, so a thread that renders (the main thread, or
+each play session of `worldsim serve`) gets its own; a renderer must be used on the thread that made it.
+`release_context` frees the calling thread's context. EGL is used so no display server is needed; with Mesa
+installed this runs on the CPU (llvmpipe), and on a machine with GPUs `device_index` picks one.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 
 import moderngl
 
-_CONTEXT: moderngl.Context | None = None
+_CONTEXTS: dict[int, moderngl.Context] = {}  # thread ident -> its context
 _DEVICE: int | None = None
 
 _MISSING_HELP = (
@@ -26,7 +29,7 @@ class RendererUnavailable(RuntimeError):
 
 
 def get_context(device_index: int = 0, cpu_threads: int | None = None) -> moderngl.Context:
-    """Return this process's shared EGL context, creating it on first call.
+    """Return the calling thread's EGL context, creating it on first call in that thread.
 
     Args:
         device_index: which EGL device (GPU) to render on; ignored by Mesa's CPU renderer, which
@@ -40,16 +43,17 @@ def get_context(device_index: int = 0, cpu_threads: int | None = None) -> modern
         RendererUnavailable: EGL or Mesa is missing, or the driver lacks OpenGL 4.3.
         ValueError: a different device index was requested after the context was created.
     """
-    global _CONTEXT, _DEVICE
+    global _DEVICE
     if device_index < 0:
         raise ValueError(f"device_index must be >= 0, got {device_index}")
-    if _CONTEXT is not None:
-        if device_index != _DEVICE:
-            raise ValueError(
-                f"this process already renders on EGL device {_DEVICE}; one GL context per process, "
-                f"so device_index={device_index} needs a separate process"
-            )
-        return _CONTEXT
+    if _DEVICE is not None and device_index != _DEVICE:
+        raise ValueError(
+            f"this process already renders on EGL device {_DEVICE}; one device per process, "
+            f"so device_index={device_index} needs a separate process"
+        )
+    ctx = _CONTEXTS.get(threading.get_ident())
+    if ctx is not None:
+        return ctx
     if cpu_threads is not None:
         os.environ["LP_NUM_THREADS"] = str(int(cpu_threads))
     else:
@@ -61,8 +65,16 @@ def get_context(device_index: int = 0, cpu_threads: int | None = None) -> modern
         ctx = moderngl.create_standalone_context(**kwargs)
     except Exception as err:  # glcontext raises plain Exceptions with the loader's message
         raise RendererUnavailable(_MISSING_HELP.format(err=str(err).strip() or type(err).__name__)) from err
-    _CONTEXT, _DEVICE = ctx, device_index
+    _CONTEXTS[threading.get_ident()] = ctx
+    _DEVICE = device_index
     return ctx
+
+
+def release_context() -> None:
+    """Release the calling thread's context (after its renderers are closed); the next call makes a new one."""
+    ctx = _CONTEXTS.pop(threading.get_ident(), None)
+    if ctx is not None:
+        ctx.release()
 
 
 def renderer_name() -> str:
@@ -71,9 +83,10 @@ def renderer_name() -> str:
 
 
 def _fork_guard() -> None:
-    # A forked child must not reuse the parent's context (EGL state does not survive fork).
-    global _CONTEXT, _DEVICE
-    _CONTEXT, _DEVICE = None, None
+    # A forked child must not reuse the parent's contexts (EGL state does not survive fork).
+    global _DEVICE
+    _CONTEXTS.clear()
+    _DEVICE = None
 
 
 if hasattr(os, "register_at_fork"):

@@ -142,9 +142,7 @@ def main(raw) -> int:
 def _sample(cfg: SampleConfig, out: Path, s: Any) -> int:
     """Generate with the loaded sampler `s` and write `out` with its provenance."""
     prompt = cfg.prompt or (s.example_prompt() if cfg.mode in ("t2v", "t2i", "loop") else "")
-    if prompt and s.model.tokenizer is not None and s.model.tokenizer.known(prompt) == 0:
-        raise InputError(f"no word of the prompt {prompt!r} is in the model's vocabulary "
-                         f"(it knows words such as: {', '.join(s.model.spec.vocab[3:15])})")
+    s.check_prompt(prompt)
     kw = {"steps": cfg.steps, "seed": cfg.seed, "method": cfg.sampler, "cfg_text": cfg.cfg_text,
           "cfg_actions": cfg.cfg_actions}
     video = _generate(cfg, s, prompt, cfg.frames or s.frames, kw)

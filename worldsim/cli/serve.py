@@ -36,6 +36,8 @@ class ServeConfig:
 
 def main(raw) -> int:
     cfg = build(ServeConfig, raw, "serve config")
+    if cfg.root in ("???", None, "", []):
+        raise InputError("root= is required: the folder(s) to serve (worldsim serve root=DIR or root=[DIR1,DIR2])")
     roots = [str(r) for r in cfg.root] if isinstance(cfg.root, list | tuple) else [str(cfg.root)]
     if not 0 < cfg.port < 65536:
         raise InputError(f"port={cfg.port} is not a TCP port (1-65535)")
@@ -55,5 +57,5 @@ def main(raw) -> int:
         print(f"worldsim serve: listening on {cfg.host}, not only this machine: anyone who can reach it can read "
               "the served folders and use its CPU")
     print(f"worldsim serve: open http://{'127.0.0.1' if cfg.host in ('0.0.0.0', '::') else cfg.host}:{cfg.port}")
-    uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning", ws="websockets")
+    uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning", ws="websockets-sansio")
     return 0

@@ -77,6 +77,12 @@ class WorldSampler:
         prompts = self.meta.get("example_prompts") or [""]
         return prompts[0]
 
+    def check_prompt(self, prompt: str) -> None:
+        """Refuse (InputError) a non-empty prompt of which the model knows no word: it would be ignored."""
+        if prompt and self.model.tokenizer is not None and self.model.tokenizer.known(prompt) == 0:
+            raise InputError(f"no word of the prompt {prompt!r} is in the model's vocabulary "
+                             f"(it knows words such as: {', '.join(self.model.spec.vocab[3:15])})")
+
     @torch.no_grad()
     def encode(self, frames: np.ndarray) -> torch.Tensor:
         """uint8 frames (F, H, W, 3), F a multiple of the VAE's temporal factor -> latents (1, F / k, C, h, w)."""

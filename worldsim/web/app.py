@@ -55,7 +55,15 @@ def _bad_item_errors() -> tuple[type[Exception], ...]:
     """What a damaged or foreign store, checkpoint or report raises: shown on its page, never a server crash."""
     from store import StoreError
 
-    return UserError, StoreError, OSError, ValueError, KeyError, TypeError
+    return UserError, StoreError, OSError, ValueError, KeyError
+
+
+def _log_unless_user_error(err: BaseException) -> None:
+    """Keep the traceback of what may be a bug (anything but a user's bad input or a bad store) in the log."""
+    from store import StoreError
+
+    if not isinstance(err, UserError | StoreError):
+        traceback.print_exc(file=sys.stderr)
 
 
 class Limiter:
@@ -352,6 +360,7 @@ class App:
         except WebSocketDisconnect:
             pass
         except (*_bad_item_errors(), Forbidden, NotFound) as err:
+            _log_unless_user_error(err)
             await _try_send_error(ws, err)
         except Exception as err:  # a bug: log it with its traceback, tell the page, keep serving
             traceback.print_exc(file=sys.stderr)
@@ -450,7 +459,9 @@ class App:
         prompt = str(body.get("prompt", ""))[:500]
         with self._gen_lock:
             s = self._sampler(path)
-            extra: dict[str, Any] = {"mode": mode, "prompt": prompt, "seed": seed, "steps": steps, "frames": frames}
+            prompt = prompt or (s.example_prompt() if mode == "t2v" else "")
+            s.check_prompt(prompt)
+            extra: dict[str, Any] = {"mode": mode, "prompt": prompt, "seed": seed, "steps": steps, "length": frames}
             if mode == "t2v":
                 video = s.t2v(prompt, frames=frames, steps=steps, seed=seed)
             else:
@@ -592,6 +603,7 @@ def _html_route(app: App, fn: Any) -> Any:
             return HTMLResponse(layout("Refused" if isinstance(err, Forbidden) else "Not found",
                                        error_box(str(err))), status_code=_status(err))
         except _bad_item_errors() as err:
+            _log_unless_user_error(err)
             return HTMLResponse(layout("Cannot show this", error_box(f"{type(err).__name__}: {err}")),
                                 status_code=422)
         except Exception as err:  # a bug in the app: keep serving, log the traceback, say so on the page
@@ -609,6 +621,7 @@ def _json_route(fn: Any) -> Any:
         except (Forbidden, NotFound) as err:
             return JSONResponse({"error": str(err)}, status_code=_status(err))
         except _bad_item_errors() as err:
+            _log_unless_user_error(err)
             return JSONResponse({"error": str(err).strip().splitlines()[0] if str(err).strip()
                                  else type(err).__name__}, status_code=422)
         except Exception as err:

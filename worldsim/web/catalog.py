@@ -235,7 +235,8 @@ def run_summary(path: Path) -> dict[str, Any]:
 
         stem = "ema" if kind == "dit" else "model"
         with safe_open(str(ck / f"{stem}.safetensors"), "pt") as f:
-            for k in f:
+            names = list(f.keys())  # a safetensors file is not iterable
+            for k in names:
                 if "latent_" not in k and "action_scale" not in k:
                     params += int(np.prod(f.get_slice(k).get_shape()))
     except (OSError, RuntimeError, ValueError):

@@ -198,6 +198,9 @@ class PlaySession:
                 with contextlib.suppress(Exception):  # best effort: the session is gone either way
                     thing.close()
         self.env = self.game = self.dream = None
+        from renderers import release_context
+
+        release_context()  # this thread's GL context (the engine's renderer is closed)
 
     def shutdown(self) -> None:
         """Close the engine and model on their thread, then stop the thread."""
