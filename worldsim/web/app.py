@@ -95,6 +95,7 @@ class App:
         self._gen_count = itertools.count(1 + max((int(p.stem[4:]) for p in out.glob("gen_*.mp4")
                                                    if p.stem[4:].isdigit()), default=0))
         self._samplers: OrderedDict[str, Any] = OrderedDict()
+        self._digests: dict[tuple[str, int], str] = {}
 
     # ---- helpers ----
     def item_path(self, root: int, rel: str) -> Path:
@@ -110,7 +111,7 @@ class App:
         out = {}
         for it in self.catalog.items("store"):
             try:
-                out[json.loads((it.path / "zarr.json").read_text())["attributes"].get("digest")] = it
+                out.setdefault(json.loads((it.path / "zarr.json").read_text())["attributes"].get("digest"), it)
             except (OSError, ValueError, KeyError):
                 continue
         return out
@@ -228,7 +229,7 @@ class App:
             facts += [("frames", f"{s['frames']} at {s['width']}x{s['height']}, {s['fps']} fps"),
                       ("actions", ", ".join(s["action_keys"])), ("DiT", s["model"]), ("VAE", s["vae"]),
                       ("reward model", "yes" if s["reward"] else "no (worldsim train-reward)")]
-        evals = [it for it in self.catalog.items("eval") if self._eval_of(it, path)]
+        evals = [it for it in self.catalog.items("eval") if self._eval_of(it, path, s["digest"])]
         ev = "".join(f'<li><a href="{self.link("eval", it)}">{e(self.label(it))}</a></li>' for it in evals)
         play = (f'<p><a class="button" href="{url("/play", ckpt=f"{root}/{rel}")}">play it beside the engine</a> '
                 f'<a class="button" href="{url("/generate", ckpt=f"{root}/{rel}")}">generate</a></p>'
@@ -241,17 +242,30 @@ class App:
         return layout(f"Model {self.roots.dirs[root].name}/{rel}", body, "/models")
 
     @staticmethod
-    def _eval_of(it: K.Item, run: Path) -> bool:
-        """Whether report `it` scores `run`: eval.json names one of its checkpoints, or a demo / recipe folder holds
-        the run."""
+    def _eval_of(it: K.Item, run: Path, digest: str | None = None) -> bool:
+        """Whether report `it` scores `run`: eval.json names one of its checkpoints (by path, or by the digest of
+        its latest one: a copied run still finds its reports), or a demo / recipe folder holds the run."""
         if not (it.path / "eval.json").is_file():
             return it.path in run.parents
         try:
-            ck = json.loads((it.path / "eval.json").read_text()).get("checkpoint", {}).get("path", "")
-            p = Path(ck).resolve()
-            return p == run or run in p.parents
+            ck = json.loads((it.path / "eval.json").read_text()).get("checkpoint", {})
+            p = Path(str(ck.get("path", ""))).resolve()
+            return p == run or run in p.parents or (digest is not None and ck.get("digest") == digest)
         except (OSError, ValueError, AttributeError):
             return False
+
+    def _digest(self, run: Path) -> str | None:
+        """The digest of a run's latest checkpoint, cached by the checkpoint folder and its meta.json's mtime."""
+        from worldsim.model import checkpoint as C
+
+        try:
+            ck = C.resolve(run)
+            key = (str(ck), (ck / "meta.json").stat().st_mtime_ns)
+        except (UserError, OSError):
+            return None
+        if key not in self._digests:
+            self._digests[key] = C.digest(ck)
+        return self._digests[key]
 
     def evaluation(self, request: Request) -> str:
         root, rel = request.path_params["root"], request.path_params["path"]
@@ -265,8 +279,9 @@ class App:
                          f'<a href="{e(file_url(v))}">{e(v)}</a> (engine | model)</figcaption></figure>'
                          for v in ev["videos"])
         ck = ev["data"].get("checkpoint") if isinstance(ev["data"].get("checkpoint"), dict) else {}
-        runs = [it for it in self.catalog.items("run") if self._eval_of(self.catalog.find("eval", root, rel) or
-                                                                         K.Item("eval", root, rel, path), it.path)]
+        this = K.Item("eval", root, rel, path)
+        runs = [it for it in self.catalog.items("run")
+                if self._eval_of(this, it.path) or (ck.get("digest") and ck.get("digest") == self._digest(it.path))]
         links = " ".join(f'<a href="{self.link("model", it)}">{e(self.label(it))}</a>' for it in runs)
         head = (f'<p>checkpoint {e(ck.get("path"))} (step {e(ck.get("step"))})</p>' if ck else "") + \
             (f"<p>model pages: {links}</p>" if links else "")
@@ -390,8 +405,9 @@ class App:
         steps = None if steps in (None, "") else max(1, min(16, _int(str(steps), "steps")))
         seed = max(0, _int(str(msg.get("seed", 0)), "seed"))
         task = str(msg.get("task") or "") or None
+        size = tuple(max(32, min(640, _int(str(msg.get(k, d)), k))) for k, d in (("width", 160), ("height", 120)))
         return PlaySession(engine=engine, seed=seed, task=task if engine in ENGINES else None, ckpt=ckpt,
-                           dream_steps=steps)
+                           dream_steps=steps, size=size)
 
     @staticmethod
     async def _send_frames(ws: WebSocket, session: PlaySession) -> None:

@@ -74,6 +74,7 @@ class PlaySession:
     task: str | None = None
     ckpt: Path | None = None
     dream_steps: int | None = None
+    size: tuple[int, int] = PLAIN_SIZE  # the engine's frame size when no model plays beside it
     pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="play"))
 
     def __post_init__(self) -> None:
@@ -105,7 +106,7 @@ class PlaySession:
             self.has_reward = self.dream.reward_model is not None
             width, height = self.dream.sampler.width, self.dream.sampler.height
         else:
-            width, height = PLAIN_SIZE
+            width, height = self.size
         if self.engine in ENGINES:
             import envs
 

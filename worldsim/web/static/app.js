@@ -102,7 +102,8 @@ function playPage(pd) {
   }
   function refreshTasks() {
     const tasks = pd.tasks[engineSel.value] || [];
-    taskSel.innerHTML = tasks.map((t) => `<option>${esc(t)}</option>`).join("");
+    const first = ckptSel.value ? "as the model learned it" : "the engine's default";
+    taskSel.innerHTML = (tasks.length ? [`<option value="">${first}</option>`] : []).concat(tasks.map((t) => `<option>${esc(t)}</option>`)).join("");
     taskSel.disabled = tasks.length === 0;
   }
   engineSel.addEventListener("change", refreshTasks);
