@@ -33,6 +33,13 @@ def served(tiny_pipeline, tmp_path_factory):
     root = tmp_path_factory.mktemp("served")
     for name in ("store", "heldout", "vae", "causal"):
         shutil.copytree(tiny_pipeline[name], root / name)
+    shutil.copytree(tiny_pipeline["store"], root / "store_views")  # a store with depth and segmentation views
+    import zarr
+
+    b = zarr.open_group(str(root / "store_views"), mode="r+")["b_32x32"]
+    n = b["data/frames"].shape[0]
+    b["data"].create_array("depth", data=np.linspace(0.5, 80, n * 32 * 32, dtype=np.float32).reshape(n, 32, 32))
+    b["data"].create_array("segmentation", data=(np.arange(n * 32 * 32) % 7).astype(np.uint8).reshape(n, 32, 32))
     rep = root / "reports" / "eval1"
     rep.mkdir(parents=True)
     (rep / "eval.json").write_text(json.dumps({"checkpoint": {"path": str(root / "causal"), "step": 2}}))
@@ -102,6 +109,21 @@ def test_dataset_pages(client, served):
     img = np.asarray(Image.open(io.BytesIO(strip.content)))
     assert strip.headers["content-type"] == "image/png" and img.shape == (5 * 32, 32, 3)
     assert np.array_equal(img.reshape(5, 32, 32, 3), real["frames"][2:7])  # lossless, the stored frames
+
+
+def test_depth_and_segmentation_views(client):
+    from PIL import Image
+
+    page = client.get("/dataset/0/store_views")
+    assert "depth, segmentation" in page.text
+    ep = client.get("/episode/0/store_views?episode=0")
+    assert '<option value="depth">' in ep.text and '<option value="segmentation">' in ep.text
+    depth = np.asarray(Image.open(io.BytesIO(client.get("/api/frames/0/store_views?episode=0&count=2&view=depth")
+                                             .content)))
+    assert depth.shape == (64, 32, 3) and (depth[..., 0] == depth[..., 1]).all() and depth.std() > 0  # a grey ramp
+    seg = client.get("/api/frames/0/store_views?episode=0&count=1&view=segmentation")
+    assert len(np.unique(np.asarray(Image.open(io.BytesIO(seg.content))).reshape(-1, 3), axis=0)) == 7
+    assert client.get("/api/frames/0/store_views?episode=0&view=actions").status_code == 422
 
 
 def test_model_and_report_pages(client):

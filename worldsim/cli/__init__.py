@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "cache-latents": ("worldsim.cli.cache_latents", "encode a store's frames once with a VAE (faster training)"),
     "train": ("worldsim.cli.train", "train the text- and action-conditioned video DiT on stores"),
     "train-reward": ("worldsim.cli.train_reward", "train the reward and termination model DreamEnv uses"),
+    "distill-decoder": ("worldsim.cli.distill_decoder", "a light decoder for DreamEnv, distilled from the VAE's"),
     "recipe": ("worldsim.cli.recipe", "the reference pipeline: data, VAE, DiT, held-out evaluation, report"),
     "sample": ("worldsim.cli.sample", "generate video with a trained model (t2v, i2v, extend, rollout, ...)"),
     "eval": ("worldsim.cli.eval", "score a model on a held-out store: PSNR/SSIM, rollouts, dPSNR, IDM, text"),

@@ -319,4 +319,4 @@ class DreamCore:
     def decode(self, z: torch.Tensor) -> np.ndarray:
         """Latent frames (B, C, h, w) -> uint8 (B, H, W, 3)."""
         with autocast(self.device, self.precision):
-            return to_uint8(self.sampler.vae.decode(z[:, None])[:, 0])
+            return to_uint8(self.sampler.decode_frames(z[:, None])[:, 0])

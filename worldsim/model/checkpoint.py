@@ -100,9 +100,11 @@ def latest(run_dir: str | Path) -> Path | None:
 
 
 REQUIRED = {"dit": ("spec", "step", "vae", "frames", "height", "width", "train"), "vae": ("vae", "step"),
-            "reward": ("model", "step")}  # what loading each kind reads from meta.json
+            "reward": ("model", "step"),
+            "decoder": ("decoder", "latent_channels", "spatial", "step")}  # what loading each kind reads from meta.json
 KINDS = {"vae": "a VAE (worldsim train-vae)", "dit": "a world-model (worldsim train)",
-         "reward": "a reward model (worldsim train-reward)"}
+         "reward": "a reward model (worldsim train-reward)",
+         "decoder": "a light decoder (worldsim distill-decoder)"}
 
 
 def load_meta(ckpt: Path, kind: str | None = None) -> dict[str, Any]:

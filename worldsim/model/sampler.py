@@ -49,6 +49,7 @@ class WorldSampler:
     def __init__(self, model: WorldModel, vae: VideoVAE, meta: dict[str, Any], digest: str,
                  device: torch.device) -> None:
         self.model, self.vae, self.meta, self.digest, self.device = model, vae, meta, digest, device
+        self.light: Any = None  # a distilled light decoder (`use_decoder`); None: the VAE's own decoder
         self.k = model.spec.temporal
         self.frames = int(meta["frames"])  # trained window, in frames
         self.window = self.frames // self.k  # in latent frames
@@ -61,7 +62,11 @@ class WorldSampler:
         self.dream_steps = dream_steps_for(self.flow)
 
     @classmethod
-    def load(cls, path: str | Path, device: str | torch.device = "cpu", use_ema: bool = True) -> WorldSampler:
+    def load(cls, path: str | Path, device: str | torch.device = "cpu", use_ema: bool = True,
+             decoder: str = "full") -> WorldSampler:
+        """A trained world model. `decoder`: "full" (the VAE's decoder), "light" (the one `worldsim
+        distill-decoder` made for it, `<run>/decoder`; an error when there is none), "auto" (light when there is
+        one, else full), or the path of a light decoder run or checkpoint."""
         ck = C.resolve(path)
         meta = C.load_meta(ck, kind="dit")
         dev = torch.device(device)
@@ -69,7 +74,32 @@ class WorldSampler:
         model.load_state_dict(C.load_tensors(ck, "ema" if use_ema else "model"))
         vae = VideoVAE(VAEConfig(**meta["vae"]["config"]))
         vae.load_state_dict(C.load_tensors(ck, "vae"))
-        return cls(model.to(dev).eval(), vae.to(dev).eval(), meta, C.digest(ck), dev)
+        sampler = cls(model.to(dev).eval(), vae.to(dev).eval(), meta, C.digest(ck), dev)
+        sampler.use_decoder(decoder, ck)
+        return sampler
+
+    def use_decoder(self, decoder: str, ckpt: str | Path) -> None:
+        """Decode with the full VAE decoder or a light one (see `load`)."""
+        from worldsim.model.light_decoder import find_decoder, load_decoder
+
+        if decoder == "full":
+            self.light = None
+            return
+        found = find_decoder(ckpt) if decoder in ("auto", "light") else Path(decoder)
+        if found is None:
+            if decoder == "light":
+                raise InputError(f"no light decoder for {ckpt} (make one: worldsim distill-decoder ckpt={ckpt} "
+                                 "store=...)")
+            self.light = None
+            return
+        light = load_decoder(found, self.device)
+        if light.meta.get("vae_digest") != self.meta.get("vae", {}).get("digest"):
+            raise InputError(f"the light decoder {found} was distilled from another VAE than {ckpt}'s")
+        self.light = light
+
+    @property
+    def decoder_name(self) -> str:
+        return "full" if self.light is None else f"light ({self.light.meta['digest'][:12]})"
 
     # -- helpers ---------------------------------------------------------------------------------------------
     def example_prompt(self) -> str:
@@ -95,7 +125,16 @@ class WorldSampler:
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor) -> np.ndarray:
-        return to_uint8(self.vae.decode(z)[0])
+        return to_uint8(self.decode_frames(z)[0])
+
+    @torch.no_grad()
+    def decode_frames(self, z: torch.Tensor) -> torch.Tensor:
+        """Normalised latents (B, T', C, h, w) -> frames (B, T, 3, H, W) in [-1, 1], with the light decoder when one
+        is in use (per-frame VAEs only)."""
+        if self.light is None or self.k != 1:
+            return self.vae.decode(z)
+        b, t = z.shape[:2]
+        return self.light(z.flatten(0, 1)).unflatten(0, (b, t))
 
     def _check_size(self, height: int, width: int) -> tuple[int, int]:
         f = self.vae.cfg.spatial * self.model.spec.dit.patch
@@ -309,8 +348,11 @@ class WorldSampler:
 
     # -- output ---------------------------------------------------------------------------------------------
     def provenance(self, **extra: Any) -> dict[str, Any]:
-        return {"checkpoint": self.meta.get("step"), "checkpoint_digest": self.digest,
-                "stores": [s["digest"] for s in self.meta.get("stores", [])], **extra}
+        out = {"checkpoint": self.meta.get("step"), "checkpoint_digest": self.digest,
+               "stores": [s["digest"] for s in self.meta.get("stores", [])], **extra}
+        if self.light is not None:
+            out["light_decoder_digest"] = self.light.meta["digest"]
+        return out
 
     def write_video(self, frames: np.ndarray, path: str | Path, **extra: Any) -> Path:
         """An MP4 (or .npy frames) plus `<path>.json` with provenance (checkpoint digest, prompt, seed, ...)."""
