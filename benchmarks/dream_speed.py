@@ -1,7 +1,9 @@
-"""DreamVectorEnv steps per second beside the real voxel engine's, in the same run.
+"""DreamVectorEnv steps per second beside the real voxel engine's, in the same run; with --store, the quality of
+each configuration on held-out episodes beside the same model sampled with 8 Euler steps and the full decoder.
 
     python benchmarks/dream_speed.py                               # builds an untrained tiny causal model at 64x64
     python benchmarks/dream_speed.py --checkpoint runs/dit --batches 1 32 --steps 1 2 4
+    python benchmarks/dream_speed.py --checkpoint runs/dit --decoders full light --store data/heldout
     python benchmarks/dream_speed.py --device cuda --batches 1 32 256
 
 A dream step = the action in, `steps` Euler steps of the DiT over the new frame (with the KV cache of the context
@@ -9,7 +11,9 @@ frames when the model is frame-causal, else over the whole window), the VAE deco
 model when there is one. Speed does not depend on the weights, so without --checkpoint the script makes a tiny store,
 trains a VAE and a tiny-preset DiT (model.attention=causal) for one step each, and times that. The engine is
 `worldsim/Voxel-v0` at the same size under random actions. Prints a markdown table (steps/s are env steps: batch x
-batch steps per second).
+batch steps per second). Quality (--store): next-frame PSNR on --windows held-out windows and rollout PSNR and dPSNR at
+horizon 16 on --episodes held-out episodes (worldsim eval's definitions), for each (Euler steps, decoder), beside the
+reference of 8 Euler steps with the full decoder; the targets are within 0.5 dB (next frame) and 1 dB (horizon 16).
 """
 
 from __future__ import annotations
@@ -40,11 +44,12 @@ def make_checkpoint(root: Path, size: int, attention: str) -> Path:
     return root / "dit"
 
 
-def time_dream(checkpoint: str, batch: int, steps: int, device: str, seconds: float) -> float:
+def time_dream(checkpoint: str, batch: int, steps: int, device: str, seconds: float, decoder: str = "full"
+               ) -> float:
     from worldsim.dream.env import DreamVectorEnv
 
     env = DreamVectorEnv.from_checkpoint(checkpoint, num_envs=batch, steps=steps, device=device,
-                                         max_episode_steps=None)
+                                         max_episode_steps=None, decoder=decoder)
     env.reset(seed=0)
     env.action_space.seed(0)
     acts = [env.action_space.sample() for _ in range(8)]
@@ -57,6 +62,22 @@ def time_dream(checkpoint: str, batch: int, steps: int, device: str, seconds: fl
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     return batch * n / (time.perf_counter() - t0)
+
+
+def quality(checkpoint: str, store: str, steps: int, decoder: str, windows: int, episodes: int) -> dict:
+    """Next-frame PSNR and rollout PSNR / dPSNR at horizon 16 of one (steps, decoder) on a held-out store."""
+    from worldsim.eval.metrics import check_store, horizon_metrics, next_frame_metrics, pick_episodes, rollouts
+    from worldsim.model.sampler import WorldSampler
+    from worldsim.train.data import StoreSet
+
+    s = WorldSampler.load(checkpoint, decoder=decoder)
+    with torch.no_grad():
+        nf = next_frame_metrics(s, StoreSet([store], s.frames, "all"), count=windows, steps=steps)
+        info = check_store(s, store)
+        rolls = rollouts(s, store, pick_episodes(info["episodes"], episodes), [16], steps, seed=0)
+    h16 = horizon_metrics(rolls, [16])["horizons"]["16"] or {}
+    return {"next": nf["next_frame_psnr"], "copy": nf["copy_last_frame_psnr"], "r16": h16.get("model_psnr"),
+            "d16": h16.get("dpsnr")}
 
 
 def time_engine(size: int, seconds: float) -> float:
@@ -82,6 +103,10 @@ def main() -> None:
     ap.add_argument("--attention", default="causal", help="attention of the built checkpoint: causal | full")
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 32])
     ap.add_argument("--steps", type=int, nargs="+", default=[1, 2, 4], help="Euler steps per frame")
+    ap.add_argument("--decoders", nargs="+", default=["full"], help="full | light (worldsim distill-decoder)")
+    ap.add_argument("--store", help="a held-out store of the model's game: also measure quality")
+    ap.add_argument("--windows", type=int, default=64, help="held-out windows for next-frame PSNR (--store)")
+    ap.add_argument("--episodes", type=int, default=8, help="held-out episodes for rollouts (--store)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--seconds", type=float, default=5.0, help="time per measurement")
     args = ap.parse_args()
@@ -99,8 +124,14 @@ def main() -> None:
         rows = []
         for b in args.batches:
             for st in args.steps:
-                rows.append((b, st, time_dream(ckpt, b, st, args.device, args.seconds)))
+                for dec in args.decoders:
+                    rows.append((b, st, dec, time_dream(ckpt, b, st, args.device, args.seconds, dec)))
         engine_b = time_engine(size[1], args.seconds)
+        qual = {}
+        if args.store:
+            for st, dec in [(8, "full"), *[(st, dec) for st in args.steps for dec in args.decoders]]:
+                if (st, dec) not in qual:
+                    qual[(st, dec)] = quality(ckpt, args.store, st, dec, args.windows, args.episodes)
     engine = (engine_a + engine_b) / 2
     print(f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
           f"threads {torch.get_num_threads()}, device {args.device}")
@@ -109,10 +140,20 @@ def main() -> None:
           f"{size[0]}x{size[1]}, context {max(s.window - 1, 1)} frames")
     print(f"real engine (worldsim/Voxel-v0, random actions): {engine:.0f} steps/s "
           f"(before {engine_a:.0f}, after {engine_b:.0f})\n")
-    print("| batch | Euler steps | dream steps/s | x real engine |")
-    print("|---:|---:|---:|---:|")
-    for b, st, sps in rows:
-        print(f"| {b} | {st} | {sps:.1f} | {sps / engine:.2f} |")
+    print("| batch | Euler steps | decoder | dream steps/s | x real engine |")
+    print("|---:|---:|---|---:|---:|")
+    for b, st, dec, sps in rows:
+        print(f"| {b} | {st} | {dec} | {sps:.1f} | {sps / engine:.2f} |")
+    if qual:
+        ref = qual[(8, "full")]
+        print(f"\nquality on {args.store} ({args.windows} windows, {args.episodes} episodes; copy-last next frame "
+              f"{ref['copy']:.2f} dB); reference: 8 Euler steps, full decoder\n")
+        print("| Euler steps | decoder | next-frame PSNR (vs ref) | rollout PSNR @16 (vs ref) | dPSNR @16 |")
+        print("|---:|---|---:|---:|---:|")
+        for (st, dec), q in qual.items():
+            r16 = "n/a" if q["r16"] is None else f"{q['r16']:.2f} ({q['r16'] - ref['r16']:+.2f})"
+            d16 = "n/a" if q["d16"] is None else f"{q['d16']:.2f}"
+            print(f"| {st} | {dec} | {q['next']:.2f} ({q['next'] - ref['next']:+.2f}) | {r16} | {d16} |")
     print(f"\n(numpy {np.__version__})")
 
 
