@@ -307,9 +307,13 @@ def _ppo(env: gym.Env, seed: int, n_steps: int) -> Any:
         from stable_baselines3 import PPO
     except ImportError:
         raise GameError("policy=ppo needs stable-baselines3: pip install 'worldsim[rl]'") from None
+    from stable_baselines3.common.logger import Logger
+
     small = min(env.observation_space.shape[:2]) < 36  # NatureCNN needs frames of at least 36 pixels
-    return PPO("MlpPolicy" if small else "CnnPolicy", env, n_steps=n_steps, batch_size=min(64, n_steps),
-               n_epochs=4, seed=seed, device="cpu", verbose=0)
+    model = PPO("MlpPolicy" if small else "CnnPolicy", env, n_steps=n_steps, batch_size=min(64, n_steps),
+                n_epochs=4, seed=seed, device="cpu", verbose=0)
+    model.set_logger(Logger(folder=None, output_formats=[]))  # SB3's default makes an empty folder in /tmp per run
+    return model
 
 
 def _data_policy_env(job: Any) -> tuple[GameSource, FramesEnv]:

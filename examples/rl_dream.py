@@ -178,6 +178,9 @@ def train_ppo(venv: VecEnv, args: argparse.Namespace, log: str) -> tuple[Any, di
                 ent_coef=0.01, gamma=0.99, gae_lambda=0.95, clip_range=0.2, seed=args.seed, device="cpu", verbose=0)
     returns: list[float] = []
     start = time.time()
+    from stable_baselines3.common.logger import Logger
+
+    model.set_logger(Logger(folder=None, output_formats=[]))  # SB3's default makes an empty folder in /tmp
     model.learn(total_timesteps=args.steps, callback=Progress(log, returns, args.steps))
     venv.close()
     tail = returns[-20:]

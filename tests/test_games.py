@@ -202,6 +202,9 @@ def test_a_tiny_dream_of_an_atari_store_has_the_games_spaces(tmp_path):
         env = DreamEnv.from_checkpoint(dit, precision="fp32", max_episode_steps=8)
     agent = PPO("MlpPolicy", DummyVecEnv([lambda: env]), n_steps=16, batch_size=8, n_epochs=1, seed=0,
                 device="cpu")
+    from stable_baselines3.common.logger import Logger
+
+    agent.set_logger(Logger(folder=None, output_formats=[]))  # no empty SB3 folder left in /tmp
     agent.learn(total_timesteps=16)
     action, _ = agent.predict(env.reset(seed=1)[0], deterministic=True)
     assert env.action_space.contains(int(action))

@@ -126,6 +126,9 @@ def test_ppo_trained_in_a_dream_acts_in_the_engine(runs):
 
     model = PPO("MlpPolicy", EpisodeLengths(dream), n_steps=64, batch_size=32, n_epochs=1, seed=0, device="cpu",
                 policy_kwargs={"net_arch": [16]})
+    from stable_baselines3.common.logger import Logger
+
+    model.set_logger(Logger(folder=None, output_formats=[]))  # no empty SB3 folder left in /tmp
     model.learn(total_timesteps=256)
     # our env's behaviour under PPO: without a reward model nothing terminates, so every episode is truncated at
     # the dream's own horizon, 16 episodes of 16 steps in 256
