@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import warnings
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -226,3 +227,21 @@ def test_refusals_are_one_line_errors_before_anything_is_written(tmp_path, capsy
     monkeypatch.setattr(G, "GAME_PACKAGES", [("Fake-", "no_such_game_module", "fake-game"), *G.GAME_PACKAGES])
     with pytest.raises(GameError, match=r"needs the game package 'fake-game'.*worldsim\[games\]"):
         register_game("Fake-Game-v0")
+
+
+RECIPES = sorted(p.stem for p in (Path(__file__).parents[1] / "configs" / "recipe").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_every_recipe_config_composes_its_stages(name):
+    """Each reference recipe (configs/recipe/) composes, and its data stages name an env `generate` can make."""
+    from worldsim.cli import compose
+    from worldsim.cli.recipe import overrides
+
+    r = compose("recipe", [f"recipe={name}"]).recipe
+    for stage in ("generate", "heldout"):
+        gen = compose("generate", [*overrides(r[stage]), "out=/nonexistent"])
+        env = str(r[stage].env)
+        assert gen.env.id == ({"voxel": "worldsim/Voxel-v0", "physics": "worldsim/Physics-v0"}.get(env, env))
+    for command, stage in (("train-vae", "train_vae"), ("train", "train"), ("eval", "eval")):
+        compose(command, [*overrides(r[stage]), *(overrides(r.model, "model.") if stage == "train" else [])])
