@@ -904,3 +904,21 @@ def test_self_forcing_trains_on_the_models_own_context():
     assert np.isfinite(forced[0]) and forced[1].abs().sum() > 0
     assert forced[0] == again[0] and torch.equal(forced[1], again[1])
     assert forced[0] != base[0]
+
+
+def test_vae_motion_weight_weighs_what_moves(tmp_path, tiny_pipeline):
+    """train-vae motion_weight=W: pixels that change between consecutive frames (grown by one pixel) weigh 1 + W."""
+    from worldsim.cli import main as cli
+    from worldsim.model import checkpoint as C
+    from worldsim.train.train_vae import motion_weights
+
+    x = -torch.ones(1, 2, 3, 8, 8)
+    x[0, 1, :, 4, 4] = 1.0  # a one-pixel ball appears
+    w = motion_weights(x, 9.0)
+    assert w.shape == (1, 1, 1, 8, 8)
+    assert w[0, 0, 0, 4, 4] == 10 and w[0, 0, 0, 3, 5] == 10 and w[0, 0, 0, 0, 0] == 1
+    out = tmp_path / "vae"
+    assert cli(["train-vae", f"store={tiny_pipeline['store']}", f"out={out}", "steps=2", "batch_size=4",
+                "eval_every=2", "save_every=2", "val_windows=2", "warmup=1", "device=cpu", "motion_weight=20",
+                *TINY_VAE]) == 0
+    assert C.load_meta(C.resolve(out))["train"]["motion_weight"] == 20

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 
 from worldsim.cli import build
+from worldsim.errors import InputError
 
 
 def main(raw) -> int:
@@ -26,6 +27,8 @@ def main(raw) -> int:
     node["vae"] = build(VAEConfig, raw.vae, "vae config")
     cfg = build(TrainVAEConfig, node, "train-vae config")
     positive(cfg, "steps", "batch_size", "log_every", "eval_every", "save_every", "val_windows")
+    if cfg.motion_weight < 0:
+        raise InputError(f"motion_weight must be >= 0, got {cfg.motion_weight}")
     result = train_vae(cfg)
     print(json.dumps({"out": cfg.out, **result}))
     return 0
