@@ -54,6 +54,10 @@ def served(tiny_pipeline, tmp_path_factory):
     badck.mkdir(parents=True)
     (badck.parent / "latest").write_text("step_1")
     (badck / "meta.json").write_text("{not json")
+    evil = root / "evil_run" / "checkpoints" / "step_1"
+    evil.mkdir(parents=True)
+    (evil.parent / "latest").write_text("step_1")
+    (evil / "meta.json").write_text(json.dumps({"kind": "<script>alert(1)</script>", "step": 1}))
     (root / "secret.pkl").write_bytes(b"not served")
     return root
 
@@ -146,6 +150,9 @@ def test_bad_items_show_an_error_and_the_server_goes_on(client):
     assert client.get("/episode/0/store?episode=99").status_code == 422
     assert client.get("/episode/0/store?episode=abc").status_code == 422
     assert client.get("/").status_code == 200
+    for page in ("/models", "/model/0/evil_run"):  # what files say is text, never markup
+        text = client.get(page).text
+        assert "<script>alert(1)" not in text and "&lt;script&gt;alert(1)" in text, page
 
 
 @pytest.mark.parametrize("path", ["/file/0/..%2f..%2fetc%2fpasswd", "/file/0/%2e%2e/%2e%2e/etc/passwd",

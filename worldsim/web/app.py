@@ -122,7 +122,7 @@ class App:
         for it in self.catalog.items("store"):
             try:
                 c = K.store_card(it.path)
-                rows.append([f'<a href="{self.link("dataset", it)}">{e(self.label(it))}</a>', c["episodes"],
+                rows.append([f'<a href="{self.link("dataset", it)}">{e(self.label(it))}</a>', e(c["episodes"]),
                              c["frames"], ", ".join(c["resolutions"]), ", ".join(c["env_ids"]), c["policy"],
                              c["job_seed"], (c["digest"] or "")[:12]])
             except _bad_item_errors() as err:
@@ -198,7 +198,7 @@ class App:
         for it in self.catalog.items("run"):
             try:
                 s = K.run_summary(it.path)
-                rows.append([f'<a href="{self.link("model", it)}">{e(self.label(it))}</a>', s["kind"], s["step"],
+                rows.append([f'<a href="{self.link("model", it)}">{e(self.label(it))}</a>', e(s["kind"]), s["step"],
                              f"{s['params'] / 1e6:.2f}M", ", ".join(x["url"] or "?" for x in s["stores"])[:120]])
             except _bad_item_errors() as err:
                 rows.append([f'<a href="{self.link("model", it)}">{e(self.label(it))}</a>',
