@@ -326,6 +326,25 @@ def _data_policy_env(job: Any) -> tuple[GameSource, FramesEnv]:
     return src, FramesEnv(src, shape, max(int(job.steps), 1))
 
 
+def _progress(total: int) -> Any:
+    """A progress bar over PPO's env steps (training the data policy takes minutes)."""
+    from stable_baselines3.common.callbacks import BaseCallback
+    from tqdm import tqdm
+
+    class Bar(BaseCallback):
+        def _on_training_start(self) -> None:
+            self.bar = tqdm(total=total, desc="policy=ppo: training the agent", unit="step")
+
+        def _on_step(self) -> bool:
+            self.bar.update(self.training_env.num_envs)
+            return True
+
+        def _on_training_end(self) -> None:
+            self.bar.close()
+
+    return Bar()
+
+
 def train_data_policy(job: Any) -> dict[str, np.ndarray]:
     """PPO (stable-baselines3) trained in the game for `job.ppo_steps` env steps on the frames the job records,
     seeded by the job's seed, on one torch thread (the same job trains the same weights). Returns its policy's
@@ -337,7 +356,7 @@ def train_data_policy(job: Any) -> dict[str, np.ndarray]:
     torch.set_num_threads(1)
     try:
         model = _ppo(env, int(job.seed), n_steps=min(256, max(int(job.ppo_steps), 16)))
-        model.learn(total_timesteps=int(job.ppo_steps))
+        model.learn(total_timesteps=int(job.ppo_steps), callback=_progress(int(job.ppo_steps)))
         return {k: v.detach().cpu().numpy().copy() for k, v in model.policy.state_dict().items()}
     finally:
         torch.set_num_threads(threads)
