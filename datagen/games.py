@@ -378,6 +378,7 @@ class PPODataPolicy:
 
         key = id(job.ppo_state)
         if key not in _POLICIES:  # once per worker and job
+            torch.set_num_threads(1)  # one thread per recording worker: no oversubscription, the same actions anywhere
             shape = src.reset(seed=int(job.seed))[0].shape
             model = _ppo(FramesEnv(src, shape, max(int(job.steps), 1)), int(job.seed), n_steps=16)
             model.policy.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in job.ppo_state.items()})
