@@ -44,12 +44,12 @@ def make_checkpoint(root: Path, size: int, attention: str) -> Path:
     return root / "dit"
 
 
-def time_dream(checkpoint: str, batch: int, steps: int, device: str, seconds: float, decoder: str = "full"
-               ) -> float:
+def time_dream(checkpoint: str, batch: int, steps: int, device: str, seconds: float, decoder: str = "full",
+               context: int | None = None) -> float:
     from worldsim.dream.env import DreamVectorEnv
 
     env = DreamVectorEnv.from_checkpoint(checkpoint, num_envs=batch, steps=steps, device=device,
-                                         max_episode_steps=None, decoder=decoder)
+                                         max_episode_steps=None, decoder=decoder, context=context)
     env.reset(seed=0)
     env.action_space.seed(0)
     acts = [env.action_space.sample() for _ in range(8)]
@@ -64,13 +64,17 @@ def time_dream(checkpoint: str, batch: int, steps: int, device: str, seconds: fl
     return batch * n / (time.perf_counter() - t0)
 
 
-def quality(checkpoint: str, store: str, steps: int, decoder: str, windows: int, episodes: int) -> dict:
-    """Next-frame PSNR and rollout PSNR / dPSNR at horizon 16 of one (steps, decoder) on a held-out store."""
+def quality(checkpoint: str, store: str, steps: int, decoder: str, windows: int, episodes: int,
+            context: int | None = None) -> dict:
+    """Next-frame PSNR and rollout PSNR / dPSNR at horizon 16 of one (steps, decoder, context) on a held-out store;
+    a shorter context is a shorter sampling window (`context` + 1 latent frames), as DreamEnv's `context=`."""
     from worldsim.eval.metrics import check_store, horizon_metrics, next_frame_metrics, pick_episodes, rollouts
     from worldsim.model.sampler import WorldSampler
     from worldsim.train.data import StoreSet
 
     s = WorldSampler.load(checkpoint, decoder=decoder)
+    if context is not None:
+        s.window = min(s.window, context + 1)
     with torch.no_grad():
         nf = next_frame_metrics(s, StoreSet([store], s.frames, "all"), count=windows, steps=steps)
         info = check_store(s, store)
@@ -104,6 +108,8 @@ def main() -> None:
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 32])
     ap.add_argument("--steps", type=int, nargs="+", default=[1, 2, 4], help="Euler steps per frame")
     ap.add_argument("--decoders", nargs="+", default=["full"], help="full | light (worldsim distill-decoder)")
+    ap.add_argument("--contexts", type=int, nargs="+", default=[None],
+                    help="latent context frames to measure (default: the trained window minus one)")
     ap.add_argument("--store", help="a held-out store of the model's game: also measure quality")
     ap.add_argument("--windows", type=int, default=64, help="held-out windows for next-frame PSNR (--store)")
     ap.add_argument("--episodes", type=int, default=8, help="held-out episodes for rollouts (--store)")
@@ -125,13 +131,15 @@ def main() -> None:
         for b in args.batches:
             for st in args.steps:
                 for dec in args.decoders:
-                    rows.append((b, st, dec, time_dream(ckpt, b, st, args.device, args.seconds, dec)))
+                    for ctx in args.contexts:
+                        rows.append((b, st, dec, ctx, time_dream(ckpt, b, st, args.device, args.seconds, dec, ctx)))
         engine_b = time_engine(size[1], args.seconds)
         qual = {}
         if args.store:
-            for st, dec in [(8, "full"), *[(st, dec) for st in args.steps for dec in args.decoders]]:
-                if (st, dec) not in qual:
-                    qual[(st, dec)] = quality(ckpt, args.store, st, dec, args.windows, args.episodes)
+            for st, dec, ctx in [(8, "full", None), *[(st, dec, ctx) for st in args.steps for dec in args.decoders
+                                                      for ctx in args.contexts]]:
+                if (st, dec, ctx) not in qual:
+                    qual[(st, dec, ctx)] = quality(ckpt, args.store, st, dec, args.windows, args.episodes, ctx)
     engine = (engine_a + engine_b) / 2
     print(f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
           f"threads {torch.get_num_threads()}, device {args.device}")
@@ -140,20 +148,22 @@ def main() -> None:
           f"{size[0]}x{size[1]}, context {max(s.window - 1, 1)} frames")
     print(f"real engine (worldsim/Voxel-v0, random actions): {engine:.0f} steps/s "
           f"(before {engine_a:.0f}, after {engine_b:.0f})\n")
-    print("| batch | Euler steps | decoder | dream steps/s | x real engine |")
-    print("|---:|---:|---|---:|---:|")
-    for b, st, dec, sps in rows:
-        print(f"| {b} | {st} | {dec} | {sps:.1f} | {sps / engine:.2f} |")
+    default_ctx = max(s.window - 1, 1)
+    print("| batch | Euler steps | decoder | context | dream steps/s | x real engine |")
+    print("|---:|---:|---|---:|---:|---:|")
+    for b, st, dec, ctx, sps in rows:
+        print(f"| {b} | {st} | {dec} | {ctx or default_ctx} | {sps:.1f} | {sps / engine:.2f} |")
     if qual:
-        ref = qual[(8, "full")]
+        ref = qual[(8, "full", None)]
         print(f"\nquality on {args.store} ({args.windows} windows, {args.episodes} episodes; copy-last next frame "
               f"{ref['copy']:.2f} dB); reference: 8 Euler steps, full decoder\n")
-        print("| Euler steps | decoder | next-frame PSNR (vs ref) | rollout PSNR @16 (vs ref) | dPSNR @16 |")
-        print("|---:|---|---:|---:|---:|")
-        for (st, dec), q in qual.items():
+        print("| Euler steps | decoder | context | next-frame PSNR (vs ref) | rollout PSNR @16 (vs ref) | dPSNR @16 |")
+        print("|---:|---|---:|---:|---:|---:|")
+        for (st, dec, ctx), q in qual.items():
             r16 = "n/a" if q["r16"] is None else f"{q['r16']:.2f} ({q['r16'] - ref['r16']:+.2f})"
             d16 = "n/a" if q["d16"] is None else f"{q['d16']:.2f}"
-            print(f"| {st} | {dec} | {q['next']:.2f} ({q['next'] - ref['next']:+.2f}) | {r16} | {d16} |")
+            print(f"| {st} | {dec} | {ctx or default_ctx} | {q['next']:.2f} ({q['next'] - ref['next']:+.2f}) | {r16} | "
+                  f"{d16} |")
     print(f"\n(numpy {np.__version__})")
 
 
