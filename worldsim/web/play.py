@@ -124,7 +124,8 @@ class PlaySession:
                              f"{self.dream.action_space} differs from the engine's {space})")
         self._reset(self.seed)
         return {"width": width, "height": height, "engine": self.engine, "dream": self.dream is not None,
-                "reward_model": self.has_reward, "controls": self.help()}
+                "reward_model": self.has_reward, "controls": self.help(),
+                "decoder": self.dream.sampler.decoder_name if self.dream is not None else None}
 
     def help(self) -> str:
         if self.engine == "voxel":

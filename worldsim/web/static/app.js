@@ -158,7 +158,7 @@ function playPage(pd) {
           size = msg; hasDream = msg.dream;
           for (const c of Object.values(views)) { c.width = msg.width; c.height = msg.height; }
           $("#dream-pane").hidden = !hasDream;
-          $("#controls-help").textContent = msg.controls + (msg.dream && !msg.reward_model ? " (this model has no reward model: the dream's reward is n/a)" : "");
+          $("#controls-help").textContent = msg.controls + (msg.dream ? `; the dream decodes with the ${msg.decoder} decoder` : "") + (msg.dream && !msg.reward_model ? " (this model has no reward model: the dream's reward is n/a)" : "");
           $("#resync").disabled = !hasDream; $("#new-episode").disabled = false;
           views.engine.focus();
         } else if (msg.type === "frame") stats = msg.stats;
