@@ -183,6 +183,7 @@ def test_play_steps_engine_and_dream_with_the_same_keys(client):
         ws.send_json({"type": "start", "engine": "voxel", "task": "explore", "seed": 5, "ckpt": "0/causal"})
         ready = ws.receive_json()
         assert ready["type"] == "ready" and ready["dream"] and (ready["width"], ready["height"]) == (32, 32)
+        assert ready["decoder"] == "full"  # no light decoder distilled for this model
         _, first = _frames(ws, 2)
         assert np.array_equal(first[0], first[1]) or np.abs(first[0].astype(int) - first[1]).mean() < 40
         for _ in range(3):
