@@ -10,28 +10,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import sys
-import threading
 import time
 from pathlib import Path
 
 
 def _serve(root: Path) -> tuple[str, object]:
-    import uvicorn
+    from worldsim.web.app import create_app, serve_in_thread
 
-    from worldsim.web.app import create_app
-
-    app = create_app([str(root)], max_sessions=2)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           ws="websockets-sansio"))
-    threading.Thread(target=server.run, daemon=True).start()
-    while not server.started:
-        time.sleep(0.05)
-    return f"ws://127.0.0.1:{port}/ws/play", server
+    base, server = serve_in_thread(create_app([str(root)], max_sessions=2))
+    return base.replace("http://", "ws://") + "/ws/play", server
 
 
 def run(ws_url: str, start: dict, steps: int, warmup: int = 10) -> dict:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import socket
-import threading
 import time
 from pathlib import Path
 
@@ -25,25 +23,15 @@ def main() -> int:
     p.add_argument("--out", default="docs/images")
     p.add_argument("--prompt", default="")
     args = p.parse_args()
-    import uvicorn
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
-    from worldsim.web.app import create_app
+    from worldsim.web.app import create_app, serve_in_thread
 
-    app = create_app([args.root])
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           ws="websockets-sansio"))
-    threading.Thread(target=server.run, daemon=True).start()
-    while not server.started:
-        time.sleep(0.05)
-    base = f"http://127.0.0.1:{port}"
+    base, server = serve_in_thread(create_app([args.root]))
     opts = webdriver.ChromeOptions()
     opts.binary_location = shutil.which("chromium")
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",

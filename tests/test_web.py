@@ -9,8 +9,6 @@ import io
 import json
 import os
 import shutil
-import socket
-import threading
 import time
 from pathlib import Path
 
@@ -280,23 +278,12 @@ def browser_server(served, tmp_path_factory):
             pytest.fail("chromium and chromedriver are required (scripts/setup.sh installs them)")
         pytest.skip("chromium / chromedriver not installed (scripts/setup.sh installs them)")
     pytest.importorskip("selenium")
-    import uvicorn
+    from worldsim.web.app import serve_in_thread
 
-    app = create_app([str(served)], out=tmp_path_factory.mktemp("generated_b"), max_sessions=2)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws="websockets-sansio")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(200):
-        if server.started:
-            break
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
+    base, server = serve_in_thread(create_app([str(served)], out=tmp_path_factory.mktemp("generated_b"),
+                                              max_sessions=2))
+    yield base
     server.should_exit = True
-    thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")

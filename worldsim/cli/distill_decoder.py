@@ -21,18 +21,11 @@ from worldsim.errors import InputError
 
 
 def main(raw) -> int:
-    from omegaconf import OmegaConf
-
-    from worldsim.cli.common_train import as_list, positive
+    from worldsim.cli.common_train import ckpt_and_stores, positive
     from worldsim.model.light_decoder import LightDecoderConfig
     from worldsim.train.train_decoder import TrainDecoderConfig, train_decoder
 
-    if OmegaConf.is_missing(raw, "ckpt") or not raw.ckpt:
-        raise InputError("ckpt is required (ckpt=RUN_DIR of worldsim train, or one of its checkpoints)")
-    if OmegaConf.is_missing(raw, "store"):
-        raise InputError("store is required (store=PATH or store=[PATH,PATH])")
-    node = dict(raw)
-    node["store"] = as_list(raw.store, "store")
+    node = ckpt_and_stores(raw)
     node["decoder"] = build(LightDecoderConfig, raw.decoder, "decoder config")
     cfg = build(TrainDecoderConfig, node, "distill-decoder config")
     positive(cfg, "steps", "batch_size", "lr", "log_every", "val_frames")

@@ -28,18 +28,11 @@ from worldsim.errors import InputError
 
 
 def main(raw) -> int:
-    from omegaconf import OmegaConf
-
-    from worldsim.cli.common_train import as_list, positive
+    from worldsim.cli.common_train import ckpt_and_stores, positive
     from worldsim.model.reward import RewardConfig
     from worldsim.train.train_reward import TrainRewardConfig, train_reward
 
-    if OmegaConf.is_missing(raw, "ckpt") or not raw.ckpt:
-        raise InputError("ckpt is required (ckpt=RUN_DIR of worldsim train, or one of its checkpoints)")
-    if OmegaConf.is_missing(raw, "store"):
-        raise InputError("store is required (store=PATH or store=[PATH,PATH])")
-    node = dict(raw)
-    node["store"] = as_list(raw.store, "store")
+    node = ckpt_and_stores(raw)
     node["model"] = build(RewardConfig, raw.model, "reward model config")
     cfg = build(TrainRewardConfig, node, "train-reward config")
     positive(cfg, "steps", "batch_size", "seq_len", "log_every", "encode_batch", "lr", "pos_weight")

@@ -666,3 +666,25 @@ def create_app(roots: list[str] | Roots, out: str | Path | None = None, max_sess
     app = Starlette(routes=routes)
     app.state.worldsim = a
     return app
+
+
+def serve_in_thread(app: Starlette, host: str = "127.0.0.1") -> tuple[str, Any]:
+    """Run `app` with uvicorn on a free port of `host` in a daemon thread (tests, benchmarks, screenshots); returns
+    its base URL and the server (`server.should_exit = True` stops it)."""
+    import socket
+    import time
+
+    import uvicorn
+
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", ws="websockets-sansio"))
+    threading.Thread(target=server.run, daemon=True).start()
+    for _ in range(600):
+        if server.started:
+            break
+        time.sleep(0.05)
+    else:
+        raise RuntimeError(f"the server on {host}:{port} did not start within 30 s")
+    return f"http://{host}:{port}", server
