@@ -24,6 +24,8 @@ from worldsim.model.memory import MEMORY_BANK, MEMORY_EXTRA, chain, recall, wind
 from worldsim.model.sampler import WorldSampler, check_guidance
 from worldsim.runtime import autocast
 
+MEMORY_CONTEXT = 4  # default context (latent frames) of a model with pose memory
+
 
 class DreamCore:
     """Rows of dreamed trajectories stepped in one batched model call.
@@ -34,7 +36,8 @@ class DreamCore:
         steps: Euler steps per frame (each is one model pass); None: the checkpoint's `WorldSampler.dream_steps`
             (1 for a model trained at pure noise, whose one step is its estimate of the next frame's mean; else 4).
         cfg_actions: classifier-free guidance scale on the new frame's action (1 = off; > 1 doubles the batch).
-        context: latent frames the new frame sees (default: the trained window minus one).
+        context: latent frames the new frame sees (default: the trained window minus one; at most MEMORY_CONTEXT for
+            a model with pose memory, whose bank carries what is older).
         context_t: noise level of context frames (training draws U(0, flow.context_noise)).
         precision: bf16 (autocast) or fp32.
     """
@@ -51,7 +54,12 @@ class DreamCore:
         check_guidance(cfg_actions=cfg_actions)
         self.rows, self.steps, self.context_t, self.precision = rows, steps, context_t, precision
         self.cfg_actions = cfg_actions
-        self.context = int(context) if context is not None else max(sampler.window - 1, 1)  # 0 is refused, not 7
+        self.memory = bool(self.model.spec.dit.memory)
+        # default: the trained window minus one; with pose memory at most MEMORY_CONTEXT (the bank, not the context,
+        # brings back what was seen earlier: docs/benchmarks.md, 1.4x faster with both quality targets and revisit held)
+        default = max(sampler.window - 1, 1)
+        self.context = int(context) if context is not None else (min(default, MEMORY_CONTEXT) if self.memory
+                                                                 else default)  # 0 is refused, not 7
         if not 1 <= self.context <= 64:
             raise InputError(f"context must be between 1 and 64 latent frames, got {self.context}")
         self.cached = self.model.spec.dit.attention == "causal"
@@ -75,7 +83,6 @@ class DreamCore:
         self.cache: list | None = None  # per block (k, v) (rows, H, (context - 1) N, hd): frames before the newest
         # pose memory (model.memory, worldsim/model/memory.py): up to MEMORY_BANK earlier clean frames per row, newest
         # last, with the map from the newest frame's view into each; and the memory each context frame was given
-        self.memory = bool(self.model.spec.dit.memory)
         k = MEMORY_BANK if self.memory else 0
         self.bank = torch.zeros(rows, k, c, self.h, self.w, device=self.device)
         self.bank_map = torch.eye(3, device=self.device).repeat(rows, k, 1, 1)
