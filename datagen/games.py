@@ -132,7 +132,7 @@ class GameSource:
             raise GameError(f"env {env_id!r}: its observation {env.observation_space} is not an RGB image and it "
                             "does not render rgb_array frames")
         self.action_space = env.action_space
-        meanings = self._meanings()
+        meanings = self.action_meanings()
         try:
             self.spec = spec_from_space(env.action_space, labels=meanings)
         except ValueError as err:
@@ -159,7 +159,7 @@ class GameSource:
             raise GameError(f"env {env_id!r} with kwargs {kwargs}: {err}") from None
         return cls(env, env_id, kwargs, width, height)
 
-    def _meanings(self) -> list[str] | None:
+    def action_meanings(self) -> list[str] | None:
         get = getattr(self.env.unwrapped, "get_action_meanings", None)
         if isinstance(self.env.action_space, spaces.Discrete) and callable(get):
             names = [str(m) for m in get()]
@@ -228,7 +228,7 @@ class GameSource:
             version = getattr(importlib.import_module(top), "__version__", "unknown")
         deterministic, why = self.deterministic()
         out: dict[str, Any] = {"env_id": self.env_id, "kwargs": _plain(self.kwargs) or {}, "package": dist,
-                               "package_version": version, "action_meanings": self._meanings(),
+                               "package_version": version, "action_meanings": self.action_meanings(),
                                "observation": "observation" if self.from_obs else "render(rgb_array)",
                                "deterministic": deterministic, "determinism": why}
         game = self.env.unwrapped

@@ -40,7 +40,7 @@ from worldsim.web.pages import (
     url,
 )
 from worldsim.web.paths import Forbidden, NotFound, Roots
-from worldsim.web.play import ENGINES, PHYSICS_TASKS, VOXEL_TASKS, PlaySession
+from worldsim.web.play import ENGINES, PlaySession, engine_tasks
 
 STATIC = Path(__file__).with_name("static")
 SERVED_SUFFIXES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
@@ -98,8 +98,10 @@ class App:
         self._digests: dict[tuple[str, int], str] = {}
 
     # ---- helpers ----
-    def item_path(self, root: int, rel: str) -> Path:
-        return self.roots.resolve(root, rel)
+    def resolve_key(self, key: str, what: str) -> Path:
+        """The path an item key names (`<root>/<rel>`, as the pages send it), through the roots' check."""
+        root, _, rel = str(key).partition("/")
+        return self.roots.resolve(_int(root, f"{what} root"), rel)
 
     def link(self, kind: str, item: K.Item) -> str:
         return url(f"/{kind}", str(item.root), item.rel)
@@ -136,7 +138,7 @@ class App:
 
     def dataset(self, request: Request) -> str:
         root, rel = request.path_params["root"], request.path_params["path"]
-        path = self.item_path(root, rel)
+        path = self.roots.resolve(root, rel)
         c = K.store_card(path)
         eps = K.store_episodes(path)
         gen = c["generator"]
@@ -146,7 +148,7 @@ class App:
                    ("episode seeds", " .. ".join(map(str, c["episode_seeds"]))), ("digest", c["digest"]),
                    ("made by", f"worldsim {gen.get('version')} (git {str(gen.get('git_sha'))[:12]})"),
                    ("licence", c["licence"]), ("actions", ", ".join(c["action_keys"])),
-                   ("image views", ", ".join(sorted({v for b in c["buckets"] for v in b["views"]})) or "frames")])
+                   ("image views", ", ".join(c["views"]) or "frames")])
         ep_link = lambda i: url("/episode", str(root), rel, episode=i)  # noqa: E731
         rows = [[f'<a href="{ep_link(r["index"])}">{r["index"]}</a>', r["seed"], r["bucket"][2:], r["frames"],
                  r["caption"], r["policy"], r.get("motion"), r.get("diversity"), r.get("events"),
@@ -160,7 +162,7 @@ class App:
 
     def episode(self, request: Request) -> str:
         root, rel = request.path_params["root"], request.path_params["path"]
-        path = self.item_path(root, rel)
+        path = self.roots.resolve(root, rel)
         index = _int(request.query_params.get("episode", "0"), "episode")
         view = K.episode_view(path, index)
         view["frames_url"] = url("/api/frames", str(root), rel)
@@ -186,10 +188,10 @@ class App:
         index = _int(q.get("episode", "0"), "episode")
         start = _int(q.get("start", "0"), "start")
         count = min(MAX_STRIP, max(1, _int(q.get("count", "64"), "count")))
-        arr = K.episode_frames(self.item_path(root, rel), index, start, count, q.get("view", "frames"))
+        arr = K.episode_frames(self.roots.resolve(root, rel), index, start, count, q.get("view", "frames"))
         if len(arr) == 0:
             raise NotFound(f"no frames from {start}")
-        return Response(_png(arr.reshape(-1, *arr.shape[2:])), media_type="image/png",
+        return Response(_strip(arr), media_type="image/png",
                         headers={"Cache-Control": "max-age=3600", "X-Frames": str(len(arr))})
 
     # ---- models ----
@@ -211,7 +213,7 @@ class App:
 
     def model(self, request: Request) -> str:
         root, rel = request.path_params["root"], request.path_params["path"]
-        path = self.item_path(root, rel)
+        path = self.roots.resolve(root, rel)
         s = K.run_summary(path)
         curves = K.metrics_curves(path)
         charts = "".join(svg_chart(k, v, log=k in ("loss", "lr", "grad_norm")) for k, v in curves.items()
@@ -224,12 +226,15 @@ class App:
                 f'{e(st["url"])} <span class="muted">(not under the served folders)</span>'
             stores.append([name, (st["digest"] or "")[:16], ", ".join(st["env_ids"]), _span(st["episodes"])])
         facts = [("kind", s["kind"]), ("step", s["step"]), ("parameters", f"{s['params']:,}"),
-                 ("checkpoint", s["checkpoint"]), ("digest", s["digest"]), ("checkpoints", ", ".join(s["checkpoints"]))]
+                 ("checkpoint", s["checkpoint"]), ("digest", self._digest(path)),
+                 ("checkpoints", ", ".join(s["checkpoints"]))]
         if s["kind"] == "dit":
             facts += [("frames", f"{s['frames']} at {s['width']}x{s['height']}, {s['fps']} fps"),
                       ("actions", ", ".join(s["action_keys"])), ("DiT", s["model"]), ("VAE", s["vae"]),
                       ("reward model", "yes" if s["reward"] else "no (worldsim train-reward)")]
-        evals = [it for it in self.catalog.items("eval") if self._eval_of(it, path, s["digest"])]
+        elif s["kind"] == "vae":
+            facts += [("VAE", s["vae"]), ("held-out PSNR (dB)", s["val_psnr"])]
+        evals = [it for it in self.catalog.items("eval") if self._eval_of(it.path, path)]
         ev = "".join(f'<li><a href="{self.link("eval", it)}">{e(self.label(it))}</a></li>' for it in evals)
         play = (f'<p><a class="button" href="{url("/play", ckpt=f"{root}/{rel}")}">play it beside the engine</a> '
                 f'<a class="button" href="{url("/generate", ckpt=f"{root}/{rel}")}">generate</a></p>'
@@ -241,18 +246,18 @@ class App:
                 f"<h2>Config</h2><details><summary>resolved training config</summary>{pre_json(s['config'])}</details>")
         return layout(f"Model {self.roots.dirs[root].name}/{rel}", body, "/models")
 
-    @staticmethod
-    def _eval_of(it: K.Item, run: Path, digest: str | None = None) -> bool:
-        """Whether report `it` scores `run`: eval.json names one of its checkpoints (by path, or by the digest of
-        its latest one: a copied run still finds its reports), or a demo / recipe folder holds the run."""
-        if not (it.path / "eval.json").is_file():
-            return it.path in run.parents
+    def _eval_of(self, report: Path, run: Path) -> bool:
+        """Whether the report folder `report` scores `run`: its eval.json names one of the run's checkpoints (by
+        path, or by the digest of the run's latest one: a copied run still finds its reports), or it is a demo /
+        recipe folder that holds the run."""
+        if not (report / "eval.json").is_file():
+            return report in run.parents
         try:
-            ck = json.loads((it.path / "eval.json").read_text()).get("checkpoint", {})
+            ck = json.loads((report / "eval.json").read_text()).get("checkpoint", {})
             p = Path(str(ck.get("path", ""))).resolve()
-            return p == run or run in p.parents or (digest is not None and ck.get("digest") == digest)
         except (OSError, ValueError, AttributeError):
             return False
+        return p == run or run in p.parents or (bool(ck.get("digest")) and ck.get("digest") == self._digest(run))
 
     def _digest(self, run: Path) -> str | None:
         """The digest of a run's latest checkpoint, cached by the checkpoint folder and its meta.json's mtime."""
@@ -269,7 +274,7 @@ class App:
 
     def evaluation(self, request: Request) -> str:
         root, rel = request.path_params["root"], request.path_params["path"]
-        path = self.item_path(root, rel)
+        path = self.roots.resolve(root, rel)
         ev = K.eval_summary(path)
         file_url = lambda name: url("/file", str(root), f"{rel}/{name}" if rel else name)  # noqa: E731
         image = lambda src: file_url(src) if "/" not in src.strip("./") and not src.startswith(("/", "http")) \
@@ -279,9 +284,7 @@ class App:
                          f'<a href="{e(file_url(v))}">{e(v)}</a> (engine | model)</figcaption></figure>'
                          for v in ev["videos"])
         ck = ev["data"].get("checkpoint") if isinstance(ev["data"].get("checkpoint"), dict) else {}
-        this = K.Item("eval", root, rel, path)
-        runs = [it for it in self.catalog.items("run")
-                if self._eval_of(this, it.path) or (ck.get("digest") and ck.get("digest") == self._digest(it.path))]
+        runs = [it for it in self.catalog.items("run") if self._eval_of(path, it.path)]
         links = " ".join(f'<a href="{self.link("model", it)}">{e(self.label(it))}</a>' for it in runs)
         head = (f'<p>checkpoint {e(ck.get("path"))} (step {e(ck.get("step"))})</p>' if ck else "") + \
             (f"<p>model pages: {links}</p>" if links else "")
@@ -291,28 +294,34 @@ class App:
 
     def file(self, request: Request) -> Response:
         root, rel = request.path_params["root"], request.path_params["path"]
-        path = self.item_path(root, rel)
+        path = self.roots.resolve(root, rel)
         kind = SERVED_SUFFIXES.get(path.suffix.lower())
         if not path.is_file() or kind is None:
             raise Forbidden(f"{rel!r} is not a file the app serves")
         return FileResponse(path, media_type=kind)
 
     # ---- play ----
-    def _models(self) -> list[tuple[str, str]]:
+    def _models(self) -> list[tuple[str, str, dict[str, Any]]]:
+        """(key, label, meta) of every world-model run under the roots."""
+        from worldsim.model import checkpoint as C
+
         out = []
         for it in self.catalog.items("run"):
             try:
-                if json.loads((_checkpoint(it.path) / "meta.json").read_text()).get("kind") == "dit":
-                    out.append((f"{it.root}/{it.rel}", self.label(it)))
-            except (OSError, ValueError, UserError):
+                meta = C.load_meta(C.resolve(it.path))
+            except (OSError, UserError):
                 continue
+            if meta.get("kind") == "dit":
+                out.append((it.key, self.label(it), meta))
         return out
 
+    def _model_options(self, want: str) -> str:
+        return "".join(f'<option value="{e(k)}"{" selected" if k == want else ""}>{e(v)}</option>'
+                       for k, v, _ in self._models())
+
     def play(self, request: Request) -> str:
-        want = request.query_params.get("ckpt", "")
-        models = "".join(f'<option value="{e(k)}"{" selected" if k == want else ""}>{e(v)}</option>'
-                         for k, v in self._models())
-        tasks = {"voxel": VOXEL_TASKS, "physics": PHYSICS_TASKS}
+        models = self._model_options(request.query_params.get("ckpt", ""))
+        tasks = engine_tasks()
         body = ('<form id="play-form" class="row"><label>engine <select id="engine">'
                 + "".join(f"<option>{k}</option>" for k in ENGINES) +
                 '</select></label><label>task <select id="task"></select></label>'
@@ -327,23 +336,9 @@ class App:
                 'tabindex="0"></canvas><div class="stats" id="dream-stats"></div></figure></div>'
                 '<p><button id="resync" disabled>reset the dream from the engine frame</button> '
                 '<button id="new-episode" disabled>new episode</button> <span id="client-fps"></span></p>'
-                + data_script("play-data", {"tasks": tasks, "games": self._games()}))
+                + data_script("play-data", {"tasks": tasks, "games": {k: _games_of(m) for k, _, m in self._models()
+                                                                      if _games_of(m)}}))
         return layout("Play", body, "/play", scripts=True)
-
-    def _games(self) -> dict[str, list[str]]:
-        """Other games each model learned (its stores' env ids that are not ours): playable with that model."""
-        out: dict[str, list[str]] = {}
-        for key, _ in self._models():
-            root, _, rel = key.partition("/")
-            try:
-                meta = json.loads((_checkpoint(self.roots.resolve(int(root), rel)) / "meta.json").read_text())
-            except (OSError, ValueError, UserError, Forbidden, NotFound):
-                continue
-            ids = sorted({i for s in meta.get("stores", []) for i in s.get("env_ids", []) if not i.startswith(
-                "worldsim/")})
-            if ids:
-                out[key] = ids
-        return out
 
     async def play_socket(self, ws: WebSocket) -> None:
         await ws.accept()
@@ -393,13 +388,9 @@ class App:
     def _session(self, msg: Any) -> PlaySession:
         if not isinstance(msg, dict) or msg.get("type") != "start":
             raise InputError("the first message must be {'type': 'start', 'engine': ..., ...}")
-        ckpt_key = str(msg.get("ckpt") or "")
-        ckpt = None
-        if ckpt_key:
-            root, _, rel = ckpt_key.partition("/")
-            ckpt = self.roots.resolve(_int(root, "ckpt root"), rel)
+        ckpt = self.resolve_key(msg["ckpt"], "ckpt") if msg.get("ckpt") else None
         engine = str(msg.get("engine") or "voxel")
-        if engine not in ENGINES and (ckpt is None or engine not in self._games().get(ckpt_key, [])):
+        if engine not in ENGINES and (ckpt is None or engine not in _games_of(_meta(ckpt))):
             raise InputError(f"unknown engine {engine!r}: voxel, physics, or a game the chosen model learned")
         steps = msg.get("steps")
         steps = None if steps in (None, "") else max(1, min(16, _int(str(steps), "steps")))
@@ -416,9 +407,7 @@ class App:
 
     # ---- generate ----
     def generate_page(self, request: Request) -> str:
-        want = request.query_params.get("ckpt", "")
-        models = "".join(f'<option value="{e(k)}"{" selected" if k == want else ""}>{e(v)}</option>'
-                         for k, v in self._models())
+        models = self._model_options(request.query_params.get("ckpt", ""))
         stores = "".join(f'<option value="{it.key}">{e(self.label(it))}</option>' for it in self.catalog.items("store"))
         body = ('<form id="gen-form" class="grid">'
                 f'<label>model <select id="g-ckpt">{models}</select></label>'
@@ -463,9 +452,7 @@ class App:
         return self._samplers[key]
 
     def _generate(self, body: dict[str, Any]) -> dict[str, Any]:
-        ckpt_key = str(body.get("ckpt") or "")
-        root, _, rel = ckpt_key.partition("/")
-        path = self.roots.resolve(_int(root, "ckpt root"), rel)
+        path = self.resolve_key(body.get("ckpt") or "", "ckpt")
         mode = str(body.get("mode", "t2v"))
         if mode not in ("t2v", "i2v"):
             raise InputError(f"mode must be t2v or i2v, got {mode!r}")
@@ -487,9 +474,8 @@ class App:
             n = next(self._gen_count)
             mp4 = self.out / f"gen_{n:04d}.mp4"
             s.write_video(video, mp4, **extra)
-            (self.out / f"gen_{n:04d}.png").write_bytes(_png(video.reshape(-1, *video.shape[2:])))
-        prov = json.loads(mp4.with_name(mp4.name + ".json").read_text())
-        prov["checkpoint_path"] = f"{self.roots.dirs[int(root)].name}/{rel}"
+            (self.out / f"gen_{n:04d}.png").write_bytes(_strip(video))
+        prov = {**s.provenance(**extra), "checkpoint_path": str(path)}
         return {"video": f"/generated/{mp4.name}", "strip": f"/generated/gen_{n:04d}.png",
                 "frames": int(len(video)), "width": int(video.shape[2]), "height": int(video.shape[1]),
                 "fps": int(s.fps or 20), "provenance": prov}
@@ -520,8 +506,7 @@ class App:
             key = str(body.get("store") or "")
             if not key:
                 raise InputError("image to video needs an image file or a stored frame (store, episode, frame)")
-            root, _, rel = key.partition("/")
-            spath = self.roots.resolve(_int(root, "store root"), rel)
+            spath = self.resolve_key(key, "store")
             episode, frame = _int(str(body.get("episode", 0)), "episode"), _int(str(body.get("frame", 0)), "frame")
             got = K.episode_frames(spath, episode, frame, 1)
             if len(got) == 0:
@@ -552,10 +537,15 @@ def _GEN_NAME(name: str) -> bool:
     return re.fullmatch(r"gen_\d{4,}\.(mp4|png|mp4\.json)", name) is not None
 
 
-def _checkpoint(path: Path) -> Path:
+def _meta(run: Path) -> dict[str, Any]:
     from worldsim.model import checkpoint as C
 
-    return C.resolve(path)
+    return C.load_meta(C.resolve(run))
+
+
+def _games_of(meta: dict[str, Any]) -> list[str]:
+    """The other games (not worldsim's engines) a world model learned: playable beside it."""
+    return sorted({i for s in meta.get("stores", []) for i in s.get("env_ids", []) if not i.startswith("worldsim/")})
 
 
 def _span(indices: Any) -> str:
@@ -594,11 +584,13 @@ async def _try_send_error(ws: WebSocket, err: BaseException) -> None:
         pass
 
 
-def _png(arr: np.ndarray) -> bytes:
+def _strip(frames: np.ndarray) -> bytes:
+    """Frames (N, H, W, 3) stacked vertically in one PNG: what the pages' players cut frames from."""
     from PIL import Image
 
     buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(arr, dtype=np.uint8)).save(buf, format="PNG", compress_level=1)
+    arr = np.ascontiguousarray(frames.reshape(-1, *frames.shape[2:]), dtype=np.uint8)
+    Image.fromarray(arr).save(buf, format="PNG", compress_level=1)
     return buf.getvalue()
 
 

@@ -103,22 +103,25 @@ def store_card(path: Path) -> dict[str, Any]:
     a = dict(root.attrs)
     st, job = a.get("stats", {}), a.get("job", {})
     seeds: list[int] = []
-    buckets = []
+    views: set[str] = set()
     for name in S.buckets(root):
-        b = root[name]
-        seeds += [int(s) for s in b["meta/episode_seed"][...]]
-        extra = sorted(k for k in b["data"] if k not in S.DATA_KEYS)
-        buckets.append({"name": name, "episodes": int(b["meta/episode_ends"].shape[0]),
-                        "frames": int(b["data/frames"].shape[0]) if "frames" in b["data"] else 0, "views": extra})
+        seeds += [int(s) for s in root[name]["meta/episode_seed"][...]]
+        views |= set(_views(root[name]))
     return {
         "episodes": st.get("episodes"), "frames": st.get("frames"), "resolutions": st.get("resolutions", []),
         "fps": a.get("fps"), "env_ids": a.get("env_ids", []), "env_kwargs": job.get("env_kwargs", {}),
         "policy": job.get("policy"), "job_seed": job.get("seed"), "steps": job.get("steps"),
         "episode_seeds": [min(seeds), max(seeds)] if seeds else [], "digest": a.get("digest"),
-        "generator": a.get("generator", {}), "licence": a.get("licence"), "action_keys":
-        a.get("action_spec", {}).get("flat_keys", []), "action_stats": st.get("actions", {}), "buckets": buckets,
-        "source": a.get("source") or a.get("game"), "latents": bool(a.get("latents") or a.get("vae_digest")),
+        "generator": a.get("generator", {}), "licence": a.get("licence"),
+        "action_keys": a.get("action_spec", {}).get("flat_keys", []), "views": sorted(views),
     }
+
+
+def _views(bucket: Any) -> list[str]:
+    """The image arrays of a bucket besides its frames (depth, segmentation): what else an episode can show."""
+    import store as S
+
+    return sorted(k for k in bucket["data"] if k not in S.DATA_KEYS)
 
 
 def store_episodes(path: Path) -> list[dict[str, Any]]:
@@ -162,8 +165,7 @@ def episode_view(path: Path, index: int) -> dict[str, Any]:
     import store as S
 
     ep = S.read_episode(str(path), index)
-    root = S.open_store(str(path))
-    extra = sorted(k for k in root[ep["bucket"]]["data"] if k not in S.DATA_KEYS)
+    extra = _views(S.open_store(str(path))[ep["bucket"]])
     frames = ep["frames"]
     return {
         "index": index, "seed": ep["seed"], "bucket": ep["bucket"], "fps": ep["fps"] or 20,
@@ -193,7 +195,7 @@ def episode_frames(path: Path, index: int, start: int, count: int, view: str = "
         k = int(hit[0])
         ends = b["meta/episode_ends"][...]
         a0, a1 = (int(ends[k - 1]) if k else 0), int(ends[k])
-        if view not in b["data"] or view not in ("frames", *(x for x in b["data"] if x not in S.DATA_KEYS)):
+        if view not in ("frames", *_views(b)):
             raise S.StoreError(f"the store has no image view {view!r}")
         lo, hi = a0 + max(0, start), min(a1, a0 + max(0, start) + max(0, count))
         arr = np.asarray(b[f"data/{view}"][lo:hi])
@@ -245,14 +247,12 @@ def run_summary(path: Path) -> dict[str, Any]:
     out = {"kind": kind, "step": meta.get("step"), "params": params, "checkpoint": str(ck.name),
            "checkpoints": ckpts, "config": meta.get("train") or meta.get("config") or {},
            "stores": [{"url": s.get("url"), "digest": s.get("digest"), "episodes": s.get("episodes"),
-                       "env_ids": s.get("env_ids", [])} for s in meta.get("stores", [])],
-           "digest": C.digest(ck)}
+                       "env_ids": s.get("env_ids", [])} for s in meta.get("stores", [])]}
     if kind == "dit":
         spec = meta["spec"]
         out.update(frames=meta.get("frames"), width=meta.get("width"), height=meta.get("height"),
                    fps=meta.get("fps"), action_keys=meta.get("action_spec", {}).get("flat_keys", []),
-                   model=spec.get("dit", {}), vae={k: meta["vae"].get(k) for k in ("path", "digest", "val_psnr")},
-                   heldout=meta.get("heldout", {}))
+                   model=spec.get("dit", {}), vae={k: meta["vae"].get(k) for k in ("path", "digest", "val_psnr")})
         out["reward"] = (path / "reward" / "checkpoints" / "latest").is_file()
     elif kind == "vae":
         out.update(vae=meta.get("vae"), val_psnr=meta.get("val_psnr"))

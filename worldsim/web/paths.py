@@ -35,7 +35,7 @@ class Roots:
             dirs.append(d.resolve())
         return cls(tuple(dirs))
 
-    def resolve(self, root: int, rel: str, must_exist: bool = True) -> Path:
+    def resolve(self, root: int, rel: str) -> Path:
         """The real path of `rel` under root `root`. Refuses (Forbidden) an unknown root, an absolute path, a `..`
         part, a NUL byte, and anything whose real path (symlinks followed) is outside that root."""
         if not 0 <= root < len(self.dirs):
@@ -49,14 +49,6 @@ class Roots:
         path = Path(os.path.realpath(base.joinpath(*pure.parts)))
         if path != base and base not in path.parents:
             raise Forbidden(f"{rel!r} leaves the served folders")
-        if must_exist and not path.exists():
+        if not path.exists():
             raise NotFound(f"{rel!r} does not exist")
         return path
-
-    def name(self, path: Path) -> tuple[int, str] | None:
-        """(root index, relative path) of a real path under a root, or None."""
-        real = Path(os.path.realpath(path))
-        for i, base in enumerate(self.dirs):
-            if real == base or base in real.parents:
-                return i, real.relative_to(base).as_posix() if real != base else ""
-        return None

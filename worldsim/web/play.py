@@ -18,8 +18,6 @@ from worldsim.errors import InputError
 from worldsim.web import controls
 
 ENGINES = {"voxel": "worldsim/Voxel-v0", "physics": "worldsim/Physics-v0"}
-VOXEL_TASKS = ("explore", "collect_wood", "navigate", "build")
-PHYSICS_TASKS = ("push_to_target", "topple_tower", "observe")
 PLAIN_SIZE = (160, 120)  # engine frames when no model is played beside it
 
 
@@ -45,6 +43,14 @@ class Side:
                 "steps_per_s": round(self.rate, 1), "episode": self.episode}
 
 
+def engine_tasks() -> dict[str, list[str]]:
+    """The tasks of each engine, from the engines themselves."""
+    from envs.physics.tasks import TASKS as PHYSICS
+    from envs.voxel.tasks import TASKS as VOXEL
+
+    return {"voxel": list(VOXEL), "physics": list(PHYSICS)}
+
+
 def _engine_kwargs(engine: str, ckpt_meta: dict[str, Any] | None, task: str | None) -> dict[str, Any]:
     """The engine's kwargs: those of the checkpoint's training store when it learned this engine (so the action
     spaces agree), else the engine's defaults; `task` replaces the task."""
@@ -58,7 +64,7 @@ def _engine_kwargs(engine: str, ckpt_meta: dict[str, Any] | None, task: str | No
         if engine == "physics":
             kwargs = {"control": "both"}
     if task:
-        allowed = VOXEL_TASKS if engine == "voxel" else PHYSICS_TASKS if engine == "physics" else ()
+        allowed = engine_tasks().get(engine, [])
         if task not in allowed:
             raise InputError(f"task {task!r} is not a task of {engine}; choose one of {list(allowed)}")
         kwargs["task"] = task
@@ -78,9 +84,8 @@ class PlaySession:
     pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="play"))
 
     def __post_init__(self) -> None:
-        self.env: Any = None
+        self.env: Any = None  # the engine, or a datagen GameSource for another game (the same reset/step)
         self.dream: Any = None
-        self.game: Any = None  # a datagen GameSource for another gymnasium game
         self.meanings: list[str] | None = None
         self.sides = {"engine": Side(), "dream": Side()}
         self.obs: np.ndarray | None = None
@@ -112,13 +117,12 @@ class PlaySession:
 
             kwargs = _engine_kwargs(self.engine, meta, self.task)
             self.env = envs.make(ENGINES[self.engine], width=width, height=height, render_mode="rgb_array", **kwargs)
-            space = self.env.action_space
         else:
             from datagen.games import GameSource
 
-            self.game = GameSource.make(self.engine, {}, width=width, height=height)
-            self.meanings = self.game._meanings()
-            space = self.game.action_space
+            self.env = GameSource.make(self.engine, {}, width=width, height=height)
+            self.meanings = self.env.action_meanings()
+        space = self.env.action_space
         if self.dream is not None and space != self.dream.action_space:
             raise InputError(f"the checkpoint learned another game than {self.engine} (its action space "
                              f"{self.dream.action_space} differs from the engine's {space})")
@@ -132,14 +136,11 @@ class PlaySession:
             return controls.VOXEL_HELP
         if self.engine == "physics":
             return controls.PHYSICS_HELP
-        n = int(getattr(self.game.action_space, "n", 0))
+        n = int(getattr(self.env.action_space, "n", 0))
         return controls.discrete_help(n, self.meanings)
 
     def _reset(self, seed: int | None) -> None:
-        if self.game is not None:
-            self.obs, self.info = self.game.reset(seed=seed)
-        else:
-            self.obs, self.info = self.env.reset(seed=seed)
+        self.obs, self.info = self.env.reset(seed=seed)
         self.sides["engine"].ret, self.sides["engine"].reward = 0.0, 0.0
         self.sides["engine"].episode += 1
         self.resync()
@@ -162,7 +163,7 @@ class PlaySession:
         if self.engine == "physics":
             az = float(self.info.get("camera", {}).get("azimuth", 0.0))
             return controls.physics_action(keys, az, int(self.env.action_space.shape[0]))
-        space = self.game.action_space
+        space = self.env.action_space
         if not hasattr(space, "n"):
             raise InputError(f"playing {self.engine} from the keyboard needs a Discrete action space, not {space}")
         return controls.discrete_action(keys, int(space.n), self.meanings)
@@ -170,10 +171,7 @@ class PlaySession:
     def step(self, keys: list[str], buttons: list[int], mouse: tuple[float, float], hotbar: int) -> None:
         a = self.action(keys, buttons, mouse, hotbar)
         t0 = time.perf_counter()
-        if self.game is not None:
-            self.obs, reward, term, trunc, self.info = self.game.step(a)
-        else:
-            self.obs, reward, term, trunc, self.info = self.env.step(a)
+        self.obs, reward, term, trunc, self.info = self.env.step(a)
         t1 = time.perf_counter()
         self.sides["engine"].stepped(float(reward), t1 - t0)
         if self.dream is not None:
@@ -195,11 +193,11 @@ class PlaySession:
         return {k: v.as_dict() for k, v in self.sides.items() if k == "engine" or self.dream is not None}
 
     def close(self) -> None:
-        for thing in (self.env, self.game, self.dream):
+        for thing in (self.env, self.dream):
             if thing is not None:
                 with contextlib.suppress(Exception):  # best effort: the session is gone either way
                     thing.close()
-        self.env = self.game = self.dream = None
+        self.env = self.dream = None
         from renderers import release_context
 
         release_context()  # this thread's GL context (the engine's renderer is closed)
