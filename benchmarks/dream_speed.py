@@ -65,10 +65,17 @@ def time_dream(checkpoint: str, batch: int, steps: int, device: str, seconds: fl
 
 
 def quality(checkpoint: str, store: str, steps: int, decoder: str, windows: int, episodes: int,
-            context: int | None = None) -> dict:
+            context: int | None = None, revisit: str | None = None) -> dict:
     """Next-frame PSNR and rollout PSNR / dPSNR at horizon 16 of one (steps, decoder, context) on a held-out store;
     a shorter context is a shorter sampling window (`context` + 1 latent frames), as DreamEnv's `context=`."""
-    from worldsim.eval.metrics import check_store, horizon_metrics, next_frame_metrics, pick_episodes, rollouts
+    from worldsim.eval.metrics import (
+        check_store,
+        horizon_metrics,
+        next_frame_metrics,
+        pick_episodes,
+        revisit_metrics,
+        rollouts,
+    )
     from worldsim.model.sampler import WorldSampler
     from worldsim.train.data import StoreSet
 
@@ -79,9 +86,11 @@ def quality(checkpoint: str, store: str, steps: int, decoder: str, windows: int,
         nf = next_frame_metrics(s, StoreSet([store], s.frames, "all"), count=windows, steps=steps)
         info = check_store(s, store)
         rolls = rollouts(s, store, pick_episodes(info["episodes"], episodes), [16], steps, seed=0)
+        back = revisit_metrics(s, revisit, steps, seed=0) if revisit else {}
     h16 = horizon_metrics(rolls, [16])["horizons"]["16"] or {}
     return {"next": nf["next_frame_psnr"], "copy": nf["copy_last_frame_psnr"], "r16": h16.get("model_psnr"),
-            "d16": h16.get("dpsnr")}
+            "d16": h16.get("dpsnr"), "return": back.get("return_model_psnr"),
+            "return20": back.get("return_at_least_20db")}
 
 
 def time_engine(size: int, seconds: float) -> float:
@@ -109,8 +118,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, nargs="+", default=[1, 2, 4], help="Euler steps per frame")
     ap.add_argument("--decoders", nargs="+", default=["full"], help="full | light (worldsim distill-decoder)")
     ap.add_argument("--contexts", type=int, nargs="+", default=[None],
-                    help="latent context frames to measure (default: the trained window minus one)")
+                    help="latent context frames to measure (default: DreamEnv's default for the checkpoint)")
     ap.add_argument("--store", help="a held-out store of the model's game: also measure quality")
+    ap.add_argument("--revisit", help="a store of look-away-and-back episodes: also the revisit return PSNR (--store)")
     ap.add_argument("--windows", type=int, default=64, help="held-out windows for next-frame PSNR (--store)")
     ap.add_argument("--episodes", type=int, default=8, help="held-out episodes for rollouts (--store)")
     ap.add_argument("--device", default="cpu")
@@ -121,49 +131,54 @@ def main() -> None:
     warnings.filterwarnings("ignore", message="no reward model")
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = args.checkpoint or str(make_checkpoint(Path(tmp), args.size, args.attention))
+        from worldsim.dream.core import default_context
         from worldsim.model.sampler import WorldSampler
 
         s = WorldSampler.load(ckpt)
         size = (s.height, s.width)
+        trained, dreamed = max(s.window - 1, 1), default_context(s)
+        contexts = [c or dreamed for c in args.contexts]  # None: DreamEnv's default
         attention = s.model.spec.dit.attention
         engine_a = time_engine(size[1], args.seconds)
         rows = []
         for b in args.batches:
             for st in args.steps:
                 for dec in args.decoders:
-                    for ctx in args.contexts:
+                    for ctx in contexts:
                         rows.append((b, st, dec, ctx, time_dream(ckpt, b, st, args.device, args.seconds, dec, ctx)))
         engine_b = time_engine(size[1], args.seconds)
         qual = {}
         if args.store:
-            for st, dec, ctx in [(8, "full", None), *[(st, dec, ctx) for st in args.steps for dec in args.decoders
-                                                      for ctx in args.contexts]]:
+            for st, dec, ctx in [(8, "full", trained), *[(st, dec, ctx) for st in args.steps for dec in args.decoders
+                                                         for ctx in contexts]]:
                 if (st, dec, ctx) not in qual:
-                    qual[(st, dec, ctx)] = quality(ckpt, args.store, st, dec, args.windows, args.episodes, ctx)
+                    qual[(st, dec, ctx)] = quality(ckpt, args.store, st, dec, args.windows, args.episodes, ctx,
+                                                   args.revisit)
     engine = (engine_a + engine_b) / 2
     print(f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
           f"threads {torch.get_num_threads()}, device {args.device}")
     print(f"model: preset {s.model.spec.dit.preset}, attention {attention} "
           f"({'KV cache' if attention == 'causal' else 'whole window per Euler step'}), "
-          f"{size[0]}x{size[1]}, context {max(s.window - 1, 1)} frames")
+          f"{size[0]}x{size[1]}, trained window {s.window} latent frames, DreamEnv's default context {dreamed}")
     print(f"real engine (worldsim/Voxel-v0, random actions): {engine:.0f} steps/s "
           f"(before {engine_a:.0f}, after {engine_b:.0f})\n")
-    default_ctx = max(s.window - 1, 1)
     print("| batch | Euler steps | decoder | context | dream steps/s | x real engine |")
     print("|---:|---:|---|---:|---:|---:|")
     for b, st, dec, ctx, sps in rows:
-        print(f"| {b} | {st} | {dec} | {ctx or default_ctx} | {sps:.1f} | {sps / engine:.2f} |")
+        print(f"| {b} | {st} | {dec} | {ctx} | {sps:.1f} | {sps / engine:.2f} |")
     if qual:
-        ref = qual[(8, "full", None)]
+        ref = qual[(8, "full", trained)]
         print(f"\nquality on {args.store} ({args.windows} windows, {args.episodes} episodes; copy-last next frame "
-              f"{ref['copy']:.2f} dB); reference: 8 Euler steps, full decoder\n")
-        print("| Euler steps | decoder | context | next-frame PSNR (vs ref) | rollout PSNR @16 (vs ref) | dPSNR @16 |")
-        print("|---:|---|---:|---:|---:|---:|")
+              f"{ref['copy']:.2f} dB); reference: 8 Euler steps, full decoder, context {trained}\n")
+        print("| Euler steps | decoder | context | next-frame PSNR (vs ref) | rollout PSNR @16 (vs ref) | dPSNR @16 "
+              "| revisit return PSNR (>= 20 dB) |")
+        print("|---:|---|---:|---:|---:|---:|---:|")
         for (st, dec, ctx), q in qual.items():
             r16 = "n/a" if q["r16"] is None else f"{q['r16']:.2f} ({q['r16'] - ref['r16']:+.2f})"
             d16 = "n/a" if q["d16"] is None else f"{q['d16']:.2f}"
-            print(f"| {st} | {dec} | {ctx or default_ctx} | {q['next']:.2f} ({q['next'] - ref['next']:+.2f}) | {r16} | "
-                  f"{d16} |")
+            back = "n/a" if q["return"] is None else f"{q['return']:.2f} ({q['return20']:.0%})"
+            print(f"| {st} | {dec} | {ctx} | {q['next']:.2f} ({q['next'] - ref['next']:+.2f}) | {r16} | "
+                  f"{d16} | {back} |")
     print(f"\n(numpy {np.__version__})")
 
 

@@ -27,6 +27,14 @@ from worldsim.runtime import autocast
 MEMORY_CONTEXT = 4  # default context (latent frames) of a model with pose memory
 
 
+def default_context(sampler: WorldSampler) -> int:
+    """DreamEnv's context by default: the trained window minus one; at most MEMORY_CONTEXT with pose memory (the bank,
+    not the context, brings back what was seen earlier: docs/benchmarks.md, 1.4x faster with the quality targets and
+    revisit held)."""
+    window = max(sampler.window - 1, 1)
+    return min(window, MEMORY_CONTEXT) if sampler.model.spec.dit.memory else window
+
+
 class DreamCore:
     """Rows of dreamed trajectories stepped in one batched model call.
 
@@ -55,11 +63,7 @@ class DreamCore:
         self.rows, self.steps, self.context_t, self.precision = rows, steps, context_t, precision
         self.cfg_actions = cfg_actions
         self.memory = bool(self.model.spec.dit.memory)
-        # default: the trained window minus one; with pose memory at most MEMORY_CONTEXT (the bank, not the context,
-        # brings back what was seen earlier: docs/benchmarks.md, 1.4x faster with both quality targets and revisit held)
-        default = max(sampler.window - 1, 1)
-        self.context = int(context) if context is not None else (min(default, MEMORY_CONTEXT) if self.memory
-                                                                 else default)  # 0 is refused, not 7
+        self.context = int(context) if context is not None else default_context(sampler)  # 0 is refused, not 7
         if not 1 <= self.context <= 64:
             raise InputError(f"context must be between 1 and 64 latent frames, got {self.context}")
         self.cached = self.model.spec.dit.attention == "causal"
