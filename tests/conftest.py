@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
 from voxel_helpers import make_voxel
+
+# signing keys of the test session (worldsim/provenance.py makes them on first use), never the user's own
+os.environ["WORLDSIM_C2PA_DIR"] = tempfile.mkdtemp(prefix="worldsim-c2pa-")
+for _name in ("WORLDSIM_C2PA_CERT", "WORLDSIM_C2PA_KEY", "WORLDSIM_C2PA_TRUST", "WORLDSIM_SIGN"):
+    os.environ.pop(_name, None)
 
 
 @pytest.fixture(scope="module")

@@ -27,16 +27,19 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "cache-latents": ("worldsim.cli.cache_latents", "encode a store's frames once with a VAE (faster training)"),
     "train": ("worldsim.cli.train", "train the text- and action-conditioned video DiT on stores"),
     "train-reward": ("worldsim.cli.train_reward", "train the reward and termination model DreamEnv uses"),
+    "distill": ("worldsim.cli.distill", "a smaller one-step student of a world model, for a faster DreamEnv"),
     "distill-decoder": ("worldsim.cli.distill_decoder", "a light decoder for DreamEnv, distilled from the VAE's"),
     "recipe": ("worldsim.cli.recipe", "the reference pipeline: data, VAE, DiT, held-out evaluation, report"),
     "sample": ("worldsim.cli.sample", "generate video with a trained model (t2v, i2v, extend, rollout, ...)"),
     "eval": ("worldsim.cli.eval", "score a model on a held-out store: PSNR/SSIM, rollouts, dPSNR, IDM, text"),
     "import": ("worldsim.cli.import_data", "recorded Minecraft play (MineRL v0.4, OpenAI VPT) as a store"),
     "export-lerobot": ("worldsim.cli.export_lerobot", "write a store as a LeRobot v3.0 dataset (parquet + mp4)"),
+    "provenance": ("worldsim.cli.provenance", "read and verify the signed provenance (C2PA) of an MP4 or PNG"),
     "serve": ("worldsim.cli.serve", "a local web app: browse datasets and models, play engine and dream, generate"),
 }
 POSITIONAL = {"validate": "path", "info": "path", "export-video": "path", "import": "src",
-              "export-lerobot": "path"}  # `worldsim validate PATH`: path=PATH
+              "export-lerobot": "path",
+              "provenance": "path"}  # `worldsim validate PATH`: path=PATH
 
 
 def _user_errors() -> tuple[type[Exception], ...]:

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from worldsim.errors import InputError
+from worldsim.provenance import COMPOSITE
 
 
 def _side_by_side(real: np.ndarray, dream: np.ndarray, scale: int = 4) -> np.ndarray:
@@ -87,7 +88,8 @@ def dream_stage(cfg: Any, out: Path, heldout: Path, dit: Path) -> dict[str, Any]
     copy = np.mean([b[:n] for b in base], axis=0)
     random = np.mean([c[:n] for c in shuffled], axis=0)
     _plot(model, copy, out / "psnr_vs_horizon.png")
-    env.sampler.write_video(np.concatenate(videos), out / "side_by_side.mp4", note="left: engine, right: model")
+    env.sampler.write_video(np.concatenate(videos), out / "side_by_side.mp4", source=COMPOSITE,
+                            note="left: engine, right: model")
 
     venv = DreamVectorEnv.from_checkpoint(str(dit), num_envs=int(cfg.agents), steps=int(cfg.steps),
                                           store=str(heldout), max_episode_steps=int(cfg.agent_steps))

@@ -104,6 +104,8 @@ def main(raw) -> int:
     from PIL import Image, ImageDraw
 
     from store import StoreError, read_episode
+    from store.read import open_store
+    from worldsim.provenance import RENDERED, sign
 
     cfg = build(ExportVideoConfig, raw, "export-video config")
     if cfg.path == "???":
@@ -117,6 +119,7 @@ def main(raw) -> int:
     out = output_file(cfg.out or f"outputs/episode_{cfg.episode}.mp4", (".mp4",))
     try:
         ep = read_episode(str(cfg.path), cfg.episode)
+        attrs = dict(open_store(str(cfg.path)).attrs)
     except StoreError as err:
         raise InputError(str(err)) from None
     spec = ep["action_spec"]
@@ -150,6 +153,9 @@ def main(raw) -> int:
                 draw.text((6, h * scale + 5 + i * line_h), line, font=font, fill=(235, 235, 235))
             writer.append_data(np.asarray(canvas))
         writer.close()
+        sign(part, RENDERED, {"store": str(cfg.path), "store_digest": str(attrs.get("digest", "")),
+                              "engine": (attrs.get("job") or {}).get("env_id", ""), "episode": int(cfg.episode),
+                              "episode_seed": ep["seed"], "frames": int(n)})
         os.replace(part, out)
     except BaseException:
         writer.close()

@@ -152,7 +152,10 @@ def _sample(cfg: SampleConfig, out: Path, s: Any) -> int:
         import imageio.v3 as iio
 
         out.parent.mkdir(parents=True, exist_ok=True)
+        from worldsim.provenance import GENERATED, sign
+
         iio.imwrite(out, video[0])
+        sign(out, GENERATED, s.provenance(**extra))
         out.with_name(out.name + ".json").write_text(json.dumps(s.provenance(**extra), indent=1))
     else:
         s.write_video(video, out, **extra)

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from worldsim.model.sampler import WorldSampler
+from worldsim.provenance import COMPOSITE
 
 MEANINGS = [
     ("next frame", "teacher forced: real context (the window minus one latent frame), real action, one generated "
@@ -141,6 +142,6 @@ def write_videos(sampler: WorldSampler, rolls: list[dict[str, Any]], folder: Pat
         c = r["context"]
         model = np.concatenate([r["real"][:c], r["model"]])
         p = sampler.write_video(side_by_side(r["real"], model), folder / f"episode_{r['index']}.mp4",
-                                mode="eval rollout (engine | model)", episode=r["index"], seed=seed)
+                                source=COMPOSITE, mode="eval rollout (engine | model)", episode=r["index"], seed=seed)
         paths.append(p)
     return paths

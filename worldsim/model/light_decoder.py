@@ -76,13 +76,20 @@ def load_decoder(path: str | Path, device: torch.device | str = "cpu") -> LightD
 
 def find_decoder(dit_checkpoint: str | Path) -> Path | None:
     """`<run dir>/decoder` of a world-model checkpoint when it holds a light decoder distilled from this checkpoint's
-    VAE, else None (one distilled from another VAE is not used: it would draw other pictures)."""
+    VAE, else None (one distilled from another VAE is not used: it would draw other pictures). A student of
+    `worldsim distill` without a decoder of its own uses its teacher's (the same VAE)."""
     ck = C.resolve(dit_checkpoint)
-    found = C.latest(default_out(ck))
-    if found is None:
-        return None
-    meta = C.load_meta(found)
-    want = C.load_meta(ck).get("vae", {}).get("digest")
-    if meta.get("kind") != "decoder" or (want and meta.get("vae_digest") != want):
-        return None
-    return found
+    own = C.load_meta(ck)
+    want = own.get("vae", {}).get("digest")
+    places = [default_out(ck)]
+    teacher = own.get("teacher", {}).get("path")
+    if teacher and Path(teacher).exists():
+        places.append(default_out(teacher))
+    for place in places:
+        found = C.latest(place)
+        if found is None:
+            continue
+        meta = C.load_meta(found)
+        if meta.get("kind") == "decoder" and not (want and meta.get("vae_digest") != want):
+            return found
+    return None

@@ -26,6 +26,7 @@ from worldsim.model.frames import to_model, to_uint8
 from worldsim.model.memory import MEMORY_BANK
 from worldsim.model.vae import VAEConfig, VideoVAE
 from worldsim.model.world_model import ModelSpec, WorldModel
+from worldsim.provenance import GENERATED, sign
 
 
 def check_guidance(**scales: float) -> None:
@@ -354,8 +355,10 @@ class WorldSampler:
             out["light_decoder_digest"] = self.light.meta["digest"]
         return out
 
-    def write_video(self, frames: np.ndarray, path: str | Path, **extra: Any) -> Path:
-        """An MP4 (or .npy frames) plus `<path>.json` with provenance (checkpoint digest, prompt, seed, ...)."""
+    def write_video(self, frames: np.ndarray, path: str | Path, source: str = GENERATED, **extra: Any) -> Path:
+        """An MP4 (or .npy frames) plus `<path>.json` with provenance (checkpoint digest, prompt, seed, ...); the MP4
+        carries the same provenance in a signed C2PA manifest (worldsim/provenance.py) whose digital source type is
+        `source` (model-made by default; `COMPOSITE` for engine frames beside model frames)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         info = self.provenance(**extra)
@@ -372,6 +375,7 @@ class WorldSampler:
                 for f in frames:
                     w.append_data(np.asarray(f, np.uint8))
             tmp.replace(path)
+            sign(path, source, info)
         path.with_name(path.name + ".json").write_text(json.dumps(info, indent=1, sort_keys=True))
         return path
 
