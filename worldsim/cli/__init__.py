@@ -34,12 +34,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("worldsim.cli.eval", "score a model on a held-out store: PSNR/SSIM, rollouts, dPSNR, IDM, text"),
     "import": ("worldsim.cli.import_data", "recorded Minecraft play (MineRL v0.4, OpenAI VPT) as a store"),
     "export-lerobot": ("worldsim.cli.export_lerobot", "write a store as a LeRobot v3.0 dataset (parquet + mp4)"),
+    "train-detector": ("worldsim.cli.train_detector", "learn to tell engine-made clips from model-made ones"),
+    "detect": ("worldsim.cli.detect", "score a video as engine-made or model-made (a trained detector)"),
     "provenance": ("worldsim.cli.provenance", "read and verify the signed provenance (C2PA) of an MP4 or PNG"),
     "serve": ("worldsim.cli.serve", "a local web app: browse datasets and models, play engine and dream, generate"),
 }
 POSITIONAL = {"validate": "path", "info": "path", "export-video": "path", "import": "src",
               "export-lerobot": "path",
-              "provenance": "path"}  # `worldsim validate PATH`: path=PATH
+              "provenance": "path", "detect": "path"}  # `worldsim validate PATH`: path=PATH
 
 
 def _user_errors() -> tuple[type[Exception], ...]:

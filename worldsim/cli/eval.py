@@ -59,6 +59,7 @@ class EvalConfig:
     probe_batch: int = 64
     revisit_store: str | None = None  # look-away-and-back excursions (default: the held-out store)
     revisits: int = 16  # at most this many excursions scored (0: skip the revisit metric)
+    detector: str | None = None  # a run of worldsim train-detector: its AUC on the rollouts (realism; 0.5 = best)
 
 
 def _check(cfg: EvalConfig) -> None:
@@ -207,6 +208,10 @@ def _measure(cfg: EvalConfig, s: Any, held: dict[str, Any], episodes: list[tuple
     bar.set_description("eval: rollouts")
     rolls = E.rollouts(s, held["url"], episodes, horizons, cfg.steps, cfg.seed, tick)
     results["rollout"] = E.horizon_metrics(rolls, horizons)
+    if cfg.detector:
+        from worldsim.eval.detector import load_detector, realism
+
+        results["detector"] = realism(load_detector(cfg.detector), rolls)
     bar.set_description("eval: revisit")
     results["revisit"] = (E.revisit_metrics(s, str(cfg.revisit_store or held["url"]), cfg.steps, cfg.seed,
                                             cfg.revisits, tick) if cfg.revisits else {"skipped": "revisits=0"})

@@ -82,6 +82,13 @@ def table(result: dict[str, Any]) -> str:
         for a, row in text["attributes"].items():
             rows.append((f"text adherence: {a}", _f(row["accuracy"], 3),
                          f"real {_f(row['real_accuracy'], 3)}, chance {_f(row['chance'], 3)}, n={row['samples']}"))
+    det = result.get("detector")
+    if det and "skipped" in det:
+        rows.append(("detector AUC (realism)", "skipped", det["skipped"]))
+    elif det:
+        rows.append(("detector AUC (realism; 0.5 = indistinguishable)", _f(det["auc"], 3),
+                     f"model clips flagged {_f(100 * det['flagged'], 0)}%, engine clips "
+                     f"{_f(100 * det['engine_flagged'], 0)}%; n={det['clips']}"))
     return "\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows)
 
 
