@@ -207,7 +207,8 @@ def train_detector(cfg: DetectorConfig) -> dict[str, Any]:
         print(f"model clips: {info['path']} ({len(a)} train, {len(b)} test)", flush=True)
     unseen_info = []
     for i, ck in enumerate(cfg.unseen):
-        clips, info = model_clips(ck, test_set, max(8, cfg.clips // 2), cfg.context, cfg.frames, cfg.seed * 1000 + 900 + i)
+        clips, info = model_clips(ck, test_set, max(8, cfg.clips // 2), cfg.context, cfg.frames,
+                                  cfg.seed * 1000 + 900 + i)
         unseen[info["path"]] = clips
         unseen_info.append(info)
         print(f"unseen model clips: {info['path']} ({len(clips)} test)", flush=True)
