@@ -4,6 +4,7 @@ each configuration on held-out episodes beside the same model sampled with 8 Eul
     python benchmarks/dream_speed.py                               # builds an untrained tiny causal model at 64x64
     python benchmarks/dream_speed.py --checkpoint runs/dit --batches 1 32 --steps 1 2 4
     python benchmarks/dream_speed.py --checkpoint runs/dit --decoders full light --store data/heldout
+    python benchmarks/dream_speed.py --checkpoint runs/dit --students runs/dit/student --store data/heldout
     python benchmarks/dream_speed.py --device cuda --batches 1 32 256
 
 A dream step = the action in, `steps` Euler steps of the DiT over the new frame (with the KV cache of the context
@@ -14,6 +15,8 @@ trains a VAE and a tiny-preset DiT (model.attention=causal) for one step each, a
 batch steps per second). Quality (--store): next-frame PSNR on --windows held-out windows and rollout PSNR and dPSNR at
 horizon 16 on --episodes held-out episodes (worldsim eval's definitions), for each (Euler steps, decoder), beside the
 reference of 8 Euler steps with the full decoder; the targets are within 0.5 dB (next frame) and 1 dB (horizon 16).
+--students adds one-step students of the checkpoint (`worldsim distill`), timed and scored the same way, against the
+same reference (the teacher with 8 Euler steps and the full decoder).
 """
 
 from __future__ import annotations
@@ -119,6 +122,8 @@ def main() -> None:
     ap.add_argument("--decoders", nargs="+", default=["full"], help="full | light (worldsim distill-decoder)")
     ap.add_argument("--contexts", type=int, nargs="+", default=[None],
                     help="latent context frames to measure (default: DreamEnv's default for the checkpoint)")
+    ap.add_argument("--students", nargs="*", default=[],
+                    help="one-step students of --checkpoint (worldsim distill), measured at 1 Euler step beside it")
     ap.add_argument("--store", help="a held-out store of the model's game: also measure quality")
     ap.add_argument("--revisit", help="a store of look-away-and-back episodes: also the revisit return PSNR (--store)")
     ap.add_argument("--windows", type=int, default=64, help="held-out windows for next-frame PSNR (--store)")
@@ -140,20 +145,27 @@ def main() -> None:
         contexts = [c or dreamed for c in args.contexts]  # None: DreamEnv's default
         attention = s.model.spec.dit.attention
         engine_a = time_engine(size[1], args.seconds)
+        models = [("teacher" if args.students else "model", ckpt, args.steps)]
+        models += [(f"student {i + 1} ({len(WorldSampler.load(p).model.dit.blocks)} blocks)", p, [1])
+                   for i, p in enumerate(args.students)]
         rows = []
         for b in args.batches:
-            for st in args.steps:
-                for dec in args.decoders:
-                    for ctx in contexts:
-                        rows.append((b, st, dec, ctx, time_dream(ckpt, b, st, args.device, args.seconds, dec, ctx)))
+            for name, path, steps in models:
+                for st in steps:
+                    for dec in args.decoders:
+                        for ctx in contexts:
+                            rows.append((name, b, st, dec, ctx,
+                                         time_dream(path, b, st, args.device, args.seconds, dec, ctx)))
         engine_b = time_engine(size[1], args.seconds)
         qual = {}
         if args.store:
-            for st, dec, ctx in [(8, "full", trained), *[(st, dec, ctx) for st in args.steps for dec in args.decoders
-                                                         for ctx in contexts]]:
-                if (st, dec, ctx) not in qual:
-                    qual[(st, dec, ctx)] = quality(ckpt, args.store, st, dec, args.windows, args.episodes, ctx,
-                                                   args.revisit)
+            todo = [(models[0][0], ckpt, 8, "full", trained)]
+            todo += [(name, path, st, dec, ctx) for name, path, steps in models for st in steps
+                     for dec in args.decoders for ctx in contexts]
+            for name, path, st, dec, ctx in todo:
+                if (name, st, dec, ctx) not in qual:
+                    qual[(name, st, dec, ctx)] = quality(path, args.store, st, dec, args.windows, args.episodes, ctx,
+                                                         args.revisit)
     engine = (engine_a + engine_b) / 2
     print(f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
           f"threads {torch.get_num_threads()}, device {args.device}")
@@ -162,22 +174,22 @@ def main() -> None:
           f"{size[0]}x{size[1]}, trained window {s.window} latent frames, DreamEnv's default context {dreamed}")
     print(f"real engine (worldsim/Voxel-v0, random actions): {engine:.0f} steps/s "
           f"(before {engine_a:.0f}, after {engine_b:.0f})\n")
-    print("| batch | Euler steps | decoder | context | dream steps/s | x real engine |")
-    print("|---:|---:|---|---:|---:|---:|")
-    for b, st, dec, ctx, sps in rows:
-        print(f"| {b} | {st} | {dec} | {ctx} | {sps:.1f} | {sps / engine:.2f} |")
+    print("| model | batch | Euler steps | decoder | context | dream steps/s | x real engine |")
+    print("|---|---:|---:|---|---:|---:|---:|")
+    for name, b, st, dec, ctx, sps in rows:
+        print(f"| {name} | {b} | {st} | {dec} | {ctx} | {sps:.1f} | {sps / engine:.3f} |")
     if qual:
-        ref = qual[(8, "full", trained)]
+        ref = qual[(models[0][0], 8, "full", trained)]
         print(f"\nquality on {args.store} ({args.windows} windows, {args.episodes} episodes; copy-last next frame "
               f"{ref['copy']:.2f} dB); reference: 8 Euler steps, full decoder, context {trained}\n")
-        print("| Euler steps | decoder | context | next-frame PSNR (vs ref) | rollout PSNR @16 (vs ref) | dPSNR @16 "
-              "| revisit return PSNR (>= 20 dB) |")
-        print("|---:|---|---:|---:|---:|---:|---:|")
-        for (st, dec, ctx), q in qual.items():
+        print("| model | Euler steps | decoder | context | next-frame PSNR (vs ref) | rollout PSNR @16 (vs ref) "
+              "| dPSNR @16 | revisit return PSNR (>= 20 dB) |")
+        print("|---|---:|---|---:|---:|---:|---:|---:|")
+        for (name, st, dec, ctx), q in qual.items():
             r16 = "n/a" if q["r16"] is None else f"{q['r16']:.2f} ({q['r16'] - ref['r16']:+.2f})"
             d16 = "n/a" if q["d16"] is None else f"{q['d16']:.2f}"
             back = "n/a" if q["return"] is None else f"{q['return']:.2f} ({q['return20']:.0%})"
-            print(f"| {st} | {dec} | {ctx} | {q['next']:.2f} ({q['next'] - ref['next']:+.2f}) | {r16} | "
+            print(f"| {name} | {st} | {dec} | {ctx} | {q['next']:.2f} ({q['next'] - ref['next']:+.2f}) | {r16} | "
                   f"{d16} | {back} |")
     print(f"\n(numpy {np.__version__})")
 

@@ -148,6 +148,7 @@ class Schedule:
     lr: float
     warmup: int
     grad_clip: float
+    floor: float = 0.1  # the cosine ends at floor x lr; 1.0: constant after warm-up (runs continued in chunks)
 
 
 class Loop:
@@ -174,7 +175,7 @@ class Loop:
             for step in self.bar:
                 self.step = step
                 for group in self.opt.param_groups:
-                    group["lr"] = lr_at(step, s.lr, s.warmup, s.steps)
+                    group["lr"] = lr_at(step, s.lr, s.warmup, s.steps, s.floor)
                 yield step
         finally:
             self.bar.close()

@@ -50,6 +50,7 @@ class TrainConfig:
     batch_size: int = 8  # per process
     lr: float = 3e-4
     warmup: int = 100
+    lr_floor: float = 0.1  # cosine decay to lr_floor x lr; 1.0: constant after warm-up (the scaling study)
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     ema: float = 0.999
@@ -253,8 +254,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     fwd = torch.compile(net) if cfg.compile else net
     metrics = Metrics(out, enabled=rank == 0, resume_step=start)
     loader = make_loader(stores, cfg.batch_size, cfg.seed, start_step=start, rank=rank, workers=cfg.workers)
-    loop = Loop(opt, model.parameters(), Schedule(cfg.steps, cfg.lr, cfg.warmup, cfg.grad_clip), out, "train",
-                start=start, world=world, show=rank == 0)
+    loop = Loop(opt, model.parameters(), Schedule(cfg.steps, cfg.lr, cfg.warmup, cfg.grad_clip, cfg.lr_floor), out,
+                "train", start=start, world=world, show=rank == 0)
     t0, tokens_seen, loss_value = time.perf_counter(), 0, float("nan")
     for step in loop:
         batch = next(loader)

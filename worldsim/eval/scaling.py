@@ -1,0 +1,99 @@
+"""Measurements of the scaling study (`worldsim scaling`, docs/scaling.md): training FLOPs per step, held-out flow
+loss, and a power-law fit of loss against compute.
+
+- `train_flops`: FLOPs of one training step (forward and backward of the flow loss on one batch), counted by torch's
+  `FlopCounterMode` (matrix multiplies, convolutions, attention), not estimated from the parameter count.
+- `heldout_loss`: the training objective on fixed held-out windows with fixed noise (the same draws for every
+  checkpoint), with the EMA weights that sampling uses: a low-noise measure to compare checkpoints by.
+- `fit_power_law`: L(C) = a * C^(-b) by least squares in log-log space, with its R^2.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from worldsim.model import checkpoint as C
+from worldsim.model.dit import DiTConfig
+from worldsim.model.flow import FlowConfig
+from worldsim.model.vae import VAEConfig, VideoVAE
+from worldsim.model.world_model import ModelSpec, TextConfig, WorldModel
+from worldsim.train.data import StoreSet
+from worldsim.train.loop import step_generator
+from worldsim.train.train_dit import TrainConfig, batch_loss, window_latents
+
+
+def _loaded(run: str | Path, weights: str) -> tuple[WorldModel, VideoVAE, TrainConfig, dict[str, Any]]:
+    ck = C.resolve(run)
+    meta = C.load_meta(ck, kind="dit")
+    model = WorldModel(ModelSpec.from_dict(meta["spec"]))
+    model.load_state_dict(C.load_tensors(ck, weights))
+    vae = VideoVAE(VAEConfig(**meta["vae"]["config"]))
+    vae.load_state_dict(C.load_tensors(ck, "vae"))
+    t = dict(meta["train"])
+    known = {f.name for f in fields(TrainConfig)}
+    cfg = TrainConfig(**{k: v for k, v in t.items() if k in known and k not in ("model", "text", "flow")},
+                      model=DiTConfig(**t["model"]), text=TextConfig(**t["text"]), flow=FlowConfig(**t["flow"]))
+    return model.eval(), vae.eval().requires_grad_(False), cfg, meta
+
+
+def parameters(run: str | Path) -> int:
+    model, _, _, _ = _loaded(run, "ema")
+    return sum(p.numel() for p in model.dit.parameters())
+
+
+def train_flops(run: str | Path, store: list[str]) -> float:
+    """FLOPs of one training step of the run's model and config on one batch of `store` (forward + backward)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model, vae, cfg, _ = _loaded(run, "model")
+    model.train()
+    stores = StoreSet(store, cfg.frames, "all", history=cfg.model.memory)
+    batch = stores.batch(np.random.default_rng(0), cfg.batch_size)
+    g = step_generator(cfg.seed, 0, 0, torch.device("cpu"))
+    cfg.precision = "fp32"  # counted in fp32: the count does not depend on the dtype
+    z = window_latents(batch, stores.latents, vae, torch.device("cpu"), cfg.precision)
+    past = window_latents(batch, stores.latents, vae, torch.device("cpu"), cfg.precision, "past_") \
+        if cfg.model.memory else None
+    with FlopCounterMode(display=False) as counter:
+        loss = batch_loss(cfg, model, model, z, batch, g, past)
+        loss.backward()
+    return float(counter.get_total_flops())
+
+
+@torch.no_grad()
+def heldout_loss(run: str | Path, heldout: str, windows: int = 32, batch: int = 8, seed: int = 0) -> float:
+    """The flow loss of the run's EMA model on `windows` evenly spread held-out windows, with noise and dropout
+    drawn from fixed generators (`seed`): the same draws for every checkpoint it is asked about."""
+    model, vae, cfg, _ = _loaded(run, "ema")
+    stores = StoreSet([heldout], cfg.frames, "all", history=cfg.model.memory)
+    picks = stores.spread(windows)
+    from worldsim.train.data import collate
+
+    total, n = 0.0, 0
+    for j, a in enumerate(range(0, len(picks), batch)):
+        items = [stores.read(i) for i in picks[a : a + batch]]
+        b = collate(items)
+        z = window_latents(b, stores.latents, vae, torch.device("cpu"), cfg.precision)
+        past = window_latents(b, stores.latents, vae, torch.device("cpu"), cfg.precision, "past_") \
+            if cfg.model.memory else None
+        g = step_generator(seed, j, 0, torch.device("cpu"), salt=0x5CA1E)
+        total += float(batch_loss(cfg, model, model, z, b, g, past)) * len(items)
+        n += len(items)
+    return total / max(n, 1)
+
+
+def fit_power_law(compute: list[float], loss: list[float]) -> dict[str, float]:
+    """L = a * C^(-b) fitted to (compute, loss) in log-log space; returns a, b and R^2 (of log L)."""
+    x, y = np.log(np.asarray(compute, np.float64)), np.log(np.asarray(loss, np.float64))
+    if len(x) < 2:
+        return {"a": float("nan"), "b": float("nan"), "r2": float("nan")}
+    slope, icpt = np.polyfit(x, y, 1)
+    pred = slope * x + icpt
+    ss = float(((y - y.mean()) ** 2).sum())
+    r2 = 1 - float(((y - pred) ** 2).sum()) / ss if ss > 0 else float("nan")
+    return {"a": float(np.exp(icpt)), "b": float(-slope), "r2": r2}
