@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "distill-decoder": ("worldsim.cli.distill_decoder", "a light decoder for DreamEnv, distilled from the VAE's"),
     "recipe": ("worldsim.cli.recipe", "the reference pipeline: data, VAE, DiT, held-out evaluation, report"),
     "scaling": ("worldsim.cli.scaling", "a scaling study: DiT sizes along a compute ladder, loss vs FLOPs, power law"),
+    "probe": ("worldsim.cli.probe", "scripted engine episodes with ground truth: does the model simulate them?"),
     "sample": ("worldsim.cli.sample", "generate video with a trained model (t2v, i2v, extend, rollout, ...)"),
     "eval": ("worldsim.cli.eval", "score a model on a held-out store: PSNR/SSIM, rollouts, dPSNR, IDM, text"),
     "import": ("worldsim.cli.import_data", "recorded Minecraft play (MineRL v0.4, OpenAI VPT) as a store"),

@@ -4,11 +4,11 @@ Each DiT size in `sizes` (width x depth) trains on the same data with the same o
 reference recipe's without pose memory) and a constant learning rate after warm-up. First each size trains
 `probe_steps` steps, which measure its seconds per step; its FLOPs per training step are counted by torch's
 FlopCounterMode. The compute ladder is then `points` budgets, the largest one chosen so that all sizes reach it
-within `minutes` of training (or `max_flops`, the same ladder on any machine), each half the next. Each size trains on, stopping at every budget to score its
-checkpoint on held-out windows: the flow loss (fixed noise, EMA weights) and the next-frame PSNR (1 Euler step).
-Writes OUT/scaling.json (every point: size, parameters, FLOPs, steps, minutes, held-out loss, PSNR), OUT/scaling.png
-(loss and PSNR against FLOPs, per size, with the frontier's power-law fit L = a C^-b) and OUT/report.md. Runs in
-OUT/<size>/ resume, so an interrupted study continues.
+within `minutes` of training (or `max_flops`: the same ladder on any machine), each half the next. Each size trains
+on, stopping at every budget to score its checkpoint on held-out windows: the flow loss (fixed noise, EMA weights)
+and the next-frame PSNR (1 Euler step). Writes OUT/scaling.json (every point: size, parameters, FLOPs, steps,
+minutes, held-out loss, PSNR), OUT/scaling.png (loss and PSNR against FLOPs, per size, with the frontier's power-law
+fit L = a C^-b) and OUT/report.md. Runs in OUT/<size>/ resume, so an interrupted study continues.
 
 examples:
   worldsim scaling store=runs/recipe/latents vae=runs/recipe/vae heldout=runs/recipe/heldout out=runs/scaling
