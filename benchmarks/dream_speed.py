@@ -51,8 +51,9 @@ def time_dream(checkpoint: str, batch: int, steps: int, device: str, seconds: fl
                context: int | None = None) -> float:
     from worldsim.dream.env import DreamVectorEnv
 
+    # student="none": time exactly this checkpoint (DreamEnv would dream with its distilled student when it has one)
     env = DreamVectorEnv.from_checkpoint(checkpoint, num_envs=batch, steps=steps, device=device,
-                                         max_episode_steps=None, decoder=decoder, context=context)
+                                         max_episode_steps=None, decoder=decoder, context=context, student="none")
     env.reset(seed=0)
     env.action_space.seed(0)
     acts = [env.action_space.sample() for _ in range(8)]

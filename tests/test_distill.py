@@ -134,3 +134,35 @@ def test_distill_refuses_what_it_cannot_distil(tiny_pipeline, teacher, tmp_path,
     assert "steps must be positive" in err
     err = one_line_error(capsys, cli, ["distill", f"out={tmp_path / 'z'}"])
     assert "ckpt is required" in err
+
+
+def test_dream_env_dreams_with_the_student_by_default(teacher, tmp_path):
+    """A student in `<run>/student` distilled from this very checkpoint is DreamEnv's default; student="none", more
+    than one Euler step, or a student of another checkpoint keep the teacher."""
+    import shutil
+
+    from worldsim.dream.env import DreamEnv, DreamVectorEnv
+    from worldsim.model.sampler import find_student
+
+    run = tmp_path / "teacher"
+    shutil.copytree(teacher, run)
+    assert find_student(run) is None
+    assert cli(["distill", f"ckpt={run}", "steps=2", "batch_size=2", "device=cpu", "save_every=2"]) == 0
+    assert find_student(run) == C.resolve(run / "student")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        auto = DreamEnv.from_checkpoint(run, max_episode_steps=None)
+        none = DreamEnv.from_checkpoint(run, max_episode_steps=None, student="none")
+        many = DreamVectorEnv.from_checkpoint(run, num_envs=2, steps=4, max_episode_steps=None)
+    assert len(auto.sampler.model.dit.blocks) == 2 and auto.sampler.meta["teacher"]["digest"] == C.digest(
+        C.resolve(run))
+    assert "teacher_digest" in auto.sampler.provenance()
+    assert len(none.sampler.model.dit.blocks) == 4 and len(many.sampler.model.dit.blocks) == 4
+    # a student of another checkpoint is not this one's
+    other = tmp_path / "other"
+    shutil.copytree(teacher, other)
+    shutil.copytree(run / "student", other / "student")
+    (C.resolve(other) / "ema.safetensors").write_bytes((C.resolve(other) / "model.safetensors").read_bytes())
+    assert find_student(other) is None
+    with pytest.raises(Exception, match="student=nowhere"):
+        DreamEnv.from_checkpoint(run, student="nowhere")

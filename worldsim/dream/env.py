@@ -171,10 +171,17 @@ def _reward_model(checkpoint: str, reward: str | None, sampler: WorldSampler) ->
 
 
 def _parts(checkpoint: str | Path, rows: int, reward: str | None, store: str | None, steps: int | None,
-           cfg_actions: float, context: int | None, device: str, precision: str, decoder: str = "auto"
-           ) -> tuple[DreamCore, ContextSource, Any]:
+           cfg_actions: float, context: int | None, device: str, precision: str, decoder: str = "auto",
+           student: str = "auto") -> tuple[DreamCore, ContextSource, Any]:
     """The stepping core, context source and reward model of a checkpoint (what `from_checkpoint` builds)."""
-    sampler = WorldSampler.load(checkpoint, device=device, decoder=decoder)
+    from worldsim.model.sampler import find_student
+
+    if student not in ("auto", "none") and not Path(student).exists():
+        raise InputError(f"student={student}: auto, none, or the path of a worldsim distill run")
+    path: str | Path = checkpoint
+    if student != "none" and (steps is None or steps == 1):  # a student draws in one step only
+        path = (find_student(checkpoint) if student == "auto" else student) or checkpoint
+    sampler = WorldSampler.load(path, device=device, decoder=decoder)
     core = DreamCore(sampler, rows, steps=steps, cfg_actions=cfg_actions, context=context, precision=precision)
     return core, ContextSource(sampler, store, core.context), _reward_model(str(checkpoint), reward, sampler)
 
@@ -277,7 +284,7 @@ class DreamEnv(_Dream, gym.Env):
     def from_checkpoint(cls, checkpoint: str | Path, reward: str | None = None, store: str | None = None,
                         steps: int | None = None, cfg_actions: float = 1.0, context: int | None = None,
                         max_episode_steps: int | None = 200, device: str = "cpu", precision: str = "bf16",
-                        render_mode: str | None = None, decoder: str = "auto") -> DreamEnv:
+                        render_mode: str | None = None, decoder: str = "auto", student: str = "auto") -> DreamEnv:
         """A DreamEnv of a trained checkpoint.
 
         Args:
@@ -290,8 +297,12 @@ class DreamEnv(_Dream, gym.Env):
             max_episode_steps: truncation horizon (None: none).
             decoder: "auto" (the light decoder `worldsim distill-decoder` made for this checkpoint when there is
                 one, else the VAE's), "full", "light", or a light decoder's path (`WorldSampler.load`).
+            student: "auto" (the one-step student `worldsim distill` made from this checkpoint, `<run>/student`,
+                when there is one and `steps` is None or 1: faster, docs/benchmarks.md), "none" (the checkpoint
+                itself), or a student's path. `env.sampler.meta["teacher"]` says when a student dreams.
         """
-        parts = _parts(checkpoint, 1, reward, store, steps, cfg_actions, context, device, precision, decoder)
+        parts = _parts(checkpoint, 1, reward, store, steps, cfg_actions, context, device, precision, decoder,
+                       student)
         return cls(*parts, max_episode_steps=max_episode_steps, render_mode=render_mode)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -349,12 +360,12 @@ class DreamVectorEnv(_Dream, VectorEnv):
                         store: str | None = None, steps: int | None = None, cfg_actions: float = 1.0,
                         context: int | None = None, max_episode_steps: int | None = 200, device: str = "cpu",
                         precision: str = "bf16", autoreset_mode: str | AutoresetMode = "next_step",
-                        decoder: str = "auto") -> DreamVectorEnv:
+                        decoder: str = "auto", student: str = "auto") -> DreamVectorEnv:
         """`num_envs` dreams of a trained checkpoint; the other arguments as `DreamEnv.from_checkpoint`."""
         if num_envs < 1:
             raise InputError(f"num_envs must be >= 1, got {num_envs}")
         parts = _parts(checkpoint, num_envs, reward, store, steps, cfg_actions, context, device, precision,
-                       decoder)
+                       decoder, student)
         return cls(*parts, max_episode_steps=max_episode_steps, autoreset_mode=autoreset_mode)
 
     def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None

@@ -232,7 +232,7 @@ def load_reward(path: str | Path, device: torch.device | str = "cpu") -> RewardM
 
 def find_reward(dit_checkpoint: str | Path) -> Path | None:
     """`<run dir>/reward` of a world-model checkpoint (run directory or checkpoint folder) if it holds a reward
-    checkpoint, else None.
+    checkpoint (for a student of `worldsim distill` without one: its teacher's), else None.
 
     Raises:
         CheckpointError: the reward model there was trained on the latents of another VAE than this checkpoint's.
@@ -240,6 +240,10 @@ def find_reward(dit_checkpoint: str | Path) -> Path | None:
     ck = C.resolve(dit_checkpoint)
     out = run_dir(ck) / "reward"
     found = C.latest(out)
+    teacher = C.load_meta(ck).get("teacher", {}).get("path")
+    if found is None and teacher and Path(teacher).exists():  # a student of worldsim distill: its teacher's
+        out = run_dir(C.resolve(teacher)) / "reward"
+        found = C.latest(out)
     if found is None:
         return None
     meta = C.load_meta(found)

@@ -46,6 +46,19 @@ def dream_steps_for(flow: FlowConfig) -> int:
     return 1 if flow.p_pure_noise > 0 else 4
 
 
+def find_student(teacher: str | Path) -> Path | None:
+    """The newest checkpoint of `<run dir>/student` when `worldsim distill` made it from exactly this checkpoint
+    (its recorded teacher digest), else None: DreamEnv then dreams with the teacher itself."""
+    from worldsim.model.reward import run_dir
+
+    ck = C.resolve(teacher)
+    found = C.latest(run_dir(ck) / "student")
+    if found is None:
+        return None
+    told = C.load_meta(found).get("teacher", {})
+    return found if told.get("digest") == C.digest(ck) else None
+
+
 class WorldSampler:
     def __init__(self, model: WorldModel, vae: VideoVAE, meta: dict[str, Any], digest: str,
                  device: torch.device) -> None:
@@ -353,6 +366,8 @@ class WorldSampler:
                "stores": [s["digest"] for s in self.meta.get("stores", [])], **extra}
         if self.light is not None:
             out["light_decoder_digest"] = self.light.meta["digest"]
+        if self.meta.get("teacher"):  # a one-step student of worldsim distill
+            out["teacher_digest"] = self.meta["teacher"]["digest"]
         return out
 
     def write_video(self, frames: np.ndarray, path: str | Path, source: str = GENERATED, **extra: Any) -> Path:
