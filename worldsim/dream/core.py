@@ -87,7 +87,10 @@ class DreamCore:
         self.cache: list | None = None  # per block (k, v) (rows, H, (context - 1) N, hd): frames before the newest
         # pose memory (model.memory, worldsim/model/memory.py): up to MEMORY_BANK earlier clean frames per row, newest
         # last, with the map from the newest frame's view into each; and the memory each context frame was given
+        # The bank is a ring buffer (a step writes one slot instead of copying the whole bank: 67 MB at batch 32):
+        # `head` is the slot of the newest frame, `_order()` the slots from oldest to newest.
         k = MEMORY_BANK if self.memory else 0
+        self.head = k - 1
         self.bank = torch.zeros(rows, k, c, self.h, self.w, device=self.device)
         self.bank_map = torch.eye(3, device=self.device).repeat(rows, k, 1, 1)
         self.bank_ok = torch.zeros(rows, k, dtype=torch.bool, device=self.device)
@@ -153,9 +156,10 @@ class DreamCore:
         self.bank[row] = 0.0
         self.bank_ok[row] = False
         self.bank_map[row] = torch.eye(3, device=self.device)
-        self.bank[row, MEMORY_BANK - n :] = z[0]
-        self.bank_ok[row, MEMORY_BANK - n :] = True
-        self.bank_map[row, MEMORY_BANK - n :] = chain(steps)[0, -1]
+        newest = self._order()[MEMORY_BANK - n :]
+        self.bank[row, newest] = z[0]
+        self.bank_ok[row, newest] = True
+        self.bank_map[row, newest] = chain(steps)[0, -1]
         self.mem[row] = 0.0
         self.mem[row, self.context - n_ctx :] = window_memory(z, steps, n - n_ctx)[0]
 
@@ -240,18 +244,26 @@ class DreamCore:
         (scaled). The newest frame is its base, not a recall candidate."""
         step = self.model.dit.step_affines(a, torch.ones(a.shape[:2], dtype=torch.bool, device=self.device))
         step = step[:, 0].float()
-        maps = self.bank_map @ step[:, None]
-        ok = self.bank_ok.clone()
+        order = self._order()  # scored from oldest to newest, as the bank was trained and read before
+        maps = (self.bank_map @ step[:, None])[:, order]
+        ok = self.bank_ok[:, order]
         ok[:, -1] = False
         age = (MEMORY_BANK - torch.arange(MEMORY_BANK, device=self.device)).expand_as(ok)
-        return recall(self.bank, maps, ok, age), step
+        return recall(self.bank, maps, ok, age, slots=order), step
+
+    def _order(self) -> torch.Tensor:
+        """The bank's slots from the oldest frame to the newest."""
+        return (torch.arange(MEMORY_BANK, device=self.device) + self.head + 1) % MEMORY_BANK
 
     def _remember(self, x: torch.Tensor, new_mem: torch.Tensor, step: torch.Tensor) -> None:
-        """The new frame x (B, C, h, w) joins the bank as its newest; every map now starts from its view."""
-        eye = torch.eye(3, device=self.device).expand(x.shape[0], 1, 3, 3)
-        self.bank = torch.cat([self.bank[:, 1:], x[:, None].float()], dim=1)
-        self.bank_map = torch.cat([(self.bank_map @ step[:, None])[:, 1:], eye], dim=1)
-        self.bank_ok = torch.cat([self.bank_ok[:, 1:], torch.ones_like(self.bank_ok[:, :1])], dim=1)
+        """The new frame x (B, C, h, w) joins the bank as its newest, in the oldest one's slot; every map now starts
+        from its view."""
+        slot = (self.head + 1) % MEMORY_BANK
+        self.bank[:, slot] = x.float()
+        self.bank_map = self.bank_map @ step[:, None]
+        self.bank_map[:, slot] = torch.eye(3, device=self.device)
+        self.bank_ok[:, slot] = True
+        self.head = slot
         self.mem = torch.cat([self.mem[:, 1:], new_mem[:, None].float()], dim=1)
 
     def _guided(self, v: torch.Tensor) -> torch.Tensor:

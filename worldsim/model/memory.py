@@ -78,13 +78,15 @@ def placement(grid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return inside, ((grid - still).norm(dim=-1) / 2).clamp(max=1.0)[:, None]
 
 
-def recall(bank: torch.Tensor, maps: torch.Tensor, ok: torch.Tensor, age: torch.Tensor) -> torch.Tensor:
+def recall(bank: torch.Tensor, maps: torch.Tensor, ok: torch.Tensor, age: torch.Tensor,
+           slots: torch.Tensor | None = None) -> torch.Tensor:
     """The memory of one target frame per row.
 
     bank (B, L, C, h, w) earlier latents; maps (B, L, 3, 3) from the target's view into each; ok (B, L) which may be
-    recalled; age (B, L) frames between each and the target. Returns (B, C + 2, h, w); zeros where nothing covers
-    at least MIN_COVER of the view."""
-    b, n, c, h, w = bank.shape
+    recalled; age (B, L) frames between each and the target. `slots` (L,): where the bank holds the frame that
+    maps[:, j] describes (a ring buffer, DreamCore's), default j. Returns (B, C + 2, h, w); zeros where nothing
+    covers at least MIN_COVER of the view."""
+    b, c, h, w = bank.shape[0], *bank.shape[2:]
     cover = coverage(maps.float())
     score = torch.where(ok, cover - AGE_PENALTY * age.float(), torch.full_like(cover, -1.0))
     best = score.argmax(dim=1)  # (B,)
@@ -92,7 +94,8 @@ def recall(bank: torch.Tensor, maps: torch.Tensor, ok: torch.Tensor, age: torch.
     found = (cover[pick, best] >= MIN_COVER) & ok[pick, best]
     theta = maps[pick, best, :2, :].float()
     grid = F.affine_grid(theta, [b, c, h, w], align_corners=False)
-    moved = F.grid_sample(bank[pick, best].float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    src = best if slots is None else slots[best]
+    moved = F.grid_sample(bank[pick, src].float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     inside, moved_by = placement(grid)
     out = torch.cat([moved, inside, moved_by * inside], dim=1)
     return out * found[:, None, None, None].float()
