@@ -30,13 +30,16 @@ def teacher(tiny_pipeline, tmp_path_factory):
 
 def _distill(teacher, out, *extra: str) -> dict:
     args = ["distill", f"ckpt={teacher}", f"out={out}", "steps=40", "batch_size=4", "lr=0.002", "warmup=2",
-            "log_every=5", "save_every=40", "device=cpu", "teacher_steps=4", *extra]
+            "log_every=5", "save_every=40", "device=cpu", "teacher_steps=4", "depth=2", *extra]
     assert cli(args) == 0
     return C.load_meta(C.resolve(out))
 
 
 def test_spread_keeps_first_and_last():
+    from worldsim.train.distill import default_depth
+
     assert spread(6, 3) == [0, 2, 5] and spread(4, 2) == [0, 3] and spread(4, 1) == [3] and spread(3, 3) == [0, 1, 2]
+    assert spread(6, 2) == [0, 5] and [default_depth(d) for d in (1, 4, 6, 12, 28)] == [1, 1, 2, 4, 9]
 
 
 def test_student_starts_from_the_teachers_blocks(teacher):
@@ -154,7 +157,7 @@ def test_dream_env_dreams_with_the_student_by_default(teacher, tmp_path):
         auto = DreamEnv.from_checkpoint(run, max_episode_steps=None)
         none = DreamEnv.from_checkpoint(run, max_episode_steps=None, student="none")
         many = DreamVectorEnv.from_checkpoint(run, num_envs=2, steps=4, max_episode_steps=None)
-    assert len(auto.sampler.model.dit.blocks) == 2 and auto.sampler.meta["teacher"]["digest"] == C.digest(
+    assert len(auto.sampler.model.dit.blocks) == 1 and auto.sampler.meta["teacher"]["digest"] == C.digest(
         C.resolve(run))
     assert "teacher_digest" in auto.sampler.provenance()
     assert len(none.sampler.model.dit.blocks) == 4 and len(many.sampler.model.dit.blocks) == 4
@@ -166,3 +169,15 @@ def test_dream_env_dreams_with_the_student_by_default(teacher, tmp_path):
     assert find_student(other) is None
     with pytest.raises(Exception, match="student=nowhere"):
         DreamEnv.from_checkpoint(run, student="nowhere")
+
+
+def test_weights_of_another_architecture_are_a_one_line_error(tiny_pipeline, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "mixed"
+    shutil.copytree(tiny_pipeline["causal"], run)
+    (C.resolve(run) / "ema.safetensors").write_bytes((C.resolve(tiny_pipeline["memory"]) / "ema.safetensors")
+                                                     .read_bytes())
+    err = one_line_error(capsys, cli, ["sample", f"ckpt={run}", "mode=t2v", "frames=2", "steps=1",
+                                       f"out={tmp_path / 'x.mp4'}"])
+    assert "does not fit this version" in err and "patch_in" in err

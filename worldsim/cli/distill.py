@@ -1,6 +1,6 @@
 """worldsim distill: a smaller one-step student of a teacher-forced world model, for a faster DreamEnv.
 
-The student is the teacher with fewer DiT blocks (depth, default half), started from the teacher's weights (its
+The student is the teacher with fewer DiT blocks (depth, default a third), started from the teacher's weights (its
 blocks copied from teacher blocks spread over the teacher's depth). It learns one thing, what DreamEnv asks: from
 pure noise and a clean past, in one step, the frame the teacher draws with teacher_steps Euler steps from the same
 noise and past, on the teacher's training windows (gt_weight > 0 mixes in the real frames). OUT defaults to
@@ -9,7 +9,7 @@ default) whose checkpoint names its teacher (path, digest, steps, the blocks it 
 `worldsim eval` or `worldsim sample` at it like any run; it uses the teacher's light decoder when it has none.
 
 examples:
-  worldsim distill ckpt=runs/recipe/dit steps=600                       # -> runs/recipe/dit/student
+  worldsim distill ckpt=runs/recipe/dit steps=500                       # -> runs/recipe/dit/student
   worldsim distill ckpt=runs/recipe/dit depth=2 teacher_steps=4 out=runs/student2
   python benchmarks/dream_speed.py --checkpoint runs/recipe/dit runs/recipe/dit/student --store runs/recipe/heldout
 """

@@ -188,6 +188,17 @@ def load_tensors(ckpt: Path, stem: str) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{f} is corrupt or truncated: {err}") from err
 
 
+def load_into(module: torch.nn.Module, ckpt: Path, stem: str) -> None:
+    """Load `<stem>.safetensors` into `module`; weights of another architecture (a checkpoint an older worldsim
+    made, before a change to the model's layers) are a CheckpointError naming the first mismatch."""
+    try:
+        module.load_state_dict(load_tensors(ckpt, stem))
+    except RuntimeError as err:
+        detail = next((ln.strip() for ln in str(err).splitlines()[1:] if ln.strip()), str(err).splitlines()[0])
+        raise CheckpointError(f"{ckpt} does not fit this version of worldsim's model ({detail[:160]}): it was made by "
+                              "another version; retrain it, or sample it with the version that made it") from err
+
+
 def digest(ckpt: Path) -> str:
     """sha256 over the checkpoint's safetensors files (what produced a sample)."""
     h = hashlib.sha256()

@@ -85,7 +85,7 @@ class WorldSampler:
         meta = C.load_meta(ck, kind="dit")
         dev = torch.device(device)
         model = WorldModel(ModelSpec.from_dict(meta["spec"]))
-        model.load_state_dict(C.load_tensors(ck, "ema" if use_ema else "model"))
+        C.load_into(model, ck, "ema" if use_ema else "model")
         vae = VideoVAE(VAEConfig(**meta["vae"]["config"]))
         vae.load_state_dict(C.load_tensors(ck, "vae"))
         sampler = cls(model.to(dev).eval(), vae.to(dev).eval(), meta, C.digest(ck), dev)
