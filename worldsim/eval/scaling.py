@@ -10,7 +10,6 @@ loss, and a power-law fit of loss against compute.
 
 from __future__ import annotations
 
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +17,11 @@ import numpy as np
 import torch
 
 from worldsim.model import checkpoint as C
-from worldsim.model.dit import DiTConfig
-from worldsim.model.flow import FlowConfig
 from worldsim.model.vae import VAEConfig, VideoVAE
-from worldsim.model.world_model import ModelSpec, TextConfig, WorldModel
+from worldsim.model.world_model import ModelSpec, WorldModel
 from worldsim.train.data import StoreSet
 from worldsim.train.loop import step_generator
-from worldsim.train.train_dit import TrainConfig, batch_loss, window_latents
+from worldsim.train.train_dit import TrainConfig, batch_loss, config_from_meta, window_latents
 
 
 def _loaded(run: str | Path, weights: str) -> tuple[WorldModel, VideoVAE, TrainConfig, dict[str, Any]]:
@@ -34,11 +31,7 @@ def _loaded(run: str | Path, weights: str) -> tuple[WorldModel, VideoVAE, TrainC
     model.load_state_dict(C.load_tensors(ck, weights))
     vae = VideoVAE(VAEConfig(**meta["vae"]["config"]))
     vae.load_state_dict(C.load_tensors(ck, "vae"))
-    t = dict(meta["train"])
-    known = {f.name for f in fields(TrainConfig)}
-    cfg = TrainConfig(**{k: v for k, v in t.items() if k in known and k not in ("model", "text", "flow")},
-                      model=DiTConfig(**t["model"]), text=TextConfig(**t["text"]), flow=FlowConfig(**t["flow"]))
-    return model.eval(), vae.eval().requires_grad_(False), cfg, meta
+    return model.eval(), vae.eval().requires_grad_(False), config_from_meta(meta["train"]), meta
 
 
 def parameters(run: str | Path) -> int:

@@ -1,14 +1,14 @@
 """Distil a teacher-forced world model into a smaller one-step student for DreamEnv (`worldsim distill`).
 
-    result = distill(DistillConfig(ckpt="runs/dit", steps=600))   # -> runs/dit/student, a complete world model
+    result = distill(DistillConfig(ckpt="runs/dit", steps=500))   # -> runs/dit/student, a complete world model
 
 A dreamed step runs the DiT once per Euler step over the newest context frame and the new frame; at batch 32 that
 pass is most of a step (docs/benchmarks.md). The student is the same model with fewer blocks (`depth`, by default
-a third of the teacher's), started from the teacher's weights: every module it shares with the teacher is copied, and its
-blocks are copied from teacher blocks spread over the teacher's depth (first and last kept). It is then trained on
-the teacher's training windows for one thing only, what DreamEnv asks of it: from pure noise (t = 1) and a clean
-past, in one step, the frame the teacher draws with `teacher_steps` Euler steps from the same noise and the same
-past (Luhman & Luhman's knowledge distillation of a sampler, per frame under teacher forcing). `gt_weight` mixes
+a third of the teacher's), started from the teacher's weights: every module it shares with the teacher is copied,
+and its blocks are copied from teacher blocks spread over the teacher's depth (first and last kept). It is then
+trained on the teacher's training windows for one thing only, what DreamEnv asks of it: from pure noise (t = 1) and
+a clean past, in one step, the frame the teacher draws with `teacher_steps` Euler steps from the same noise and the
+same past (Luhman & Luhman's knowledge distillation of a sampler, per frame under teacher forcing). `gt_weight` mixes
 in the real frame as a second target. The student's checkpoint names its teacher (path, digest, steps) and records
 `flow.p_pure_noise = 1`, so samplers give it one Euler step by default; it holds the teacher's VAE, and DreamEnv
 uses the teacher's light decoder for it when the student has none of its own.
@@ -35,6 +35,7 @@ from worldsim.train.data import make_loader
 from worldsim.train.loop import Loop, Metrics, Schedule, check_resume, step_generator
 from worldsim.train.train_dit import (
     TrainConfig,
+    config_from_meta,
     ema_decay,
     memory_conditioning,
     open_data,
@@ -54,7 +55,7 @@ class DistillConfig:
     depth: int = 0  # student blocks; 0: a third of the teacher's (at least 1): 2 of the tiny preset's 6
     teacher_steps: int = 0  # Euler steps of the teacher's target; 0: the teacher's own default (dream_steps_for)
     gt_weight: float = 0.0  # weight of the real frame as a second target (0: the teacher's frame only)
-    steps: int = 600
+    steps: int = 500
     batch_size: int = 8
     lr: float = 2e-4
     warmup: int = 20
@@ -150,8 +151,8 @@ def load_teacher(ckpt: str | Path, device: torch.device) -> tuple[WorldModel, Vi
 def distill(cfg: DistillConfig) -> dict[str, Any]:
     device = pick_device(cfg.device)
     teacher, vae, meta, ck = load_teacher(cfg.ckpt, device)
-    t_cfg = TrainConfig(**{**meta["train"], "model": teacher.spec.dit, "text": teacher.spec.text,
-                           "flow": FlowConfig(**meta["train"]["flow"])})
+    t_cfg = config_from_meta(meta["train"])
+    t_cfg.model, t_cfg.text = teacher.spec.dit, teacher.spec.text
     t_cfg.store = list(cfg.store) or list(meta["train"]["store"])
     t_cfg.batch_size = cfg.batch_size
     vae_meta = {"digest": meta["vae"]["digest"], "path": meta["vae"]["path"], "vae": meta["vae"]["config"],

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +69,14 @@ class TrainConfig:
     model: DiTConfig = field(default_factory=DiTConfig)
     text: TextConfig = field(default_factory=TextConfig)
     flow: FlowConfig = field(default_factory=FlowConfig)
+
+
+def config_from_meta(train: dict[str, Any]) -> TrainConfig:
+    """The TrainConfig a checkpoint recorded (`meta["train"]`); keys this version does not know are left out, keys
+    it added since take their defaults."""
+    known = {f.name for f in fields(TrainConfig)} - {"model", "text", "flow"}
+    return TrainConfig(**{k: v for k, v in train.items() if k in known}, model=DiTConfig(**train["model"]),
+                       text=TextConfig(**train["text"]), flow=FlowConfig(**train["flow"]))
 
 
 def all_texts(stores: StoreSet) -> list[str]:
