@@ -115,3 +115,35 @@ def test_keys_are_made_once_private_and_replaceable(tmp_path, monkeypatch):
     off = tmp_path / "off.png"
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(off)
     assert not P.sign(off, P.GENERATED, {}) and not P.verify(off).signed
+
+
+def test_dream_env_recordings_are_signed(tiny_pipeline, tmp_path):
+    import warnings
+
+    import imageio.v2 as imageio
+
+    from worldsim.dream.env import DreamEnv
+    from worldsim.dream.wrappers import RecordDream
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        env = RecordDream(DreamEnv.from_checkpoint(tiny_pipeline["causal"], max_episode_steps=3,
+                                                   store=str(tiny_pipeline["heldout"])), str(tmp_path), every=2)
+    for _ in range(3):  # episodes 0, 1, 2: 0 and 2 recorded
+        env.reset(seed=11)
+        env.action_space.seed(0)
+        done = False
+        while not done:
+            *_, term, trunc, _ = env.step(env.action_space.sample())
+            done = term or trunc
+    env.close()
+    assert [p.rsplit("/", 1)[1] for p in env.written] == ["dream_0.mp4", "dream_2.mp4"]
+    v = P.verify(env.written[0])
+    assert v.intact and v.source_type == P.GENERATED
+    made = v.made_from
+    assert made["seed"] == 11 and made["steps_taken"] == 3 and len(made["actions_sha256"]) == 64
+    assert made["checkpoint_digest"] == env.unwrapped.sampler.digest
+    with imageio.get_reader(env.written[0]) as r:
+        assert len([f for f in r]) == 4  # the reset frame and three dreamed ones
+    with pytest.raises(Exception, match="every must be"):
+        RecordDream(env.env, str(tmp_path), every=0)

@@ -9,11 +9,16 @@ rebuilt from the checkpoint's action spec and equals the engine's):
     from worldsim.dream.wrappers import NAVIGATE, DiscreteActions
     real = DiscreteActions(gym.make("worldsim/Voxel-v0", task="navigate", width=64, height=64), NAVIGATE)
     dream = DiscreteActions(gym.make("worldsim/Dream-v0", checkpoint="runs/dit"), NAVIGATE)
+
+`RecordDream` writes dreamed episodes as MP4s with signed provenance (docs/provenance.md).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -134,3 +139,69 @@ def stack_actions(table: Sequence[Mapping[str, Any]], indices: Any) -> dict[str,
     if idx.dtype.kind not in "iu" or idx.size == 0 or idx.min() < 0 or idx.max() >= len(table):
         raise InputError(f"indices must be integers in [0, {len(table) - 1}], got {np.asarray(indices).tolist()}")
     return {k: np.stack([np.asarray(table[i][k]) for i in idx]) for k in table[0]}
+
+
+class RecordDream(gym.Wrapper):
+    """Records each dreamed episode of a `DreamEnv` as `<folder>/<prefix>_<n>.mp4` with its provenance: the JSON
+    beside it and a signed C2PA manifest inside (`trainedAlgorithmicMedia`; the checkpoint, its training stores, the
+    light decoder and teacher when used, the reset seed, Euler steps, context and a sha256 of the actions taken).
+    An episode is written when it ends (terminated or truncated), at the next reset, or at `close()`.
+
+        env = RecordDream(DreamEnv.from_checkpoint("runs/dit"), "videos", every=10)   # episodes 0, 10, 20, ...
+
+    Args:
+        env: a DreamEnv, or a wrapper around one (the frames are its observations).
+        folder: where the videos go (created).
+        every: record episodes 0, every, 2 * every, ...
+        prefix: the file name's start.
+    """
+
+    def __init__(self, env: gym.Env, folder: str, every: int = 1, prefix: str = "dream") -> None:
+        super().__init__(env)
+        if every < 1:
+            raise InputError(f"every must be >= 1, got {every}")
+        if not hasattr(env.unwrapped, "sampler"):
+            raise InputError("RecordDream records a DreamEnv (worldsim/Dream-v0); this env has no world model")
+        self.folder, self.every, self.prefix = folder, every, prefix
+        self.episode, self.frames, self.actions, self.seed = -1, [], [], None
+        self.written: list[str] = []
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> Any:
+        self._flush()
+        obs, info = self.env.reset(seed=seed, options=options)
+        self.episode += 1
+        self.seed = seed
+        self.frames = [obs] if self.episode % self.every == 0 else []
+        self.actions = []
+        return obs, info
+
+    def step(self, action: Any) -> Any:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        if self.frames:
+            self.frames.append(obs)
+            self.actions.append(json.dumps(action, default=_plain, sort_keys=True))
+            if terminated or truncated:
+                self._flush()
+        return obs, reward, terminated, truncated, info
+
+    def close(self) -> None:
+        self._flush()
+        super().close()
+
+    def _flush(self) -> None:
+        if len(self.frames) < 2:
+            self.frames = []
+            return
+        dream = self.env.unwrapped
+        path = Path(self.folder) / f"{self.prefix}_{self.episode}.mp4"
+        digest = hashlib.sha256("\n".join(self.actions).encode()).hexdigest()
+        dream.sampler.write_video(np.stack(self.frames), path, mode="DreamEnv episode", episode=self.episode,
+                                  seed=self.seed, steps=dream.core.steps, context=dream.core.context,
+                                  actions_sha256=digest, steps_taken=len(self.actions))
+        self.written.append(str(path))
+        self.frames, self.actions = [], []
+
+
+def _plain(x: Any) -> Any:
+    """JSON for numpy values inside actions."""
+    return np.asarray(x).tolist()
