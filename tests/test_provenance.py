@@ -147,3 +147,14 @@ def test_dream_env_recordings_are_signed(tiny_pipeline, tmp_path):
         assert len([f for f in r]) == 4  # the reset frame and three dreamed ones
     with pytest.raises(Exception, match="every must be"):
         RecordDream(env.env, str(tmp_path), every=0)
+
+
+def test_unwritable_key_folder_is_one_line_and_keeps_the_file(tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("WORLDSIM_C2PA_DIR", str(blocker / "keys"))
+    pic = tmp_path / "p.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(pic)
+    with pytest.raises(P.InputError, match="WORLDSIM_SIGN=0"):
+        P.sign(pic, P.GENERATED, {})
+    assert pic.is_file() and not P.verify(pic).signed

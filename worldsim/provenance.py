@@ -108,7 +108,12 @@ def _signer() -> Any:
     if bool(cert) != bool(key):
         raise InputError("set both WORLDSIM_C2PA_CERT (PEM chain) and WORLDSIM_C2PA_KEY (PEM key), or neither")
     if not cert:
-        paths = ensure_keys()
+        try:
+            paths = ensure_keys()
+        except OSError as err:
+            raise InputError(f"cannot make the signing keys in {key_dir()} ({err.strerror or err}); the file is "
+                             f"written unsigned: set WORLDSIM_C2PA_DIR to a writable folder, or WORLDSIM_SIGN=0"
+                             ) from err
         cert, key = str(paths["chain"]), str(paths["key"])
     try:
         chain, private = Path(cert).read_bytes(), Path(key).read_bytes()
