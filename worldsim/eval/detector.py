@@ -188,10 +188,9 @@ def _attrs(url: str) -> dict[str, Any]:
 def train_detector(cfg: DetectorConfig) -> dict[str, Any]:
     from worldsim.runtime import pick_device
 
-    if not cfg.real or not (cfg.models or cfg.unseen):
-        raise InputError("train-detector needs real=[engine stores] and models=[checkpoints] (unseen= optional)")
-    if not cfg.models:
-        raise InputError("models= is empty: the detector needs model-made clips to learn from")
+    if not cfg.real or not cfg.models:
+        raise InputError("train-detector needs real=[engine stores] and models=[checkpoints] whose clips it learns "
+                         "from (unseen=[...] optional)")
     verify_stores(cfg.real)
     device = pick_device(cfg.device)
     length = cfg.context + cfg.frames
