@@ -76,8 +76,8 @@ def _score(raw: Any, run: Path) -> dict[str, float]:
     from worldsim.train.data import StoreSet
 
     with torch.no_grad():
-        loss = heldout_loss(run, str(raw.heldout), int(raw.val_windows))
-        s = WorldSampler.load(run)
+        s = WorldSampler.load(run)  # once: the held-out loss and the PSNR score the same EMA weights
+        loss = heldout_loss(s, str(raw.heldout), int(raw.val_windows))
         nf = next_frame_metrics(s, StoreSet([str(raw.heldout)], s.frames, "all"), int(raw.psnr_windows),
                                 steps=s.dream_steps)
     return {"heldout_loss": loss, "next_frame_psnr": nf["next_frame_psnr"],

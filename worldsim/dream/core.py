@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from worldsim.errors import InputError
-from worldsim.model.flow import shift_for, time_shift, token_count
+from worldsim.model.flow import euler_grid, shift_for, token_count
 from worldsim.model.frames import to_uint8
 from worldsim.model.memory import MEMORY_BANK, MEMORY_EXTRA, chain, recall, window_memory
 from worldsim.model.sampler import WorldSampler, check_guidance
@@ -69,7 +69,7 @@ class DreamCore:
         self.cached = self.model.spec.dit.attention == "causal"
         self.h, self.w = sampler.height // sampler.vae.cfg.spatial, sampler.width // sampler.vae.cfg.spatial
         tokens = token_count((1, self.context + 1, 1, self.h, self.w), self.model.spec.dit.patch)
-        self.grid = time_shift(torch.linspace(1.0, 0.0, steps + 1), shift_for(tokens, sampler.flow)).tolist()
+        self.grid = euler_grid(steps, shift_for(tokens, sampler.flow))
         self.n_tokens = (self.h // self.model.spec.dit.patch) * (self.w // self.model.spec.dit.patch)
         self.gens = [torch.Generator().manual_seed(i) for i in range(rows)]
         c = self.model.spec.latent_channels

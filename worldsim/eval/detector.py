@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from worldsim.errors import InputError
+from worldsim.eval.probes import resize
 from worldsim.model import checkpoint as C
 from worldsim.model.sampler import WorldSampler
 from worldsim.train.data import StoreSet, verify_stores
@@ -79,12 +80,9 @@ class DetectorNet(nn.Module):
 
 
 def to_input(clips: np.ndarray, size: int) -> torch.Tensor:
-    """uint8 clips (N, T, H, W, 3) -> (N, T, 3, size, size) float in [-1, 1] (area resize when the size differs)."""
-    x = torch.from_numpy(np.ascontiguousarray(clips)).float().div(127.5).sub(1).permute(0, 1, 4, 2, 3)
-    n, t = x.shape[:2]
-    if x.shape[-2:] != (size, size):
-        x = F.interpolate(x.flatten(0, 1), size=(size, size), mode="area").unflatten(0, (n, t))
-    return x
+    """uint8 clips (N, T, H, W, 3) -> (N, T, 3, size, size) float in [-1, 1], resized as the other probes resize
+    (`worldsim.eval.probes.resize`) when the size differs."""
+    return resize(clips, size).float().div(127.5).sub(1)
 
 
 def mp4_round_trip(clip: np.ndarray, fps: int = 20) -> np.ndarray:

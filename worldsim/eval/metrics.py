@@ -268,6 +268,30 @@ def find_revisits(actions: np.ndarray, spec: dict[str, Any], min_turn: float = 1
     return found
 
 
+def dream_after(sampler: WorldSampler, frames: np.ndarray, actions: np.ndarray, end: int, steps: int, seed: int,
+                stop: int | None = None) -> np.ndarray:
+    """`frames[: stop + 1]` (default: all) with every frame after `end` dreamed by the model, from at most its
+    trained context of real frames ending at frame `end` (whole latent frames), under the recorded actions
+    (`actions[t]` leads from frame t to t + 1)."""
+    stop = len(frames) - 1 if stop is None else stop
+    ctx = sampler.frames - sampler.k  # the real context a rollout starts from, as in `rollouts`
+    start = max(0, end + 1 - ctx)
+    start += (end + 1 - start) % sampler.k
+    out = np.array(frames[: stop + 1])
+    out[start:] = sampler.rollout(frames[start : end + 1], actions[start:stop], steps=steps, seed=seed)
+    return out
+
+
+def revisit_psnrs(made: np.ndarray, frames: np.ndarray, leave: int, far: int, back: int) -> dict[str, float]:
+    """The revisit scores of one look away and back (frame indices leave, far, back): the dream against the engine
+    at the far point and copy-last's (the frame before leaving) there; the dream's return frame and the engine's
+    against the frame before leaving."""
+    return {"far_model_psnr": psnr_uint8(made[far], frames[far]),
+            "far_copy_last_psnr": psnr_uint8(frames[leave], frames[far]),
+            "return_model_psnr": psnr_uint8(made[back], frames[leave]),
+            "return_engine_psnr": psnr_uint8(frames[back], frames[leave])}
+
+
 def revisit_metrics(sampler: WorldSampler, url: str, steps: int, seed: int, count: int = 16,
                     tick: Tick = None) -> dict[str, Any]:
     """Memory under camera motion on the look-away-and-back excursions of a store (`find_revisits`; `worldsim
@@ -291,21 +315,14 @@ def revisit_metrics(sampler: WorldSampler, url: str, steps: int, seed: int, coun
     rows: dict[str, list[float]] = {}
     for j, (index, leave, far, back) in enumerate(picks):
         ep = episodes[index]
-        start = max(0, leave + 1 - ctx)
-        start += (leave + 1 - start) % sampler.k  # whole latent frames of context
-        made = sampler.rollout(ep["frames"][start : leave + 1], ep["actions"][start:back], steps=steps,
-                               seed=seed + j)
-        frames = ep["frames"]
-        for name, (a, b) in {"far_model": (made[far - start], frames[far]),
-                             "far_copy_last": (frames[leave], frames[far]),
-                             "return_model": (made[back - start], frames[leave]),
-                             "return_engine": (frames[back], frames[leave])}.items():
-            rows.setdefault(name, []).append(float(psnr_frames(a[None], b[None])[0]))
+        made = dream_after(sampler, ep["frames"], ep["actions"], leave, steps, seed + j, stop=back)
+        for name, value in revisit_psnrs(made, ep["frames"], leave, far, back).items():
+            rows.setdefault(name, []).append(value)
         if tick:
             tick()
-    out: dict[str, Any] = {f"{k}_psnr": float(np.mean(v)) for k, v in rows.items()}
-    out["far_beats_copy_last"] = float(np.mean(np.array(rows["far_model"]) > np.array(rows["far_copy_last"])))
-    out["return_at_least_20db"] = float(np.mean(np.array(rows["return_model"]) >= 20.0))
+    out: dict[str, Any] = {k: float(np.mean(v)) for k, v in rows.items()}
+    out["far_beats_copy_last"] = float(np.mean(np.array(rows["far_model_psnr"]) > np.array(rows["far_copy_last_psnr"])))
+    out["return_at_least_20db"] = float(np.mean(np.array(rows["return_model_psnr"]) >= 20.0))
     out.update(excursions=len(picks), found=len(cases), context_frames=ctx,
                longest_excursion=int(max(b - lv for _, lv, _, b in picks)))
     return out

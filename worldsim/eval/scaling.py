@@ -11,47 +11,31 @@ loss, and a power-law fit of loss against compute.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
-from worldsim.model import checkpoint as C
-from worldsim.model.vae import VAEConfig, VideoVAE
-from worldsim.model.world_model import ModelSpec, WorldModel
-from worldsim.train.data import StoreSet
+from worldsim.model.sampler import WorldSampler
+from worldsim.train.data import StoreSet, collate
 from worldsim.train.loop import step_generator
-from worldsim.train.train_dit import TrainConfig, batch_loss, config_from_meta, window_latents
-
-
-def _loaded(run: str | Path, weights: str) -> tuple[WorldModel, VideoVAE, TrainConfig, dict[str, Any]]:
-    ck = C.resolve(run)
-    meta = C.load_meta(ck, kind="dit")
-    model = WorldModel(ModelSpec.from_dict(meta["spec"]))
-    model.load_state_dict(C.load_tensors(ck, weights))
-    vae = VideoVAE(VAEConfig(**meta["vae"]["config"]))
-    vae.load_state_dict(C.load_tensors(ck, "vae"))
-    return model.eval(), vae.eval().requires_grad_(False), config_from_meta(meta["train"]), meta
+from worldsim.train.train_dit import batch_latents, batch_loss, config_from_meta
 
 
 def parameters(run: str | Path) -> int:
-    model, _, _, _ = _loaded(run, "ema")
-    return sum(p.numel() for p in model.dit.parameters())
+    return sum(p.numel() for p in WorldSampler.load(run).model.dit.parameters())
 
 
 def train_flops(run: str | Path, store: list[str]) -> float:
     """FLOPs of one training step of the run's model and config on one batch of `store` (forward + backward)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    model, vae, cfg, _ = _loaded(run, "model")
-    model.train()
+    s = WorldSampler.load(run, use_ema=False)
+    model, cfg = s.model.train(), config_from_meta(s.meta["train"])
     stores = StoreSet(store, cfg.frames, "all", history=cfg.model.memory)
     batch = stores.batch(np.random.default_rng(0), cfg.batch_size)
     g = step_generator(cfg.seed, 0, 0, torch.device("cpu"))
     cfg.precision = "fp32"  # counted in fp32: the count does not depend on the dtype
-    z = window_latents(batch, stores.latents, vae, torch.device("cpu"), cfg.precision)
-    past = window_latents(batch, stores.latents, vae, torch.device("cpu"), cfg.precision, "past_") \
-        if cfg.model.memory else None
+    z, past = batch_latents(batch, stores, s.vae, torch.device("cpu"), cfg.precision, cfg.model.memory)
     with FlopCounterMode(display=False) as counter:
         loss = batch_loss(cfg, model, model, z, batch, g, past)
         loss.backward()
@@ -59,23 +43,19 @@ def train_flops(run: str | Path, store: list[str]) -> float:
 
 
 @torch.no_grad()
-def heldout_loss(run: str | Path, heldout: str, windows: int = 32, batch: int = 8, seed: int = 0) -> float:
-    """The flow loss of the run's EMA model on `windows` evenly spread held-out windows, with noise and dropout
-    drawn from fixed generators (`seed`): the same draws for every checkpoint it is asked about."""
-    model, vae, cfg, _ = _loaded(run, "ema")
+def heldout_loss(sampler: WorldSampler, heldout: str, windows: int = 32, batch: int = 8, seed: int = 0) -> float:
+    """The flow loss of a loaded model (`WorldSampler.load`: the EMA weights) on `windows` evenly spread held-out
+    windows, with noise and dropout drawn from fixed generators (`seed`): the same draws for every checkpoint."""
+    cfg = config_from_meta(sampler.meta["train"])
     stores = StoreSet([heldout], cfg.frames, "all", history=cfg.model.memory)
     picks = stores.spread(windows)
-    from worldsim.train.data import collate
-
     total, n = 0.0, 0
     for j, a in enumerate(range(0, len(picks), batch)):
         items = [stores.read(i) for i in picks[a : a + batch]]
         b = collate(items)
-        z = window_latents(b, stores.latents, vae, torch.device("cpu"), cfg.precision)
-        past = window_latents(b, stores.latents, vae, torch.device("cpu"), cfg.precision, "past_") \
-            if cfg.model.memory else None
+        z, past = batch_latents(b, stores, sampler.vae, sampler.device, cfg.precision, cfg.model.memory)
         g = step_generator(seed, j, 0, torch.device("cpu"), salt=0x5CA1E)
-        total += float(batch_loss(cfg, model, model, z, b, g, past)) * len(items)
+        total += float(batch_loss(cfg, sampler.model, sampler.model, z, b, g, past)) * len(items)
         n += len(items)
     return total / max(n, 1)
 

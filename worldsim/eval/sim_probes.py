@@ -20,23 +20,14 @@ from typing import Any
 
 import numpy as np
 
-from worldsim.eval.metrics import psnr_uint8
+from worldsim.eval.metrics import dream_after, psnr_uint8, revisit_psnrs
 from worldsim.model.frames import psnr_of_mse
 from worldsim.model.sampler import WorldSampler
 
 
 def dreamed(sampler: WorldSampler, ep: dict[str, Any], mark: str, steps: int, seed: int) -> np.ndarray:
-    """The episode's frames with everything after frame `marks[mark]` dreamed by the model (from at most its
-    trained context of real frames ending there, under the recorded actions)."""
-    frames, actions = ep["frames"], ep["actions"]
-    end = int(ep["marks"][mark])
-    ctx = sampler.frames - sampler.k
-    start = max(0, end + 1 - ctx)
-    start += (end + 1 - start) % sampler.k  # whole latent frames of context
-    made = sampler.rollout(frames[start : end + 1], actions[start:], steps=steps, seed=seed)
-    out = frames.copy()
-    out[start:] = made
-    return out
+    """The episode's frames with everything after frame `marks[mark]` dreamed by the model (`dream_after`)."""
+    return dream_after(sampler, ep["frames"], ep["actions"], int(ep["marks"][mark]), steps, seed)
 
 
 def change_mask(a: np.ndarray, b: np.ndarray, threshold: int = 24) -> np.ndarray:
@@ -59,11 +50,7 @@ def score_revisit(sampler: WorldSampler, ep: dict[str, Any], steps: int, seed: i
                                                                                             np.ndarray]:
     m, f = ep["marks"], ep["frames"]
     made = dreamed(sampler, ep, "leave", steps, seed)
-    row = {"far_model_psnr": psnr_uint8(made[m["far"]], f[m["far"]]),
-           "far_copy_last_psnr": psnr_uint8(f[m["leave"]], f[m["far"]]),
-           "return_model_psnr": psnr_uint8(made[m["back"]], f[m["leave"]]),
-           "return_engine_psnr": psnr_uint8(f[m["back"]], f[m["leave"]])}
-    return row, made
+    return revisit_psnrs(made, f, m["leave"], m["far"], m["back"]), made
 
 
 def score_interaction(sampler: WorldSampler, ep: dict[str, Any], steps: int, seed: int

@@ -91,6 +91,22 @@ def resolve(path: str | Path) -> Path:
     raise CheckpointError(f"{p} is neither a run directory (with checkpoints/latest) nor a checkpoint ({META})")
 
 
+def run_dir(ckpt: Path) -> Path:
+    """The run directory of a resolved checkpoint folder: the parent of `checkpoints/` (a loose checkpoint folder
+    is its own run directory)."""
+    return ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt
+
+
+def run_dirs(ckpt: Path) -> list[Path]:
+    """Where a world model's companions (its light decoder, its reward model) are looked for: the run directory of a
+    resolved checkpoint, then, for a one-step student of `worldsim distill`, its teacher's (same VAE, same game)."""
+    dirs = [run_dir(ckpt)]
+    teacher = load_meta(ckpt).get("teacher", {}).get("path")
+    if teacher and Path(teacher).exists():
+        dirs.append(run_dir(resolve(teacher)))
+    return dirs
+
+
 def latest(run_dir: str | Path) -> Path | None:
     """The newest complete checkpoint of a run directory, or None for a fresh run."""
     try:

@@ -57,6 +57,12 @@ def time_shift(t: torch.Tensor, shift: float) -> torch.Tensor:
     return shift * t / (1 + (shift - 1) * t)
 
 
+def euler_grid(steps: int, shift: float, top: float = 1.0) -> list[float]:
+    """The noise levels an Euler sampler visits, from `top` down to 0 in `steps` steps, moved towards noise by
+    `shift` (`time_shift`): what `sample`, DreamEnv and `worldsim distill`'s teacher all integrate over."""
+    return time_shift(torch.linspace(top, 0.0, steps + 1), shift).tolist()
+
+
 def token_count(shape: tuple[int, ...] | torch.Size, patch: int) -> int:
     """DiT tokens of latents shaped (B, T, C, h, w) cut into (1, patch, patch) patches."""
     return shape[1] * (shape[-2] // patch) * (shape[-1] // patch)
@@ -163,7 +169,7 @@ def sample(velocity: Velocity, shape: tuple[int, ...], context: torch.Tensor | N
     ctx = context_mask_ if context_mask_ is not None else torch.zeros(b, nt, dtype=torch.bool, device=dev)
     eps = torch.randn(shape, generator=g).to(dev)
     top = float(strength) if start is not None else 1.0
-    grid = time_shift(torch.linspace(top, 0.0, steps + 1), shift).tolist()
+    grid = euler_grid(steps, shift, top)
     x = eps if start is None else (1 - grid[0]) * start + grid[0] * eps
     if context is not None:
         noisy_ctx = (1 - context_t) * context + context_t * torch.randn(shape, generator=g).to(dev)

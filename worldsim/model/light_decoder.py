@@ -54,9 +54,7 @@ class LightDecoder(nn.Module):
 
 def default_out(dit_checkpoint: str | Path) -> Path:
     """Where `worldsim distill-decoder` writes by default and `find_decoder` looks: `<run dir>/decoder`."""
-    from worldsim.model.reward import run_dir
-
-    return run_dir(C.resolve(dit_checkpoint)) / "decoder"
+    return C.run_dir(C.resolve(dit_checkpoint)) / "decoder"
 
 
 def load_decoder(path: str | Path, device: torch.device | str = "cpu") -> LightDecoder:
@@ -79,14 +77,9 @@ def find_decoder(dit_checkpoint: str | Path) -> Path | None:
     VAE, else None (one distilled from another VAE is not used: it would draw other pictures). A student of
     `worldsim distill` without a decoder of its own uses its teacher's (the same VAE)."""
     ck = C.resolve(dit_checkpoint)
-    own = C.load_meta(ck)
-    want = own.get("vae", {}).get("digest")
-    places = [default_out(ck)]
-    teacher = own.get("teacher", {}).get("path")
-    if teacher and Path(teacher).exists():
-        places.append(default_out(teacher))
-    for place in places:
-        found = C.latest(place)
+    want = C.load_meta(ck).get("vae", {}).get("digest")
+    for place in C.run_dirs(ck):
+        found = C.latest(place / "decoder")
         if found is None:
             continue
         meta = C.load_meta(found)

@@ -194,15 +194,9 @@ class RewardModel(nn.Module):
 
 
 # -- checkpoints ------------------------------------------------------------------------------------------------
-def run_dir(ckpt: Path) -> Path:
-    """The run directory of a resolved checkpoint folder: the parent of `checkpoints/` (a loose checkpoint folder
-    is its own run directory)."""
-    return ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt
-
-
 def default_out(dit_checkpoint: str | Path) -> Path:
     """Where `worldsim train-reward` writes by default, and where `find_reward` looks: `<run dir>/reward`."""
-    return run_dir(C.resolve(dit_checkpoint)) / "reward"
+    return C.run_dir(C.resolve(dit_checkpoint)) / "reward"
 
 
 def save_reward(out: str | Path, model: RewardModel, step: int, meta: dict[str, Any]) -> Path:
@@ -238,13 +232,11 @@ def find_reward(dit_checkpoint: str | Path) -> Path | None:
         CheckpointError: the reward model there was trained on the latents of another VAE than this checkpoint's.
     """
     ck = C.resolve(dit_checkpoint)
-    out = run_dir(ck) / "reward"
-    found = C.latest(out)
-    teacher = C.load_meta(ck).get("teacher", {}).get("path")
-    if found is None and teacher and Path(teacher).exists():  # a student of worldsim distill: its teacher's
-        out = run_dir(C.resolve(teacher)) / "reward"
+    for out in (d / "reward" for d in C.run_dirs(ck)):
         found = C.latest(out)
-    if found is None:
+        if found is not None:
+            break
+    else:
         return None
     meta = C.load_meta(found)
     if meta.get("kind") != "reward":

@@ -49,10 +49,8 @@ def dream_steps_for(flow: FlowConfig) -> int:
 def find_student(teacher: str | Path) -> Path | None:
     """The newest checkpoint of `<run dir>/student` when `worldsim distill` made it from exactly this checkpoint
     (its recorded teacher digest), else None: DreamEnv then dreams with the teacher itself."""
-    from worldsim.model.reward import run_dir
-
     ck = C.resolve(teacher)
-    found = C.latest(run_dir(ck) / "student")
+    found = C.latest(C.run_dir(ck) / "student")
     if found is None:
         return None
     told = C.load_meta(found).get("teacher", {})

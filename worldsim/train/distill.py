@@ -26,22 +26,22 @@ import torch
 
 from worldsim.errors import InputError
 from worldsim.model import checkpoint as C
-from worldsim.model.flow import FlowConfig, teacher_targets
-from worldsim.model.sampler import dream_steps_for
-from worldsim.model.vae import VAEConfig, VideoVAE
-from worldsim.model.world_model import ModelSpec, WorldModel
+from worldsim.model.flow import FlowConfig, euler_grid, shift_for, teacher_targets, token_count
+from worldsim.model.sampler import WorldSampler, dream_steps_for
+from worldsim.model.vae import VideoVAE
+from worldsim.model.world_model import WorldModel
 from worldsim.runtime import autocast, pick_device
 from worldsim.train.data import make_loader
 from worldsim.train.loop import Loop, Metrics, Schedule, check_resume, step_generator
 from worldsim.train.train_dit import (
     TrainConfig,
+    batch_latents,
     config_from_meta,
     ema_decay,
     memory_conditioning,
     open_data,
     pick_texts,
     update_ema,
-    window_latents,
 )
 
 STUDENT_DIR = "student"  # default run directory of a student, inside its teacher's run directory
@@ -69,9 +69,7 @@ class DistillConfig:
 
 
 def default_out(teacher_ckpt: str | Path) -> Path:
-    from worldsim.model.reward import run_dir
-
-    return run_dir(C.resolve(teacher_ckpt)) / STUDENT_DIR
+    return C.run_dir(C.resolve(teacher_ckpt)) / STUDENT_DIR
 
 
 def default_depth(teacher_depth: int) -> int:
@@ -114,12 +112,16 @@ def student_from(teacher: WorldModel, depth: int) -> tuple[WorldModel, list[int]
 
 
 def teacher_frames(teacher: WorldModel, noise: torch.Tensor, cond: dict[str, Any], clean: torch.Tensor,
-                   t_clean: torch.Tensor, steps: int, precision: str) -> torch.Tensor:
+                   t_clean: torch.Tensor, steps: int, precision: str, flow: FlowConfig | None = None
+                   ) -> torch.Tensor:
     """Every frame of the windows drawn by the teacher from `noise` (t = 1) with `steps` Euler steps, each from the
-    clean past before it (teacher forcing: all frames at once, as `DiT.forward_teacher` sees them)."""
+    clean past before it (teacher forcing: all frames at once, as `DiT.forward_teacher` sees them), over the noise
+    levels the teacher was trained at for windows of this size (`euler_grid` with the window's time shift under the
+    teacher's `flow` config)."""
     b, nt = noise.shape[:2]
     x = noise
-    grid = torch.linspace(1.0, 0.0, steps + 1).tolist()
+    shift = shift_for(token_count(noise.shape, teacher.spec.dit.patch), flow or FlowConfig())
+    grid = euler_grid(steps, shift)
     with torch.no_grad():
         for t_now, t_next in zip(grid[:-1], grid[1:]):
             t = torch.full((b, nt), t_now, device=noise.device)
@@ -141,11 +143,8 @@ def load_teacher(ckpt: str | Path, device: torch.device) -> tuple[WorldModel, Vi
         raise InputError(f"{ck} was trained with flow.objective={flow.objective}; worldsim distill makes one-step "
                          "students of frame-causal world models trained with flow.objective=teacher_forcing, the "
                          "ones DreamEnv steps")
-    teacher = WorldModel(ModelSpec.from_dict(meta["spec"]))
-    C.load_into(teacher, ck, "ema")
-    vae = VideoVAE(VAEConfig(**meta["vae"]["config"]))
-    vae.load_state_dict(C.load_tensors(ck, "vae"))
-    return (teacher.to(device).eval().requires_grad_(False), vae.to(device).eval().requires_grad_(False), meta, ck)
+    s = WorldSampler.load(ck, device)  # EMA weights and the VAE, eval mode
+    return s.model.requires_grad_(False), s.vae.requires_grad_(False), meta, ck
 
 
 def distill(cfg: DistillConfig) -> dict[str, Any]:
@@ -190,9 +189,7 @@ def distill(cfg: DistillConfig) -> dict[str, Any]:
     for step in loop:
         batch = next(loader)
         g = step_generator(cfg.seed, step, 0, torch.device("cpu"))
-        z = window_latents(batch, stores.latents, vae, device, cfg.precision)
-        past = window_latents(batch, stores.latents, vae, device, cfg.precision, "past_") if t_cfg.model.memory \
-            else None
+        z, past = batch_latents(batch, stores, vae, device, cfg.precision, t_cfg.model.memory)
         loss, parts = distill_loss(t_cfg, cfg, teacher, student, z, batch, g, past, steps_t)
         loop.update(loss)
         update_ema(ema, student, min(cfg.ema, ema_decay(step, cfg.ema)))
@@ -230,7 +227,7 @@ def distill_loss(t_cfg: TrainConfig, cfg: DistillConfig, teacher: WorldModel, st
     cond_s = cond_of(student)
     clean, t_clean, _, _, _ = teacher_targets(z, t_cfg.flow, g, t_cfg.model.patch)
     noise = torch.randn(z.shape, generator=g).to(device)
-    target = teacher_frames(teacher, noise, cond_t, clean, t_clean, steps_t, cfg.precision)
+    target = teacher_frames(teacher, noise, cond_t, clean, t_clean, steps_t, cfg.precision, t_cfg.flow)
     ones = torch.ones(z.shape[:2], device=device)
     with autocast(device, cfg.precision):
         pred = student(noise, ones, cond_s, clean=clean, t_clean=t_clean, x0=True).float()

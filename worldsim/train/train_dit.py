@@ -268,8 +268,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     for step in loop:
         batch = next(loader)
         g = step_generator(cfg.seed, step, rank, torch.device("cpu"))
-        z = window_latents(batch, stores.latents, vae, device, cfg.precision)  # (B, T', C, h, w)
-        past = window_latents(batch, stores.latents, vae, device, cfg.precision, "past_") if cfg.model.memory else None
+        z, past = batch_latents(batch, stores, vae, device, cfg.precision, cfg.model.memory)  # (B, T', C, h, w)
         loss = batch_loss(cfg, model, fwd, z, batch, g, past)
         loop.update(loss)
         update_ema(ema, model, ema_decay(step, cfg.ema))
@@ -290,6 +289,14 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     if rank == 0 and cfg.steps > start:
         _preview(out, cfg.steps)
     return {"checkpoint": str(C.resolve(out)) if rank == 0 else "", "loss": loss_value}
+
+
+def batch_latents(batch: dict[str, Any], stores: StoreSet, vae: torch.nn.Module, device: torch.device,
+                  precision: str, memory: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The windows' latents (B, T', C, h, w) and, for a model with memory (`memory` frames of history), the latents
+    of the rows before them (else None): what `batch_loss` takes."""
+    z = window_latents(batch, stores.latents, vae, device, precision)
+    return z, (window_latents(batch, stores.latents, vae, device, precision, "past_") if memory else None)
 
 
 def window_latents(batch: dict[str, Any], latent_store: bool, vae: torch.nn.Module, device: torch.device,
