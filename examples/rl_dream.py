@@ -25,13 +25,18 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecMonitor
 
 EPILOG = """\
-recipe (a navigate world model on a CPU; see docs/rl.md for times):
-  worldsim generate task=navigate policy=mix episodes=32 steps=200 width=64 height=64 out=data/nav
-  worldsim train-vae store=data/nav out=runs/nav-vae steps=800 vae.latent_channels=16
-  worldsim train store=data/nav vae=runs/nav-vae out=runs/nav-dit model=tiny model.attention=causal steps=800 \\
-      frames=8 batch_size=8 flow.p_context=0.9 'flow.context_kinds=[0.8,0,0,0.2]'
-  worldsim train-reward ckpt=runs/nav-dit store=data/nav       # -> runs/nav-dit/reward, found by DreamEnv
-  python examples/rl_dream.py --checkpoint runs/nav-dit --steps 20000 --out rl.json
+recipe (a navigate world model on a CPU, fine-tuned from the voxel recipe's; docs/rl.md has the times):
+  worldsim recipe out=runs/recipe                     # the reference voxel world model (runs/recipe/dit), ~60 min
+  worldsim generate task=navigate policy=mix episodes=384 steps=160 seed=20000 width=64 height=64 out=data/nav
+  worldsim generate task=navigate policy=solver episodes=96 steps=200 seed=30000 width=64 height=64 out=data/navs
+  worldsim cache-latents store=data/nav vae=runs/recipe/vae out=data/nav_lat     # and data/navs -> data/navs_lat
+  worldsim train init=runs/recipe/dit store=[data/nav_lat,data/navs_lat] vae=runs/recipe/vae out=runs/nav-dit \\
+      steps=400 frames=14 lr=0.0003 warmup=20      # fine-tuning: the recipe model's design and weights
+  worldsim train-reward ckpt=runs/nav-dit store=[data/nav,data/navs] seq_len=64 batch_size=8 steps=1500
+  for s in 0 1 2; do                               # one process and one torch thread per seed, side by side
+    python examples/rl_dream.py --checkpoint runs/nav-dit --steps 50000 --goal-distance 4 10 --sample \\
+        --seeds $s --out rl_$s.json & done; wait
+  python examples/rl_dream.py --merge rl_0.json rl_1.json rl_2.json --out rl.json   # mean and spread over seeds
 
 what it does:
   1. dream: PPO (CnnPolicy) trains for --steps env steps in the learned simulator only: --n-envs dreams stepped in
@@ -46,7 +51,9 @@ what it does:
 
 metrics (engine, per agent): mean episode return (navigate: +0.05 per block closer to the goal pillar, +1 on
 arrival), success rate (the episode terminated on arrival: the goal_reached event), mean blocks gained towards the
-goal (start distance - end distance). Same --seed, same numbers (one torch thread).
+goal (start distance - end distance); each agent's mean over --seeds with its spread, and the transfer target: the
+dream agent's return against the engine agent's (ratio) and against random. Same seed, same numbers (one torch
+thread).
 """
 
 
@@ -54,13 +61,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="PPO trained only inside DreamEnv (a learned voxel simulator), scored in "
                                 "the real engine against PPO trained in the engine and a random agent.",
                                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", required=True, help="a `worldsim train` run dir (or checkpoint) of navigate data")
+    p.add_argument("--checkpoint", help="a `worldsim train` run dir (or checkpoint) of navigate data (required "
+                   "unless --merge)")
     p.add_argument("--reward", default=None, help="reward model (worldsim train-reward); default <run>/reward")
     p.add_argument("--store", default=None, help="frames store dreams start from; default: the checkpoint's store")
     p.add_argument("--steps", type=int, default=20000, help="env steps of PPO training, each agent (default 20000)")
     p.add_argument("--eval-episodes", type=int, default=20, help="held-out engine episodes per agent (default 20)")
     p.add_argument("--eval-seed", type=int, default=10_000, help="first held-out engine seed (default 10000)")
     p.add_argument("--max-steps", type=int, default=300, help="engine episode length, training and scoring (300)")
+    p.add_argument("--goal-distance", type=float, nargs=2, default=None, metavar=("MIN", "MAX"),
+                   help="engine navigate goal distance in blocks, training and scoring (default: the task's, 12 32)")
     p.add_argument("--dream-episode-steps", type=int, default=64, help="dreamed episode length (default 64)")
     p.add_argument("--dream-steps", type=int, default=None,
                    help="Euler steps per dreamed frame (default: the checkpoint's; 1 for one trained at pure noise)")
@@ -73,13 +83,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--solver", action="store_true", help="also score datagen's scripted navigate solver (it reads "
                    "the goal position from info: a privileged reference, not a contender)")
     p.add_argument("--skip", nargs="*", default=[], choices=["dream", "engine"], help="agents not to train")
-    p.add_argument("--seed", type=int, default=0, help="seeds PPO, the envs and the random agent (default 0)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0],
+                   help="one run of every agent per seed (PPO, the envs, the random agent); the table gives the mean "
+                        "and spread over seeds (default: 0)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1: deterministic, no contention)")
     p.add_argument("--out", default="rl_dream.json", help="JSON results (default rl_dream.json)")
+    p.add_argument("--merge", nargs="+", default=None, metavar="JSON",
+                   help="instead of training: one table over the seeds of several runs' --out files (the same "
+                        "settings, other --seeds: seeds run in parallel, one process and one torch thread each)")
     args = p.parse_args(argv)
+    if args.merge is None and not args.checkpoint:
+        p.error("--checkpoint is required (or --merge)")
     for name in ("steps", "eval_episodes", "max_steps", "dream_episode_steps", "dream_steps", "n_envs", "n_steps"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.goal_distance is not None and not 2.0 <= args.goal_distance[0] <= args.goal_distance[1]:
+        p.error(f"--goal-distance must be MIN MAX with 2 <= MIN <= MAX, got {args.goal_distance}")
+    if len(set(args.seeds)) != len(args.seeds):
+        p.error(f"--seeds must differ, got {args.seeds}")
     return args
 
 
@@ -161,21 +182,22 @@ def make_dream(args: argparse.Namespace, store: str) -> VecEnv:
     return DreamVecEnv(venv, action_table(venv.single_action_space, NAVIGATE))
 
 
-def make_engine(size: tuple[int, int], max_steps: int) -> gym.Env:
+def make_engine(size: tuple[int, int], args: argparse.Namespace) -> gym.Env:
     import envs  # noqa: F401  (registers worldsim/Voxel-v0)
     from worldsim.dream.wrappers import NAVIGATE, DiscreteActions
 
     h, w = size
+    goal = {} if args.goal_distance is None else {"goal_distance": tuple(args.goal_distance)}
     return DiscreteActions(gym.make("worldsim/Voxel-v0", task="navigate", width=w, height=h,
-                                    max_episode_steps=max_steps), NAVIGATE)
+                                    max_episode_steps=args.max_steps, **goal), NAVIGATE)
 
 
-def train_ppo(venv: VecEnv, args: argparse.Namespace, log: str) -> tuple[Any, dict[str, Any]]:
+def train_ppo(venv: VecEnv, args: argparse.Namespace, seed: int, log: str) -> tuple[Any, dict[str, Any]]:
     """PPO for args.steps env steps on `venv` (n_envs envs, episode stats from Monitor/VecMonitor); returns the model
     and a summary. Hyper-parameters: SB3's Atari-like PPO scaled to a short budget, the same for dream and engine."""
     batch = min(64, args.n_steps * args.n_envs)
     model = PPO(args.policy, venv, n_steps=args.n_steps, batch_size=batch, n_epochs=4, learning_rate=2.5e-4,
-                ent_coef=0.01, gamma=0.99, gae_lambda=0.95, clip_range=0.2, seed=args.seed, device="cpu", verbose=0)
+                ent_coef=0.01, gamma=0.99, gae_lambda=0.95, clip_range=0.2, seed=seed, device="cpu", verbose=0)
     returns: list[float] = []
     start = time.time()
     from stable_baselines3.common.logger import Logger
@@ -208,7 +230,7 @@ class Progress(BaseCallback):
 
 def evaluate(act: Any, env: gym.Env, args: argparse.Namespace) -> dict[str, Any]:
     """Play args.eval_episodes engine episodes on the held-out seeds; act(obs, info) -> an action of `env`."""
-    rets, success, gained = [], [], []
+    rets, success, gained, starts = [], [], [], []
     for i in range(args.eval_episodes):
         obs, info = env.reset(seed=args.eval_seed + i)
         start, total, done, arrived = info["task"]["goal_distance"], 0.0, False, False
@@ -220,41 +242,67 @@ def evaluate(act: Any, env: gym.Env, args: argparse.Namespace) -> dict[str, Any]
         rets.append(total)
         success.append(arrived)
         gained.append(start - info["task"]["goal_distance"])
+        starts.append(start)
     return {"return_mean": float(np.mean(rets)), "return_std": float(np.std(rets)),
             "success_rate": float(np.mean(success)), "blocks_gained_mean": float(np.mean(gained)),
+            "start_distance_mean": float(np.mean(starts)),
             "returns": [round(float(r), 4) for r in rets]}
 
 
-def table(results: dict[str, dict[str, Any]]) -> str:
-    lines = ["| agent (trained in) | engine return | success | blocks gained | train steps | return while "
-             "training (last 20) | train time |", "|---|---|---|---|---|---|---|"]
-    for name, r in results.items():
-        e = r["eval"]
-        train = r.get("train", {})
-        last = train.get("train_return_last20")
-        lines.append(f"| {name} | {e['return_mean']:+.3f} +- {e['return_std']:.3f} | {e['success_rate']:.0%} | "
-                     f"{e['blocks_gained_mean']:+.1f} | {train.get('steps', 0)} | "
-                     f"{'-' if last is None else f'{last:+.3f}'} | {train.get('train_seconds', 0):.0f}s |")
+def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One agent over seeds: each seed's mean engine return, their mean and spread (std over seeds), success and
+    blocks gained averaged over every scored episode."""
+    per_seed = [r["eval"]["return_mean"] for r in runs]
+    out = {"return_mean": float(np.mean(per_seed)), "return_std_over_seeds": float(np.std(per_seed)),
+           "return_per_seed": [round(x, 4) for x in per_seed],
+           "success_rate": float(np.mean([r["eval"]["success_rate"] for r in runs])),
+           "blocks_gained_mean": float(np.mean([r["eval"]["blocks_gained_mean"] for r in runs]))}
+    trains = [r["train"] for r in runs if "train" in r]
+    if trains:
+        last = [t["train_return_last20"] for t in trains if t["train_return_last20"] is not None]
+        out.update(train_steps=trains[0]["steps"], train_seconds=float(np.mean([t["train_seconds"] for t in trains])),
+                   train_return_last20=float(np.mean(last)) if last else None)
+    return out
+
+
+def verdict(summary: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """The transfer target: the dream-trained agent's engine return against the engine-trained one's (ratio) and
+    against random; `gain_ratio` = (dream - random) / (engine - random), the share of the engine agent's improvement
+    over random that training in the dream reached."""
+    if "PPO (dream)" not in summary or "PPO (engine)" not in summary:
+        return None
+    d, e = summary["PPO (dream)"]["return_mean"], summary["PPO (engine)"]["return_mean"]
+    r = summary["random"]["return_mean"]
+    return {"ratio": d / e if e > 0 else None, "gain_ratio": (d - r) / (e - r) if e > r else None,
+            "dream_above_random": d > r, "half_of_engine": e > 0 and d >= 0.5 * e}
+
+
+def table(summary: dict[str, dict[str, Any]], seeds: list[int]) -> str:
+    lines = [f"| agent (trained in) | engine return, mean +- std over {len(seeds)} seed(s) | per seed | success | "
+             "blocks gained | train steps | return while training (last 20) | train time |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, r in summary.items():
+        last = r.get("train_return_last20")
+        per = " / ".join(f"{x:+.3f}" for x in r["return_per_seed"])
+        lines.append(f"| {name} | {r['return_mean']:+.3f} +- {r['return_std_over_seeds']:.3f} | {per} | "
+                     f"{r['success_rate']:.0%} | {r['blocks_gained_mean']:+.1f} | {r.get('train_steps', 0)} | "
+                     f"{'-' if last is None else f'{last:+.3f}'} | {r.get('train_seconds', 0):.0f}s |")
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    args = parse_args(argv)
-    torch.set_num_threads(args.threads)
-    t0 = time.time()
-    store = args.store or default_store(args.checkpoint)
-    size = checkpoint_size(args.checkpoint)
-    engine = make_engine(size, args.max_steps)
+def run_seed(args: argparse.Namespace, seed: int, store: str, size: tuple[int, int]) -> dict[str, dict[str, Any]]:
+    """Every agent once with `seed` (PPO's and the envs' seed, the random agent's draws), scored on the held-out
+    engine seeds."""
+    engine = make_engine(size, args)
     results: dict[str, dict[str, Any]] = {}
-
-    rng = np.random.default_rng(args.seed)
+    rng = np.random.default_rng(seed)
     n = engine.action_space.n
     results["random"] = {"eval": evaluate(lambda obs, info: int(rng.integers(n)), engine, args)}
-    print(f"[random] engine return {results['random']['eval']['return_mean']:+.3f}", flush=True)
+    print(f"[seed {seed}] [random] engine return {results['random']['eval']['return_mean']:+.3f}", flush=True)
     if args.solver:  # a reference, not a contender: it reads the goal's position from info, agents see pixels only
         from datagen.policies import NavigateSolver
 
-        solver = NavigateSolver(np.random.default_rng(args.seed))
+        solver = NavigateSolver(np.random.default_rng(seed))
         results["scripted solver (privileged)"] = {"eval": evaluate(lambda obs, info: solver.act(info), engine.env,
                                                                     args)}
     for name in ("dream", "engine"):
@@ -263,24 +311,74 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if name == "dream":
             venv = VecMonitor(make_dream(args, store))
         else:
-            venv = DummyVecEnv([lambda: Monitor(make_engine(size, args.max_steps)) for _ in range(args.n_envs)])
-        model, summary = train_ppo(venv, args, name)
-        torch.manual_seed(args.seed)  # sampled evaluation actions (--sample) are reproducible too
+            venv = DummyVecEnv([lambda: Monitor(make_engine(size, args)) for _ in range(args.n_envs)])
+        model, summary = train_ppo(venv, args, seed, f"seed {seed}] [{name}")
+        torch.manual_seed(seed)  # sampled evaluation actions (--sample) are reproducible too
 
         def act(obs: np.ndarray, info: dict[str, Any], model: Any = model) -> int:
             return int(model.predict(obs, deterministic=not args.sample)[0])
 
         results[f"PPO ({name})"] = {"train": {"steps": int(model.num_timesteps), **summary},
                                     "eval": evaluate(act, engine, args)}
-        print(f"[{name}] engine return {results[f'PPO ({name})']['eval']['return_mean']:+.3f}", flush=True)
+        print(f"[seed {seed}] [{name}] engine return {results[f'PPO ({name})']['eval']['return_mean']:+.3f}",
+              flush=True)
     engine.close()
+    return results
 
-    md = table(results)
+
+# settings that may differ between runs merged into one table (--merge)
+PER_RUN = ("seeds", "out", "merge", "threads")
+
+
+def merged(files: list[str]) -> tuple[dict[str, Any], dict[int, dict[str, dict[str, Any]]], float]:
+    """(config, results by seed, summed wall seconds) of several --out files of the same experiment."""
+    runs = []
+    for f in files:
+        try:
+            runs.append(json.loads(Path(f).read_text()))
+        except (OSError, json.JSONDecodeError) as err:
+            raise SystemExit(f"--merge: {f} is not a readable rl_dream JSON ({err})") from None
+    base = {k: v for k, v in runs[0]["config"].items() if k not in PER_RUN}
+    by_seed: dict[int, dict[str, dict[str, Any]]] = {}
+    for f, r in zip(files, runs):
+        other = {k: v for k, v in r["config"].items() if k not in PER_RUN}
+        diff = sorted(k for k in set(base) | set(other) if base.get(k) != other.get(k))
+        if diff:
+            raise SystemExit(f"--merge: {f} was run with other settings than {files[0]} ({', '.join(diff)})")
+        for seed, res in r["seeds"].items():
+            if int(seed) in by_seed:
+                raise SystemExit(f"--merge: seed {seed} is in more than one file")
+            by_seed[int(seed)] = res
+    return {**base, "seeds": sorted(by_seed), "merged": files}, by_seed, sum(r["wall_seconds"] for r in runs)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    t0 = time.time()
+    if args.merge:
+        config, by_seed, wall = merged(args.merge)
+        seeds = config["seeds"]
+    else:
+        store = args.store or default_store(args.checkpoint)
+        size = checkpoint_size(args.checkpoint)
+        by_seed = {seed: run_seed(args, seed, store, size) for seed in args.seeds}
+        config, seeds, wall = {**vars(args), "store": store, "size": list(size)}, args.seeds, 0.0
+    names = list(by_seed[seeds[0]])
+    summary = {name: summarize([by_seed[s][name] for s in seeds]) for name in names}
+    md = table(summary, seeds)
+    target = verdict(summary)
     print(md)
-    out = {"config": {**vars(args), "store": store, "size": list(size)}, "results": results, "table": md,
+    if target:
+        ratio = "n/a (engine return <= 0)" if target["ratio"] is None else f"{target['ratio']:.2f}"
+        gain = "n/a (engine not above random)" if target["gain_ratio"] is None else f"{target['gain_ratio']:.2f}"
+        print(f"dream / engine return: {ratio}; (dream - random) / (engine - random): {gain}; "
+              f"dream above random: {target['dream_above_random']}")
+    out = {"config": config, "summary": summary, "target": target,
+           "seeds": {str(s): r for s, r in by_seed.items()}, "table": md,
            "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
                        "torch": torch.__version__, "torch_threads": torch.get_num_threads()},
-           "wall_seconds": round(time.time() - t0, 1)}
+           "wall_seconds": round(wall + time.time() - t0, 1)}
     Path(args.out).write_text(json.dumps(out, indent=1))
     print(f"wrote {args.out} ({out['wall_seconds']:.0f}s)")
     return out

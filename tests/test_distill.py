@@ -181,3 +181,14 @@ def test_weights_of_another_architecture_are_a_one_line_error(tiny_pipeline, tmp
     err = one_line_error(capsys, cli, ["sample", f"ckpt={run}", "mode=t2v", "frames=2", "steps=1",
                                        f"out={tmp_path / 'x.mp4'}"])
     assert "does not fit this version" in err and "patch_in" in err
+
+
+def test_sample_draws_with_the_models_own_steps_by_default(teacher, tiny_pipeline, tmp_path):
+    """`worldsim sample` without steps=: a teacher-forced model trained at pure noise draws each frame in one Euler
+    step (as DreamEnv does), a diffusion-forcing model in 16; the provenance says which; steps=N still wins."""
+    cases = ((teacher, [], 1), (tiny_pipeline["causal"], [], 16), (teacher, ["steps=3"], 3))
+    for i, (ck, extra, want) in enumerate(cases):
+        out = tmp_path / f"r{i}.mp4"
+        assert cli(["sample", f"ckpt={ck}", "mode=rollout", f"store={tiny_pipeline['heldout']}", "context=2",
+                    "frames=4", f"out={out}", "device=cpu", *extra]) == 0
+        assert json.loads(out.with_name(out.name + ".json").read_text())["steps"] == want

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from wm_helpers import TINY_VAE, tiny_store, train_args
 
 from worldsim.cli import main as cli
@@ -102,3 +103,41 @@ def test_a_vae_resume_refuses_another_architecture(tiny_pipeline, tmp_path, caps
     assert cli([*base, "steps=3", "eval_every=3", "save_every=3", *TINY_VAE]) == 0
     assert "steps 2 -> 3" in capsys.readouterr().err
     assert (Path(vae) / "checkpoints" / "step_0000003").is_dir()
+
+
+def test_fine_tuning_starts_from_the_parents_weights_and_keeps_its_design(tiny_pipeline, tmp_path, capsys):
+    """`init=RUN`: a new run on other data starts from the parent's EMA weights (lr 0 leaves them as they were),
+    keeps its architecture, vocabulary and objective whatever the command line says, records the parent, resumes
+    as any run; another VAE is refused in one line."""
+    from safetensors.torch import load_file
+
+    from worldsim.model import checkpoint as C
+
+    parent = C.resolve(tiny_pipeline["memory"])
+    out = tmp_path / "tuned"
+    args = train_args(tiny_pipeline["heldout"], tiny_pipeline["vae"], out, 2, f"init={tiny_pipeline['memory']}",
+                      "model.depth=3", "lr=0")  # model.depth: ignored, the parent's is kept
+    assert cli(args) == 0
+    assert "fine-tuning" in capsys.readouterr().out
+    tuned = C.resolve(out)
+    meta, pmeta = C.load_meta(tuned), C.load_meta(parent)
+    assert meta["spec"] == pmeta["spec"]  # same blocks, memory, vocabulary, action scale
+    assert meta["train"]["flow"] == pmeta["train"]["flow"] and meta["train"]["text"] == pmeta["train"]["text"]
+    assert meta["init"]["digest"] == C.digest(parent) and meta["init"]["step"] == pmeta["step"]
+    assert meta["stores"][0]["digest"] != pmeta["stores"][0]["digest"]  # trained on the other store
+    want = load_file(str(parent / "ema.safetensors"))
+    got = load_file(str(tuned / "model.safetensors"))
+    assert all(torch.equal(got[k], want[k]) for k in want)
+
+    assert cli(train_args(tiny_pipeline["heldout"], tiny_pipeline["vae"], out, 3, f"init={tiny_pipeline['memory']}",
+                          "lr=0")) == 0  # resumes its own run
+    assert "resumed from step 2" in capsys.readouterr().out
+
+    vae = tmp_path / "vae"
+    assert cli(["train-vae", f"store={tiny_pipeline['store']}", f"out={vae}", "steps=1", "batch_size=2",
+                "val_windows=1", "warmup=1", "device=cpu", "seed=5", *TINY_VAE]) == 0
+    capsys.readouterr()
+    err = train_args(tiny_pipeline["store"], vae, tmp_path / "other", 2, f"init={tiny_pipeline['memory']}")
+    assert cli(err) == 2
+    line = capsys.readouterr().err.strip()
+    assert "fine-tune with its VAE" in line and "\n" not in line

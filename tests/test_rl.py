@@ -172,19 +172,45 @@ def test_rl_dream_example_runs_end_to_end(runs, tmp_path):
     out = tmp_path / "rl.json"
     argv = ["--checkpoint", runs["dit"], "--steps", "32", "--n-envs", "2", "--n-steps", "16", "--eval-episodes",
             "2", "--max-steps", "8", "--dream-episode-steps", "8", "--dream-steps", "1", "--policy", "MlpPolicy",
-            "--solver", "--out", str(out)]
+            "--solver", "--seeds", "0", "1", "--goal-distance", "3", "6", "--out", str(out)]
     with pytest.warns(UserWarning, match="no reward model"):
         res = mod.main(argv)
     assert json.loads(out.read_text())["table"] == res["table"]
-    assert set(res["results"]) == {"random", "scripted solver (privileged)", "PPO (dream)", "PPO (engine)"}
+    agents = {"random", "scripted solver (privileged)", "PPO (dream)", "PPO (engine)"}
+    assert set(res["summary"]) == agents and set(res["seeds"]) == {"0", "1"}
     assert res["config"]["store"] == runs["store"]  # dreams start from the checkpoint's own store by default
-    for r in res["results"].values():
-        assert len(r["eval"]["returns"]) == 2 and 0.0 <= r["eval"]["success_rate"] <= 1.0
-    dream = res["results"]["PPO (dream)"]["train"]
+    for name, s in res["summary"].items():
+        per_seed = [res["seeds"][k][name]["eval"]["return_mean"] for k in ("0", "1")]
+        assert s["return_mean"] == pytest.approx(np.mean(per_seed)) and s["return_std_over_seeds"] == pytest.approx(
+            np.std(per_seed))
+        for k in ("0", "1"):
+            ev = res["seeds"][k][name]["eval"]
+            assert len(ev["returns"]) == 2 and 0.0 <= ev["success_rate"] <= 1.0
+            assert 2.0 <= ev["start_distance_mean"] <= 7.5  # --goal-distance 3 6 reached the engine
+    dream = res["seeds"]["0"]["PPO (dream)"]["train"]
     assert dream["steps"] == 32 and dream["train_episodes"] == 4  # 2 batched dreams x 16 steps, 8-step episodes
+    assert set(res["target"]) == {"ratio", "gain_ratio", "dream_above_random", "half_of_engine"}
+    again_out = tmp_path / "again.json"
+    argv_again = argv[: argv.index("--seeds")] + ["--seeds", "1", "--goal-distance", "3", "6", "--out", str(again_out)]
     with pytest.warns(UserWarning, match="no reward model"):
-        again = mod.main(argv)
-    assert _without_times(again["results"]) == _without_times(res["results"])  # same --seed, same numbers
+        again = mod.main(argv_again)
+    assert _without_times(again["seeds"]["1"]) == _without_times(res["seeds"]["1"])  # same seed, same numbers
+    assert _without_times(res["seeds"]["0"]) != _without_times(res["seeds"]["1"])  # the seed matters
+
+    # --merge: one table over runs of the same settings made apart (seeds in parallel processes)
+    with pytest.raises(SystemExit, match="seed 1 is in more than one file"):
+        mod.main(["--merge", str(out), str(again_out), "--out", str(tmp_path / "m.json")])
+    moved = json.loads(again_out.read_text())
+    moved["seeds"] = {"5": moved["seeds"]["1"]}
+    (tmp_path / "seed5.json").write_text(json.dumps(moved))
+    both = mod.main(["--merge", str(out), str(tmp_path / "seed5.json"), "--out", str(tmp_path / "m.json")])
+    assert both["config"]["seeds"] == [0, 1, 5] and len(both["summary"]["PPO (dream)"]["return_per_seed"]) == 3
+    per_seed = [both["seeds"][k]["PPO (engine)"]["eval"]["return_mean"] for k in ("0", "1", "5")]
+    assert both["summary"]["PPO (engine)"]["return_mean"] == pytest.approx(np.mean(per_seed))
+    moved["config"]["steps"] = 64
+    (tmp_path / "other.json").write_text(json.dumps(moved))
+    with pytest.raises(SystemExit, match="other settings.*steps"):
+        mod.main(["--merge", str(out), str(tmp_path / "other.json"), "--out", str(tmp_path / "m.json")])
 
 
 def _without_times(results: dict) -> dict:

@@ -39,7 +39,7 @@ class SampleConfig:
     frames: int = 0
     width: int = 0
     height: int = 0
-    steps: int = 16
+    steps: int = 0  # 0: the model's own (sampling_steps)
     sampler: str = "euler"
     cfg_text: float = 1.0
     cfg_actions: float = 1.0
@@ -132,21 +132,30 @@ def main(raw) -> int:
     cfg = build(SampleConfig, raw, "sample config")
     if cfg.mode not in MODES:
         raise InputError(f"unknown mode {cfg.mode!r}; choose one of {list(MODES)}")
-    if cfg.frames < 0 or cfg.steps <= 0:
-        raise InputError(f"frames must be >= 0 and steps > 0, got frames={cfg.frames} steps={cfg.steps}")
+    if cfg.frames < 0 or cfg.steps < 0:
+        raise InputError(f"frames must be >= 0 and steps >= 0 (0: the model's own), got frames={cfg.frames} "
+                         f"steps={cfg.steps}")
     out = output_file(cfg.out)
     with torch.no_grad():  # not set_grad_enabled(False): a failure would leave it off for the caller
         return _sample(cfg, out, WorldSampler.load(cfg.ckpt, cfg.device))
+
+
+def sampling_steps(s: Any) -> int:
+    """Euler steps when `steps=0`: a frame-causal model trained frame by frame from its clean past (teacher
+    forcing) draws each frame as DreamEnv does, with its dreaming steps (1 for one trained at pure noise, the best
+    next-frame PSNR measured); other models 16."""
+    return s.dream_steps if s.one_at_a_time else 16
 
 
 def _sample(cfg: SampleConfig, out: Path, s: Any) -> int:
     """Generate with the loaded sampler `s` and write `out` with its provenance."""
     prompt = cfg.prompt or (s.example_prompt() if cfg.mode in ("t2v", "t2i", "loop") else "")
     s.check_prompt(prompt)
-    kw = {"steps": cfg.steps, "seed": cfg.seed, "method": cfg.sampler, "cfg_text": cfg.cfg_text,
+    steps = cfg.steps or sampling_steps(s)
+    kw = {"steps": steps, "seed": cfg.seed, "method": cfg.sampler, "cfg_text": cfg.cfg_text,
           "cfg_actions": cfg.cfg_actions}
     video = _generate(cfg, s, prompt, cfg.frames or s.frames, kw)
-    extra = {"mode": cfg.mode, "prompt": prompt, "seed": cfg.seed, "steps": cfg.steps, "sampler": cfg.sampler,
+    extra = {"mode": cfg.mode, "prompt": prompt, "seed": cfg.seed, "steps": steps, "sampler": cfg.sampler,
              "cfg_text": cfg.cfg_text, "cfg_actions": cfg.cfg_actions}
     if out.suffix == ".png":
         import imageio.v3 as iio

@@ -9,6 +9,8 @@ examples:
   worldsim train store=data/voxel64 vae=runs/vae64 model=tiny steps=2000 out=runs/dit64
   worldsim train store=data/voxel64 vae=runs/vae64 model.preset=S model.attention=factorized frames=16 out=runs/s
   torchrun --nproc_per_node 2 -m worldsim.cli train store=data/voxel64 vae=runs/vae64 steps=100 out=runs/ddp
+  worldsim train init=runs/dit64 store=data/navigate64 vae=runs/vae64 steps=300 lr=0.0002 out=runs/nav-dit
+      (fine-tuning: starts from runs/dit64's EMA weights and keeps its model, text and flow settings)
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,7 @@ class TrainConfig:
     log_every: int = 25
     save_every: int = 500
     sample_every: int = 0  # write a sample video every N steps (0: only at the end)
+    init: str | None = None  # fine-tune: start from this world model's EMA weights (its model/text/flow settings)
     model: DiTConfig = field(default_factory=DiTConfig)
     text: TextConfig = field(default_factory=TextConfig)
     flow: FlowConfig = field(default_factory=FlowConfig)
@@ -131,11 +132,44 @@ def open_data(cfg: TrainConfig, vae: torch.nn.Module, vae_meta: dict[str, Any]) 
 RESUME_FIXED = ("frames", "val_episodes", "model", "text", "flow.objective", "flow.prediction")
 
 
+def adopt_init(cfg: TrainConfig) -> tuple[TrainConfig, dict[str, Any] | None]:
+    """`init=RUN` (fine-tuning a world model on new data): the run starts from that model's EMA weights, so it keeps
+    its architecture, its text encoder and vocabulary, and its objective: the model, text and flow settings come from
+    its checkpoint whatever the command line says; steps, lr, frames, stores and the rest are as given. Returns the
+    config to train with and the parent ({"ckpt", "meta"}), None without init."""
+    if not cfg.init:
+        return cfg, None
+    ckpt = C.resolve(cfg.init)
+    meta = C.load_meta(ckpt, "dit")
+    if meta.get("teacher"):
+        raise InputError(f"init={cfg.init} is a distilled student (worldsim distill); fine-tune its teacher "
+                         f"({meta['teacher'].get('path')}) and distil the result again")
+    recorded = config_from_meta(meta["train"])
+    return replace(cfg, model=ModelSpec.from_dict(meta["spec"]).dit, text=recorded.text,
+                   flow=recorded.flow), {"ckpt": ckpt, "meta": meta}
+
+
+def init_spec(parent: dict[str, Any], stores: StoreSet, vae_meta: dict[str, Any]) -> ModelSpec:
+    """The parent's ModelSpec (its vocabulary and action scale: the weights were learned with them), refused when
+    the new data cannot feed it: latents of another VAE, or another action space."""
+    meta, where = parent["meta"], parent["ckpt"]
+    spec = ModelSpec.from_dict(meta["spec"])
+    if meta["vae"].get("digest") != vae_meta["digest"]:
+        raise InputError(f"init={where} was trained on the latents of VAE {meta['vae'].get('path')} "
+                         f"({str(meta['vae'].get('digest'))[:12]}...), not vae={vae_meta['path']} "
+                         f"({vae_meta['digest'][:12]}...): fine-tune with its VAE")
+    if spec.action_dim != stores.action_dim:
+        raise InputError(f"init={where} takes {spec.action_dim} action values per frame, the stores have "
+                         f"{stores.action_dim}: a world model is fine-tuned on the same action space")
+    return spec
+
+
 def build_or_resume(cfg: TrainConfig, stores: StoreSet, vae: torch.nn.Module, vae_meta: dict[str, Any],
-                    device: torch.device, rank: int
+                    device: torch.device, rank: int, parent: dict[str, Any] | None = None
                     ) -> tuple[ModelSpec, WorldModel, WorldModel, torch.optim.Optimizer, int]:
-    """(spec, model, its EMA, the optimizer, the step to start from): fresh, or from the newest checkpoint in out,
-    when it was trained on the same data, VAE and architecture (check_resume)."""
+    """(spec, model, its EMA, the optimizer, the step to start from): fresh (from `parent`'s EMA weights when
+    fine-tuning, `adopt_init`), or from the newest checkpoint in out, when it was trained on the same data, VAE and
+    architecture (check_resume)."""
     prev, meta_prev = C.resume_point(cfg.out, "dit")
     if meta_prev:
         # the stored model's full DiT config (defaults included): a key added since (model.warp) is compared too
@@ -143,9 +177,16 @@ def build_or_resume(cfg: TrainConfig, stores: StoreSet, vae: torch.nn.Module, va
         check_resume(cfg.out, meta_prev["step"], recorded, asdict(cfg), RESUME_FIXED,
                      [("vae", meta_prev.get("vae", {}).get("digest", "")[:12] + "...", vae_meta["digest"][:12] + "..."),
                       *store_changes(meta_prev.get("stores", []), stores)])
-    spec = ModelSpec.from_dict(meta_prev["spec"]) if meta_prev else build_spec(cfg, stores, vae.config_dict())
+    if meta_prev:
+        spec = ModelSpec.from_dict(meta_prev["spec"])
+    else:
+        spec = init_spec(parent, stores, vae_meta) if parent else build_spec(cfg, stores, vae.config_dict())
     torch.manual_seed(cfg.seed)
     model = WorldModel(spec).to(device)
+    if prev is None and parent:
+        C.load_into(model, parent["ckpt"], "ema")
+        if rank == 0:
+            print(f"fine-tuning {parent['ckpt']} (step {parent['meta']['step']}): its model, text and flow settings")
     ema = copy.deepcopy(model).requires_grad_(False)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, betas=(0.9, 0.95),
                             weight_decay=cfg.weight_decay)
@@ -250,6 +291,7 @@ def own_context(cfg: TrainConfig, model: WorldModel, fwd: torch.nn.Module, z: to
 
 
 def train(cfg: TrainConfig) -> dict[str, Any]:
+    cfg, parent = adopt_init(cfg)
     check_config(cfg)
     device = pick_device(cfg.device)
     rank, world = init_distributed(device)
@@ -257,7 +299,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     vae, vae_meta = load_vae(cfg.vae, device)
     vae.requires_grad_(False)
     stores = open_data(cfg, vae, vae_meta)
-    spec, model, ema, opt, start = build_or_resume(cfg, stores, vae, vae_meta, device, rank)
+    spec, model, ema, opt, start = build_or_resume(cfg, stores, vae, vae_meta, device, rank, parent)
+    init = {"path": str(parent["ckpt"]), "digest": C.digest(parent["ckpt"]), "step": parent["meta"]["step"],
+            "stores": parent["meta"].get("stores", [])} if parent else None
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     fwd = torch.compile(net) if cfg.compile else net
     metrics = Metrics(out, enabled=rank == 0, resume_step=start)
@@ -280,7 +324,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                                     "tokens_per_s": rate})
             loop.show(f"loss {loss_value:.4f} {rate:.0f} tok/s")
         if rank == 0 and loop.due(cfg.save_every):
-            _save(cfg, spec, model, ema, opt, stores, vae, vae_meta, loop.done)
+            _save(cfg, spec, model, ema, opt, stores, vae, vae_meta, loop.done, init)
         if rank == 0 and cfg.sample_every and loop.done % cfg.sample_every == 0:
             _preview(out, loop.done)
         if world > 1:
@@ -333,7 +377,8 @@ def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
 
 
 def _save(cfg: TrainConfig, spec: ModelSpec, model: WorldModel, ema: WorldModel, opt: torch.optim.Optimizer,
-          stores: StoreSet, vae: torch.nn.Module, vae_meta: dict[str, Any], step: int) -> None:
+          stores: StoreSet, vae: torch.nn.Module, vae_meta: dict[str, Any], step: int,
+          init: dict[str, Any] | None = None) -> None:
     opt_tensors, opt_meta = C.optimizer_tensors(opt)
     h, w = stores.resolutions()[0]
     meta = {
@@ -346,6 +391,8 @@ def _save(cfg: TrainConfig, spec: ModelSpec, model: WorldModel, ema: WorldModel,
         "vae": {"path": vae_meta["path"], "digest": vae_meta["digest"], "config": vae_meta["vae"],
                 "val_psnr": vae_meta.get("val_psnr"), "stores": vae_meta.get("stores", [])},
     }
+    if init:  # fine-tuned: the model it started from, and what that one was trained on
+        meta["init"] = init
     C.save(cfg.out, step, {"model": model.state_dict(), "ema": ema.state_dict(), "optim": opt_tensors,
                            "vae": vae.state_dict()}, meta)
 
