@@ -107,31 +107,39 @@ def test_a_vae_resume_refuses_another_architecture(tiny_pipeline, tmp_path, caps
 
 def test_fine_tuning_starts_from_the_parents_weights_and_keeps_its_design(tiny_pipeline, tmp_path, capsys):
     """`init=RUN`: a new run on other data starts from the parent's EMA weights (lr 0 leaves them as they were),
-    keeps its architecture, vocabulary and objective whatever the command line says, records the parent, resumes
-    as any run; another VAE is refused in one line."""
+    keeps its architecture, vocabulary and objective whatever the command line says, records the parent and its
+    data (also in what it samples), resumes as any run, even with the parent gone; another VAE is one line."""
     from safetensors.torch import load_file
 
     from worldsim.model import checkpoint as C
+    from worldsim.model.sampler import WorldSampler
 
-    parent = C.resolve(tiny_pipeline["memory"])
+    parent_run = tmp_path / "parent"
+    shutil.copytree(tiny_pipeline["memory"], parent_run)
+    parent = C.resolve(parent_run)
+    pmeta, pdigest = C.load_meta(parent), C.digest(parent)
+    want = load_file(str(parent / "ema.safetensors"))
     out = tmp_path / "tuned"
-    args = train_args(tiny_pipeline["heldout"], tiny_pipeline["vae"], out, 2, f"init={tiny_pipeline['memory']}",
+    args = train_args(tiny_pipeline["heldout"], tiny_pipeline["vae"], out, 2, f"init={parent_run}",
                       "model.depth=3", "lr=0")  # model.depth: ignored, the parent's is kept
     assert cli(args) == 0
     assert "fine-tuning" in capsys.readouterr().out
     tuned = C.resolve(out)
-    meta, pmeta = C.load_meta(tuned), C.load_meta(parent)
+    meta = C.load_meta(tuned)
     assert meta["spec"] == pmeta["spec"]  # same blocks, memory, vocabulary, action scale
     assert meta["train"]["flow"] == pmeta["train"]["flow"] and meta["train"]["text"] == pmeta["train"]["text"]
-    assert meta["init"]["digest"] == C.digest(parent) and meta["init"]["step"] == pmeta["step"]
-    assert meta["stores"][0]["digest"] != pmeta["stores"][0]["digest"]  # trained on the other store
-    want = load_file(str(parent / "ema.safetensors"))
+    assert meta["init"]["digest"] == pdigest and meta["init"]["step"] == pmeta["step"]
+    assert meta["init"]["stores"] == pmeta["stores"] and meta["stores"][0]["digest"] != pmeta["stores"][0]["digest"]
     got = load_file(str(tuned / "model.safetensors"))
     assert all(torch.equal(got[k], want[k]) for k in want)
+    made = WorldSampler.load(out).provenance()
+    assert made["init_digest"] == pdigest and made["init_stores"] == [s["digest"] for s in pmeta["stores"]]
 
-    assert cli(train_args(tiny_pipeline["heldout"], tiny_pipeline["vae"], out, 3, f"init={tiny_pipeline['memory']}",
-                          "lr=0")) == 0  # resumes its own run
+    shutil.rmtree(parent_run)  # a fine-tuning run resumes from its own checkpoint
+    assert cli(train_args(tiny_pipeline["heldout"], tiny_pipeline["vae"], out, 3, f"init={parent_run}",
+                          "lr=0")) == 0
     assert "resumed from step 2" in capsys.readouterr().out
+    assert C.load_meta(C.resolve(out))["init"] == meta["init"]
 
     vae = tmp_path / "vae"
     assert cli(["train-vae", f"store={tiny_pipeline['store']}", f"out={vae}", "steps=1", "batch_size=2",

@@ -366,6 +366,9 @@ class WorldSampler:
             out["light_decoder_digest"] = self.light.meta["digest"]
         if self.meta.get("teacher"):  # a one-step student of worldsim distill
             out["teacher_digest"] = self.meta["teacher"]["digest"]
+        if self.meta.get("init"):  # fine-tuned (worldsim train init=): the model it started from and its data
+            out["init_digest"] = self.meta["init"]["digest"]
+            out["init_stores"] = [s["digest"] for s in self.meta["init"].get("stores", [])]
         return out
 
     def write_video(self, frames: np.ndarray, path: str | Path, source: str = GENERATED, **extra: Any) -> Path:

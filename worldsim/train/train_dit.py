@@ -136,17 +136,27 @@ def adopt_init(cfg: TrainConfig) -> tuple[TrainConfig, dict[str, Any] | None]:
     """`init=RUN` (fine-tuning a world model on new data): the run starts from that model's EMA weights, so it keeps
     its architecture, its text encoder and vocabulary, and its objective: the model, text and flow settings come from
     its checkpoint whatever the command line says; steps, lr, frames, stores and the rest are as given. Returns the
-    config to train with and the parent ({"ckpt", "meta"}), None without init."""
+    config to train with and the parent ({"ckpt", "meta", "record"}; a run resuming its own fine-tuning has only
+    "record", from its checkpoint: the parent need not be there any more), None without init."""
     if not cfg.init:
         return cfg, None
+    own = C.latest(cfg.out)
+    own_meta = C.load_meta(own) if own else {}
+    if own_meta.get("init"):  # resuming a fine-tuning run: its checkpoint holds what it took from the parent
+        recorded = config_from_meta(own_meta["train"])
+        return replace(cfg, model=recorded.model, text=recorded.text, flow=recorded.flow), \
+            {"record": own_meta["init"]}
     ckpt = C.resolve(cfg.init)
     meta = C.load_meta(ckpt, "dit")
     if meta.get("teacher"):
         raise InputError(f"init={cfg.init} is a distilled student (worldsim distill); fine-tune its teacher "
                          f"({meta['teacher'].get('path')}) and distil the result again")
     recorded = config_from_meta(meta["train"])
-    return replace(cfg, model=ModelSpec.from_dict(meta["spec"]).dit, text=recorded.text,
-                   flow=recorded.flow), {"ckpt": ckpt, "meta": meta}
+    # what the weights learned from: the parent's stores and, for a parent fine-tuned itself, its parent's
+    stores = {s["digest"]: s for s in [*meta.get("stores", []), *meta.get("init", {}).get("stores", [])]}
+    record = {"path": str(ckpt), "digest": C.digest(ckpt), "step": meta["step"], "stores": list(stores.values())}
+    return replace(cfg, model=ModelSpec.from_dict(meta["spec"]).dit, text=recorded.text, flow=recorded.flow), \
+        {"ckpt": ckpt, "meta": meta, "record": record}
 
 
 def init_spec(parent: dict[str, Any], stores: StoreSet, vae_meta: dict[str, Any]) -> ModelSpec:
@@ -180,10 +190,11 @@ def build_or_resume(cfg: TrainConfig, stores: StoreSet, vae: torch.nn.Module, va
     if meta_prev:
         spec = ModelSpec.from_dict(meta_prev["spec"])
     else:
-        spec = init_spec(parent, stores, vae_meta) if parent else build_spec(cfg, stores, vae.config_dict())
+        spec = init_spec(parent, stores, vae_meta) if parent and "ckpt" in parent else \
+            build_spec(cfg, stores, vae.config_dict())
     torch.manual_seed(cfg.seed)
     model = WorldModel(spec).to(device)
-    if prev is None and parent:
+    if prev is None and parent and "ckpt" in parent:
         C.load_into(model, parent["ckpt"], "ema")
         if rank == 0:
             print(f"fine-tuning {parent['ckpt']} (step {parent['meta']['step']}): its model, text and flow settings")
@@ -300,8 +311,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     vae.requires_grad_(False)
     stores = open_data(cfg, vae, vae_meta)
     spec, model, ema, opt, start = build_or_resume(cfg, stores, vae, vae_meta, device, rank, parent)
-    init = {"path": str(parent["ckpt"]), "digest": C.digest(parent["ckpt"]), "step": parent["meta"]["step"],
-            "stores": parent["meta"].get("stores", [])} if parent else None
+    init = parent["record"] if parent else None
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     fwd = torch.compile(net) if cfg.compile else net
     metrics = Metrics(out, enabled=rank == 0, resume_step=start)
