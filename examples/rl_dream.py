@@ -224,7 +224,7 @@ class Progress(BaseCallback):
     def _on_rollout_end(self) -> None:
         tail = self.returns[-20:]
         mean = f"{np.mean(tail):+.3f}" if tail else "n/a"
-        print(f"[{self.name}] {self.num_timesteps}/{self.total} steps, {len(self.returns)} episodes, "
+        print(f"{self.name} {self.num_timesteps}/{self.total} steps, {len(self.returns)} episodes, "
               f"return (last 20) {mean}, {time.time() - self.t0:.0f}s", flush=True)
 
 
@@ -312,7 +312,7 @@ def run_seed(args: argparse.Namespace, seed: int, store: str, size: tuple[int, i
             venv = VecMonitor(make_dream(args, store))
         else:
             venv = DummyVecEnv([lambda: Monitor(make_engine(size, args)) for _ in range(args.n_envs)])
-        model, summary = train_ppo(venv, args, seed, f"seed {seed}] [{name}")
+        model, summary = train_ppo(venv, args, seed, f"[seed {seed}] [{name}]")
         torch.manual_seed(seed)  # sampled evaluation actions (--sample) are reproducible too
 
         def act(obs: np.ndarray, info: dict[str, Any], model: Any = model) -> int:
@@ -331,7 +331,7 @@ PER_RUN = ("seeds", "out", "merge", "threads")
 
 
 def merged(files: list[str]) -> tuple[dict[str, Any], dict[int, dict[str, dict[str, Any]]], float]:
-    """(config, results by seed, summed wall seconds) of several --out files of the same experiment."""
+    """(config, results by seed, each file's wall seconds) of several --out files of the same experiment."""
     runs = []
     for f in files:
         try:
@@ -349,7 +349,7 @@ def merged(files: list[str]) -> tuple[dict[str, Any], dict[int, dict[str, dict[s
             if int(seed) in by_seed:
                 raise SystemExit(f"--merge: seed {seed} is in more than one file")
             by_seed[int(seed)] = res
-    return {**base, "seeds": sorted(by_seed), "merged": files}, by_seed, sum(r["wall_seconds"] for r in runs)
+    return {**base, "seeds": sorted(by_seed), "merged": files}, by_seed, [r["wall_seconds"] for r in runs]
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -357,13 +357,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     t0 = time.time()
     if args.merge:
-        config, by_seed, wall = merged(args.merge)
+        config, by_seed, run_seconds = merged(args.merge)
         seeds = config["seeds"]
     else:
         store = args.store or default_store(args.checkpoint)
         size = checkpoint_size(args.checkpoint)
         by_seed = {seed: run_seed(args, seed, store, size) for seed in args.seeds}
-        config, seeds, wall = {**vars(args), "store": store, "size": list(size)}, args.seeds, 0.0
+        config, seeds, run_seconds = {**vars(args), "store": store, "size": list(size)}, args.seeds, None
     names = list(by_seed[seeds[0]])
     summary = {name: summarize([by_seed[s][name] for s in seeds]) for name in names}
     md = table(summary, seeds)
@@ -378,7 +378,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
            "seeds": {str(s): r for s, r in by_seed.items()}, "table": md,
            "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
                        "torch": torch.__version__, "torch_threads": torch.get_num_threads()},
-           "wall_seconds": round(wall + time.time() - t0, 1)}
+           "wall_seconds": round(time.time() - t0, 1)}
+    if run_seconds is not None:  # merged: each run's own wall time (runs side by side overlap)
+        out["run_seconds"] = run_seconds
     Path(args.out).write_text(json.dumps(out, indent=1))
     print(f"wrote {args.out} ({out['wall_seconds']:.0f}s)")
     return out
