@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
+    if args.episodes < 1 or args.horizon < 1:
+        ap.error(f"--episodes and --horizon must be >= 1, got {args.episodes} and {args.horizon}")
     torch.set_num_threads(args.threads)
 
     from store.spaces import unflatten_action
@@ -52,15 +54,17 @@ def main(argv: list[str] | None = None) -> dict:
     for i in range(args.episodes):
         ep = read_episode(args.store, i)
         for kind in kinds:
-            obs, _ = env.reset(seed=args.seed + i, options={"store": args.store, "episode": i, "start": 0})
-            seen = next(k for k in range(len(ep["frames"])) if np.array_equal(ep["frames"][k], obs)) + 1
+            env.reset(seed=args.seed + i, options={"store": args.store, "episode": i, "start": 0})
+            seen = min(env.source.context, len(ep["frames"]))  # context frames given: frames[0:seen]
             steps = min(args.horizon, len(ep["frames"]) - seen)  # actions[t] leads from frame t to t + 1
             total = 0.0
             for k in range(steps):
                 if kind == "recorded":
                     action = unflatten_action(env.action_spec, env.action_space, ep["actions"][seen - 1 + k])
+                elif kind == "random":
+                    action = table[int(rng.integers(len(table)))]
                 else:
-                    action = table[{"random": int(rng.integers(len(table))), "no-op": 0, "forward": 1}[kind]]
+                    action = table[0 if kind == "no-op" else 1]
                 _, r, terminated, _, _ = env.step(action)
                 total += r
                 if terminated:
