@@ -141,6 +141,13 @@ def test_fine_tuning_starts_from_the_parents_weights_and_keeps_its_design(tiny_p
     assert "resumed from step 2" in capsys.readouterr().out
     assert C.load_meta(C.resolve(out))["init"] == meta["init"]
 
+    plain = tmp_path / "plain"  # init= into a run that was not fine-tuned: refused, nothing written
+    shutil.copytree(tiny_pipeline["causal"], plain)
+    assert cli(train_args(tiny_pipeline["store"], tiny_pipeline["vae"], plain, 4,
+                          f"init={tiny_pipeline['memory']}")) == 2
+    line = capsys.readouterr().err.strip()
+    assert "not fine-tuned" in line and "\n" not in line and _steps(plain) == ["step_0000002"]
+
     vae = tmp_path / "vae"
     assert cli(["train-vae", f"store={tiny_pipeline['store']}", f"out={vae}", "steps=1", "batch_size=2",
                 "val_windows=1", "warmup=1", "device=cpu", "seed=5", *TINY_VAE]) == 0

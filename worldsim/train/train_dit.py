@@ -132,38 +132,40 @@ def open_data(cfg: TrainConfig, vae: torch.nn.Module, vae_meta: dict[str, Any]) 
 RESUME_FIXED = ("frames", "val_episodes", "model", "text", "flow.objective", "flow.prediction")
 
 
-def adopt_init(cfg: TrainConfig) -> tuple[TrainConfig, dict[str, Any] | None]:
+def adopt_init(cfg: TrainConfig, meta_prev: dict[str, Any] | None
+               ) -> tuple[TrainConfig, dict[str, Any] | None, dict[str, Any] | None]:
     """`init=RUN` (fine-tuning a world model on new data): the run starts from that model's EMA weights, so it keeps
     its architecture, its text encoder and vocabulary, and its objective: the model, text and flow settings come from
-    its checkpoint whatever the command line says; steps, lr, frames, stores and the rest are as given. Returns the
-    config to train with and the parent ({"ckpt", "meta", "record"}; a run resuming its own fine-tuning has only
-    "record", from its checkpoint: the parent need not be there any more), None without init."""
+    its checkpoint whatever the command line says; steps, lr, frames, stores and the rest are as given.
+
+    Returns the config to train with, the parent to load ({"ckpt", "meta", "spec"}; None without init and when
+    `meta_prev`, the run's own newest checkpoint, is resumed: it holds what it took from the parent, which need not
+    be there any more) and the record of the parent that the checkpoints carry (`init`)."""
     if not cfg.init:
-        return cfg, None
-    own = C.latest(cfg.out)
-    own_meta = C.load_meta(own) if own else {}
-    if own_meta.get("init"):  # resuming a fine-tuning run: its checkpoint holds what it took from the parent
-        recorded = config_from_meta(own_meta["train"])
-        return replace(cfg, model=recorded.model, text=recorded.text, flow=recorded.flow), \
-            {"record": own_meta["init"]}
+        return cfg, None, None
+    if meta_prev:
+        if not meta_prev.get("init"):
+            raise InputError(f"out={cfg.out} holds a run that was not fine-tuned; init= starts a new run: choose "
+                             "another out")
+        recorded = config_from_meta(meta_prev["train"])
+        return replace(cfg, model=recorded.model, text=recorded.text, flow=recorded.flow), None, meta_prev["init"]
     ckpt = C.resolve(cfg.init)
     meta = C.load_meta(ckpt, "dit")
     if meta.get("teacher"):
         raise InputError(f"init={cfg.init} is a distilled student (worldsim distill); fine-tune its teacher "
                          f"({meta['teacher'].get('path')}) and distil the result again")
-    recorded = config_from_meta(meta["train"])
+    spec = ModelSpec.from_dict(meta["spec"])
     # what the weights learned from: the parent's stores and, for a parent fine-tuned itself, its parent's
     stores = {s["digest"]: s for s in [*meta.get("stores", []), *meta.get("init", {}).get("stores", [])]}
     record = {"path": str(ckpt), "digest": C.digest(ckpt), "step": meta["step"], "stores": list(stores.values())}
-    return replace(cfg, model=ModelSpec.from_dict(meta["spec"]).dit, text=recorded.text, flow=recorded.flow), \
-        {"ckpt": ckpt, "meta": meta, "record": record}
+    recorded = config_from_meta(meta["train"])
+    return replace(cfg, model=spec.dit, text=recorded.text, flow=recorded.flow), \
+        {"ckpt": ckpt, "meta": meta, "spec": spec}, record
 
 
-def init_spec(parent: dict[str, Any], stores: StoreSet, vae_meta: dict[str, Any]) -> ModelSpec:
-    """The parent's ModelSpec (its vocabulary and action scale: the weights were learned with them), refused when
-    the new data cannot feed it: latents of another VAE, or another action space."""
-    meta, where = parent["meta"], parent["ckpt"]
-    spec = ModelSpec.from_dict(meta["spec"])
+def check_parent(parent: dict[str, Any], stores: StoreSet, vae_meta: dict[str, Any]) -> None:
+    """Refuse a parent the new data cannot feed: latents of another VAE, or another action space."""
+    meta, where, spec = parent["meta"], parent["ckpt"], parent["spec"]
     if meta["vae"].get("digest") != vae_meta["digest"]:
         raise InputError(f"init={where} was trained on the latents of VAE {meta['vae'].get('path')} "
                          f"({str(meta['vae'].get('digest'))[:12]}...), not vae={vae_meta['path']} "
@@ -171,30 +173,30 @@ def init_spec(parent: dict[str, Any], stores: StoreSet, vae_meta: dict[str, Any]
     if spec.action_dim != stores.action_dim:
         raise InputError(f"init={where} takes {spec.action_dim} action values per frame, the stores have "
                          f"{stores.action_dim}: a world model is fine-tuned on the same action space")
-    return spec
 
 
 def build_or_resume(cfg: TrainConfig, stores: StoreSet, vae: torch.nn.Module, vae_meta: dict[str, Any],
-                    device: torch.device, rank: int, parent: dict[str, Any] | None = None
+                    device: torch.device, rank: int, prev: Path | None, meta_prev: dict[str, Any] | None,
+                    parent: dict[str, Any] | None = None
                     ) -> tuple[ModelSpec, WorldModel, WorldModel, torch.optim.Optimizer, int]:
     """(spec, model, its EMA, the optimizer, the step to start from): fresh (from `parent`'s EMA weights when
-    fine-tuning, `adopt_init`), or from the newest checkpoint in out, when it was trained on the same data, VAE and
-    architecture (check_resume)."""
-    prev, meta_prev = C.resume_point(cfg.out, "dit")
+    fine-tuning, `adopt_init`), or from `prev`, the newest checkpoint in out (`C.resume_point`), when it was trained
+    on the same data, VAE and architecture (check_resume)."""
     if meta_prev:
         # the stored model's full DiT config (defaults included): a key added since (model.warp) is compared too
         recorded = {**meta_prev.get("train", {}), "model": asdict(ModelSpec.from_dict(meta_prev["spec"]).dit)}
         check_resume(cfg.out, meta_prev["step"], recorded, asdict(cfg), RESUME_FIXED,
                      [("vae", meta_prev.get("vae", {}).get("digest", "")[:12] + "...", vae_meta["digest"][:12] + "..."),
                       *store_changes(meta_prev.get("stores", []), stores)])
-    if meta_prev:
         spec = ModelSpec.from_dict(meta_prev["spec"])
+    elif parent:
+        check_parent(parent, stores, vae_meta)
+        spec = parent["spec"]  # its vocabulary and action scale too: the weights were learned with them
     else:
-        spec = init_spec(parent, stores, vae_meta) if parent and "ckpt" in parent else \
-            build_spec(cfg, stores, vae.config_dict())
+        spec = build_spec(cfg, stores, vae.config_dict())
     torch.manual_seed(cfg.seed)
     model = WorldModel(spec).to(device)
-    if prev is None and parent and "ckpt" in parent:
+    if parent:
         C.load_into(model, parent["ckpt"], "ema")
         if rank == 0:
             print(f"fine-tuning {parent['ckpt']} (step {parent['meta']['step']}): its model, text and flow settings")
@@ -302,7 +304,8 @@ def own_context(cfg: TrainConfig, model: WorldModel, fwd: torch.nn.Module, z: to
 
 
 def train(cfg: TrainConfig) -> dict[str, Any]:
-    cfg, parent = adopt_init(cfg)
+    prev, meta_prev = C.resume_point(cfg.out, "dit")
+    cfg, parent, init = adopt_init(cfg, meta_prev)
     check_config(cfg)
     device = pick_device(cfg.device)
     rank, world = init_distributed(device)
@@ -310,8 +313,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     vae, vae_meta = load_vae(cfg.vae, device)
     vae.requires_grad_(False)
     stores = open_data(cfg, vae, vae_meta)
-    spec, model, ema, opt, start = build_or_resume(cfg, stores, vae, vae_meta, device, rank, parent)
-    init = parent["record"] if parent else None
+    spec, model, ema, opt, start = build_or_resume(cfg, stores, vae, vae_meta, device, rank, prev, meta_prev, parent)
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     fwd = torch.compile(net) if cfg.compile else net
     metrics = Metrics(out, enabled=rank == 0, resume_step=start)
