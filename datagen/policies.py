@@ -233,6 +233,37 @@ class PusherPolicy:
         return np.clip(a, -1, 1)
 
 
+class OrbitBackPolicy(PusherPolicy):
+    """Physics with a camera action: pushes objects as `PusherPolicy` does, and every so often parks the puck and
+    orbits the camera away (4-6 steps at 0.6-1.0 of the orbit rate) and back to the same azimuth within 12 steps:
+    the physics counterpart of the voxel `LookBackPolicy` (at the physics recipe's 240 deg/s, 38-96 degrees)."""
+
+    SETTLE = 2  # still steps before an excursion: the puck stops
+
+    def __init__(self, rng: np.random.Generator, size: int) -> None:
+        super().__init__(rng, size)
+        self._plan: list[float] = []  # orbit action per step of the excursion under way
+        self._push = int(rng.integers(6, 24))
+
+    def act(self, info: dict[str, Any]) -> np.ndarray:
+        if self.size not in (3, 5) or (not self._plan and self._push > 0):
+            self._push -= 1
+            return super().act(info)
+        if not self._plan:
+            rng = self.rng
+            sign = 1.0 if rng.random() < 0.5 else -1.0
+            speed, out = float(rng.uniform(0.6, 1.0)), int(rng.integers(4, 7))
+            total = speed * out
+            back = int(rng.integers(int(np.ceil(total - 1e-9)), 7))
+            hold = int(rng.integers(0, 12 - out - back + 1))
+            self._plan = ([0.0] * self.SETTLE + [sign * speed] * out + [0.0] * hold
+                          + [-sign * total / back] * back)
+            self._push = int(rng.integers(6, 24))
+        a = np.zeros(self.size, np.float32)
+        a[-3] = self._plan.pop(0)
+        return a
+
+
 POLICIES = ["explorer", "lookback", "mix", "random", "solver"]
 SOLVERS = {"navigate": NavigateSolver, "collect_wood": CollectWoodSolver, "build": BuildSolver,
            "explore": ExplorerPolicy}
@@ -258,9 +289,10 @@ GAME_POLICIES = ["mix", "random", "ppo"]  # other games: `mix` is the sticky ran
 
 def make_policy_for(name: str, rng: np.random.Generator, env: Any, task: str) -> Any:
     """A policy for an env: `random`, `explorer` (voxel) / pusher (physics), `solver` (the task's script),
-    `lookback` (voxel: explores and now and then looks away and back, see LookBackPolicy), or `mix` (one of those
-    per episode, drawn from `rng`: voxel 40% explorer, 25% solver, 15% random, 20% lookback; physics 50% pusher,
-    30% solver, 20% random)."""
+    `lookback` (voxel: explores and now and then looks away and back, see LookBackPolicy; physics with a camera
+    action: pushes and now and then orbits away and back, OrbitBackPolicy), or `mix` (one of those per episode, drawn
+    from `rng`: voxel 40% explorer, 25% solver, 15% random, 20% lookback; physics 50% pusher, 30% solver, 20% random,
+    and with a camera action 35% pusher, 20% solver, 20% random, 25% lookback)."""
     if isinstance(env, GameSource):  # another game
         if name not in GAME_POLICIES:
             raise ValueError(f"policy {name!r} drives the worldsim engines; another game's data comes from "
@@ -268,7 +300,9 @@ def make_policy_for(name: str, rng: np.random.Generator, env: Any, task: str) ->
         return StickyRandomPolicy(rng, env.action_space)
     physics = not hasattr(env.action_space, "spaces")
     if name == "mix":
-        if physics:
+        if physics and env.action_space.shape[0] in (3, 5):
+            name = ["explorer", "solver", "random", "lookback"][int(rng.choice(4, p=[0.35, 0.2, 0.2, 0.25]))]
+        elif physics:
             name = ["explorer", "solver", "random"][int(rng.choice(3, p=[0.5, 0.3, 0.2]))]
         else:
             name = ["explorer", "solver", "random", "lookback"][int(rng.choice(4, p=[0.4, 0.25, 0.15, 0.2]))]
@@ -278,6 +312,11 @@ def make_policy_for(name: str, rng: np.random.Generator, env: Any, task: str) ->
             return BoxRandomPolicy(rng, size)
         if name in ("explorer", "solver"):
             return PusherPolicy(rng, size)
+        if name == "lookback":
+            if size not in (3, 5):
+                raise ValueError("policy 'lookback' on the physics engine orbits the camera: use control=camera or "
+                                 "control=both")
+            return OrbitBackPolicy(rng, size)
     else:
         if name == "random":
             return RandomPolicy(rng)

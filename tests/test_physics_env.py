@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import gymnasium as gym
 import numpy as np
@@ -123,6 +124,39 @@ def test_camera_control_orbits_and_zooms():
     _run(env, 15, np.array([1.0, 0.0, 1.0], np.float32))  # 1 s of orbit and zoom out
     assert (env.cam["azimuth"] - before["azimuth"]) % 360 == pytest.approx(60.0, abs=1e-6)
     assert env.cam["distance"] > before["distance"] * 1.5
+    fast = _env(control="both", orbit_rate=240.0)
+    fast.reset(seed=1)
+    before = fast.cam["azimuth"]
+    fast.step(np.array([0.0, 0.0, -0.5, 0.0, 0.0], np.float32))
+    assert (before - fast.cam["azimuth"]) % 360 == pytest.approx(8.0, abs=1e-6)  # 240 deg/s x 0.5 / 15 fps
+    assert json.loads(fast.action_spec_json())["units"]["orbit"] == "240.0 deg/s"
+
+
+def test_orbit_back_policy_returns_the_camera_to_where_it_left():
+    from datagen.policies import OrbitBackPolicy, make_policy_for
+
+    env = _env(control="both", orbit_rate=240.0)
+    _, info = env.reset(seed=2)
+    policy, azimuths, orbits = OrbitBackPolicy(np.random.default_rng(0), 5), [], []
+    for _ in range(120):
+        a = policy.act(info)
+        assert a.shape == (5,) and np.all(np.abs(a) <= 1)
+        _, _, _, _, info = env.step(a)
+        azimuths.append(info["camera"]["azimuth"])
+        orbits.append(float(a[2]))
+    runs, i = [], 2
+    while i < len(orbits):  # an excursion: 2 still steps, then a fast orbit (its way back may follow still steps too)
+        if abs(orbits[i]) >= 0.6 and orbits[i - 1] == orbits[i - 2] == 0:
+            runs.append(i)
+            i += 12
+        i += 1
+    assert runs  # excursions happened, and each came back to the azimuth it left within 14 steps
+    for i in runs:
+        if i + 14 < len(orbits):
+            gone = [abs((azimuths[j] - azimuths[i - 1] + 180) % 360 - 180) for j in range(i, i + 14)]
+            assert max(gone) >= 30 and min(gone[4:]) < 1e-3
+    with pytest.raises(ValueError, match="orbits the camera"):
+        make_policy_for("lookback", np.random.default_rng(0), _env(control="pusher"), "observe")
 
 
 def test_observe_task_has_no_reward_and_truncates():
@@ -176,7 +210,7 @@ def test_topple_tower_counts_blocks_and_ends_when_all_are_down():
     [({"num_objects": 16, "object_size": (0.2, 0.3)}, "do not fit"), ({"object_size": (0.001, 0.05)}, "object_size"),
      ({"task": "juggle"}, "unknown physics task"), ({"width": 0}, "width"), ({"physics_hz": 100}, "physics_hz"),
      ({"control": "mind"}, "control"), ({"task": "topple_tower", "spawn": "drop"}, "needs spawn"),
-     ({"num_objects": 40}, "num_objects")],
+     ({"num_objects": 40}, "num_objects"), ({"orbit_rate": 0}, "orbit_rate"), ({"orbit_rate": 1e4}, "orbit_rate")],
 )
 def test_bad_configuration_is_a_clear_error(kwargs, needle):
     with pytest.raises(ValueError, match=needle):

@@ -29,7 +29,8 @@ CONTROLS = {"pusher": 2, "camera": 3, "both": 5}
 MAX_PUSH_SPEED = 0.8  # m/s at action 1
 MAX_PUSH_FORCE = 10.0  # N at action 1 (pusher_mode="force"): 2.5 m/s^2 on the 4 kg pusher
 CONTACT_EVERY = 3  # sample contacts every 3rd internal step (80 Hz at 240 Hz): enough to catch every impact
-ORBIT_RATE, ELEVATION_RATE, ZOOM_RATE = 60.0, 30.0, 0.5  # deg/s, deg/s, fraction of distance per second
+# default rates at action 1: deg/s, deg/s, fraction of distance per second (`orbit_rate=` sets the first)
+ORBIT_RATE, ELEVATION_RATE, ZOOM_RATE = 60.0, 30.0, 0.5
 
 
 
@@ -67,6 +68,8 @@ class PhysicsEnv(gym.Env):
         control: what the action drives: `pusher` (2 values: vx, vy), `camera` (3: orbit, elevation, zoom) or
             `both` (5: vx, vy, orbit, elevation, zoom).
         pusher_mode: `velocity` (action x 0.8 m/s) or `force` (action x 10 N).
+        orbit_rate: degrees of azimuth per second at orbit 1 (default 60; the physics recipe orbits at 240, 16
+            degrees a frame, so a look 96 degrees away and back fits a 14-frame window).
         fps: frames per second of the observation; physics_hz: internal steps per second (>= 240).
         depth, segmentation: add those images to `info`.
         renderer: `moderngl` (default) or `tiny` (pybullet's TinyRenderer, slower, for comparison).
@@ -80,7 +83,7 @@ class PhysicsEnv(gym.Env):
                  control: str = "pusher", pusher_mode: str = "velocity", fps: int = 15, physics_hz: int = 240,
                  depth: bool = False, segmentation: bool = False, renderer: str = "moderngl",
                  max_episode_steps: int | None = None, render_mode: str | None = None, fov: float = 50.0,
-                 device_index: int = 0) -> None:
+                 device_index: int = 0, orbit_rate: float = ORBIT_RATE) -> None:
         self.width = positive_int("width", width)
         self.height = positive_int("height", height)
         self.fps = positive_int("fps", fps)
@@ -96,6 +99,9 @@ class PhysicsEnv(gym.Env):
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.task = make_task(task)
+        if not (math.isfinite(float(orbit_rate)) and 0.0 < float(orbit_rate) <= 720.0):
+            raise ValueError(f"orbit_rate must be in (0, 720] degrees per second, got {orbit_rate!r}")
+        self.orbit_rate = float(orbit_rate)
         if spawn is not None and spawn not in scenes.SPAWNS:
             raise ValueError(f"unknown spawn mode {spawn!r}; choose one of {scenes.SPAWNS} or None")
         if self.task.spawn and spawn not in (None, self.task.spawn):
@@ -197,7 +203,7 @@ class PhysicsEnv(gym.Env):
                 "both": ["push_x", "push_y", "orbit", "elevation", "zoom"]}[self.control]
         return json.dumps({"type": "Box", "low": -1.0, "high": 1.0, "shape": [len(keys)], "flat_keys": keys,
                            "units": {"push": f"{MAX_PUSH_SPEED} m/s" if self.pusher_mode == "velocity"
-                                     else f"{MAX_PUSH_FORCE} N", "orbit": f"{ORBIT_RATE} deg/s",
+                                     else f"{MAX_PUSH_FORCE} N", "orbit": f"{self.orbit_rate} deg/s",
                                      "elevation": f"{ELEVATION_RATE} deg/s", "zoom": f"{ZOOM_RATE} x distance/s"}})
 
     def render(self):
@@ -221,7 +227,7 @@ class PhysicsEnv(gym.Env):
     def _move_camera(self, cam: np.ndarray) -> None:
         dt = 1.0 / self.fps
         c = self.cam
-        c["azimuth"] = (c["azimuth"] + cam[0] * ORBIT_RATE * dt) % 360.0
+        c["azimuth"] = (c["azimuth"] + cam[0] * self.orbit_rate * dt) % 360.0
         c["elevation"] = float(np.clip(c["elevation"] + cam[1] * ELEVATION_RATE * dt, 5.0, 85.0))
         c["distance"] = float(np.clip(c["distance"] * (1.0 + cam[2] * ZOOM_RATE * dt), 0.5, 5.0))
 
