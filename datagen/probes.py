@@ -28,9 +28,9 @@ segmentation of every frame, `ep["segmentation"]`, and the objects' colours, for
   during the orbit.
 - `drop`: objects released above the table, nothing driven; the context is the first DROP_CONTEXT frames, mid-fall
   (marks start, end = start + 15): where do the objects land? `ok`: some object moved on screen.
-- `push` (needs the pusher): the puck starts 0.2-0.3 m outside one object, the scene settles, then the puck drives
-  straight at the object (2 steps in the context, 5 more after it), then stops (marks start, end = start + 12):
-  where does the pushed object end up? `ok`: the object moved.
+- `push` (needs the pusher): the puck starts 0.1-0.2 m (edge to edge) outside one object, the scene settles, then
+  the puck drives straight at the object (2 steps in the context, 5 more after it), then stops (marks start,
+  end = start + 10): where does the pushed object end up? `ok`: the object moved.
 - `colour` (text control, `colour_scene`): a settled scene of three objects all of one named colour, its prompt in
   the captions' grammar ("On a table top lie a red rubber sphere, a red wood cube and a red metal cone.") and the
   engine's frames with every pixel labelled by the colour of what it shows (0: table, floor, puck, sky; i + 1:
@@ -137,8 +137,9 @@ def _physics_action(control: str, push: tuple[float, float] = (0.0, 0.0), orbit:
 
 
 def _push_scene(rng: np.random.Generator, num_objects: int, object_size: tuple[float, float]):
-    """A tabletop scene of dropped objects with the puck placed 0.2-0.3 m outside one of them (towards the table's
-    edge, so it pushes the object inwards), clear of the others; and that object's id. None when no object has room."""
+    """A tabletop scene of dropped objects with the puck placed 0.1-0.2 m (edge to edge) outside one of them (towards
+    the table's edge, so it pushes the object inwards), clear of the others; and that object's id. None when no
+    object has room."""
     from envs.physics import scene as scenes
     from envs.physics.sim import PUSHER_RADIUS
 

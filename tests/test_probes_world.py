@@ -178,8 +178,10 @@ def test_probe_command_on_a_physics_model(tmp_path, capsys):
     text = (tmp_path / "a" / "report.md").read_text()
     assert "| drop | end frame PSNR" in text and "| push |" in text
     assert len(list((tmp_path / "a" / "frames").glob("drop_*.png"))) == 1
-    assert cli([*args, "kinds=[push]", f"out={tmp_path / 'b'}"]) == 0
+    assert cli([*args, "kinds=[push,colour]", f"out={tmp_path / 'b'}"]) == 0
     again = json.loads((tmp_path / "b" / "probe.json").read_text())
+    assert set(again["probes"]) == {"push", "colour"}
     assert again["probes"]["push"] == res["probes"]["push"]  # deterministic
+    assert again["probes"]["colour"] == res["probes"]["colour"]
     err = one_line_error(capsys, cli, [*args, "kinds=[revisit]", f"out={tmp_path / 'c'}"])
     assert "for this physics model (control=both)" in err

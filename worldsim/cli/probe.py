@@ -50,12 +50,9 @@ def engine_of(meta: dict) -> tuple[str, dict]:
     if tuple(keys) not in controls:
         raise InputError(f"{keys or 'no actions'}: the probes script the voxel and physics engines, and this "
                          "checkpoint was trained on neither's actions")
-    kwargs = {}
-    for store in meta.get("stores", []):
-        kwargs = dict(store.get("job", {}).get("env_kwargs", {}))
-        break
-    orbit = float(kwargs.get("orbit_rate", 60.0))
-    return "physics", {"control": controls[tuple(keys)], "orbit_rate": orbit, "fps": int(meta.get("fps") or 15)}
+    kwargs = ((meta.get("stores") or [{}])[0].get("job") or {}).get("env_kwargs") or {}
+    return "physics", {"control": controls[tuple(keys)], "orbit_rate": float(kwargs.get("orbit_rate", 60.0)),
+                       "fps": int(meta.get("fps") or 15)}
 
 
 def main(raw) -> int:
