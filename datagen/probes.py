@@ -34,7 +34,7 @@ segmentation of every frame, `ep["segmentation"]`, and the objects' colours, for
 - `colour` (text control, `colour_scene`): a settled scene of three objects all of one named colour, its prompt in
   the captions' grammar ("On a table top lie a red rubber sphere, a red wood cube and a red metal cone.") and the
   engine's frames with every pixel labelled by the colour of what it shows (0: table, floor, puck, sky; i + 1:
-  an object of COLOUR_NAMES[i]): does a text-to-video sample of the prompt show the colour it names?
+  an object of colour_names()[i]): does a text-to-video sample of the prompt show the colour it names?
 """
 
 from __future__ import annotations
@@ -164,8 +164,9 @@ def physics_probe(kind: str, seed: int, width: int = 64, height: int = 64, contr
                   object_size: tuple[float, float] = (0.03, 0.08)) -> dict[str, Any]:
     """One scripted probe episode of the physics engine (see the module docstring). `control`, `orbit_rate` and
     `fps` must be those of the world model's training data (its actions mean what they meant there)."""
-    if kind not in PHYSICS_KINDS:
-        raise ValueError(f"unknown physics probe {kind!r}; choose one of {list(PHYSICS_KINDS)}")
+    if kind not in PHYSICS_KINDS or kind == "colour":
+        raise ValueError(f"unknown physics probe episode {kind!r}; choose one of {list(PHYSICS_KINDS[:3])} (the "
+                         "colour probe is scenes: colour_scene)")
     if control not in PHYSICS_NEEDS[kind]:
         raise ValueError(f"the {kind} probe needs a model whose action drives {' or '.join(PHYSICS_NEEDS[kind])}, "
                          f"not control={control!r}")

@@ -106,8 +106,9 @@ def test_drop_and_push_scripts_move_objects_with_ground_truth():
         assert (push["segmentation"][m["end"]] == push["target"]).any()
     with pytest.raises(ValueError, match="needs a model whose action drives camera or both"):
         physics_probe("orbit", 0, control="pusher")
-    with pytest.raises(ValueError, match="unknown physics probe"):
-        physics_probe("revisit", 0)
+    for kind in ("revisit", "colour"):
+        with pytest.raises(ValueError, match="unknown physics probe episode"):
+            physics_probe(kind, 0)
 
 
 class _Replay:
