@@ -12,6 +12,19 @@ engine's frames up to a mark, under the episode's actions (`dreamed`), and its f
   its context), is the hole still there on return: within the mask, is the dream nearer the engine's return frame
   (hole) than the frame before the attack (no hole)? `interact`: dreamed from before the attack, does its frame after
   the attack show the hole? Masked PSNRs beside the shares.
+- orbit (physics: the camera orbits a still scene away and back): the revisit scores, plus 3D consistency along
+  the path: the mean PSNR of the dream against the engine over the 12 orbit frames, beside copy-last's.
+- drop / push (physics): where the objects end up. The engine's segmentation gives each object's pixels; the dream
+  has no labels, so its pixels are labelled by colour: a table from quantised RGB to the label most engine pixels
+  of that colour have, in the last real frame and the engine's end frame (`colour_table`). Per object that moved
+  on screen (drop: every one; push: the pushed one, and the puck), the distance in pixels between its centroid in
+  the dream and in the engine at the end, beside copy-last's (where it was in the last real frame; nearer counts
+  when by more than CLOSER) and beside the table's own error on the engine's frame (its ceiling). Objects the table
+  cannot follow on the engine's own end frame (fewer than TRACKABLE of its pixels, or of the pixels it labels so,
+  right: colours shared with other things) are not scored; an object the dream lost (fewer than 2 pixels of its
+  colours) counts as lost, not as an error.
+- colour (physics, text control): does a text-to-video sample of a prompt naming one colour for every object show
+  that colour (`score_colours`)?
 """
 
 from __future__ import annotations
