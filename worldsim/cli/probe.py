@@ -158,6 +158,14 @@ def score(P, s, ep: dict, steps: int, seed: int) -> tuple[dict, list, list]:
         ("last real", m["start"]), (f"+{mid - m['start']}", mid), (f"end +{m['end'] - m['start']}", m["end"])]
 
 
+def away_and_back(kind: str, res: dict, note: str = "") -> list[str]:
+    """The far-point and return rows of a look (revisit) or orbit away and back."""
+    return [f"| {kind} | far point PSNR (dB) | {res['far_model_psnr']:.2f} | copy-last {res['far_copy_last_psnr']:.2f};"
+            f" beats it in {100 * res['far_beats_copy_last']:.0f}%{note} |",
+            f"| {kind} | return PSNR vs frame before leaving (dB) | {res['return_model_psnr']:.2f} | engine "
+            f"{res['return_engine_psnr']:.2f}; >= 20 dB in {100 * res['return_at_least_20db']:.0f}% |"]
+
+
 def report(result: dict) -> str:
     lines = ["# worldsim probe report", "", f"checkpoint {result['checkpoint']['path']} (step "
              f"{result['checkpoint']['step']}, {result['checkpoint']['digest'][:12]}), {result['steps']} Euler "
@@ -165,11 +173,7 @@ def report(result: dict) -> str:
              "|---|---|---|---|"]
     rev = result["probes"].get("revisit")
     if rev and rev["episodes"]:
-        n = f"n={rev['episodes']} ({rev['skipped']} skipped)"
-        lines += [f"| revisit | far point PSNR (dB) | {rev['far_model_psnr']:.2f} | copy-last "
-                  f"{rev['far_copy_last_psnr']:.2f}; beats it in {100 * rev['far_beats_copy_last']:.0f}%; {n} |",
-                  f"| revisit | return PSNR vs frame before leaving (dB) | {rev['return_model_psnr']:.2f} | engine "
-                  f"{rev['return_engine_psnr']:.2f}; >= 20 dB in {100 * rev['return_at_least_20db']:.0f}% |"]
+        lines += away_and_back("revisit", rev, f"; n={rev['episodes']} ({rev['skipped']} skipped)")
     it = result["probes"].get("interaction")
     if it and it["episodes"]:
         n = f"n={it['episodes']} ({it['skipped']} skipped), {100 * it['changed_pixels']:.0f}% of pixels changed"
@@ -185,11 +189,7 @@ def report(result: dict) -> str:
     if orb and orb["episodes"]:
         n = f"n={orb['episodes']} ({orb['skipped']} skipped: objects still moving)"
         lines += [f"| orbit | 3D consistency: mean PSNR along the orbit (dB) | {orb['path_model_psnr']:.2f} | "
-                  f"copy-last {orb['path_copy_last_psnr']:.2f}; {n} |",
-                  f"| orbit | far point PSNR (dB) | {orb['far_model_psnr']:.2f} | copy-last "
-                  f"{orb['far_copy_last_psnr']:.2f}; beats it in {100 * orb['far_beats_copy_last']:.0f}% |",
-                  f"| orbit | return PSNR vs frame before leaving (dB) | {orb['return_model_psnr']:.2f} | engine "
-                  f"{orb['return_engine_psnr']:.2f}; >= 20 dB in {100 * orb['return_at_least_20db']:.0f}% |"]
+                  f"copy-last {orb['path_copy_last_psnr']:.2f}; {n} |", *away_and_back("orbit", orb)]
     for kind in ("drop", "push"):
         res = result["probes"].get(kind)
         if not (res and res["episodes"]):
