@@ -285,14 +285,14 @@ def colour_scene(colour: str, seed: int, width: int = 64, height: int = 64, cont
     frames, labels = [], []
     try:
         _, info = env.reset(seed=int(seed), options={"scene": spec})
-        lut = np.zeros(int(max(info["segmentation"].max(), 2000)) + 1, np.int64)
-        for o in info["objects"]:
-            lut[o["id"]] = names.index(o["colour"]) + 1
         for t in range(settle + 4):
             obs, _, _, _, info = env.step(_physics_action(control))
             if t >= settle:
                 frames.append(obs)
-                labels.append(lut[info["segmentation"].astype(np.int64)])
+                lab = np.zeros(info["segmentation"].shape, np.int64)
+                for o in info["objects"]:
+                    lab[info["segmentation"] == o["id"]] = names.index(o["colour"]) + 1
+                labels.append(lab)
     finally:
         env.close()
     listed = [f"a {n}" for n in (o["name"] for o in info["objects"])]

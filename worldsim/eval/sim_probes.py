@@ -169,7 +169,7 @@ def score_objects(sampler: WorldSampler, ep: dict[str, Any], steps: int, seed: i
 def colour_shares(frames: np.ndarray, table: np.ndarray, n: int) -> np.ndarray:
     """(n + 1,) the share of the frames' pixels whose colour the table gives each label (0 .. n)."""
     lab = table[quantise(np.asarray(frames))]
-    return np.array([(lab == d).mean() for d in range(n + 1)])
+    return np.bincount(lab[lab >= 0], minlength=n + 1)[: n + 1] / lab.size
 
 
 def score_colours(sampler: WorldSampler, scenes: list[dict[str, Any]], reference: list[dict[str, Any]],
