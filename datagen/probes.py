@@ -20,7 +20,8 @@ its script did what it meant (`ok`: a block in reach was broken; the player stoo
 it left, not falling or drifting in water), so a scorer can skip the ones that did not.
 
 Physics probes (`physics_probe`, a tabletop scene of `worldsim/Physics-v0`; the episode also keeps the engine's
-segmentation of every frame, `ep["segmentation"]`, and the objects' colours, for scoring where things end up):
+segmentation of every frame, `ep["segmentation"]`, the objects' colours and the puck's label, `ep["pusher_label"]`,
+for scoring where things end up):
 
 - `orbit` (needs a camera action): objects dropped onto the table settle for SETTLE_PHYSICS still steps, then the
   camera orbits 6 steps at full rate one way and 6 back (marks leave, far, back): 3D consistency along the path
@@ -46,6 +47,7 @@ import numpy as np
 
 import envs  # noqa: F401  (registers worldsim/Voxel-v0)
 from datagen.policies import ExplorerPolicy
+from envs.physics.sim import SCENERY_IDS
 from envs.voxel.actions import noop, to_flat
 
 KINDS = ("revisit", "interaction")  # the voxel engine's
@@ -246,7 +248,8 @@ def physics_probe(kind: str, seed: int, width: int = 64, height: int = 64, contr
     if kind == "drop":  # some object's pixels moved between the last real frame and the end
         ok = any(_moved(seg[marks["start"]], seg[marks["end"]], o["id"]) for o in objects)
     return {"kind": kind, "seed": int(seed), "frames": np.stack(frames), "actions": np.stack(actions),
-            "segmentation": seg, "objects": objects, "target": target, "marks": marks, "ok": bool(ok),
+            "segmentation": seg, "objects": objects, "target": target, "pusher_label": SCENERY_IDS["pusher"],
+            "marks": marks, "ok": bool(ok),
             "engine": "worldsim/Physics-v0", "size": [height, width], "control": control}
 
 

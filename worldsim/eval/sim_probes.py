@@ -41,7 +41,6 @@ COLOUR_BINS = 16  # the colour tracker's RGB grid: 16 levels per channel
 COLOUR_PURITY = 0.8  # the colour probe reads only colours that are one label's this share of the time
 TRACKABLE = 0.8  # share of an object's pixels the tracker must label right in the engine's frame (and of its label)
 CLOSER = 1.0  # pixels by which the dream must beat copy-last's end position error to count as nearer
-PUSHER_LABEL = 1004  # envs.physics.sim.SCENERY_IDS["pusher"] (the eval layer does not import the engines)
 
 
 def dreamed(sampler: WorldSampler, ep: dict[str, Any], mark: str, steps: int, seed: int) -> np.ndarray:
@@ -138,7 +137,8 @@ def score_objects(sampler: WorldSampler, ep: dict[str, Any], steps: int, seed: i
     dream_lab, engine_lab = table[quantise(made[end])], table[quantise(f[end])]
     ids = [ep["target"]] if ep["kind"] == "push" else [o["id"] for o in ep["objects"]]
     rows = []
-    for label in [*ids, *([PUSHER_LABEL] if ep["kind"] == "push" else [])]:
+    puck_label = ep.get("pusher_label")  # the puck's segmentation label (push episodes name it)
+    for label in [*ids, *([puck_label] if ep["kind"] == "push" else [])]:
         truth, before = centroid(seg[end] == label), centroid(seg[start] == label)
         if truth is None or before is None:
             continue
@@ -146,14 +146,14 @@ def score_objects(sampler: WorldSampler, ep: dict[str, Any], steps: int, seed: i
         if (own & said).sum() < TRACKABLE * max(own.sum(), said.sum()):
             continue  # its colours are shared with other things: the tracker cannot follow it
         moved = float(np.linalg.norm(truth - before))
-        if label != PUSHER_LABEL and moved <= 1.5:
+        if label != puck_label and moved <= 1.5:
             continue  # the drop probe scores what moved
         got, ceiling = centroid(dream_lab == label), centroid(said)
         rows.append({"label": int(label), "copy_last_px": moved,
                      "model_px": float(np.linalg.norm(got - truth)) if got is not None else float("nan"),
                      "ceiling_px": float(np.linalg.norm(ceiling - truth)) if ceiling is not None else float("nan")})
-    objs = [r for r in rows if r["label"] != PUSHER_LABEL]
-    puck = [r for r in rows if r["label"] == PUSHER_LABEL]
+    objs = [r for r in rows if r["label"] != puck_label]
+    puck = [r for r in rows if r["label"] == puck_label]
     found = [r for r in objs if np.isfinite(r["model_px"])]
     row = {"objects": float(len(objs)), "lost": float(len(objs) - len(found)),
            "closer": float(sum(r["model_px"] + CLOSER < r["copy_last_px"] for r in found)),
