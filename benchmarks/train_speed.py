@@ -3,6 +3,13 @@
     python benchmarks/train_speed.py                           # tiny preset, 8 frames of 16x16 latents, batch 8
     python benchmarks/train_speed.py --preset S --batch 4 --precision fp32
     python benchmarks/train_speed.py --preset B --device cuda --batch 32 --frames 16    # + MFU on a GPU
+    python benchmarks/train_speed.py --teacher                # the reference recipe's step, by attention grouping
+
+--teacher times the reference recipe's training step instead (configs/recipe/voxel64_cpu.yaml: teacher forcing,
+delta prediction, frame-causal attention, the action warp, pose memory over 16 frames of history, 14-frame windows
+of 16x16x16 latents, batch 8) with the teacher-forced attention computed in one call under the full mask (group 0,
+the reference) and a few query frames per call (`Attention.teacher`), alternately; `--compile` adds the same
+steps under torch.compile.
 
 One training step = forward, backward, AdamW update. The DiT step carries all its conditioning: per-frame timestep
 and action embeddings, adaLN-Zero modulation, 3D RoPE, QK-norm, text cross-attention (the text encoder's forward and
@@ -54,6 +61,63 @@ def dit_step(args, device):
     return step, sum(p.numel() for p in model.dit.parameters())
 
 
+def teacher_step(args, device, compiled: bool = False):
+    """The reference recipe's training step (forward, backward, AdamW) on random latents and actions."""
+    from worldsim.train.train_dit import TrainConfig, batch_loss
+
+    tok = Tokenizer.build([CAPTION])
+    cfg = TrainConfig(frames=args.frames, batch_size=args.batch, precision=args.precision,
+                      model=DiTConfig(preset=args.preset, attention="causal", prev_frame=True, warp=True, memory=16),
+                      flow=FlowConfig(objective="teacher_forcing", prediction="delta", p_pure_noise=0.5))
+    spec = ModelSpec(dit=cfg.model, text=TextConfig(), vocab=tok.vocab, latent_channels=16, action_dim=5,
+                     action_scale=[1.0] * 5, prediction="delta")
+    model = WorldModel(spec).to(device)
+    fwd = torch.compile(model) if compiled else model
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    b, nt, h = args.batch, args.frames, args.latent
+    z, past = torch.randn(b, nt, 16, h, h, device=device), torch.randn(b, 16, 16, h, h, device=device)
+    batch = {"captions": [CAPTION] * b, "prompts": [CAPTION] * b, "actions": torch.randn(b, nt, 5),
+             "past_actions": torch.randn(b, 16, 5), "past_valid": torch.ones(b, 16, dtype=torch.bool)}
+    g = torch.Generator().manual_seed(0)
+
+    def step():
+        loss = batch_loss(cfg, model, fwd, z, batch, g, past)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def teacher_main(args, device) -> None:
+    """Time the recipe's step with each attention grouping (and compiled), alternately; print a table."""
+    from worldsim.model import dit as dit_module
+
+    groups = [0, *args.groups]
+    steps = {f"group {g}": (g, teacher_step(args, device)) for g in groups}
+    if args.compile:
+        steps.update({f"group {g}, compiled": (g, teacher_step(args, device, True))
+                      for g in (0, dit_module.TEACHER_GROUP)})
+    times: dict[str, list[float]] = {k: [] for k in steps}
+    for rep in range(2 + args.reps):  # two warm-up rounds (the first compiles)
+        for name, (g, step) in steps.items():
+            dit_module.TEACHER_GROUP = g
+            took = timed(step, device)
+            if rep >= 2:
+                times[name].append(took)
+    base = statistics.median(times["group 0"])
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+          f"device {device}, {args.precision}, {torch.get_num_threads()} threads; the reference recipe's step: preset "
+          f"{args.preset}, batch {args.batch} x {args.frames} frames (teacher forcing: 2 x {args.frames} in the "
+          f"sequence) x {(args.latent // 2) ** 2} tokens, memory 16; median of {args.reps}")
+    print("| teacher attention | step (s) | speed-up |")
+    print("|---|---|---|")
+    for name, took in times.items():
+        label = "one call, full mask" if name == "group 0" else name.replace("group", "query frames per call:")
+        print(f"| {label}{' (default)' if name == f'group {dit_module.TEACHER_GROUP}' else ''} | "
+              f"{statistics.median(took):.3f} | {base / statistics.median(took):.2f}x |")
+
+
 def plain_step(args, device):
     width, depth, heads = PRESETS[args.preset]
     layer = torch.nn.TransformerEncoderLayer(width, heads, 4 * width, dropout=0.0, activation="gelu",
@@ -89,16 +153,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="tiny", choices=list(PRESETS))
     parser.add_argument("--attention", default="full", choices=["full", "factorized"])
-    parser.add_argument("--frames", type=int, default=8)
+    parser.add_argument("--frames", type=int, default=None, help="frames per window (8; --teacher: 14)")
     parser.add_argument("--latent", type=int, default=16, help="latent height and width (64 px frames / 4)")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--precision", default="bf16", choices=["bf16", "fp32"])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--reps", type=int, default=6)
     parser.add_argument("--peak-tflops", type=float, default=989.0, help="GPU bf16 dense peak for MFU (H100 SXM)")
+    parser.add_argument("--teacher", action="store_true", help="time the reference recipe's teacher-forced step")
+    parser.add_argument("--groups", type=int, nargs="+", default=[1, 2, 4, 7],
+                        help="--teacher: query frames per attention call to time beside one masked call")
+    parser.add_argument("--compile", action="store_true", help="--teacher: also under torch.compile")
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.manual_seed(0)
+    if args.teacher:
+        args.frames = args.frames or 14  # the recipe's window
+        teacher_main(args, device)
+        return
+    args.frames = args.frames or 8
     dit, n_dit = dit_step(args, device)
     plain, n_plain = plain_step(args, device)
     for _ in range(2):  # warm-up: allocator, kernels, oneDNN primitives

@@ -24,7 +24,8 @@ from store import StoreError
 from store.windows import WindowReader
 from worldsim.cli import main as cli
 from worldsim.model import checkpoint as C
-from worldsim.model.dit import DiT, DiTConfig
+from worldsim.model import dit as dit_module
+from worldsim.model.dit import Attention, DiT, DiTConfig, rope_3d
 from worldsim.model.flow import FlowConfig, sample, training_targets
 from worldsim.model.frames import to_model, to_uint8
 from worldsim.model.sampler import WorldSampler
@@ -779,8 +780,11 @@ def test_sampler_with_an_oracle_velocity_recovers_its_target(method):
     assert torch.allclose(out, x0, atol=1e-4)
 
 
-def test_teacher_forcing_equals_denoising_each_frame_from_its_clean_past():
-    """forward_teacher gives frame j what a dreamed step gives it: the clean frames before j as context."""
+@pytest.mark.parametrize("group", [0, 1, 2, 3, 5])
+def test_teacher_forcing_equals_denoising_each_frame_from_its_clean_past(group, monkeypatch):
+    """forward_teacher gives frame j what a dreamed step gives it: the clean frames before j as context, whatever
+    the number of query frames per attention call (0: one call under the full mask)."""
+    monkeypatch.setattr(dit_module, "TEACHER_GROUP", group)
     torch.manual_seed(0)
     net = DiT(DiTConfig(width=48, depth=2, heads=2, attention="causal", prev_frame=True), latent_channels=4,
               action_dim=3, text_dim=16).eval()
@@ -788,7 +792,7 @@ def test_teacher_forcing_equals_denoising_each_frame_from_its_clean_past():
         for p in net.parameters():
             if not p.any():
                 p.normal_(0, 0.05)
-    b, t = 2, 4
+    b, t = 2, 5
     clean, x = torch.randn(b, t, 4, 4, 4), torch.randn(b, t, 4, 4, 4)
     t_clean, t_noisy = torch.rand(b, t) * 0.1, torch.rand(b, t)
     cond = _cond(b, t)
@@ -801,6 +805,25 @@ def test_teacher_forcing_equals_denoising_each_frame_from_its_clean_past():
             assert torch.allclose(net(xin, tin, part)[:, -1], v[:, j], atol=1e-5)
     with pytest.raises(ValueError, match="attention=causal"):
         _dit("full").forward_teacher(clean, t_clean, x, t_noisy, cond)
+
+
+@pytest.mark.parametrize("group", [1, 2, 3])
+def test_teacher_attention_in_groups_has_the_masked_gradients(group):
+    """Attention.teacher computed a few query frames at a time trains exactly as one call under the full mask."""
+    torch.manual_seed(0)
+    att, frames, n = Attention(16, 2), 5, 3
+    x = torch.randn(2, 2 * frames * n, 16)
+    cos, sin = rope_3d(frames, 1, n, 8, 10000.0, torch.device("cpu"))
+    rope = (torch.cat([cos, cos]), torch.cat([sin, sin]))
+    outs = []
+    for g in (0, group):
+        xg = x.clone().requires_grad_(True)
+        att.zero_grad()
+        y = att.teacher(xg, rope, frames, n, g)
+        (y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum().backward()
+        outs.append((y.detach(), xg.grad, att.q.weight.grad.clone(), att.kv.weight.grad.clone()))
+    for ref, got in zip(*outs):
+        assert torch.allclose(ref, got, atol=1e-5)
 
 
 def test_delta_prediction_starts_as_copying_the_last_frame():
@@ -922,3 +945,22 @@ def test_vae_motion_weight_weighs_what_moves(tmp_path, tiny_pipeline):
                 "eval_every=2", "save_every=2", "val_windows=2", "warmup=1", "device=cpu", "motion_weight=20",
                 *TINY_VAE]) == 0
     assert C.load_meta(C.resolve(out))["train"]["motion_weight"] == 20
+
+
+def test_rms_norm_matches_torch_with_its_gradients():
+    """The QK-norm's hand-written backward gives what autograd of F.rms_norm gives (float32)."""
+    torch.manual_seed(0)
+    norm = dit_module.RMSNorm(12)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+    x = torch.randn(3, 5, 12, dtype=torch.float64).float()
+    g = torch.randn(3, 5, 12)
+    grads = []
+    for fn in (norm, lambda v: torch.nn.functional.rms_norm(v, (12,), norm.weight, norm.eps)):
+        xi = x.clone().requires_grad_(True)
+        norm.weight.grad = None
+        y = fn(xi)
+        y.backward(g)
+        grads.append((y.detach(), xi.grad, norm.weight.grad.clone()))
+    for ours, ref in zip(*grads):
+        assert torch.allclose(ours, ref, atol=1e-5)
