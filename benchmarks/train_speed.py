@@ -93,11 +93,12 @@ def teacher_main(args, device) -> None:
     """Time the recipe's step with each attention grouping (and compiled), alternately; print a table."""
     from worldsim.model import dit as dit_module
 
+    default = dit_module.TEACHER_GROUP
     groups = [0, *args.groups]
     steps = {f"group {g}": (g, teacher_step(args, device)) for g in groups}
     if args.compile:
         steps.update({f"group {g}, compiled": (g, teacher_step(args, device, True))
-                      for g in (0, dit_module.TEACHER_GROUP)})
+                      for g in (0, default)})
     times: dict[str, list[float]] = {k: [] for k in steps}
     for rep in range(2 + args.reps):  # two warm-up rounds (the first compiles)
         for name, (g, step) in steps.items():
@@ -114,8 +115,9 @@ def teacher_main(args, device) -> None:
     print("|---|---|---|")
     for name, took in times.items():
         label = "one call, full mask" if name == "group 0" else name.replace("group", "query frames per call:")
-        print(f"| {label}{' (default)' if name == f'group {dit_module.TEACHER_GROUP}' else ''} | "
+        print(f"| {label}{' (default)' if name == f'group {default}' else ''} | "
               f"{statistics.median(took):.3f} | {base / statistics.median(took):.2f}x |")
+    dit_module.TEACHER_GROUP = default
 
 
 def plain_step(args, device):
