@@ -4,6 +4,7 @@
     python benchmarks/train_speed.py --preset S --batch 4 --precision fp32
     python benchmarks/train_speed.py --preset B --device cuda --batch 32 --frames 16    # + MFU on a GPU
     python benchmarks/train_speed.py --teacher                # the reference recipe's step, by attention grouping
+    python benchmarks/train_speed.py --norm                   # QK-norm: F.rms_norm against the hand-written one
 
 --teacher times the reference recipe's training step instead (configs/recipe/voxel64_cpu.yaml: teacher forcing,
 delta prediction, frame-causal attention, the action warp, pose memory over 16 frames of history, 14-frame windows
@@ -120,6 +121,42 @@ def teacher_main(args, device) -> None:
     dit_module.TEACHER_GROUP = default
 
 
+def norm_main(args, device) -> None:
+    """The QK-norm as `F.rms_norm` (before 2026-12-02) and as worldsim's hand-written autograd Function, alternately, in
+    the plain DiT step and the recipe's step; print a table."""
+    import types
+
+    import torch.nn.functional as F
+
+    from worldsim.model import dit as dit_module
+
+    ours = dit_module.RMSNorm.forward
+
+    def torch_norm(self, x):
+        return F.rms_norm(x, (x.shape[-1],), self.weight.to(x.dtype), self.eps).to(x.dtype)
+
+    plain_args = types.SimpleNamespace(**{**vars(args), "frames": args.frames or 8})
+    recipe_args = types.SimpleNamespace(**{**vars(args), "frames": args.frames or 14})
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+          f"device {device}, {args.precision}; preset {args.preset}, batch {args.batch}; median of {args.reps}")
+    print("| step | F.rms_norm (s) | hand-written (s) | speed-up |")
+    print("|---|---|---|---|")
+    for label, step in [(f"plain DiT step ({plain_args.frames} frames)", dit_step(plain_args, device)[0]),
+                        (f"the recipe's step ({recipe_args.frames} frames)", teacher_step(recipe_args, device))]:
+        times: dict[str, list[float]] = {"torch": [], "ours": []}
+        try:
+            for rep in range(2 + args.reps):
+                for name, fwd in (("torch", torch_norm), ("ours", ours)):
+                    dit_module.RMSNorm.forward = fwd
+                    took = timed(step, device)
+                    if rep >= 2:
+                        times[name].append(took)
+        finally:
+            dit_module.RMSNorm.forward = ours
+        a, b = statistics.median(times["torch"]), statistics.median(times["ours"])
+        print(f"| {label} | {a:.3f} | {b:.3f} | {a / b:.2f}x |")
+
+
 def plain_step(args, device):
     width, depth, heads = PRESETS[args.preset]
     layer = torch.nn.TransformerEncoderLayer(width, heads, 4 * width, dropout=0.0, activation="gelu",
@@ -166,9 +203,13 @@ def main() -> None:
     parser.add_argument("--groups", type=int, nargs="+", default=[1, 2, 4, 7],
                         help="--teacher: query frames per attention call to time beside one masked call")
     parser.add_argument("--compile", action="store_true", help="--teacher: also under torch.compile")
+    parser.add_argument("--norm", action="store_true", help="time the QK-norm: F.rms_norm against worldsim's")
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.manual_seed(0)
+    if args.norm:
+        norm_main(args, device)
+        return
     if args.teacher:
         args.frames = args.frames or 14  # the recipe's window
         teacher_main(args, device)

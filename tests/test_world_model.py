@@ -953,7 +953,7 @@ def test_rms_norm_matches_torch_with_its_gradients():
     norm = dit_module.RMSNorm(12)
     with torch.no_grad():
         norm.weight.uniform_(0.5, 1.5)
-    x = torch.randn(3, 5, 12, dtype=torch.float64).float()
+    x = torch.randn(3, 5, 12)
     g = torch.randn(3, 5, 12)
     grads = []
     for fn in (norm, lambda v: torch.nn.functional.rms_norm(v, (12,), norm.weight, norm.eps)):

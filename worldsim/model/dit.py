@@ -135,7 +135,7 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 class _RMSNormFn(torch.autograd.Function):
     """RMS norm with a hand-written backward, in the input's dtype with float32 sums. On CPU, F.rms_norm is a chain
     of elementwise ops run in float32 under autocast, and its autograd graph as many again: the QK-norms were about a
-    quarter of the reference recipe's training step in a profile; this is 2-3x faster per call, the step 1.04-1.10x."""
+    quarter of the reference recipe's training step in a profile; this is 2-3x faster per call, a step 1.03-1.09x (train_speed.py --norm)."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
@@ -146,13 +146,16 @@ class _RMSNormFn(torch.autograd.Function):
         return unit * weight.to(x.dtype)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
         unit, r, weight = ctx.saved_tensors
-        g = grad * weight.to(grad.dtype)
-        mean = (g * unit).sum(-1, keepdim=True, dtype=torch.float32) / unit.shape[-1]
-        dx = torch.addcmul(g, unit, -mean.to(g.dtype)) * r.to(g.dtype)
-        dw = (grad * unit).sum(dim=tuple(range(grad.dim() - 1)), dtype=torch.float32)
-        return dx, dw.to(weight.dtype), None
+        dx = dw = None
+        if ctx.needs_input_grad[0]:
+            g = grad * weight.to(grad.dtype)
+            mean = (g * unit).sum(-1, keepdim=True, dtype=torch.float32) / unit.shape[-1]
+            dx = torch.addcmul(g, unit, -mean.to(g.dtype)) * r.to(g.dtype)
+        if ctx.needs_input_grad[1]:
+            dw = (grad * unit).sum(dim=tuple(range(grad.dim() - 1)), dtype=torch.float32).to(weight.dtype)
+        return dx, dw, None
 
 
 class RMSNorm(nn.Module):
@@ -209,13 +212,14 @@ class Attention(nn.Module):
         k, v = self.kv(ctx).view(b, ctx.shape[1], 2, self.heads, self.head_dim).unbind(2)
         return q, self.k_norm(k).transpose(1, 2), v.transpose(1, 2)
 
-    def teacher(self, x: torch.Tensor, rope: tuple, frames: int, n: int, group: int = 1) -> torch.Tensor:
+    def teacher(self, x: torch.Tensor, rope: tuple, frames: int, n: int, group: int | None = None) -> torch.Tensor:
         """Self-attention over `DiT.forward_teacher`'s sequence x (B, 2 T n, D): T clean frames, then T noisy ones,
         n tokens each; clean frame i sees clean frames <= i, noisy frame j the clean frames < j and itself (the
         mask `teacher_mask` draws). Computed `group` query frames at a time against only the keys they may see,
         instead of one call under the full mask: about a quarter of the dense work, and with group=1 no call needs
         a mask (every key of a one-frame call is visible). The same attention up to float rounding. group=0: one
-        call under the full mask (the reference the others are tested and timed against)."""
+        call under the full mask (the reference the others are tested and timed against); None: `TEACHER_GROUP`."""
+        group = TEACHER_GROUP if group is None else group
         if group == 0:
             return self(x, rope=rope, mask=teacher_mask(frames, n, x.device))
         b, seq, d = x.shape
@@ -272,7 +276,7 @@ class Block(nn.Module):
         if self.kind == "full":
             h = self.attn(h.reshape(b, t * n, d), rope=rope["full"]).view(b, t, n, d)
         elif self.kind == "causal" and teacher:
-            h = self.attn.teacher(h.reshape(b, t * n, d), rope["causal"], teacher, n, TEACHER_GROUP).view(b, t, n, d)
+            h = self.attn.teacher(h.reshape(b, t * n, d), rope["causal"], teacher, n).view(b, t, n, d)
         elif self.kind == "causal":
             tp = 0 if past is None else past[0].shape[2] // n
             mask = frame_causal_mask(t, tp + t, n, x.device) if t > 1 else None  # one frame sees everything
