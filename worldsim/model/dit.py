@@ -135,7 +135,8 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 class _RMSNormFn(torch.autograd.Function):
     """RMS norm with a hand-written backward, in the input's dtype with float32 sums. On CPU, F.rms_norm is a chain
     of elementwise ops run in float32 under autocast, and its autograd graph as many again: the QK-norms were about a
-    quarter of the reference recipe's training step in a profile; this is 2-3x faster per call, a step 1.03-1.09x (train_speed.py --norm)."""
+    quarter of the recipe's training step in a profile; this is 2-3x faster per call, a step 1.03-1.09x
+    (benchmarks/train_speed.py --norm)."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
