@@ -207,6 +207,8 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.manual_seed(0)
+    if min(args.groups) < 1:
+        parser.error(f"--groups must be 1 or more query frames per call, got {args.groups}")
     if args.norm:
         norm_main(args, device)
         return
