@@ -964,3 +964,49 @@ def test_rms_norm_matches_torch_with_its_gradients():
         grads.append((y.detach(), xi.grad, norm.weight.grad.clone()))
     for ours, ref in zip(*grads):
         assert torch.allclose(ours, ref, atol=1e-5)
+
+
+def test_pixel_loss_adds_the_decoded_frames_error():
+    """flow.pixel_loss: the loss is the latent loss plus the weight times the pixel MSE of the noisiest frames'
+    predictions decoded by the VAE against the decoded targets (the same draws otherwise); the term is zero when the
+    prediction is the target; its gradient reaches the DiT and not the frozen VAE; a bad weight is a one-line error."""
+    from worldsim.train.train_dit import TrainConfig, batch_loss, check_config, pixel_term
+
+    torch.manual_seed(0)
+    vae = VideoVAE(VAEConfig(latent_channels=4, spatial=2, channels=[8, 16]))
+    vae.requires_grad_(False)
+
+    def cfg(weight: float) -> TrainConfig:
+        return TrainConfig(frames=4, batch_size=2, p_drop_text=0.0, p_drop_actions=0.0, precision="fp32",
+                           model=DiTConfig(width=48, depth=2, heads=2, attention="causal", prev_frame=True),
+                           flow=FlowConfig(objective="teacher_forcing", prediction="delta", p_pure_noise=0.5,
+                                           pixel_loss=weight, pixel_frames=2))
+
+    spec = ModelSpec(dit=cfg(0).model, text=TextConfig(width=16, depth=1, heads=2), vocab=["<pad>", "<unk>", "<cls>"],
+                     latent_channels=4, action_dim=1, action_scale=[1.0], prediction="delta")
+    model = WorldModel(spec)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(1)))
+    z = torch.randn(2, 4, 4, 4, 4, generator=torch.Generator().manual_seed(2))
+    batch = {"captions": [""] * 2, "prompts": [""] * 2, "actions": torch.randn(2, 4, 1)}
+    plain = batch_loss(cfg(0), model, model, z, batch, torch.Generator().manual_seed(3))
+    with_pixels = batch_loss(cfg(10.0), model, model, z, batch, torch.Generator().manual_seed(3), vae=vae)
+    half = batch_loss(cfg(5.0), model, model, z, batch, torch.Generator().manual_seed(3), vae=vae)
+    # the same draws: what the weight adds is the weight times one term
+    assert float(with_pixels - plain) == pytest.approx(2 * float(half - plain), rel=1e-4)
+    t = torch.rand(2, 4)
+    term = pixel_term(cfg(10.0), vae, z + 0.1 * torch.randn(z.shape), z, t)
+    assert float(term) > 0 and float(pixel_term(cfg(10.0), vae, z, z, t)) < 1e-4
+    # it reads the noisiest frames only: here frames 2 (t = 1) and 0 (t = 0.5 and the earlier of the ties)
+    t = torch.tensor([[0.5, 0.5, 1.0, 0.5]] * 2)
+    for frame, seen in ((2, True), (0, True), (1, False), (3, False)):
+        off = z.clone()
+        off[:, frame] += 1.0
+        assert (float(pixel_term(cfg(10.0), vae, off, z, t)) > 1e-6) == seen, frame
+    assert float(with_pixels) > float(plain)
+    with_pixels.backward()
+    assert model.dit.patch_in.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in vae.parameters())
+    with pytest.raises(Exception, match="pixel_loss"):
+        check_config(cfg(-1.0))

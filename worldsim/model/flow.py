@@ -50,6 +50,11 @@ class FlowConfig:
     # teacher_forcing: this share of windows has its context frames (after the first) replaced by the model's own
     # one-step predictions of them, the targets kept real (`own_context` in worldsim/train/train_dit.py)
     self_forcing: float = 0.0
+    # teacher_forcing with delta prediction: add this weight x the pixel MSE (frames in [-1, 1]) of the predicted clean
+    # frames decoded by the frozen VAE against the decoded targets, on `pixel_frames` frames per window at the highest
+    # noise levels (where the one-step sampler draws): PSNR is measured on pixels, the flow loss on latents
+    pixel_loss: float = 0.0
+    pixel_frames: int = 2
 
 
 def time_shift(t: torch.Tensor, shift: float) -> torch.Tensor:

@@ -25,7 +25,7 @@ from worldsim.model.dit import DiTConfig
 from worldsim.model.flow import FlowConfig, teacher_targets, token_count, training_targets
 from worldsim.model.frames import to_model
 from worldsim.model.text import Tokenizer
-from worldsim.model.vae import load_vae
+from worldsim.model.vae import VideoVAE, load_vae
 from worldsim.model.world_model import ModelSpec, TextConfig, WorldModel
 from worldsim.runtime import autocast, pick_device
 from worldsim.train.data import StoreSet, make_loader, store_changes, verify_stores
@@ -97,6 +97,12 @@ def check_config(cfg: TrainConfig) -> None:
         raise InputError(f"flow.objective must be diffusion_forcing or teacher_forcing, got {cfg.flow.objective!r}")
     if cfg.flow.objective == "teacher_forcing" and cfg.model.attention != "causal":
         raise InputError("flow.objective=teacher_forcing trains a frame-causal model: add model.attention=causal")
+    if cfg.flow.pixel_loss < 0 or cfg.flow.pixel_frames < 1:
+        raise InputError(f"flow.pixel_loss must be >= 0 and flow.pixel_frames >= 1, got {cfg.flow.pixel_loss} and "
+                         f"{cfg.flow.pixel_frames}")
+    if cfg.flow.pixel_loss > 0 and cfg.flow.prediction != "delta":
+        raise InputError("flow.pixel_loss decodes the predicted clean frames: it needs flow.prediction=delta "
+                         "(and flow.objective=teacher_forcing)")
     if not 0.0 <= cfg.flow.p_pure_noise <= 1.0:
         raise InputError(f"flow.p_pure_noise must be in [0, 1], got {cfg.flow.p_pure_noise}")
     if cfg.flow.prediction not in ("velocity", "delta"):
@@ -214,10 +220,11 @@ def build_or_resume(cfg: TrainConfig, stores: StoreSet, vae: torch.nn.Module, va
 
 
 def batch_loss(cfg: TrainConfig, model: WorldModel, fwd: torch.nn.Module, z: torch.Tensor, batch: dict[str, Any],
-               g: torch.Generator, past: torch.Tensor | None = None) -> torch.Tensor:
+               g: torch.Generator, past: torch.Tensor | None = None, vae: VideoVAE | None = None) -> torch.Tensor:
     """The flow loss of one batch of latent windows z (B, T', C, h, w): captions and actions with CFG dropout, then
     diffusion forcing (random noise levels and context masks) or teacher forcing (every frame from its clean past).
-    With memory (`model.memory`), `past` (B, H, C, h, w) holds the latents of the rows before each window."""
+    With memory (`model.memory`), `past` (B, H, C, h, w) holds the latents of the rows before each window; with
+    `flow.pixel_loss` > 0, `vae` decodes the predicted frames for the pixel term (`pixel_term`)."""
     device = z.device
     texts = pick_texts(batch, cfg, g)
     use_actions = (torch.rand(len(texts), generator=g) >= cfg.p_drop_actions).to(device)
@@ -236,12 +243,37 @@ def batch_loss(cfg: TrainConfig, model: WorldModel, fwd: torch.nn.Module, z: tor
             out = fwd(x_t, t, cond, clean=clean, t_clean=t_clean, x0=delta)
         if delta:  # the loss on the clean frame (x0-prediction): a velocity loss would weigh it by 1/t^2
             target = z
+        if cfg.flow.pixel_loss > 0:
+            if vae is None:
+                raise ValueError("flow.pixel_loss > 0 needs the VAE to decode with")
+            pixel = pixel_term(cfg, vae, out, z, t)
     else:
         x_t, t, target, loss_mask = training_targets(z, cfg.flow, g, cfg.model.patch)
         with autocast(device, cfg.precision):
             out = fwd(x_t, t, cond)
     per_frame = (out.float() - target).pow(2).mean(dim=(2, 3, 4))  # (B, T')
-    return (per_frame * loss_mask).sum() / loss_mask.sum().clamp_min(1)
+    loss = (per_frame * loss_mask).sum() / loss_mask.sum().clamp_min(1)
+    if cfg.flow.objective == "teacher_forcing" and cfg.flow.pixel_loss > 0:
+        loss = loss + cfg.flow.pixel_loss * pixel
+    return loss
+
+
+def pixel_term(cfg: TrainConfig, vae: VideoVAE, x0_pred: torch.Tensor, z: torch.Tensor, t: torch.Tensor
+               ) -> torch.Tensor:
+    """Pixel MSE (frames in [-1, 1]) of the predicted clean latents decoded by the frozen VAE against the decoded
+    targets, on the `flow.pixel_frames` frames of each window with the highest noise levels (ties: the earlier
+    frame): the frames the one-step sampler draws from pure noise. Gradients reach the DiT through the decoder."""
+    b, nt = z.shape[:2]
+    k = min(cfg.flow.pixel_frames, nt)
+    idx = t.float().sort(dim=1, descending=True, stable=True).indices[:, :k]  # (B, k)
+    rows = torch.arange(b, device=z.device)[:, None]
+    scale = vae.latent_std.view(1, 1, -1, 1, 1)
+    shift = vae.latent_mean.view(1, 1, -1, 1, 1)
+    with autocast(z.device, cfg.precision):
+        pred = vae.decode_raw(x0_pred[rows, idx].float() * scale + shift)
+        with torch.no_grad():
+            real = vae.decode_raw(z[rows, idx].float() * scale + shift)
+    return (pred.float() - real).pow(2).mean()
 
 
 def memory_conditioning(cfg: TrainConfig, model: WorldModel, texts: list[str], z: torch.Tensor, past: torch.Tensor,
@@ -325,7 +357,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         batch = next(loader)
         g = step_generator(cfg.seed, step, rank, torch.device("cpu"))
         z, past = batch_latents(batch, stores, vae, device, cfg.precision, cfg.model.memory)  # (B, T', C, h, w)
-        loss = batch_loss(cfg, model, fwd, z, batch, g, past)
+        loss = batch_loss(cfg, model, fwd, z, batch, g, past, vae)
         loop.update(loss)
         update_ema(ema, model, ema_decay(step, cfg.ema))
         tokens_seen += z.shape[0] * token_count(z.shape, cfg.model.patch)
