@@ -63,8 +63,8 @@ def test_recipe_runs_its_stages_and_reports(tmp_path):
     r = _run("recipe", f"out={tmp_path}", *tiny, "recipe.train_vae.steps=2", "recipe.train_vae.batch_size=4",
              "recipe.train_vae.eval_every=2", "recipe.train_vae.vae.latent_channels=4",
              "+recipe.train_vae.vae.channels=[8,16,16]",
-             "recipe.train.steps=2", "recipe.train.batch_size=2", "recipe.train.frames=4", "+recipe.model.width=48",
-             "+recipe.model.depth=2", "+recipe.model.heads=2", "recipe.eval.windows=2", "recipe.eval.steps=1",
+             "recipe.train.steps=2", "recipe.train.batch_size=2", "recipe.train.frames=4", "recipe.model.width=48",
+             "recipe.model.depth=2", "recipe.model.heads=2", "recipe.eval.windows=2", "recipe.eval.steps=1",
              "recipe.eval.episodes=2", "+recipe.eval.idm_steps=5", "+recipe.eval.attr_steps=0",
              "+recipe.eval.probe_size=16", "+recipe.eval.probe_pairs=64", "+recipe.eval.revisits=2",
              env={"OMP_NUM_THREADS": "1"})
