@@ -139,11 +139,14 @@ class VideoVAE(nn.Module):
         mean, _ = self.moments(x)
         return (mean - self.latent_mean.view(1, 1, -1, 1, 1)) / self.latent_std.view(1, 1, -1, 1, 1)
 
+    def decode_normalised(self, z: torch.Tensor) -> torch.Tensor:
+        """Normalised latents -> frames, not clamped and differentiable (a loss through the decoder)."""
+        return self.decode_raw(z.float() * self.latent_std.view(1, 1, -1, 1, 1) + self.latent_mean.view(1, 1, -1, 1, 1))
+
     @torch.no_grad()
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Normalised latents -> frames in [-1, 1] (clamped)."""
-        z = z.float() * self.latent_std.view(1, 1, -1, 1, 1) + self.latent_mean.view(1, 1, -1, 1, 1)
-        return self.decode_raw(z).clamp(-1, 1)
+        return self.decode_normalised(z).clamp(-1, 1)
 
     def config_dict(self) -> dict:
         return asdict(self.cfg)

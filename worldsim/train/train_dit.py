@@ -226,6 +226,7 @@ def batch_loss(cfg: TrainConfig, model: WorldModel, fwd: torch.nn.Module, z: tor
     With memory (`model.memory`), `past` (B, H, C, h, w) holds the latents of the rows before each window; with
     `flow.pixel_loss` > 0, `vae` decodes the predicted frames for the pixel term (`pixel_term`)."""
     device = z.device
+    pixel = 0.0
     texts = pick_texts(batch, cfg, g)
     use_actions = (torch.rand(len(texts), generator=g) >= cfg.p_drop_actions).to(device)
     with autocast(device, cfg.precision):
@@ -244,18 +245,14 @@ def batch_loss(cfg: TrainConfig, model: WorldModel, fwd: torch.nn.Module, z: tor
         if delta:  # the loss on the clean frame (x0-prediction): a velocity loss would weigh it by 1/t^2
             target = z
         if cfg.flow.pixel_loss > 0:
-            if vae is None:
-                raise ValueError("flow.pixel_loss > 0 needs the VAE to decode with")
-            pixel = pixel_term(cfg, vae, out, z, t)
+            assert vae is not None, "flow.pixel_loss > 0 needs the VAE to decode with"
+            pixel = cfg.flow.pixel_loss * pixel_term(cfg, vae, out, z, t)
     else:
         x_t, t, target, loss_mask = training_targets(z, cfg.flow, g, cfg.model.patch)
         with autocast(device, cfg.precision):
             out = fwd(x_t, t, cond)
     per_frame = (out.float() - target).pow(2).mean(dim=(2, 3, 4))  # (B, T')
-    loss = (per_frame * loss_mask).sum() / loss_mask.sum().clamp_min(1)
-    if cfg.flow.objective == "teacher_forcing" and cfg.flow.pixel_loss > 0:
-        loss = loss + cfg.flow.pixel_loss * pixel
-    return loss
+    return (per_frame * loss_mask).sum() / loss_mask.sum().clamp_min(1) + pixel
 
 
 def pixel_term(cfg: TrainConfig, vae: VideoVAE, x0_pred: torch.Tensor, z: torch.Tensor, t: torch.Tensor
@@ -267,12 +264,10 @@ def pixel_term(cfg: TrainConfig, vae: VideoVAE, x0_pred: torch.Tensor, z: torch.
     k = min(cfg.flow.pixel_frames, nt)
     idx = t.float().sort(dim=1, descending=True, stable=True).indices[:, :k]  # (B, k)
     rows = torch.arange(b, device=z.device)[:, None]
-    scale = vae.latent_std.view(1, 1, -1, 1, 1)
-    shift = vae.latent_mean.view(1, 1, -1, 1, 1)
     with autocast(z.device, cfg.precision):
-        pred = vae.decode_raw(x0_pred[rows, idx].float() * scale + shift)
+        pred = vae.decode_normalised(x0_pred[rows, idx])
         with torch.no_grad():
-            real = vae.decode_raw(z[rows, idx].float() * scale + shift)
+            real = vae.decode_normalised(z[rows, idx])
     return (pred.float() - real).pow(2).mean()
 
 
