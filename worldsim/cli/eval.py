@@ -60,12 +60,15 @@ class EvalConfig:
     revisit_store: str | None = None  # look-away-and-back excursions (default: the held-out store)
     revisits: int = 16  # at most this many excursions scored (0: skip the revisit metric)
     detector: str | None = None  # a run of worldsim train-detector: its AUC on the rollouts (realism; 0.5 = best)
+    render: str = "carry"  # carry: pixel carry where the model can (worldsim/model/render.py); latent: decode only
 
 
 def _check(cfg: EvalConfig) -> None:
     from worldsim.cli.common_train import positive
+    from worldsim.model.render import check_render
 
     positive(cfg, "steps", "windows", "episodes", "probe_size", "probe_pairs", "probe_batch")
+    check_render(cfg.render)
     if not cfg.horizons or any(int(h) < 1 for h in cfg.horizons):
         raise InputError(f"horizons must be a non-empty list of positive frame counts, got {cfg.horizons}")
     for name in ("videos", "idm_steps", "attr_steps", "t2v_samples", "revisits"):
@@ -235,6 +238,7 @@ def main(raw) -> int:
 
     cfg = _parse(raw)
     s = WorldSampler.load(cfg.ckpt, cfg.device)
+    s.render = cfg.render
     held = E.check_store(s, str(cfg.store) if cfg.store else "")
     trained_on = held["digest"] in {st.get("digest") for st in s.meta.get("stores", [])}
     if trained_on:  # allowed (e.g. to measure overfitting) but not a held-out score

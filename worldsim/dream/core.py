@@ -19,8 +19,9 @@ import torch
 
 from worldsim.errors import InputError
 from worldsim.model.flow import euler_grid, shift_for, token_count
-from worldsim.model.frames import to_uint8
+from worldsim.model.frames import to_model, to_uint8
 from worldsim.model.memory import MEMORY_BANK, MEMORY_EXTRA, chain, recall, window_memory
+from worldsim.model.render import carry_pixels, carry_weight, check_render
 from worldsim.model.sampler import WorldSampler, check_guidance
 from worldsim.runtime import autocast
 
@@ -48,10 +49,13 @@ class DreamCore:
             a model with pose memory, whose bank carries what is older).
         context_t: noise level of context frames (training draws U(0, flow.context_noise)).
         precision: bf16 (autocast) or fp32.
+        render: how `frames` turns the new latents into pixels: "carry" (pixel carry, worldsim/model/render.py,
+            where the model can: `WorldSampler.can_carry`) or "latent" (decoded only); default the sampler's.
     """
 
     def __init__(self, sampler: WorldSampler, rows: int, steps: int | None = None, cfg_actions: float = 1.0,
-                 context: int | None = None, context_t: float = 0.02, precision: str = "bf16") -> None:
+                 context: int | None = None, context_t: float = 0.02, precision: str = "bf16",
+                 render: str | None = None) -> None:
         if sampler.k != 1:
             raise InputError(f"DreamEnv steps one frame at a time and needs a per-frame VAE; this checkpoint's VAE "
                              f"compresses {sampler.k} frames per latent (vae.temporal={sampler.k})")
@@ -96,6 +100,11 @@ class DreamCore:
         self.bank_ok = torch.zeros(rows, k, dtype=torch.bool, device=self.device)
         self.mem = torch.zeros(rows, self.context if self.memory else 0, c + MEMORY_EXTRA, self.h, self.w,
                                device=self.device)
+        # pixel carry: each row's last frame as rendered (3, H, W) in [-1, 1], and the steps not rendered yet (each
+        # the new latents with their base, its source and the warp: `frames` renders them in order)
+        self.carry = check_render(render or sampler.render) == "carry" and sampler.can_carry
+        self.pix = torch.zeros(rows, 3, sampler.height, sampler.width, device=self.device)
+        self.pending: list[tuple[torch.Tensor, ...]] = []
 
     # -- state ---------------------------------------------------------------------------------------------
     def _noise(self, rows: list[int], shape: tuple[int, ...]) -> torch.Tensor:
@@ -108,6 +117,8 @@ class DreamCore:
         padded by repeating the first, a still history); actions[i] (F, A) stored-aligned or None (no actions).
         Returns each row's context latents (F', C, h, w), F' = min(F, context), unpadded (e.g. to warm the reward
         model's state)."""
+        if self.pending:  # the other rows' steps not rendered yet are rendered from the frames they followed
+            self.frames()
         for r, s in zip(rows, seeds):
             self.gens[r].manual_seed(int(s))
         zs, acts, has, seen_ctx = [], [], [], []
@@ -130,6 +141,7 @@ class DreamCore:
             acts.append(into)
             has.append(ok)
         idx = torch.tensor(rows, device=self.device)
+        self.pix[idx] = torch.stack([to_model(np.asarray(f)[-1]) for f in frames]).to(self.device)
         clean = torch.stack(zs).to(self.device)
         self.last[idx] = clean[:, -1]
         self.before[idx] = 0.0
@@ -230,6 +242,8 @@ class DreamCore:
                 x = self._step_cached(rows, x, a, new_mem)
             else:
                 x = self._step_window(rows, x, a, new_mem)
+        if self.carry:
+            self._trace(x, a, new_mem)
         if self.memory:
             self._remember(x, new_mem, step_map)
         self.last = x
@@ -238,6 +252,16 @@ class DreamCore:
         self.acts = torch.cat([self.acts[:, 1:], a], dim=1)
         self.has_act = torch.cat([self.has_act[:, 1:], torch.ones_like(self.has_act[:, :1])], dim=1)
         return x
+
+    def _trace(self, x: torch.Tensor, a: torch.Tensor, new_mem: torch.Tensor | None) -> None:
+        """Keep what pixel carry needs of the new frames x (B, C, h, w): their base (from the newest context frame,
+        as the model saw it), its source and the warp of action a (B, 1, A)."""
+        has = torch.ones(a.shape[:2], dtype=torch.bool, device=self.device)
+        cond = self._cond(slice(None), a, has, self.z[:, -1], None if new_mem is None else new_mem[:, None])
+        bases = self.model.dit.frame_bases(x[:, None], cond)
+        self.pending.append((x.float(), bases.base[:, 0].float(), bases.from_prev[:, 0], bases.steps[:, 0].float()))
+        if len(self.pending) >= 64:  # a caller that never looks: render anyway, so what is pending stays bounded
+            self.frames()
 
     def _recall(self, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The new frame's memory (B, C + 2, h, w) from the bank, and its step map (B, 3, 3) from action a (B, 1, A)
@@ -343,3 +367,18 @@ class DreamCore:
         """Latent frames (B, C, h, w) -> uint8 (B, H, W, 3)."""
         with autocast(self.device, self.precision):
             return to_uint8(self.sampler.decode_frames(z[:, None])[:, 0])
+
+    @torch.no_grad()
+    def frames(self) -> np.ndarray:
+        """The newest frame of every row as the player sees it, uint8 (B, H, W, 3): with pixel carry, every step
+        since the last call rendered in order from the frame before it (so a caller may step several times and
+        look once); else the newest latents decoded."""
+        if not self.carry:
+            return self.decode(self.last)
+        steps, self.pending = self.pending, []
+        if steps:
+            with autocast(self.device, self.precision):
+                decoded = self.sampler.decode_frames(torch.stack([p[0] for p in steps], dim=1)).float()
+            for j, (x, base, from_prev, step) in enumerate(steps):
+                self.pix = carry_pixels(self.pix, decoded[:, j], step, carry_weight(x, base, from_prev)).clamp(-1, 1)
+        return to_uint8(self.pix)

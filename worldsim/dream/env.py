@@ -172,7 +172,7 @@ def _reward_model(checkpoint: str, reward: str | None, sampler: WorldSampler) ->
 
 def _parts(checkpoint: str | Path, rows: int, reward: str | None, store: str | None, steps: int | None,
            cfg_actions: float, context: int | None, device: str, precision: str, decoder: str = "auto",
-           student: str = "auto") -> tuple[DreamCore, ContextSource, Any]:
+           student: str = "auto", render: str = "carry") -> tuple[DreamCore, ContextSource, Any]:
     """The stepping core, context source and reward model of a checkpoint (what `from_checkpoint` builds)."""
     from worldsim.model.sampler import find_student
 
@@ -182,7 +182,8 @@ def _parts(checkpoint: str | Path, rows: int, reward: str | None, store: str | N
     if student != "none" and (steps is None or steps == 1):  # a student draws in one step only
         path = (find_student(checkpoint) if student == "auto" else student) or checkpoint
     sampler = WorldSampler.load(path, device=device, decoder=decoder)
-    core = DreamCore(sampler, rows, steps=steps, cfg_actions=cfg_actions, context=context, precision=precision)
+    core = DreamCore(sampler, rows, steps=steps, cfg_actions=cfg_actions, context=context, precision=precision,
+                     render=render)
     return core, ContextSource(sampler, store, core.context), _reward_model(str(checkpoint), reward, sampler)
 
 
@@ -237,7 +238,7 @@ class _Dream:
         prev = self.core.last
         acts = torch.from_numpy(flat)
         z = self.core.step(acts)
-        obs = self.core.decode(z)
+        obs = self.core.frames()
         if self.reward_model is not None:
             scaled = acts.to(z.device) / self.core.model.action_scale
             r, term, self.reward_state = self.reward_model.predict(prev.float(), z.float(), scaled,
@@ -284,7 +285,8 @@ class DreamEnv(_Dream, gym.Env):
     def from_checkpoint(cls, checkpoint: str | Path, reward: str | None = None, store: str | None = None,
                         steps: int | None = None, cfg_actions: float = 1.0, context: int | None = None,
                         max_episode_steps: int | None = 200, device: str = "cpu", precision: str = "bf16",
-                        render_mode: str | None = None, decoder: str = "auto", student: str = "auto") -> DreamEnv:
+                        render_mode: str | None = None, decoder: str = "auto", student: str = "auto",
+                        render: str = "carry") -> DreamEnv:
         """A DreamEnv of a trained checkpoint.
 
         Args:
@@ -300,9 +302,11 @@ class DreamEnv(_Dream, gym.Env):
             student: "auto" (the one-step student `worldsim distill` made from this checkpoint, `<run>/student`,
                 when there is one and `steps` is None or 1: faster, docs/benchmarks.md), "none" (the checkpoint
                 itself), or a student's path. `env.sampler.meta["teacher"]` says when a student dreams.
+            render: "carry" (observations with pixel carry where the model can: the previous frame's pixels moved
+                by the model's warp where it kept them, worldsim/model/render.py) or "latent" (the latents decoded).
         """
         parts = _parts(checkpoint, 1, reward, store, steps, cfg_actions, context, device, precision, decoder,
-                       student)
+                       student, render)
         return cls(*parts, max_episode_steps=max_episode_steps, render_mode=render_mode)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -360,12 +364,12 @@ class DreamVectorEnv(_Dream, VectorEnv):
                         store: str | None = None, steps: int | None = None, cfg_actions: float = 1.0,
                         context: int | None = None, max_episode_steps: int | None = 200, device: str = "cpu",
                         precision: str = "bf16", autoreset_mode: str | AutoresetMode = "next_step",
-                        decoder: str = "auto", student: str = "auto") -> DreamVectorEnv:
+                        decoder: str = "auto", student: str = "auto", render: str = "carry") -> DreamVectorEnv:
         """`num_envs` dreams of a trained checkpoint; the other arguments as `DreamEnv.from_checkpoint`."""
         if num_envs < 1:
             raise InputError(f"num_envs must be >= 1, got {num_envs}")
         parts = _parts(checkpoint, num_envs, reward, store, steps, cfg_actions, context, device, precision,
-                       decoder, student)
+                       decoder, student, render)
         return cls(*parts, max_episode_steps=max_episode_steps, autoreset_mode=autoreset_mode)
 
     def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None

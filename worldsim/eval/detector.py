@@ -164,7 +164,8 @@ def model_clips(ckpt: str, stores: StoreSet, count: int, context: int, frames: i
         made = []
         for j in range(frames):
             act = torch.from_numpy(np.stack([x[context - 1 + j] for x in acts]))
-            made.append(core.decode(core.step(act)))
+            core.step(act)
+            made.append(core.frames())
         out.append(np.stack(made, axis=1))
     info = {"path": str(C.resolve(ckpt)), "digest": s.digest, "steps": s.dream_steps, "decoder": s.decoder_name}
     return np.concatenate(out), info

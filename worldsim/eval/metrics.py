@@ -87,25 +87,35 @@ def next_frame_metrics(sampler: WorldSampler, stores: StoreSet, count: int = 64,
                        tick: Tick = None) -> dict[str, Any]:
     """Mean next-frame PSNR and SSIM over `count` evenly spaced windows of the model's window length."""
     k = sampler.k
-    rows: dict[str, list[float]] = {n: [] for n in ("model", "recon", "copy")}
-    ssim: dict[str, list[float]] = {n: [] for n in ("model", "recon", "copy")}
+    # with pixel carry (worldsim/model/render.py) the model's latents decoded alone are scored too: what the DiT
+    # predicts, beside what the player sees
+    carry = sampler.render == "carry" and sampler.can_carry
+    names = ("model", "recon", "copy", *(["latent"] if carry else []))
+    rows: dict[str, list[float]] = {n: [] for n in names}
+    ssim: dict[str, list[float]] = {n: [] for n in names}
     for j, i in enumerate(stores.spread(count)):
         w = stores.read(i)
         frames, actions = w["frames"], w["actions"]
         ctx = frames[: len(frames) - k]
-        pred = sampler.rollout(ctx, actions[: len(frames) - 1], steps=steps, seed=seed + j)[len(ctx) :]
         target = frames[len(ctx) :]
-        for name, guess in (("model", pred), ("recon", sampler.decode(sampler.encode(target))),
-                            ("copy", np.repeat(ctx[-1:], len(target), axis=0))):
-            rows[name].append(psnr_uint8(guess, target))
-            ssim[name].append(float(ssim_frames(guess, target).mean()))
+        guesses = {"recon": sampler.decode(sampler.encode(target)), "copy": np.repeat(ctx[-1:], len(target), axis=0)}
+        for name, render in (("model", None), *([("latent", "latent")] if carry else [])):
+            guesses[name] = sampler.rollout(ctx, actions[: len(frames) - 1], steps=steps, seed=seed + j,
+                                            render=render)[len(ctx) :]
+        for name in names:
+            rows[name].append(psnr_uint8(guesses[name], target))
+            ssim[name].append(float(ssim_frames(guesses[name], target).mean()))
         if tick:
             tick()
-    return {"next_frame_psnr": float(np.mean(rows["model"])), "next_frame_ssim": float(np.mean(ssim["model"])),
-            "vae_reconstruction_psnr": float(np.mean(rows["recon"])),
-            "vae_reconstruction_ssim": float(np.mean(ssim["recon"])),
-            "copy_last_frame_psnr": float(np.mean(rows["copy"])), "copy_last_frame_ssim": float(np.mean(ssim["copy"])),
-            "windows": len(rows["model"]), "steps": steps}
+    out = {"next_frame_psnr": float(np.mean(rows["model"])), "next_frame_ssim": float(np.mean(ssim["model"])),
+           "vae_reconstruction_psnr": float(np.mean(rows["recon"])),
+           "vae_reconstruction_ssim": float(np.mean(ssim["recon"])),
+           "copy_last_frame_psnr": float(np.mean(rows["copy"])), "copy_last_frame_ssim": float(np.mean(ssim["copy"])),
+           "windows": len(rows["model"]), "steps": steps, "render": "carry" if carry else "latent"}
+    if carry:
+        out["latent_decoded_psnr"] = float(np.mean(rows["latent"]))
+        out["latent_decoded_ssim"] = float(np.mean(ssim["latent"]))
+    return out
 
 
 def next_frame_psnr(sampler: WorldSampler, stores: StoreSet, count: int = 64, steps: int = 8,

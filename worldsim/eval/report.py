@@ -43,6 +43,9 @@ def table(result: dict[str, Any]) -> str:
              f"VAE {_f(nf['vae_reconstruction_psnr'])}, copy-last {_f(nf['copy_last_frame_psnr'])}"),
             ("next-frame SSIM", _f(nf["next_frame_ssim"], 3),
              f"VAE {_f(nf['vae_reconstruction_ssim'], 3)}, copy-last {_f(nf['copy_last_frame_ssim'], 3)}")]
+    if "latent_decoded_psnr" in nf:  # rendered with pixel carry: what the latents alone give
+        rows.append(("next-frame PSNR / SSIM, latents decoded", f"{_f(nf['latent_decoded_psnr'])} / "
+                     f"{_f(nf['latent_decoded_ssim'], 3)}", "the model's latents through the VAE, no pixel carry"))
     for h, row in sorted(ro["horizons"].items(), key=lambda kv: int(kv[0])):  # eval.json sorts keys as text
         skipped = ro["skipped"][h]
         if row is None:

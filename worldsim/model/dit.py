@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -21,6 +22,15 @@ from torch import nn
 
 from worldsim.errors import InputError
 from worldsim.model.memory import MEMORY_EXTRA, RECALL_MARGIN, as_3x3, placement
+
+
+class Bases(NamedTuple):
+    """Each frame's base and where it came from (`DiT.frame_bases`)."""
+
+    base: torch.Tensor  # (B, T, C, h, w)
+    from_prev: torch.Tensor  # (B, T, 1, h, w) bool: the moved previous frame (else a recall from memory)
+    steps: torch.Tensor  # (B, T, 3, 3) the warp of each frame's action (identity without one)
+
 
 # width, depth, heads: tiny for CPU, S/B/L/XL as in DiT (Peebles & Xie 2023, table 1)
 PRESETS: dict[str, tuple[int, int, int]] = {
@@ -373,16 +383,24 @@ class DiT(nn.Module):
     def base_frames(self, x: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
         """Each frame's base (B, T, C, h, w): the frame before it (`previous_frames`), moved by the action-conditioned
         warp when the model has one (identity where a frame has no action: the first frame, CFG's null branch)."""
+        return self.frame_bases(x, cond).base
+
+    def frame_bases(self, x: torch.Tensor, cond: dict[str, torch.Tensor]) -> Bases:
+        """`base_frames` with where each base came from: `Bases.from_prev` (B, T, 1, h, w) is True where a base
+        pixel is the moved previous frame (not a recall from memory, worldsim/model/memory.py) and `Bases.steps`
+        (B, T, 3, 3) each frame's warp (`step_affines`). Pixel rendering (worldsim/model/render.py) moves the
+        previous frame's pixels by the same warp where the base is theirs."""
         prev = self.previous_frames(x, cond)
-        if self.warp is None:
-            return prev
         b, nt, ch, h, w = prev.shape
-        theta = self.step_affines(cond["actions"], cond["action_mask"])[..., :2, :].reshape(b * nt, 2, 3)
-        grid = F.affine_grid(theta, [b * nt, ch, h, w], align_corners=False)
+        steps = self.step_affines(cond["actions"], cond["action_mask"])
+        every = torch.ones(b, nt, 1, h, w, dtype=torch.bool, device=prev.device)
+        if self.warp is None:
+            return Bases(prev, every, steps)
+        grid = F.affine_grid(steps[..., :2, :].reshape(b * nt, 2, 3), [b * nt, ch, h, w], align_corners=False)
         moved = F.grid_sample(prev.reshape(b * nt, ch, h, w).float(), grid, mode="bilinear", padding_mode="border",
                               align_corners=False)
         if not self.cfg.memory:
-            return moved.reshape(b, nt, ch, h, w).to(prev.dtype)
+            return Bases(moved.reshape(b, nt, ch, h, w).to(prev.dtype), every, steps)
         # with memory, each pixel of the base comes from whichever source needed the smaller move to get there: the
         # recalled frame (worldsim/model/memory.py) or the moved previous frame (and from the recall wherever the
         # previous frame has nothing, its move having brought in the edge)
@@ -391,7 +409,7 @@ class DiT(nn.Module):
         recall_cover, recall_moved = mem[:, ch : ch + 1] > 0.5, mem[:, ch + 1 : ch + 2]
         use = recall_cover & ((prev_cover < 0.5) | (recall_moved + RECALL_MARGIN < prev_moved))
         base = torch.where(use, mem[:, :ch], moved)
-        return base.reshape(b, nt, ch, h, w).to(prev.dtype)
+        return Bases(base.reshape(b, nt, ch, h, w).to(prev.dtype), ~use.reshape(b, nt, 1, h, w), steps)
 
     def step_affines(self, actions: torch.Tensor, action_mask: torch.Tensor) -> torch.Tensor:
         """The warp of each frame's action (B, T, 3, 3): frame_j(p) ~ frame_{j-1}(A_j p); the identity where a frame

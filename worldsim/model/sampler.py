@@ -24,6 +24,7 @@ from worldsim.model import checkpoint as C
 from worldsim.model.flow import FlowConfig, sample, shift_for, token_count
 from worldsim.model.frames import to_model, to_uint8
 from worldsim.model.memory import MEMORY_BANK
+from worldsim.model.render import carry_frames, check_render
 from worldsim.model.vae import VAEConfig, VideoVAE
 from worldsim.model.world_model import ModelSpec, WorldModel
 from worldsim.provenance import GENERATED, sign
@@ -72,6 +73,8 @@ class WorldSampler:
         # a teacher-forced model learned each frame from a clean past: it draws one frame at a time
         self.one_at_a_time = self.flow.objective == "teacher_forcing"
         self.dream_steps = dream_steps_for(self.flow)
+        # how rollouts and DreamEnv turn latents into pixels (worldsim/model/render.py): pixel carry where it applies
+        self.render = "carry"
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu", use_ema: bool = True,
@@ -168,13 +171,15 @@ class WorldSampler:
     @torch.no_grad()
     def fill_window(self, latents: torch.Tensor, given: torch.Tensor, prompt: str, actions: np.ndarray, steps: int,
                     seed: int, cfg_text: float = 1.0, cfg_actions: float = 1.0, method: str = "euler",
-                    strength: float | None = None, history: dict[str, Any] | None = None) -> torch.Tensor:
+                    strength: float | None = None, history: dict[str, Any] | None = None,
+                    trace: list | None = None) -> torch.Tensor:
         """Fill the latent frames of one window that are not `given`.
 
         latents: (1, T', C, h, w) with the given frames filled in (others ignored, or the SDEdit start);
         given: (T',) bool; actions: (T' k, A) stored-aligned (actions[f] taken after frame f). `history`, for a model
         with memory (`window_history`): the frame before the window with the action out of it, and every frame's
-        recalled memory."""
+        recalled memory. `trace`, a list, receives for each frame filled (base (C, h, w), from_prev (1, h, w), step
+        (3, 3)) (`DiT.frame_bases`: what pixel carry needs, worldsim/model/render.py)."""
         check_guidance(cfg_text=cfg_text, cfg_actions=cfg_actions)
         skip = 0
         if history is not None and history.get("prev") is not None:
@@ -204,9 +209,14 @@ class WorldSampler:
         tokens = token_count(latents.shape, self.model.spec.dit.patch)
         mask = given[None].to(self.device)
         start = latents if strength is not None else None
-        return sample(velocity, tuple(latents.shape), latents if bool(given.any()) else None,
-                      mask if bool(given.any()) else None, steps, g, shift=shift_for(tokens, self.flow),
-                      method=method, start=start, strength=strength if strength is not None else 1.0)
+        out = sample(velocity, tuple(latents.shape), latents if bool(given.any()) else None,
+                     mask if bool(given.any()) else None, steps, g, shift=shift_for(tokens, self.flow),
+                     method=method, start=start, strength=strength if strength is not None else 1.0)
+        if trace is not None:
+            bases = self.model.dit.frame_bases(out, {k: v[:1] for k, v in batched.items()})
+            trace.extend((bases.base[0, j].float(), bases.from_prev[0, j], bases.steps[0, j].float())
+                         for j in range(out.shape[1]) if not bool(given[j]))
+        return out
 
     @torch.no_grad()
     def continue_latents(self, z: torch.Tensor, new: int, prompt: str, actions: np.ndarray, **kw: Any) -> torch.Tensor:
@@ -338,10 +348,19 @@ class WorldSampler:
                                     seed + a, strength=strength, **kw))
         return self.decode(torch.cat(outs, dim=1))[: len(video)]
 
+    @property
+    def can_carry(self) -> bool:
+        """Whether this model's frames can be rendered with pixel carry (worldsim/model/render.py): a per-frame VAE
+        and a model that draws one frame at a time as a change to its base (`flow.prediction=delta`)."""
+        return self.k == 1 and self.one_at_a_time and self.model.spec.prediction == "delta"
+
     def rollout(self, context: np.ndarray, actions: np.ndarray, prompt: str = "", steps: int = 8, seed: int = 0,
-                **kw: Any) -> np.ndarray:
+                render: str | None = None, **kw: Any) -> np.ndarray:
         """Frames that follow `context` (F0, H, W, 3) under `actions` (N, A), stored-aligned: actions[f] is taken
-        after frame f, so actions[F0 - 1 :] drive the new frames. Returns the F0 + (N - F0 + 1) frames."""
+        after frame f, so actions[F0 - 1 :] drive the new frames. Returns the F0 + (N - F0 + 1) frames. `render`:
+        "carry" (pixel carry where the model can, worldsim/model/render.py) or "latent" (the latents decoded);
+        default `self.render`."""
+        carry = check_render(self.render if render is None else render) == "carry" and self.can_carry
         context = np.asarray(context)
         a = np.asarray(actions, np.float32)
         if a.ndim != 2 or a.shape[1] != self.action_dim:
@@ -355,8 +374,13 @@ class WorldSampler:
         z = self.encode(context[:usable])
         n_new = -(-new // self.k)
         acts = self._actions(a, (z.shape[1] + n_new) * self.k)
-        z = self.continue_latents(z, n_new, prompt, acts, steps=steps, seed=seed, **kw)
-        return np.concatenate([context[:usable], self.decode(z[:, z.shape[1] - n_new :])[:new]])
+        trace: list | None = [] if carry else None
+        z = self.continue_latents(z, n_new, prompt, acts, steps=steps, seed=seed, trace=trace, **kw)
+        made = z[:, z.shape[1] - n_new :]
+        if trace is None:
+            return np.concatenate([context[:usable], self.decode(made)[:new]])
+        pix = carry_frames(to_model(context[usable - 1]).to(self.device), self.decode_frames(made)[0], made[0], trace)
+        return np.concatenate([context[:usable], to_uint8(pix)[:new]])
 
     # -- output ---------------------------------------------------------------------------------------------
     def provenance(self, **extra: Any) -> dict[str, Any]:

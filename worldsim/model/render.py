@@ -1,0 +1,73 @@
+"""Pixel carry: render a dreamed frame from the previous frame's pixels wherever the model kept them.
+
+A learned simulator that predicts each frame as a change to its base (`flow.prediction=delta`; the base is the
+previous frame moved by the model's action warp, or a recall from memory: `DiT.frame_bases`) works in the VAE's
+latent space, 4x coarser than the pixels. Moving a 16 x 16 latent by a fraction of a latent pixel and decoding it
+blurs what the previous frame showed sharply, and every dreamed frame pays the VAE's reconstruction error again.
+Measured on the reference recipe's held-out windows (docs/world_model.md, "Pixel carry"): the model's own warp
+applied to the previous frame's pixels scores 26.4 dB against the next frame, the same warp applied to its latents
+and decoded 24.7, copying the last frame 23.8.
+
+So the pixels of a new frame are composed, per pixel, from two sources:
+- the previous rendered frame, moved by the same affine warp the model used for the frame's base (`grid_sample` at
+  pixel resolution: the warp is in normalised image coordinates, so one map serves both sizes), where the base
+  pixel came from the previous frame (not from memory), the warp has a source inside the frame, and the model
+  changed its base little;
+- the VAE's decode of the model's latent prediction everywhere else: new content at the edges, recalled views,
+  whatever the model redraws (a moved object, a block that appears).
+The weight of the carried pixels is exp(-(d / tau)^2), d the mean absolute change the model made to its base at
+that latent position (normalised latent units; bilinearly upsampled), so a kept region is copied sharply and a
+redrawn one comes from the decoder, with a smooth seam. Nothing is learned here: the warp, the source of each base
+pixel and the change are the model's.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from worldsim.errors import InputError
+from worldsim.model.memory import placement
+
+RENDERS = ("carry", "latent")
+# the latent change (mean |x0 - base| over channels, normalised latent units) at which a carried pixel's weight is
+# 1/e: the best of 0.1 to 1.6 on the reference recipe's held-out next frames (docs/world_model.md, "Pixel carry")
+CARRY_TAU = 0.4
+
+
+def check_render(render: str) -> str:
+    """`render` if it is one of RENDERS, else a one-line InputError."""
+    if render not in RENDERS:
+        raise InputError(f"render must be one of {', '.join(RENDERS)}, got {render!r}")
+    return render
+
+
+def carry_weight(x0: torch.Tensor, base: torch.Tensor, from_prev: torch.Tensor, tau: float = CARRY_TAU
+                 ) -> torch.Tensor:
+    """How much of each latent position (B, 1, h, w) the previous frame's pixels may supply: 0 where the base came
+    from memory, else exp(-(mean |x0 - base| / tau)^2). x0, base (B, C, h, w); from_prev (B, 1, h, w) bool."""
+    change = (x0.float() - base.float()).abs().mean(dim=1, keepdim=True)
+    return torch.exp(-(change / tau) ** 2) * from_prev.float()
+
+
+def carry_pixels(prev: torch.Tensor, decoded: torch.Tensor, step: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """The new frame (B, 3, H, W): `prev` (B, 3, H, W), the previous rendered frame, moved by `step` (B, 3, 3), the
+    frame's warp (frame(p) ~ prev(step p), normalised coordinates), blended into `decoded` (B, 3, H, W) with
+    `weight` (B, 1, h, w) upsampled, and nowhere the warp reaches outside `prev`."""
+    grid = F.affine_grid(step[:, :2, :].float(), list(prev.shape), align_corners=False)
+    moved = F.grid_sample(prev.float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
+    inside, _ = placement(grid)
+    w = F.interpolate(weight.float(), size=prev.shape[-2:], mode="bilinear", align_corners=False) * inside
+    return w * moved + (1.0 - w) * decoded.float()
+
+
+def carry_frames(last: torch.Tensor, decoded: torch.Tensor, x0: torch.Tensor, bases: list[tuple]) -> torch.Tensor:
+    """Consecutive new frames (N, 3, H, W) in [-1, 1] of one trajectory: `last` (3, H, W) the frame before the first,
+    `decoded` (N, 3, H, W) their latents x0 (N, C, h, w) decoded, `bases` one (base (C, h, w), from_prev (1, h, w),
+    step (3, 3)) per frame (`DiT.frame_bases`)."""
+    pix, out = last[None].float(), []
+    for j, (base, from_prev, step) in enumerate(bases):
+        weight = carry_weight(x0[j : j + 1], base[None], from_prev[None])
+        pix = carry_pixels(pix, decoded[j : j + 1], step[None], weight).clamp(-1.0, 1.0)
+        out.append(pix)
+    return torch.cat(out)
