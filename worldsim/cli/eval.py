@@ -3,6 +3,8 @@
 Metrics, all on episodes of seeds never used in training:
   next frame      teacher-forced: real context (window minus one latent frame), real action, one generated frame;
                   PSNR and SSIM beside the VAE-reconstruction ceiling and copying the last context frame
+                  (render=carry, the default: dreamed pixels carried from the previous frame through the model's
+                  warp where it kept them, the latents decoded alone reported beside; render=latent: decode only)
   rollout         autoregressive from a real starting context under the recorded actions: PSNR/SSIM at horizons
                   1, 8, 16, 32 (horizons longer than an episode are skipped and counted)
   dPSNR           Genie's controllability: PSNR(recorded-action rollout) - PSNR(random-action rollout)

@@ -14,6 +14,8 @@ Every row has its own torch generator, so a row's frames do not depend on which 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -21,7 +23,7 @@ from worldsim.errors import InputError
 from worldsim.model.flow import euler_grid, shift_for, token_count
 from worldsim.model.frames import to_model, to_uint8
 from worldsim.model.memory import MEMORY_BANK, MEMORY_EXTRA, chain, recall, window_memory
-from worldsim.model.render import carry_pixels, carry_weight, check_render
+from worldsim.model.render import Source, check_render, render_frame
 from worldsim.model.sampler import WorldSampler, check_guidance
 from worldsim.runtime import autocast
 
@@ -100,11 +102,14 @@ class DreamCore:
         self.bank_ok = torch.zeros(rows, k, dtype=torch.bool, device=self.device)
         self.mem = torch.zeros(rows, self.context if self.memory else 0, c + MEMORY_EXTRA, self.h, self.w,
                                device=self.device)
-        # pixel carry: each row's last frame as rendered (3, H, W) in [-1, 1], and the steps not rendered yet (each
-        # the new latents with their base, its source and the warp: `frames` renders them in order)
+        # pixel carry: each row's last frame as rendered (3, H, W) in [-1, 1]; the steps not rendered yet (the new
+        # latents, their `render.Source`, the bank slot they took: `frames` renders them in order); with memory, the
+        # rendered pixels of the bank's frames (float16, slot for slot), for recalled views
         self.carry = check_render(render or sampler.render) == "carry" and sampler.can_carry
         self.pix = torch.zeros(rows, 3, sampler.height, sampler.width, device=self.device)
-        self.pending: list[tuple[torch.Tensor, ...]] = []
+        self.pending: list[tuple[torch.Tensor, Source, int]] = []
+        self.pix_bank = torch.zeros(rows, k if self.carry else 0, 3, sampler.height, sampler.width,
+                                    dtype=torch.float16, device=self.device)
 
     # -- state ---------------------------------------------------------------------------------------------
     def _noise(self, rows: list[int], shape: tuple[int, ...]) -> torch.Tensor:
@@ -126,7 +131,7 @@ class DreamCore:
             # each frame encoded once: the context, or the whole memory bank it is the end of
             seen = self.sampler.encode(np.asarray(f)[-(MEMORY_BANK if self.memory else self.context) :])
             if self.memory:
-                self._reset_memory(r, seen, a)
+                self._reset_memory(r, seen, a, np.asarray(f)[-seen.shape[1] :])
             f = np.asarray(f)[-self.context :]
             a = None if a is None else np.asarray(a, np.float32)[-len(f) :]
             pad = self.context - len(f)
@@ -153,10 +158,10 @@ class DreamCore:
             self._fill_cache(rows)
         return seen_ctx
 
-    def _reset_memory(self, row: int, z: torch.Tensor, actions: np.ndarray | None) -> None:
-        """A row's memory bank from the latents (1, F, C, h, w) of its last MEMORY_BANK starting frames, posed by
-        their actions (none: a still history), and the memories of its context frames (none for the padding before a
-        short start)."""
+    def _reset_memory(self, row: int, z: torch.Tensor, actions: np.ndarray | None, frames: np.ndarray) -> None:
+        """A row's memory bank from the latents (1, F, C, h, w) of its last MEMORY_BANK starting frames (uint8
+        `frames`, F of them), posed by their actions (none: a still history), and the memories of its context frames
+        (none for the padding before a short start)."""
         n, n_ctx = z.shape[1], min(z.shape[1], self.context)
         a = np.zeros((n, self.model.spec.action_dim), np.float32) if actions is None else \
             np.asarray(actions, np.float32)[-n:]
@@ -170,6 +175,8 @@ class DreamCore:
         self.bank_map[row] = torch.eye(3, device=self.device)
         newest = self._order()[MEMORY_BANK - n :]
         self.bank[row, newest] = z[0]
+        if self.carry:
+            self.pix_bank[row, newest] = to_model(frames).to(self.device, torch.float16)
         self.bank_ok[row, newest] = True
         self.bank_map[row, newest] = chain(steps)[0, -1]
         self.mem[row] = 0.0
@@ -237,13 +244,14 @@ class DreamCore:
         a = (actions.to(self.device).float() / self.model.action_scale)[:, None]  # (B, 1, A)
         x = self._noise(rows, tuple(self.z.shape[2:]))  # (B, C, h, w), t = 1
         with autocast(self.device, self.precision):
-            new_mem, step_map = self._recall(a) if self.memory else (None, None)
+            chosen: list = []
+            new_mem, step_map = self._recall(a, chosen) if self.memory else (None, None)
             if self.cached:
                 x = self._step_cached(rows, x, a, new_mem)
             else:
                 x = self._step_window(rows, x, a, new_mem)
         if self.carry:
-            self._trace(x, a, new_mem)
+            self._trace(x, a, new_mem, chosen[0] if chosen else None)
         if self.memory:
             self._remember(x, new_mem, step_map)
         self.last = x
@@ -253,19 +261,27 @@ class DreamCore:
         self.has_act = torch.cat([self.has_act[:, 1:], torch.ones_like(self.has_act[:, :1])], dim=1)
         return x
 
-    def _trace(self, x: torch.Tensor, a: torch.Tensor, new_mem: torch.Tensor | None) -> None:
+    def _trace(self, x: torch.Tensor, a: torch.Tensor, new_mem: torch.Tensor | None, chosen: Any) -> None:
         """Keep what pixel carry needs of the new frames x (B, C, h, w): their base (from the newest context frame,
-        as the model saw it), its source and the warp of action a (B, 1, A)."""
+        as the model saw it), its source, the warp of action a (B, 1, A) and the memory's choice (`Recalled`, its
+        `best` a slot of the bank)."""
         has = torch.ones(a.shape[:2], dtype=torch.bool, device=self.device)
         cond = self._cond(slice(None), a, has, self.z[:, -1], None if new_mem is None else new_mem[:, None])
         bases = self.model.dit.frame_bases(x[:, None], cond)
-        self.pending.append((x.float(), bases.base[:, 0].float(), bases.from_prev[:, 0], bases.steps[:, 0].float()))
+        b = x.shape[0]
+        if chosen is None:
+            slot, to_slot = torch.full((b,), -1, device=self.device), torch.eye(3, device=self.device).repeat(b, 1, 1)
+        else:
+            slot, to_slot = torch.where(chosen.found, chosen.best, -1), chosen.map
+        src = Source(bases.base[:, 0].float(), bases.from_prev[:, 0], bases.steps[:, 0].float(), slot, to_slot)
+        self.pending.append((x.float(), src, (self.head + 1) % MEMORY_BANK))
         if len(self.pending) >= 64:  # a caller that never looks: render anyway, so what is pending stays bounded
             self.frames()
 
-    def _recall(self, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _recall(self, a: torch.Tensor, chosen: list | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The new frame's memory (B, C + 2, h, w) from the bank, and its step map (B, 3, 3) from action a (B, 1, A)
-        (scaled). The newest frame is its base, not a recall candidate."""
+        (scaled). The newest frame is its base, not a recall candidate. `chosen` receives the choice (`Recalled`),
+        its `best` turned into a slot of the bank."""
         step = self.model.dit.step_affines(a, torch.ones(a.shape[:2], dtype=torch.bool, device=self.device))
         step = step[:, 0].float()
         order = self._order()  # scored from oldest to newest, as the bank was trained and read before
@@ -273,7 +289,11 @@ class DreamCore:
         ok = self.bank_ok[:, order]
         ok[:, -1] = False
         age = (MEMORY_BANK - torch.arange(MEMORY_BANK, device=self.device)).expand_as(ok)
-        return recall(self.bank, maps, ok, age, slots=order), step
+        picked: list = []
+        mem = recall(self.bank, maps, ok, age, slots=order, chosen=picked)
+        if chosen is not None:
+            chosen.append(picked[0]._replace(best=order[picked[0].best]))
+        return mem, step
 
     def _order(self) -> torch.Tensor:
         """The bank's slots from the oldest frame to the newest."""
@@ -379,6 +399,10 @@ class DreamCore:
         if steps:
             with autocast(self.device, self.precision):
                 decoded = self.sampler.decode_frames(torch.stack([p[0] for p in steps], dim=1)).float()
-            for j, (x, base, from_prev, step) in enumerate(steps):
-                self.pix = carry_pixels(self.pix, decoded[:, j], step, carry_weight(x, base, from_prev)).clamp(-1, 1)
+            rows = torch.arange(self.rows, device=self.device)
+            for j, (x, src, slot) in enumerate(steps):
+                recalled = self.pix_bank[rows, src.recall.clamp_min(0)].float() if self.memory else None
+                self.pix = render_frame(x, decoded[:, j], self.pix, src, recalled)
+                if self.memory:
+                    self.pix_bank[:, slot] = self.pix.to(torch.float16)
         return to_uint8(self.pix)

@@ -13,7 +13,7 @@ import torch
 
 def to_model(frames: torch.Tensor | np.ndarray) -> torch.Tensor:
     """uint8 frames (..., H, W, 3) -> float (..., 3, H, W) in [-1, 1]: the one conversion into the model."""
-    x = torch.as_tensor(np.asarray(frames) if isinstance(frames, np.ndarray) else frames)
+    x = torch.as_tensor(np.ascontiguousarray(frames) if isinstance(frames, np.ndarray) else frames)
     return x.movedim(-1, -3).float().div(127.5).sub(1.0)
 
 

@@ -21,6 +21,8 @@ the distance each covered pixel was moved (normalised image units / 2, at most 1
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 
@@ -78,20 +80,32 @@ def placement(grid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return inside, ((grid - still).norm(dim=-1) / 2).clamp(max=1.0)[:, None]
 
 
+class Recalled(NamedTuple):
+    """What `recall` chose for each target row: the bank index (of `maps`' order), whether it recalled anything, and
+    the map (B, 3, 3) from the target's view into that frame (pixel carry moves the frame's pixels by it,
+    worldsim/model/render.py)."""
+
+    best: torch.Tensor  # (B,) long
+    found: torch.Tensor  # (B,) bool
+    map: torch.Tensor  # (B, 3, 3)
+
+
 def recall(bank: torch.Tensor, maps: torch.Tensor, ok: torch.Tensor, age: torch.Tensor,
-           slots: torch.Tensor | None = None) -> torch.Tensor:
+           slots: torch.Tensor | None = None, chosen: list | None = None) -> torch.Tensor:
     """The memory of one target frame per row.
 
     bank (B, L, C, h, w) earlier latents; maps (B, L, 3, 3) from the target's view into each; ok (B, L) which may be
     recalled; age (B, L) frames between each and the target. `slots` (L,): where the bank holds the frame that
     maps[:, j] describes (a ring buffer, DreamCore's), default j. Returns (B, C + 2, h, w); zeros where nothing
-    covers at least MIN_COVER of the view."""
+    covers at least MIN_COVER of the view. `chosen`, a list, receives the choice (`Recalled`)."""
     b, c, h, w = bank.shape[0], *bank.shape[2:]
     cover = coverage(maps.float())
     score = torch.where(ok, cover - AGE_PENALTY * age.float(), torch.full_like(cover, -1.0))
     best = score.argmax(dim=1)  # (B,)
     pick = torch.arange(b, device=bank.device)
     found = (cover[pick, best] >= MIN_COVER) & ok[pick, best]
+    if chosen is not None:
+        chosen.append(Recalled(best, found, maps[pick, best].float()))
     theta = maps[pick, best, :2, :].float()
     grid = F.affine_grid(theta, [b, c, h, w], align_corners=False)
     src = best if slots is None else slots[best]
@@ -101,12 +115,12 @@ def recall(bank: torch.Tensor, maps: torch.Tensor, ok: torch.Tensor, age: torch.
     return out * found[:, None, None, None].float()
 
 
-def window_memory(bank: torch.Tensor, steps: torch.Tensor, first: int, valid: torch.Tensor | None = None
-                  ) -> torch.Tensor:
+def window_memory(bank: torch.Tensor, steps: torch.Tensor, first: int, valid: torch.Tensor | None = None,
+                  chosen: list | None = None) -> torch.Tensor:
     """Memories of frames first .. n - 1 of a sequence, n = steps.shape[1] (>= the bank's L: a target may be the
     frame being drawn, one past the bank). bank (B, L, C, h, w), steps (B, n, 3, 3) the step maps of all n frames,
     valid (B, L) which bank frames exist (padding before an episode's start does not). Returns (B, n - first, C + 2,
-    h, w)."""
+    h, w); `chosen`, a list, receives each target's `Recalled` (bank indices)."""
     b, n_bank = bank.shape[:2]
     n = steps.shape[1]
     maps = chain(steps.float())  # (B, n, n, 3, 3)
@@ -116,5 +130,5 @@ def window_memory(bank: torch.Tensor, steps: torch.Tensor, first: int, valid: to
     for j in range(first, n):
         ok = ok_all & (idx <= j - 2)[None]
         age = (j - idx).expand(b, n_bank)
-        out.append(recall(bank, maps[:, j, :n_bank], ok, age))
+        out.append(recall(bank, maps[:, j, :n_bank], ok, age, chosen=chosen))
     return torch.stack(out, dim=1)

@@ -24,7 +24,7 @@ from worldsim.model import checkpoint as C
 from worldsim.model.flow import FlowConfig, sample, shift_for, token_count
 from worldsim.model.frames import to_model, to_uint8
 from worldsim.model.memory import MEMORY_BANK
-from worldsim.model.render import carry_frames, check_render
+from worldsim.model.render import Source, carry_frames, check_render
 from worldsim.model.vae import VAEConfig, VideoVAE
 from worldsim.model.world_model import ModelSpec, WorldModel
 from worldsim.provenance import GENERATED, sign
@@ -178,8 +178,8 @@ class WorldSampler:
         latents: (1, T', C, h, w) with the given frames filled in (others ignored, or the SDEdit start);
         given: (T',) bool; actions: (T' k, A) stored-aligned (actions[f] taken after frame f). `history`, for a model
         with memory (`window_history`): the frame before the window with the action out of it, and every frame's
-        recalled memory. `trace`, a list, receives for each frame filled (base (C, h, w), from_prev (1, h, w), step
-        (3, 3)) (`DiT.frame_bases`: what pixel carry needs, worldsim/model/render.py)."""
+        recalled memory. `trace`, a list, receives for each frame filled its `render.Source` (what pixel carry needs,
+        worldsim/model/render.py; the recall's index is the frame's in the trajectory `history` was made from)."""
         check_guidance(cfg_text=cfg_text, cfg_actions=cfg_actions)
         skip = 0
         if history is not None and history.get("prev") is not None:
@@ -198,7 +198,10 @@ class WorldSampler:
             if history is not None and history.get(key) is not None:
                 batched[key] = history[key].repeat(m, *[1] * (history[key].dim() - 1))
 
+        seen: list[torch.Tensor] = []  # the latest input, its context frames noised as the model saw them
+
         def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            seen[:] = [x]
             v = self.model(x.repeat(m, 1, 1, 1, 1), t.repeat(m, 1), batched).float()
             full = v[:1]
             for j, s in enumerate(scales, start=1):  # v = v_c + sum_i (s_i - 1) (v_c - v_without_i)
@@ -212,9 +215,11 @@ class WorldSampler:
         out = sample(velocity, tuple(latents.shape), latents if bool(given.any()) else None,
                      mask if bool(given.any()) else None, steps, g, shift=shift_for(tokens, self.flow),
                      method=method, start=start, strength=strength if strength is not None else 1.0)
-        if trace is not None:
-            bases = self.model.dit.frame_bases(out, {k: v[:1] for k, v in batched.items()})
-            trace.extend((bases.base[0, j].float(), bases.from_prev[0, j], bases.steps[0, j].float())
+        if trace is not None:  # each filled frame's base as the model saw it (from the noised context before it)
+            bases = self.model.dit.frame_bases(seen[0], {k: v[:1] for k, v in batched.items()})
+            recalls = (history or {}).get("recalls") or [(-1, torch.eye(3, device=self.device))] * out.shape[1]
+            trace.extend(Source(bases.base[:, j].float(), bases.from_prev[:, j], bases.steps[:, j].float(),
+                                torch.tensor([recalls[j][0]], device=self.device), recalls[j][1][None].float())
                          for j in range(out.shape[1]) if not bool(given[j]))
         return out
 
@@ -243,10 +248,13 @@ class WorldSampler:
         b0 = max(0, first - MEMORY_BANK)
         end = first + count
         acts = torch.from_numpy(np.asarray(actions[b0:end], np.float32)).to(self.device)[None]
-        memory = self.model.memory_for(z[:, b0 : min(end, z.shape[1])], acts, first - b0)
+        chosen: list = []
+        memory = self.model.memory_for(z[:, b0 : min(end, z.shape[1])], acts, first - b0, chosen=chosen)
         prev = z[:, first - 1] if first > 0 else None
+        # each window frame's recall: the index in z of the frame recalled (-1: none) and the map into it
+        recalls = [(b0 + int(c.best[0]) if bool(c.found[0]) else -1, c.map[0]) for c in chosen]
         return {"prev": prev, "action": np.asarray(actions[first - 1], np.float32) if first > 0 else None,
-                "memory": memory}
+                "memory": memory, "recalls": recalls}
 
     # -- modes ----------------------------------------------------------------------------------------------
     def t2v(self, prompt: str, frames: int = 0, height: int = 0, width: int = 0, steps: int = 16, seed: int = 0,
@@ -379,7 +387,7 @@ class WorldSampler:
         made = z[:, z.shape[1] - n_new :]
         if trace is None:
             return np.concatenate([context[:usable], self.decode(made)[:new]])
-        pix = carry_frames(to_model(context[usable - 1]).to(self.device), self.decode_frames(made)[0], made[0], trace)
+        pix = carry_frames(to_model(context[:usable]).to(self.device), self.decode_frames(made)[0], made[0], trace)
         return np.concatenate([context[:usable], to_uint8(pix)[:new]])
 
     # -- output ---------------------------------------------------------------------------------------------

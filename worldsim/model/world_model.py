@@ -112,18 +112,19 @@ class WorldModel(nn.Module):
         return {"text": tokens, "text_mask": tmask, "text_pooled": pooled, "actions": acts, "action_mask": amask}
 
     @torch.no_grad()
-    def memory_for(self, bank: torch.Tensor, actions: torch.Tensor, first: int, valid: torch.Tensor | None = None
-                   ) -> torch.Tensor:
+    def memory_for(self, bank: torch.Tensor, actions: torch.Tensor, first: int, valid: torch.Tensor | None = None,
+                   chosen: list | None = None) -> torch.Tensor:
         """Memories (worldsim/model/memory.py) of frames first .. F - 1 of a sequence whose stored-aligned actions
         are `actions` (B, F, A) and whose frames 0 .. L - 1 are the latents `bank` (B, L, C, h, w), L <= F (a
         target may be the frame being drawn). `valid` (B, L): which bank frames exist. Returns (B, F - first, C + 2,
-        h, w). Poses come from the true actions, never dropped for guidance: memory is part of the state."""
+        h, w). Poses come from the true actions, never dropped for guidance: memory is part of the state. `chosen`:
+        see `window_memory`."""
         acts, mask = self.frame_actions(actions)
         if valid is not None:  # an action into a frame after padding leads from nothing: no step
             mask = mask & torch.cat([valid[:, :1], valid[:, :-1] & valid[:, 1:],
                                      valid.new_ones(valid.shape[0], actions.shape[1] - valid.shape[1])], dim=1)
         steps = self.dit.step_affines(acts.float(), mask)
-        return window_memory(bank.float(), steps, first, valid)
+        return window_memory(bank.float(), steps, first, valid, chosen)
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, cond: dict[str, torch.Tensor], past: list | None = None,
                 kv_out: list | None = None, clean: torch.Tensor | None = None, t_clean: torch.Tensor | None = None,
