@@ -8,8 +8,9 @@ each configuration on held-out episodes beside the same model sampled with 8 Eul
     python benchmarks/dream_speed.py --device cuda --batches 1 32 256
 
 A dream step = the action in, `steps` Euler steps of the DiT over the new frame (with the KV cache of the context
-frames when the model is frame-causal, else over the whole window), the VAE decode of the frame, and the reward
-model when there is one. Speed does not depend on the weights, so without --checkpoint the script makes a tiny store,
+frames when the model is frame-causal, else over the whole window), the VAE decode of the frame (with pixel carry,
+--renders carry, DreamEnv's default for a delta model: its composition with the previous and recalled frames'
+pixels), and the reward model when there is one. Speed does not depend on the weights, so without --checkpoint the script makes a tiny store,
 trains a VAE and a tiny-preset DiT (model.attention=causal) for one step each, and times that. The engine is
 `worldsim/Voxel-v0` at the same size under random actions. Prints a markdown table (steps/s are env steps: batch x
 batch steps per second). Quality (--store): next-frame PSNR on --windows held-out windows and rollout PSNR and dPSNR at
@@ -48,12 +49,13 @@ def make_checkpoint(root: Path, size: int, attention: str) -> Path:
 
 
 def time_dream(checkpoint: str, batch: int, steps: int, device: str, seconds: float, decoder: str = "full",
-               context: int | None = None) -> float:
+               context: int | None = None, render: str = "carry") -> float:
     from worldsim.dream.env import DreamVectorEnv
 
     # student="none": time exactly this checkpoint (DreamEnv would dream with its distilled student when it has one)
     env = DreamVectorEnv.from_checkpoint(checkpoint, num_envs=batch, steps=steps, device=device,
-                                         max_episode_steps=None, decoder=decoder, context=context, student="none")
+                                         max_episode_steps=None, decoder=decoder, context=context, student="none",
+                                         render=render)
     env.reset(seed=0)
     env.action_space.seed(0)
     acts = [env.action_space.sample() for _ in range(8)]
@@ -123,6 +125,8 @@ def main() -> None:
     ap.add_argument("--decoders", nargs="+", default=["full"], help="full | light (worldsim distill-decoder)")
     ap.add_argument("--contexts", type=int, nargs="+", default=[None],
                     help="latent context frames to measure (default: DreamEnv's default for the checkpoint)")
+    ap.add_argument("--renders", nargs="+", default=["carry"],
+                    help="how dreamed frames become pixels: carry (DreamEnv's default) | latent (decode only)")
     ap.add_argument("--students", nargs="*", default=[],
                     help="one-step students of --checkpoint (worldsim distill), measured at 1 Euler step beside it")
     ap.add_argument("--store", help="a held-out store of the model's game: also measure quality")
@@ -155,8 +159,9 @@ def main() -> None:
                 for st in steps:
                     for dec in args.decoders:
                         for ctx in contexts:
-                            rows.append((name, b, st, dec, ctx,
-                                         time_dream(path, b, st, args.device, args.seconds, dec, ctx)))
+                            for rnd in args.renders:
+                                rows.append((name, b, st, dec, ctx, rnd,
+                                             time_dream(path, b, st, args.device, args.seconds, dec, ctx, rnd)))
         engine_b = time_engine(size[1], args.seconds)
         qual = {}
         if args.store:
@@ -175,10 +180,10 @@ def main() -> None:
           f"{size[0]}x{size[1]}, trained window {s.window} latent frames, DreamEnv's default context {dreamed}")
     print(f"real engine (worldsim/Voxel-v0, random actions): {engine:.0f} steps/s "
           f"(before {engine_a:.0f}, after {engine_b:.0f})\n")
-    print("| model | batch | Euler steps | decoder | context | dream steps/s | x real engine |")
-    print("|---|---:|---:|---|---:|---:|---:|")
-    for name, b, st, dec, ctx, sps in rows:
-        print(f"| {name} | {b} | {st} | {dec} | {ctx} | {sps:.1f} | {sps / engine:.3f} |")
+    print("| model | batch | Euler steps | decoder | context | render | dream steps/s | x real engine |")
+    print("|---|---:|---:|---|---:|---|---:|---:|")
+    for name, b, st, dec, ctx, rnd, sps in rows:
+        print(f"| {name} | {b} | {st} | {dec} | {ctx} | {rnd} | {sps:.1f} | {sps / engine:.3f} |")
     if qual:
         ref = qual[(models[0][0], 8, "full", trained)]
         print(f"\nquality on {args.store} ({args.windows} windows, {args.episodes} episodes; copy-last next frame "
