@@ -84,6 +84,11 @@ def dream_stage(cfg: Any, out: Path, heldout: Path, dit: Path) -> dict[str, Any]
         base.append([psnr_uint8(last, real[i]) for i in range(1, len(real))])
         videos.append(_side_by_side(real, made))
     n = min(len(c) for c in curves)
+    decoded = None
+    if env.unwrapped.core.carry:  # the same replays with the latents decoded alone, beside the rendered ones
+        plain = DreamEnv.from_checkpoint(str(dit), steps=int(cfg.steps), max_episode_steps=None, render="latent")
+        rows = [replay(plain, str(heldout), ep, h) for ep in episode_indices(str(heldout))[: int(cfg.episodes)]]
+        decoded = np.mean([[psnr_uint8(m[i], r[i]) for i in range(1, n + 1)] for r, m, _ in rows], axis=0)
     model = np.mean([c[:n] for c in curves], axis=0)
     copy = np.mean([b[:n] for b in base], axis=0)
     random = np.mean([c[:n] for c in shuffled], axis=0)
@@ -102,6 +107,7 @@ def dream_stage(cfg: Any, out: Path, heldout: Path, dit: Path) -> dict[str, Any]
     rate = venv.num_envs * int(cfg.agent_steps) / (time.perf_counter() - t0)
     at = {k: round(float(model[k - 1]), 2) for k in (1, 8, 16, 32) if k <= n}
     return {"rollout_psnr": at, "copy_last_psnr": {k: round(float(copy[k - 1]), 2) for k in at},
+            "latent_decoded_psnr": None if decoded is None else {k: round(float(decoded[k - 1]), 2) for k in at},
             "dpsnr": {k: round(float(model[k - 1] - random[k - 1]), 2) for k in at},
             "episodes": len(curves), "euler_steps": int(cfg.steps),
             "random_agent_return": round(float(total.mean()), 3),
@@ -129,16 +135,21 @@ def _plot(model: np.ndarray, copy: np.ndarray, path: Path) -> None:
 
 
 def _report(out: Path, d: dict[str, Any], vae_psnr: float | None, times: dict[str, float]) -> list[str]:
-    rows = "".join(f"| {k} | {v:.2f} | {d['copy_last_psnr'][k]:.2f} | {d['dpsnr'][k]:+.2f} |\n"
+    plain = d.get("latent_decoded_psnr") or {}
+    rows = "".join(f"| {k} | {v:.2f} | {plain[k]:.2f} | {d['copy_last_psnr'][k]:.2f} | {d['dpsnr'][k]:+.2f} |\n"
+                   if plain else f"| {k} | {v:.2f} | {d['copy_last_psnr'][k]:.2f} | {d['dpsnr'][k]:+.2f} |\n"
                    for k, v in d["rollout_psnr"].items())
+    head = ("| steps into the dream | PSNR vs engine (dB) | latents decoded, no pixel carry (dB) | copy last context "
+            "frame (dB) | dPSNR: recorded - random actions (dB) |", "|---:|---:|---:|---:|---:|") if plain else (
+        "| steps into the dream | PSNR vs engine (dB) | copy last context frame (dB) | dPSNR: recorded - random "
+        "actions (dB) |", "|---:|---:|---:|---:|")
     verdict = _verdict(d)
     lines = [
         "# worldsim demo report", "",
         f"- VAE held-out reconstruction PSNR: {vae_psnr:.2f} dB" if vae_psnr is not None else "- VAE: no PSNR",
         f"- DreamEnv replayed {d['episodes']} held-out episodes under their recorded actions "
         f"({d['euler_steps']} Euler step(s) per frame):", "",
-        "| steps into the dream | PSNR vs engine (dB) | copy last context frame (dB) | dPSNR: recorded - random "
-        "actions (dB) |", "|---:|---:|---:|---:|", rows, f"- where it stands: {verdict}",
+        *head, rows, f"- where it stands: {verdict}",
         f"- a random agent in {d['agents']} dreams at once: {d['dream_steps_per_s']} steps/s, mean return "
         f"{d['random_agent_return']} ({'reward model' if d['reward_model'] else 'no reward model: rewards are 0'})",
         f"- time: {sum(times.values()) / 60:.1f} minutes ({', '.join(f'{k} {v:.0f} s' for k, v in times.items())})",
