@@ -10,12 +10,13 @@ each configuration on held-out episodes beside the same model sampled with 8 Eul
 A dream step = the action in, `steps` Euler steps of the DiT over the new frame (with the KV cache of the context
 frames when the model is frame-causal, else over the whole window), the VAE decode of the frame (with pixel carry,
 --renders carry, DreamEnv's default for a delta model: its composition with the previous and recalled frames'
-pixels), and the reward model when there is one. Speed does not depend on the weights, so without --checkpoint the script makes a tiny store,
-trains a VAE and a tiny-preset DiT (model.attention=causal) for one step each, and times that. The engine is
-`worldsim/Voxel-v0` at the same size under random actions. Prints a markdown table (steps/s are env steps: batch x
-batch steps per second). Quality (--store): next-frame PSNR on --windows held-out windows and rollout PSNR and dPSNR at
-horizon 16 on --episodes held-out episodes (worldsim eval's definitions), for each (Euler steps, decoder), beside the
-reference of 8 Euler steps with the full decoder; the targets are within 0.5 dB (next frame) and 1 dB (horizon 16).
+pixels), and the reward model when there is one. Speed does not depend on the weights, so without --checkpoint the
+script makes a tiny store, trains a VAE and a tiny-preset DiT (model.attention=causal) for one step each, and times
+that. The engine is `worldsim/Voxel-v0` at the same size under random actions. Prints a markdown table (steps/s are
+env steps: batch x batch steps per second). Quality (--store): next-frame PSNR on --windows held-out windows and
+rollout PSNR and dPSNR at horizon 16 on --episodes held-out episodes (worldsim eval's definitions), for each (Euler
+steps, decoder), beside the reference of 8 Euler steps with the full decoder; the targets are within 0.5 dB (next
+frame) and 1 dB (horizon 16).
 --students adds one-step students of the checkpoint (`worldsim distill`), timed and scored the same way, against the
 same reference (the teacher with 8 Euler steps and the full decoder).
 """
