@@ -62,11 +62,13 @@ def main(raw) -> int:
 
     from datagen.probes import KINDS, PHYSICS_KINDS, PHYSICS_NEEDS, physics_probe, voxel_probe
     from worldsim.eval import sim_probes as P
+    from worldsim.model.render import check_render
     from worldsim.model.sampler import WorldSampler
 
     if raw.episodes < 1 or raw.pictures < 0:
         raise InputError("episodes must be >= 1 and pictures >= 0")
     s = WorldSampler.load(str(raw.ckpt), str(raw.device), decoder="auto")
+    s.render = check_render(str(raw.render))
     engine, env = engine_of(s.meta)
     allowed = list(KINDS) if engine == "voxel" else [k for k in PHYSICS_KINDS if env["control"] in PHYSICS_NEEDS[k]]
     kinds = allowed if raw.kinds is None else [str(k) for k in raw.kinds]

@@ -54,6 +54,7 @@ class SampleConfig:
     direction: str = "forward"
     strength: float = 0.6
     device: str = "cpu"
+    render: str = "carry"  # rollout: carry (pixel carry, worldsim/model/render.py) or latent (decode only)
 
 
 def read_video(path: str) -> np.ndarray:
@@ -127,6 +128,7 @@ def _generate(cfg: SampleConfig, s: Any, prompt: str, frames: int, kw: dict[str,
 def main(raw) -> int:
     import torch
 
+    from worldsim.model.render import check_render
     from worldsim.model.sampler import WorldSampler
 
     cfg = build(SampleConfig, raw, "sample config")
@@ -135,9 +137,12 @@ def main(raw) -> int:
     if cfg.frames < 0 or cfg.steps < 0:
         raise InputError(f"frames must be >= 0 and steps >= 0 (0: the model's own), got frames={cfg.frames} "
                          f"steps={cfg.steps}")
+    check_render(cfg.render)
     out = output_file(cfg.out)
     with torch.no_grad():  # not set_grad_enabled(False): a failure would leave it off for the caller
-        return _sample(cfg, out, WorldSampler.load(cfg.ckpt, cfg.device))
+        s = WorldSampler.load(cfg.ckpt, cfg.device)
+        s.render = cfg.render
+        return _sample(cfg, out, s)
 
 
 def sampling_steps(s: Any) -> int:
