@@ -6,9 +6,9 @@ latent space, 4x coarser than the pixels. Moving a 16 x 16 latent by a fraction 
 blurs what the previous frame showed sharply, and every dreamed frame pays the VAE's reconstruction error again.
 Measured on the reference recipe's held-out windows (docs/world_model.md, "Pixel carry"): the model's own warp
 applied to the previous frame's pixels scores 26.4 dB against the next frame, the same warp applied to its latents
-and decoded 24.7, copying the last frame 23.8.
+and decoded 24.7, copying the last frame 23.8 (`benchmarks/next_frame_sources.py`).
 
-So the pixels of a new frame are composed, per pixel, from two sources:
+So the pixels of a new frame are composed, per pixel, from three sources:
 - the previous rendered frame, moved by the same affine warp the model used for the frame's base (`grid_sample` at
   pixel resolution: the warp is in normalised image coordinates, so one map serves both sizes), where the base
   pixel came from the previous frame (not from memory), the warp has a source inside the frame, and the model
