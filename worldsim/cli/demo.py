@@ -69,6 +69,7 @@ def replay(env: Any, store: str, episode: int, horizon: int, actions: np.ndarray
 def dream_stage(cfg: Any, out: Path, heldout: Path, dit: Path) -> dict[str, Any]:
     """Replays beside the engine, PSNR against horizon, a random agent in a batch of dreams."""
     from store import episode_indices
+    from worldsim.dream.core import DreamCore
     from worldsim.dream.env import DreamEnv, DreamVectorEnv
     from worldsim.eval.metrics import action_pool, psnr_uint8, random_actions
 
@@ -85,8 +86,9 @@ def dream_stage(cfg: Any, out: Path, heldout: Path, dit: Path) -> dict[str, Any]
         videos.append(_side_by_side(real, made))
     n = min(len(c) for c in curves)
     decoded = None
-    if env.unwrapped.core.carry:  # the same replays with the latents decoded alone, beside the rendered ones
-        plain = DreamEnv.from_checkpoint(str(dit), steps=int(cfg.steps), max_episode_steps=None, render="latent")
+    if env.core.carry:  # the same replays with the latents decoded alone, beside the rendered ones (same model)
+        plain = DreamEnv(DreamCore(env.sampler, 1, steps=int(cfg.steps), render="latent"), env.source,
+                         env.reward_model, max_episode_steps=None)
         rows = [replay(plain, str(heldout), ep, h) for ep in episode_indices(str(heldout))[: int(cfg.episodes)]]
         decoded = np.mean([[psnr_uint8(m[i], r[i]) for i in range(1, n + 1)] for r, m, _ in rows], axis=0)
     model = np.mean([c[:n] for c in curves], axis=0)

@@ -23,7 +23,7 @@ from worldsim.errors import InputError
 from worldsim.model.flow import euler_grid, shift_for, token_count
 from worldsim.model.frames import to_model, to_uint8
 from worldsim.model.memory import MEMORY_BANK, MEMORY_EXTRA, chain, recall, window_memory
-from worldsim.model.render import Source, check_render, render_frame
+from worldsim.model.render import Source, render_frame
 from worldsim.model.sampler import WorldSampler, check_guidance
 from worldsim.runtime import autocast
 
@@ -105,7 +105,7 @@ class DreamCore:
         # pixel carry: each row's last frame as rendered (3, H, W) in [-1, 1]; the steps not rendered yet (the new
         # latents, their `render.Source`, the bank slot they took: `frames` renders them in order); with memory, the
         # rendered pixels of the bank's frames (float16, slot for slot), for recalled views
-        self.carry = check_render(render or sampler.render) == "carry" and sampler.can_carry
+        self.carry = sampler.carries(render)
         self.pix = torch.zeros(rows, 3, sampler.height, sampler.width, device=self.device)
         self.pending: list[tuple[torch.Tensor, Source, int]] = []
         self.pix_bank = torch.zeros(rows, k if self.carry else 0, 3, sampler.height, sampler.width,

@@ -89,7 +89,7 @@ def next_frame_metrics(sampler: WorldSampler, stores: StoreSet, count: int = 64,
     k = sampler.k
     # with pixel carry (worldsim/model/render.py) the model's latents decoded alone are scored too: what the DiT
     # predicts, beside what the player sees
-    carry = sampler.render == "carry" and sampler.can_carry
+    carry = sampler.carries()
     names = ("model", "recon", "copy", *(["latent"] if carry else []))
     rows: dict[str, list[float]] = {n: [] for n in names}
     ssim: dict[str, list[float]] = {n: [] for n in names}
@@ -99,9 +99,9 @@ def next_frame_metrics(sampler: WorldSampler, stores: StoreSet, count: int = 64,
         ctx = frames[: len(frames) - k]
         target = frames[len(ctx) :]
         guesses = {"recon": sampler.decode(sampler.encode(target)), "copy": np.repeat(ctx[-1:], len(target), axis=0)}
-        for name, render in (("model", None), *([("latent", "latent")] if carry else [])):
-            guesses[name] = sampler.rollout(ctx, actions[: len(frames) - 1], steps=steps, seed=seed + j,
-                                            render=render)[len(ctx) :]
+        made = sampler.rollout_renders(ctx, actions[: len(frames) - 1], (sampler.render, "latent"), steps=steps,
+                                       seed=seed + j)  # one run of the model, rendered both ways
+        guesses["model"], guesses["latent"] = made[sampler.render][len(ctx) :], made["latent"][len(ctx) :]
         for name in names:
             rows[name].append(psnr_uint8(guesses[name], target))
             ssim[name].append(float(ssim_frames(guesses[name], target).mean()))

@@ -362,13 +362,22 @@ class WorldSampler:
         and a model that draws one frame at a time as a change to its base (`flow.prediction=delta`)."""
         return self.k == 1 and self.one_at_a_time and self.model.spec.prediction == "delta"
 
+    def carries(self, render: str | None = None) -> bool:
+        """Whether frames rendered as `render` (default `self.render`) use pixel carry: asked for, and possible."""
+        return check_render(self.render if render is None else render) == "carry" and self.can_carry
+
     def rollout(self, context: np.ndarray, actions: np.ndarray, prompt: str = "", steps: int = 8, seed: int = 0,
                 render: str | None = None, **kw: Any) -> np.ndarray:
         """Frames that follow `context` (F0, H, W, 3) under `actions` (N, A), stored-aligned: actions[f] is taken
         after frame f, so actions[F0 - 1 :] drive the new frames. Returns the F0 + (N - F0 + 1) frames. `render`:
         "carry" (pixel carry where the model can, worldsim/model/render.py) or "latent" (the latents decoded);
         default `self.render`."""
-        carry = check_render(self.render if render is None else render) == "carry" and self.can_carry
+        render = check_render(self.render if render is None else render)
+        return self.rollout_renders(context, actions, (render,), prompt, steps, seed, **kw)[render]
+
+    def rollout_renders(self, context: np.ndarray, actions: np.ndarray, renders: tuple[str, ...], prompt: str = "",
+                        steps: int = 8, seed: int = 0, **kw: Any) -> dict[str, np.ndarray]:
+        """`rollout` rendered each way in `renders` from one run of the model: {render: frames}."""
         context = np.asarray(context)
         a = np.asarray(actions, np.float32)
         if a.ndim != 2 or a.shape[1] != self.action_dim:
@@ -382,13 +391,16 @@ class WorldSampler:
         z = self.encode(context[:usable])
         n_new = -(-new // self.k)
         acts = self._actions(a, (z.shape[1] + n_new) * self.k)
-        trace: list | None = [] if carry else None
+        trace: list | None = [] if any(self.carries(r) for r in renders) else None
         z = self.continue_latents(z, n_new, prompt, acts, steps=steps, seed=seed, trace=trace, **kw)
         made = z[:, z.shape[1] - n_new :]
-        if trace is None:
-            return np.concatenate([context[:usable], self.decode(made)[:new]])
-        pix = carry_frames(to_model(context[:usable]).to(self.device), self.decode_frames(made)[0], made[0], trace)
-        return np.concatenate([context[:usable], to_uint8(pix)[:new]])
+        decoded = self.decode_frames(made)[0]
+        out = {}
+        for r in renders:
+            pix = carry_frames(to_model(context[:usable]).to(self.device), decoded, made[0], trace) \
+                if self.carries(r) else decoded
+            out[r] = np.concatenate([context[:usable], to_uint8(pix)[:new]])
+        return out
 
     # -- output ---------------------------------------------------------------------------------------------
     def provenance(self, **extra: Any) -> dict[str, Any]:
