@@ -8,6 +8,8 @@ rewards are the recorded ones (a reset's context), the rest the model's own pred
 Columns: scored transitions, reward MAE, MAE of always predicting 0 and the ratio of the two (the issue's target:
 at most 0.5), then termination recall and precision at each sigmoid threshold (the model's own is 0.5). The latents
 come from the VAE of the world model the reward checkpoint was trained for (its meta `dit.path`, or `--ckpt`).
+`--by-policy` adds a table per store: the same ratio over the episodes of each recording policy (a `mix` store
+names one per episode), which says where the error is (e.g. a random walker far from an unseen goal).
 """
 
 from __future__ import annotations
@@ -26,13 +28,14 @@ def main() -> None:
     ap.add_argument("--ckpt", default=None, help="the world model whose VAE encodes (default: the reward's meta)")
     ap.add_argument("--given", type=int, default=4, help="recorded rewards given per episode (default 4)")
     ap.add_argument("--thresholds", type=float, nargs="+", default=[0.5], help="termination thresholds")
+    ap.add_argument("--by-policy", action="store_true", help="also the ratio per recording policy of the episodes")
     args = ap.parse_args()
 
     from worldsim.model.frames import to_model
     from worldsim.model.reward import load_reward
     from worldsim.runtime import autocast
     from worldsim.train.data import StoreSet
-    from worldsim.train.train_reward import collect, evaluate, load_world_vae, unroll
+    from worldsim.train.train_reward import collect, evaluate, load_world_vae, run_episodes
 
     cpu = torch.device("cpu")
     model = load_reward(args.reward)
@@ -48,17 +51,14 @@ def main() -> None:
     heads = " | ".join(f"recall / precision @{t}" for t in args.thresholds)
     print(f"| store | scored | MAE | zero MAE | ratio | {heads} |")
     print("|---" * (5 + len(args.thresholds)) + "|")
+    breakdowns = []
     for url in args.store:
         data = collect(StoreSet([url], 2, "all"), encode, meta["spec"]["action_scale"], desc=f"encode {url}")
         m = evaluate(model, data, cpu, args.given)
-        first, last = data.runs()
-        starts = torch.unique(first)
-        span = torch.arange(int((last[starts] - starts + 1).max()))[None]
-        idx = torch.minimum(starts[:, None] + span, last[starts][:, None])
-        scored = (span < (last[starts] - starts + 1)[:, None]) & (span >= args.given)
-        with torch.no_grad():
-            _, logit = unroll(model, data, idx, torch.full((len(starts),), args.given))
+        idx, scored, unit, logit = run_episodes(model, data, cpu, args.given)
         p, t = torch.sigmoid(logit)[scored], data.terminated[idx][scored]
+        if args.by_policy:
+            breakdowns.append((url, by_policy(model, data, idx, scored, unit, policies(url, len(idx)))))
         cells = []
         for th in args.thresholds:
             tp, pred = int(((p > th) & t).sum()), int((p > th).sum())
@@ -66,6 +66,40 @@ def main() -> None:
         ratio = m["reward_mae"] / m["reward_mae_zero_baseline"] if m["reward_mae_zero_baseline"] else float("nan")
         print(f"| {url} | {m['transitions']} | {m['reward_mae']:.4f} | {m['reward_mae_zero_baseline']:.4f} | "
               f"{ratio:.2f} | {' | '.join(cells)} |")
+    for url, rows in breakdowns:
+        print(f"\n{url}, by recording policy:\n")
+        print("| policy | episodes | scored | MAE | zero MAE | ratio |\n|---|---|---|---|---|---|")
+        for name, (episodes, n, mae, zero) in rows.items():
+            ratio = mae / zero if zero else float("nan")
+            print(f"| {name} | {episodes} | {n} | {mae:.4f} | {zero:.4f} | {ratio:.2f} |")
+
+
+def by_policy(model, data, idx: torch.Tensor, scored: torch.Tensor, unit: torch.Tensor, names: list[str]
+              ) -> dict[str, tuple[int, int, float, float]]:
+    """Per recording policy (names: one per episode row of `run_episodes`): episodes, scored transitions, reward
+    MAE and the MAE of predicting 0 over its episodes' scored transitions."""
+    err = ((model.snap(model.reward(unit)) - data.rewards[idx]).abs() * scored).sum(1)
+    zero, count = (data.rewards[idx].abs() * scored).sum(1), scored.sum(1)
+    rows = {}
+    for name in sorted(set(names)):
+        m = torch.tensor([x == name for x in names])
+        n = int(count[m].sum())
+        rows[name] = (int(m.sum()), n, float(err[m].sum()) / max(n, 1), float(zero[m].sum()) / max(n, 1))
+    return rows
+
+
+def policies(url: str, episodes: int) -> list[str]:
+    """The recording policy of each episode of a one-bucket store, in the order `collect` reads them."""
+    from store import open_store, read_texts
+
+    root = open_store(url)
+    buckets = [k for k in root.group_keys() if k.startswith("b_")]
+    if len(buckets) != 1:
+        raise SystemExit(f"--by-policy needs a store with one resolution bucket, {url} has {len(buckets)}")
+    names = read_texts(root[buckets[0]], "episode_policy")
+    if len(names) != episodes:  # an episode of one frame has no transition
+        raise SystemExit(f"{url}: {len(names)} episodes but {episodes} with transitions; --by-policy cannot match them")
+    return names
 
 
 if __name__ == "__main__":

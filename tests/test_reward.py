@@ -237,6 +237,34 @@ def test_the_state_carries_what_earlier_rewards_showed_through_a_dream():
     assert scores[16]["reward_mae"] < 0.02
 
 
+def _left_or_right(n: int, seed: int) -> Transitions:
+    """One bright 2x2 blob in each next frame, at columns 5-6 or 6-7 (reward +0.1) or 8-9 or 9-10 (-0.1) of a
+    16-wide grid: far enough from the borders that the convs' zero padding cannot tell where it is; pooled over the
+    grid, left and right look the same."""
+    g = torch.Generator().manual_seed(seed)
+    latents = 0.1 * torch.randn(2 * n, 4, 16, 16, generator=g)
+    col = torch.tensor([5, 6, 8, 9])[torch.randint(0, 4, (n,), generator=g)]
+    for i in range(n):
+        latents[n + i, 0, 7:9, col[i]:col[i] + 2] += 3.0
+    rewards = torch.where(col < 8, 0.1, -0.1)
+    return Transitions(latents.half(), torch.arange(n), torch.arange(n, 2 * n), torch.zeros(n, 1), rewards,
+                       torch.zeros(n, dtype=torch.bool))
+
+
+def test_the_grid_embedding_sees_where_things_are():
+    """Mean and max pooling lose where a thing is; `grid` keeps it (a goal on the left or the right)."""
+    train, held = _left_or_right(512, 0), _left_or_right(256, 1)
+    cfg = TrainRewardConfig(steps=300, batch_size=32, lr=3e-3, warmup=10, log_every=50)
+    scores = {}
+    for grid in (0, 2):
+        torch.manual_seed(0)
+        model = RewardModel(RewardConfig(latent_channels=4, action_dim=1, width=8, depth=2, hidden=16, state=0,
+                                         grid=grid))
+        fit(model, train, cfg, CPU)
+        scores[grid] = evaluate(model, held, CPU, given=0)["reward_mae"]
+    assert scores[2] < 0.02 < 0.08 < scores[0], scores  # pooled: no better than guessing one sign (MAE 0.1)
+
+
 def test_rare_transitions_are_oversampled():
     rewards = torch.zeros(1000)
     rewards[:10] = 1.0
@@ -270,6 +298,11 @@ def test_bad_inputs_are_one_line_errors(dit_run, store, root, capsys, tmp_path):
     assert "no window of 2 frames" in err
     err = one_line_error(capsys, cli, _reward_args(dit_run, store, "reward_fraction=0.9", "term_fraction=0.2"))
     assert "below 1" in err
+    err = one_line_error(capsys, cli, _reward_args(dit_run, store, "reward_loss=mse", f"out={tmp_path / 'l'}"))
+    assert "reward_loss must be huber or l1" in err
+    err = one_line_error(capsys, cli, _reward_args(dit_run, store, "model.grid=-1", f"out={tmp_path / 'g'}"))
+    assert "bad reward model config" in err
+    assert not (tmp_path / "w").exists() and not (tmp_path / "l").exists() and not (tmp_path / "g").exists()
     assert not (tmp_path / "w").exists() and not (tmp_path / "o").exists()  # nothing written on refusal
 
 

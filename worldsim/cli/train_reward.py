@@ -42,6 +42,8 @@ def main(raw) -> int:
     for name in ("reward_fraction", "term_fraction"):
         if not 0.0 <= getattr(cfg, name) < 1.0:
             raise InputError(f"{name} must be in [0, 1), got {getattr(cfg, name)}")
+    if cfg.reward_loss not in ("huber", "l1"):
+        raise InputError(f"reward_loss must be huber or l1, got {cfg.reward_loss!r}")
     if cfg.reward_fraction + cfg.term_fraction >= 1.0:
         raise InputError("reward_fraction + term_fraction must stay below 1 (the rest are ordinary transitions)")
     result = train_reward(cfg)

@@ -41,6 +41,7 @@ class RewardConfig:
     hidden: int = 128  # MLP width (action embedding and head)
     state: int = 64  # GRU state carried along an episode (0: each transition alone, as before 2026-12-02)
     symlog: bool = True  # the head predicts symlog(reward / reward_scale) (False: reward / reward_scale)
+    grid: int = 0  # > 0: also where things are: the conv map average-pooled to grid x grid, flattened, embedded
 
 
 def _conv(cin: int, cout: int, stride: int) -> nn.Sequential:
@@ -61,7 +62,7 @@ class RewardModel(nn.Module):
     def __init__(self, cfg: RewardConfig) -> None:
         super().__init__()
         if (cfg.latent_channels < 1 or cfg.action_dim < 0 or cfg.width < 1 or cfg.depth < 1 or cfg.hidden < 1
-                or cfg.state < 0):
+                or cfg.state < 0 or cfg.grid < 0):
             raise InputError(f"bad reward model config {asdict(cfg)}")
         self.cfg = cfg
         self.meta: dict[str, Any] = {}  # the checkpoint's meta.json once loaded (load_reward)
@@ -69,7 +70,12 @@ class RewardModel(nn.Module):
         convs += [_conv(cfg.width, cfg.width, 2) for _ in range(cfg.depth - 1)]
         self.convs = nn.Sequential(*convs)
         self.action = nn.Sequential(nn.Linear(max(cfg.action_dim, 1), cfg.hidden), nn.SiLU())
-        features = 2 * cfg.width + cfg.hidden
+        # mean and max pooling say what the transition shows, not where: the grid embedding keeps where (a goal
+        # left of the view's centre is ahead after a left turn)
+        self.grid = (nn.Sequential(nn.AdaptiveAvgPool2d(cfg.grid), nn.Flatten(),
+                                   nn.Linear(cfg.width * cfg.grid * cfg.grid, cfg.hidden), nn.SiLU())
+                     if cfg.grid else None)
+        features = 2 * cfg.width + cfg.hidden + (cfg.hidden if cfg.grid else 0)
         # input: this transition's features and the last reward (/ scale); the head reads the features and the state
         self.cell = nn.GRUCell(features + 1, cfg.state) if cfg.state else None
         self.head = nn.Sequential(nn.Linear(features + cfg.state, cfg.hidden), nn.SiLU(),
@@ -121,7 +127,8 @@ class RewardModel(nn.Module):
         f = self.convs(x)  # (B, width, h', w')
         pooled = torch.cat([f.mean(dim=(2, 3)), f.amax(dim=(2, 3))], dim=1)  # (B, 2 width)
         a = action.float() if self.cfg.action_dim else action.new_zeros(len(action), 1).float()
-        return torch.cat([pooled, self.action(a)], dim=1)
+        parts = [pooled, self.action(a)] + ([self.grid(f)] if self.grid is not None else [])
+        return torch.cat(parts, dim=1)
 
     def recur(self, features: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One step of the state along a sequence: `forward` after `features`."""

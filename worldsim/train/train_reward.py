@@ -57,6 +57,8 @@ class TrainRewardConfig:
     term_fraction: float = 0.2  # least share drawn from terminated transitions (when any)
     pos_weight: float = 1.0  # BCE weight of terminated transitions, on top of the oversampling
     term_weight: float = 1.0  # termination loss relative to the reward loss
+    reward_loss: str = "huber"  # on the net's units: "huber" (the mean where unsure) or "l1" (the median: 0 where
+                                # the sign is a coin flip, what the held-out MAE rewards)
     val_store: str | None = None  # held-out store; default: the last `val_episodes` episodes of each store
     val_episodes: int = 1
     seed: int = 0
@@ -257,7 +259,8 @@ def fit(model: RewardModel, data: Transitions, cfg: TrainRewardConfig, device: t
         pred, logit = unroll(model, data, idx, given)
         reward, term = data.rewards[idx], data.terminated[idx].float()
         w = valid.float() / valid.sum()
-        reward_loss = (F.smooth_l1_loss(pred, model.unit(reward), reduction="none") * w).sum()
+        per = (F.l1_loss if cfg.reward_loss == "l1" else F.smooth_l1_loss)(pred, model.unit(reward), reduction="none")
+        reward_loss = (per * w).sum()
         raw = logit - model.term_logit_offset  # the logit under the batches' own termination rate
         term_loss = (F.binary_cross_entropy_with_logits(raw, term, pos_weight=pos_weight, reduction="none")
                      * w).sum()
@@ -280,21 +283,33 @@ def _ratio(a: int, b: int) -> float | None:
 
 
 @torch.no_grad()
-def evaluate(model: RewardModel, data: Transitions, device: torch.device, given: int = 4) -> dict[str, Any]:
-    """Held-out scores of the model run along each episode as DreamEnv runs it (`unroll`: the first `given`
-    transitions carry their recorded rewards, the rest the model's own; those first ones are not scored): reward MAE
-    (and of always predicting 0), MAE on the non-zero rewards, precision / recall of "reward != 0", termination
-    precision / recall / F1. A ratio whose denominator is 0 (e.g. recall without any terminated transition) is
-    None."""
+def run_episodes(model: RewardModel, data: Transitions, device: torch.device, given: int = 4
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Every episode of `data` run from its start as DreamEnv runs it (`unroll`: the first `given` transitions carry
+    their recorded rewards, the rest the model's own). Returns, one row per episode in the order of `data`, the
+    transitions idx (E, L) (padded with the episode's last), which are scored (E, L) bool (inside the episode and
+    not given), the rewards in the net's units and the termination logits (E, L) each, on the CPU."""
     data = data.to(device)
     first, last = data.runs()
     starts = torch.unique(first)
     lengths = last[starts] - starts + 1
     idx = torch.minimum(starts[:, None] + torch.arange(int(lengths.max()))[None], last[starts][:, None])
     scored = (torch.arange(idx.shape[1])[None] < lengths[:, None]) & (torch.arange(idx.shape[1])[None] >= given)
-    reward, logit = unroll(model, data, idx.to(device), torch.full((len(starts),), given))
-    r_hat, t_hat = model.snap(model.reward(reward)).cpu()[scored], (torch.sigmoid(logit) > 0.5).cpu()[scored]
-    r, t = data.rewards.cpu()[idx][scored], data.terminated.cpu()[idx][scored]
+    with torch.no_grad():
+        reward, logit = unroll(model, data, idx.to(device), torch.full((len(starts),), given))
+    return idx, scored, reward.cpu(), logit.cpu()
+
+
+def evaluate(model: RewardModel, data: Transitions, device: torch.device, given: int = 4) -> dict[str, Any]:
+    """Held-out scores of the model run along each episode as DreamEnv runs it (`run_episodes`; the `given` first
+    transitions are not scored): reward MAE (and of always predicting 0), MAE on the non-zero rewards, precision /
+    recall of "reward != 0", termination precision / recall / F1. A ratio whose denominator is 0 (e.g. recall
+    without any terminated transition) is None."""
+    idx, scored, reward, logit = run_episodes(model, data, device, given)
+    data = data.to(torch.device("cpu"))
+    r_hat = model.snap(model.reward(reward.to(device))).cpu()[scored]
+    t_hat = (torch.sigmoid(logit) > 0.5)[scored]
+    r, t = data.rewards[idx][scored], data.terminated[idx][scored]
     err = (r_hat - r).abs()
     nz, nz_hat = r != 0, r_hat != 0
     tp_r, tp_t = int((nz & nz_hat).sum()), int((t & t_hat).sum())
