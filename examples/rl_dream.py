@@ -75,6 +75,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--dream-steps", type=int, default=None,
                    help="Euler steps per dreamed frame (default: the checkpoint's; 1 for one trained at pure noise)")
     p.add_argument("--precision", default="bf16", choices=["fp32", "bf16"], help="dream autocast (default bf16)")
+    p.add_argument("--render", default="carry", choices=["carry", "latent"],
+                   help="how dreamed frames become the agent's pixels: pixel carry (DreamEnv's default) or the "
+                        "latents decoded (docs/world_model.md, 'Pixel carry')")
     p.add_argument("--n-envs", type=int, default=8, help="envs per PPO rollout, dream (one batch) and engine (8)")
     p.add_argument("--n-steps", type=int, default=128, help="PPO rollout steps per env (default 128)")
     p.add_argument("--policy", default="CnnPolicy", choices=["CnnPolicy", "MlpPolicy"],
@@ -178,7 +181,7 @@ def make_dream(args: argparse.Namespace, store: str) -> VecEnv:
 
     venv = DreamVectorEnv.from_checkpoint(args.checkpoint, num_envs=args.n_envs, reward=args.reward, store=store,
                           steps=args.dream_steps, max_episode_steps=args.dream_episode_steps, precision=args.precision,
-                          autoreset_mode="same_step")
+                          autoreset_mode="same_step", render=args.render)
     return DreamVecEnv(venv, action_table(venv.single_action_space, NAVIGATE))
 
 
