@@ -295,11 +295,11 @@ def run_episodes(model: RewardModel, data: Transitions, device: torch.device, gi
     lengths = last[starts] - starts + 1
     idx = torch.minimum(starts[:, None] + torch.arange(int(lengths.max()))[None], last[starts][:, None])
     scored = (torch.arange(idx.shape[1])[None] < lengths[:, None]) & (torch.arange(idx.shape[1])[None] >= given)
-    with torch.no_grad():
-        reward, logit = unroll(model, data, idx.to(device), torch.full((len(starts),), given))
+    reward, logit = unroll(model, data, idx.to(device), torch.full((len(starts),), given))
     return idx, scored, reward.cpu(), logit.cpu()
 
 
+@torch.no_grad()
 def evaluate(model: RewardModel, data: Transitions, device: torch.device, given: int = 4) -> dict[str, Any]:
     """Held-out scores of the model run along each episode as DreamEnv runs it (`run_episodes`; the `given` first
     transitions are not scored): reward MAE (and of always predicting 0), MAE on the non-zero rewards, precision /
