@@ -24,6 +24,7 @@ from worldsim.train.data import StoreSet
 from worldsim.train.train_reward import (
     TrainRewardConfig,
     Transitions,
+    calibrate_snap,
     check_stores,
     collect,
     draw_probabilities,
@@ -263,6 +264,38 @@ def test_the_grid_embedding_sees_where_things_are():
         fit(model, train, cfg, CPU)
         scores[grid] = evaluate(model, held, CPU, given=0)["reward_mae"]
     assert scores[2] < 0.02 < 0.08 < scores[0], scores  # pooled: no better than guessing one sign (MAE 0.1)
+
+
+def _biased(recorded: torch.Tensor, predicted: float) -> tuple[RewardModel, Transitions]:
+    """A stateless model that predicts `predicted` for every transition, and transitions with `recorded` rewards."""
+    n = len(recorded)
+    model = RewardModel(RewardConfig(latent_channels=4, action_dim=1, width=8, depth=2, hidden=16, state=0))
+    nonzero = recorded[recorded != 0].abs()
+    model.reward_scale.fill_(float(nonzero.median()))
+    model.zero_below.fill_(0.5 * float(nonzero.min()))
+    with torch.no_grad():
+        model.head[-1].bias[0] = model.unit(torch.tensor(predicted))
+    data = Transitions(torch.randn(2 * n, 4, 8, 8).half(), torch.arange(n), torch.arange(n, 2 * n), torch.zeros(n, 1),
+                       recorded, torch.zeros(n, dtype=torch.bool))
+    return model.eval(), data
+
+
+def test_the_snap_threshold_is_calibrated_on_the_training_rewards():
+    """A dense reward (non-zero down to float noise) leaves the old floor at ~0: a small bias is then paid on every
+    step. Calibrated, predictions below the MAE-minimising threshold are exactly 0; where they are right, not."""
+    torch.manual_seed(0)
+    cfg = TrainRewardConfig(seq_len=1)
+    mostly_zero = torch.where(torch.rand(2000) < 0.8, 0.0, 0.1)
+    mostly_zero[:5] = 1e-9  # float noise: the floor is 5e-10
+    model, data = _biased(mostly_zero, 0.01)
+    assert float(model.predict(*data.take(torch.arange(4))[:3])[0][0]) == pytest.approx(0.01, rel=1e-4)
+    t = calibrate_snap(model, data, cfg, CPU, typical=0.1)
+    assert 0.01 < t <= 0.05 and float(model.zero_below) == t
+    assert bool((model.predict(*data.take(torch.arange(64))[:3])[0] == 0).all())  # standing still earns 0
+    small = torch.full((2000,), 0.01)
+    small[:5] = 1e-9
+    model, data = _biased(small, 0.01)
+    assert calibrate_snap(model, data, cfg, CPU, typical=0.01) == pytest.approx(5e-10)  # right: kept
 
 
 def test_rare_transitions_are_oversampled():

@@ -154,7 +154,8 @@ class RewardModel(nn.Module):
         return torch.cat([h, reward[:, None].to(h.dtype)], dim=1)
 
     def snap(self, reward: torch.Tensor) -> torch.Tensor:
-        """|reward| < `zero_below` (half the smallest non-zero training reward) -> exactly 0: sparse stays sparse."""
+        """|reward| < `zero_below` -> exactly 0: sparse stays sparse (`zero_below`: at least half the smallest non-zero
+        training reward, raised where that lowers the training MAE, worldsim/train/train_reward.py calibrate_snap)."""
         return torch.where(reward.abs() < self.zero_below, torch.zeros_like(reward), reward)
 
     @torch.no_grad()

@@ -275,7 +275,40 @@ def fit(model: RewardModel, data: Transitions, cfg: TrainRewardConfig, device: t
                                         "transitions_per_s": rate})
             loop.show(f"loss {loss_value:.4f} reward {reward_loss.item():.4f} term {term_loss.item():.4f}")
     model.eval()
+    calibrate_snap(model, data, cfg, device, typical)
     return loss_value
+
+
+# fractions of the typical non-zero |reward| tried as the snap threshold (`calibrate_snap`)
+SNAP_FRACTIONS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
+
+
+@torch.no_grad()
+def calibrate_snap(model: RewardModel, data: Transitions, cfg: TrainRewardConfig, device: torch.device,
+                   typical: float, sequences: int = 512) -> float:
+    """Set `model.zero_below` to the threshold that minimises the reward MAE on `sequences` training sequences
+    drawn uniformly (the data's own mix, not the oversampled batches), run as in training: half the smallest
+    non-zero reward (the floor `fit` set) or a fraction of the typical non-zero |reward| (SNAP_FRACTIONS), the
+    smallest on a tie. A dense shaping reward has non-zero values down to float noise, so the floor snaps nothing,
+    and a prediction that is never exactly 0 pays a little for every step an agent stands still (navigate:
+    docs/world_model.md, "Reward runs (2026-12-03)"); where snapping small predictions costs MAE, the floor stays.
+    Returns the threshold."""
+    floor = float(model.zero_below)
+    first, last = (x.numpy() for x in data.runs())
+    rng = np.random.default_rng([cfg.seed, 1])
+    length = cfg.seq_len if model.cfg.state else 1
+    idx, valid = draw_sequences(rng, np.full(len(data), 1.0 / len(data)), first, last, sequences, length)
+    given = torch.from_numpy(rng.integers(0, cfg.max_given + 1, size=sequences))
+    idx, valid = torch.from_numpy(idx).to(device), torch.from_numpy(valid).to(device)
+    units = torch.cat([unroll(model, data, idx[i : i + 64], given[i : i + 64])[0] for i in range(0, sequences, 64)])
+    raw, recorded = model.reward(units)[valid], data.rewards[idx][valid]
+    best, best_mae = floor, float("inf")
+    for t in sorted({floor, *(f * typical for f in SNAP_FRACTIONS)}):
+        mae = float((torch.where(raw.abs() < t, torch.zeros_like(raw), raw) - recorded).abs().mean())
+        if mae < best_mae - 1e-12:
+            best, best_mae = t, mae
+    model.zero_below.fill_(max(best, floor))
+    return float(model.zero_below)
 
 
 def _ratio(a: int, b: int) -> float | None:
