@@ -35,7 +35,7 @@ def main() -> None:
     from worldsim.model.reward import load_reward
     from worldsim.runtime import autocast
     from worldsim.train.data import StoreSet
-    from worldsim.train.train_reward import collect, evaluate, load_world_vae, run_episodes
+    from worldsim.train.train_reward import collect, load_world_vae, run_episodes, scores
 
     cpu = torch.device("cpu")
     model = load_reward(args.reward)
@@ -54,8 +54,8 @@ def main() -> None:
     breakdowns = []
     for url in args.store:
         data = collect(StoreSet([url], 2, "all"), encode, meta["spec"]["action_scale"], desc=f"encode {url}")
-        m = evaluate(model, data, cpu, args.given)
-        idx, scored, unit, logit = run_episodes(model, data, cpu, args.given)
+        idx, scored, unit, logit = run_episodes(model, data, cpu, args.given)  # once: the scores and the rest
+        m = scores(model, data, args.given, idx, scored, unit, logit)
         p, t = torch.sigmoid(logit)[scored], data.terminated[idx][scored]
         if args.by_policy:
             breakdowns.append((url, by_policy(model, data, idx, scored, unit, policies(url, len(idx)))))

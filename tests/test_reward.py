@@ -332,7 +332,7 @@ def test_bad_inputs_are_one_line_errors(dit_run, store, root, capsys, tmp_path):
     err = one_line_error(capsys, cli, _reward_args(dit_run, store, "reward_fraction=0.9", "term_fraction=0.2"))
     assert "below 1" in err
     err = one_line_error(capsys, cli, _reward_args(dit_run, store, "reward_loss=mse", f"out={tmp_path / 'l'}"))
-    assert "reward_loss must be huber or l1" in err
+    assert "reward_loss must be one of huber, l1" in err
     err = one_line_error(capsys, cli, _reward_args(dit_run, store, "model.grid=-1", f"out={tmp_path / 'g'}"))
     assert "bad reward model config" in err
     for name in ("w", "o", "l", "g"):

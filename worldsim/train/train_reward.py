@@ -37,6 +37,9 @@ from worldsim.runtime import autocast, pick_device
 from worldsim.train.data import StoreSet, batch_rng, verify_stores
 from worldsim.train.loop import Loop, Metrics, Schedule
 
+# the reward loss on the net's units (TrainRewardConfig.reward_loss)
+REWARD_LOSSES = {"huber": F.smooth_l1_loss, "l1": F.l1_loss}
+
 
 @dataclass
 class TrainRewardConfig:
@@ -231,6 +234,8 @@ def draw_sequences(rng: np.random.Generator, p: np.ndarray, first: np.ndarray, l
 def fit(model: RewardModel, data: Transitions, cfg: TrainRewardConfig, device: torch.device,
         metrics: Metrics | None = None, out: Path | None = None) -> float:
     """Train `model` in place for cfg.steps steps; batch s is a pure function of (seed, s). Returns the last loss."""
+    if cfg.reward_loss not in REWARD_LOSSES:
+        raise InputError(f"reward_loss must be one of {', '.join(REWARD_LOSSES)}, got {cfg.reward_loss!r}")
     data = data.to(device)
     nonzero = data.rewards[data.rewards != 0].abs()
     typical = float(nonzero.median()) if len(nonzero) else 1.0
@@ -259,8 +264,7 @@ def fit(model: RewardModel, data: Transitions, cfg: TrainRewardConfig, device: t
         pred, logit = unroll(model, data, idx, given)
         reward, term = data.rewards[idx], data.terminated[idx].float()
         w = valid.float() / valid.sum()
-        per = (F.l1_loss if cfg.reward_loss == "l1" else F.smooth_l1_loss)(pred, model.unit(reward), reduction="none")
-        reward_loss = (per * w).sum()
+        reward_loss = (REWARD_LOSSES[cfg.reward_loss](pred, model.unit(reward), reduction="none") * w).sum()
         raw = logit - model.term_logit_offset  # the logit under the batches' own termination rate
         term_loss = (F.binary_cross_entropy_with_logits(raw, term, pos_weight=pos_weight, reduction="none")
                      * w).sum()
@@ -332,13 +336,19 @@ def run_episodes(model: RewardModel, data: Transitions, device: torch.device, gi
     return idx, scored, reward.cpu(), logit.cpu()
 
 
-@torch.no_grad()
 def evaluate(model: RewardModel, data: Transitions, device: torch.device, given: int = 4) -> dict[str, Any]:
     """Held-out scores of the model run along each episode as DreamEnv runs it (`run_episodes`; the `given` first
-    transitions are not scored): reward MAE (and of always predicting 0), MAE on the non-zero rewards, precision /
-    recall of "reward != 0", termination precision / recall / F1. A ratio whose denominator is 0 (e.g. recall
-    without any terminated transition) is None."""
-    idx, scored, reward, logit = run_episodes(model, data, device, given)
+    transitions are not scored): `scores`."""
+    return scores(model, data, given, *run_episodes(model, data, device, given))
+
+
+@torch.no_grad()
+def scores(model: RewardModel, data: Transitions, given: int, idx: torch.Tensor, scored: torch.Tensor,
+           reward: torch.Tensor, logit: torch.Tensor) -> dict[str, Any]:
+    """Scores of one `run_episodes` result: reward MAE (and of always predicting 0), MAE on the non-zero rewards,
+    precision / recall of "reward != 0", termination precision / recall / F1. A ratio whose denominator is 0 (e.g.
+    recall without any terminated transition) is None."""
+    device = model.reward_scale.device
     data = data.to(torch.device("cpu"))
     r_hat = model.snap(model.reward(reward.to(device))).cpu()[scored]
     t_hat = (torch.sigmoid(logit) > 0.5)[scored]
@@ -394,16 +404,16 @@ def train_reward(cfg: TrainRewardConfig) -> dict[str, Any]:
     model = RewardModel(mcfg).to(device)
     metrics = Metrics(out)
     loss = fit(model, train_data, cfg, device, metrics, out)
-    scores = evaluate(model, val_data, device, cfg.val_given)
-    metrics.log(cfg.steps, {f"val_{k}": v for k, v in scores.items() if v is not None})
+    held = evaluate(model, val_data, device, cfg.val_given)
+    metrics.log(cfg.steps, {f"val_{k}": v for k, v in held.items() if v is not None})
     metrics.close()
     train_counts = {"transitions": len(train_data), "reward_nonzero": int((train_data.rewards != 0).sum()),
                     "terminated": int(train_data.terminated.sum())}
-    info = {"train": asdict(cfg), "metrics": scores, "loss": loss,
+    info = {"train": asdict(cfg), "metrics": held, "loss": loss,
             "train_counts": train_counts, "action_scale": scale, "action_spec": meta.get("action_spec"),
             "height": meta["height"], "width": meta["width"],
             "dit": {"path": str(ck), "digest": C.digest(ck), "step": meta.get("step")},
             "vae": {"digest": meta["vae"]["digest"], "config": meta["vae"]["config"]},
             "stores": [i.as_dict() for i in stores.infos], "val_stores": [i.as_dict() for i in val.infos]}
     saved = save_reward(out, model, cfg.steps, info)
-    return {"metrics": scores, "checkpoint": str(saved), "out": str(out)}
+    return {"metrics": held, "checkpoint": str(saved), "out": str(out)}
