@@ -5,23 +5,87 @@ beside the return the engine recorded. Run it before spending CPU hours on RL in
 
 For each of `--episodes` episodes of a held-out frame store: DreamEnv resets on the episode's first frames
 (`options={"store", "episode", "start": 0}`), then dreams `--horizon` steps under
-  recorded  the episode's own actions (the engine's return over the same steps is the `engine` column),
+  recorded  the episode's own actions,
+  solver    the actions datagen's scripted navigate solver takes in the engine from there (it reads the goal's
+            position: the behaviour an agent should learn, so the dream should pay it the most),
   random    uniformly drawn entries of the NAVIGATE table (worldsim.dream.wrappers),
-  no-op     nothing pressed (the engine pays 0 for standing still in navigate),
+  no-op     nothing pressed,
   forward   always forward;
-and sums the reward model's rewards (a dream ends early when the model says terminated). An agent can only learn in
-the dream what this table separates: if the recorded (goal-seeking or not) actions earn no more than `forward` or
-`random`, and their dream return does not follow the engine's episode by episode (Pearson r across episodes), PPO
-in the dream climbs the reward model's bias, not the task.
+and sums the reward model's rewards (a dream ends early when the model says terminated). The engine plays the
+same streams from the same frame: it is rebuilt from the store's job and the episode's seed, replays the recorded
+actions up to the dream's start (checked: its frame must equal the stored one, else that episode only gets its
+recorded return) and then each stream. Three more rows ask the reward model alone, the world model left out:
+`solver, engine frames` runs it along the engine's own frames of the solver's stream (what it pays there against
+the engine is the reward model's error; the `solver` row adds the world model's), `still, no-op` and `still,
+forward` feed it the reset's last latent, unchanged, as every step's next latent (nothing moved: the engine would
+pay 0); what it pays there is its own bias, whatever the world model dreams.
+
+An agent learns in the dream what this table ranks: if the rows do not rank as the engine's do (say `forward` above
+the recorded goal-seeking actions where the engine has it below), or the dream's return does not follow the
+engine's episode by episode (Pearson r), PPO in the dream climbs the reward model's bias, not the task.
 """
 
 from __future__ import annotations
 
 import argparse
 import platform
+from typing import Any
 
 import numpy as np
 import torch
+
+
+def engine_at(store: str, episode: int, seen: int) -> tuple[Any, np.ndarray, dict, Any] | None:
+    """The engine at the episode's frame seen - 1, with that frame, its info and the store's action spec: rebuilt from
+    the store's job, reset with the episode's seed, driven by the recorded actions up to there. None when that
+    replay does not reproduce the stored frame (an engine that is not deterministic from its seed)."""
+    import zarr
+
+    from datagen.rollout import Job, make_env
+    from store.spaces import unflatten_action
+    from worldsim.eval.metrics import read_episode
+
+    attrs = zarr.open_group(store, mode="r").attrs
+    job = Job(**{k: v for k, v in attrs["job"].items() if k in Job.__dataclass_fields__ and k != "ppo_state"})
+    ep = read_episode(store, episode)
+    env, spec = make_env(job), attrs["action_spec"]
+    obs, info = env.reset(seed=int(ep["seed"]))
+    for t in range(seen - 1):
+        obs, _, _, _, info = env.step(unflatten_action(spec, env.action_space, ep["actions"][t]))
+    if not np.array_equal(obs, ep["frames"][seen - 1]):
+        env.close()
+        return None
+    return env, obs, info, spec
+
+
+def engine_play(store: str, episode: int, seen: int, stream: np.ndarray | None, steps: int = 0
+                ) -> tuple[float, np.ndarray, np.ndarray] | None:
+    """The engine's return over `stream` (flat actions (N, A)) from the episode's frame seen - 1 (`engine_at`), or,
+    with stream None, over `steps` actions of the task's scripted solver (privileged: it reads the goal from the
+    engine), the flat actions played (N, A) and the engine's frames (N + 1, H, W, 3), the first the one before
+    them. None when the replay diverged."""
+    from datagen.policies import make_policy_for
+    from datagen.rollout import flat_action
+    from store.spaces import unflatten_action
+
+    at = engine_at(store, episode, seen)
+    if at is None:
+        return None
+    env, obs, info, spec = at
+    solver = make_policy_for("solver", np.random.default_rng(episode), env, "navigate") if stream is None else None
+    total, played, frames = 0.0, [], [obs]
+    try:
+        for t in range(steps if stream is None else len(stream)):
+            action = solver.act(info) if solver is not None else unflatten_action(spec, env.action_space, stream[t])
+            obs, r, terminated, truncated, info = env.step(action)
+            frames.append(obs)
+            played.append(flat_action(env, action) if solver is not None else stream[t])
+            total += float(r)
+            if terminated or truncated:
+                break
+    finally:
+        env.close()
+    return total, np.stack(played), np.stack(frames)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -31,6 +95,12 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--episodes", type=int, default=16, help="episodes scored, the first N (default 16)")
     ap.add_argument("--horizon", type=int, default=32, help="dreamed steps per episode (default 32)")
     ap.add_argument("--reward", default=None, help="reward model (default: the checkpoint's)")
+    ap.add_argument("--no-engine", action="store_true",
+                    help="skip the engine's replays (only the recorded return, from the store)")
+    ap.add_argument("--frames", default=None, metavar="PNG",
+                    help="write the solver's stream, engine frames above dreamed ones, every 4th step (needs the "
+                         "engine)")
+    ap.add_argument("--show", type=int, default=4, help="episodes in --frames (default 4)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
@@ -38,7 +108,7 @@ def main(argv: list[str] | None = None) -> dict:
         ap.error(f"--episodes and --horizon must be >= 1, got {args.episodes} and {args.horizon}")
     torch.set_num_threads(args.threads)
 
-    from store.spaces import unflatten_action
+    from store.spaces import flatten_action, unflatten_action
     from worldsim import DreamEnv
     from worldsim.dream.wrappers import NAVIGATE, action_table
     from worldsim.eval.metrics import read_episode
@@ -47,42 +117,111 @@ def main(argv: list[str] | None = None) -> dict:
     if env.reward_model is None:
         raise SystemExit(f"{args.checkpoint} has no reward model (worldsim train-reward): nothing to measure")
     table = action_table(env.action_space, NAVIGATE)
+    flat_of = [flatten_action(env.action_spec, env.action_space, a) for a in table]
     rng = np.random.default_rng(args.seed)
-    kinds = ("recorded", "random", "no-op", "forward")
-    dream: dict[str, list[float]] = {k: [] for k in kinds}
-    engine: list[float] = []
+    kinds = ("recorded", "solver", "random", "no-op", "forward")
+    still = ("solver, engine frames", "still, no-op", "still, forward")
+    dream: dict[str, list[float]] = {k: [] for k in kinds + still}
+    engine: dict[str, list[float]] = {k: [] for k in kinds + still[:1]}
+    diverged = 0
+    pictures: list[tuple[str, np.ndarray]] = []  # the solver's stream, engine and dream (--frames)
     for i in range(args.episodes):
         ep = read_episode(args.store, i)
+        seen = min(env.source.context, len(ep["frames"]))  # context frames given: frames[0:seen]
+        steps = min(args.horizon, len(ep["frames"]) - seen)  # actions[t] leads from frame t to t + 1
+        streams = {"recorded": ep["actions"][seen - 1 : seen - 1 + steps],
+                   "random": np.stack([flat_of[int(k)] for k in rng.integers(len(table), size=steps)]),
+                   "no-op": np.stack([flat_of[0]] * steps), "forward": np.stack([flat_of[1]] * steps)}
+        real: dict[str, float] = {"recorded": float(np.sum(ep["rewards"][seen - 1 : seen - 1 + steps]))}
+        if not args.no_engine:
+            solved = engine_play(args.store, i, seen, None, steps)
+            if solved is None:
+                diverged += 1
+            else:
+                real["solver"], streams["solver"], solver_frames = solved
+                real["solver, engine frames"] = real["solver"]
+                for kind in ("random", "no-op", "forward"):
+                    real[kind] = engine_play(args.store, i, seen, streams[kind])[0]
         for kind in kinds:
+            if kind not in streams:
+                dream[kind].append(float("nan"))
+                continue
             env.reset(seed=args.seed + i, options={"store": args.store, "episode": i, "start": 0})
-            seen = min(env.source.context, len(ep["frames"]))  # context frames given: frames[0:seen]
-            steps = min(args.horizon, len(ep["frames"]) - seen)  # actions[t] leads from frame t to t + 1
-            total = 0.0
-            for k in range(steps):
-                if kind == "recorded":
-                    action = unflatten_action(env.action_spec, env.action_space, ep["actions"][seen - 1 + k])
-                elif kind == "random":
-                    action = table[int(rng.integers(len(table)))]
-                else:
-                    action = table[0 if kind == "no-op" else 1]
-                _, r, terminated, _, _ = env.step(action)
+            total, seen_frames = 0.0, [env.core.frames()[0]]
+            for flat in streams[kind]:
+                obs, r, terminated, _, _ = env.step(unflatten_action(env.action_spec, env.action_space, flat))
+                seen_frames.append(obs)
                 total += r
                 if terminated:
                     break
             dream[kind].append(total)
-        engine.append(float(np.sum(ep["rewards"][seen - 1 : seen - 1 + steps])))
-    r = float(np.corrcoef(dream["recorded"], engine)[0, 1]) if np.std(dream["recorded"]) > 0 else float("nan")
+            if kind == "solver" and len(pictures) < 2 * args.show:
+                pictures += [(f"ep {i} engine {real['solver']:+.2f}", solver_frames),
+                             (f"ep {i} dream {total:+.2f}", np.stack(seen_frames))]
+        if "solver" in streams:  # the reward model alone along the engine's own frames: no dreaming
+            env.reset(seed=args.seed + i, options={"store": args.store, "episode": i, "start": 0})
+            z = env.sampler.encode(solver_frames)[0].float()  # (N + 1, C, h, w)
+            scaled = torch.from_numpy(streams["solver"]).to(z.device) / env.core.model.action_scale
+            state, total = env.reward_state, 0.0
+            for t in range(len(scaled)):
+                r, terminated, state = env.reward_model.predict(z[t : t + 1], z[t + 1 : t + 2], scaled[t : t + 1],
+                                                                state)
+                total += float(r[0])
+                if bool(terminated[0]):
+                    break
+            dream["solver, engine frames"].append(total)
+        else:
+            dream["solver, engine frames"].append(float("nan"))
+        for kind in still[1:]:  # the reward model alone, on the reset's last latent, unchanged
+            env.reset(seed=args.seed + i, options={"store": args.store, "episode": i, "start": 0})
+            flat = streams["no-op" if kind == "still, no-op" else "forward"][:1]
+            scaled = torch.from_numpy(flat).to(env.core.last.device) / env.core.model.action_scale
+            z, state, total = env.core.last.float(), env.reward_state, 0.0
+            for _ in range(steps):
+                r, terminated, state = env.reward_model.predict(z, z, scaled, state)
+                total += float(r[0])
+                if bool(terminated[0]):
+                    break
+            dream[kind].append(total)
+        for kind in engine:
+            engine[kind].append(real.get(kind, float("nan")))
+
+    def corr(a: list[float], b: list[float]) -> float:
+        a, b = np.asarray(a), np.asarray(b)
+        ok = ~np.isnan(a) & ~np.isnan(b)
+        return float(np.corrcoef(a[ok], b[ok])[0, 1]) if ok.sum() > 1 and a[ok].std() > 0 and b[ok].std() > 0 \
+            else float("nan")
+
+    def cell(v: list[float]) -> str:
+        v = np.asarray(v)
+        v = v[~np.isnan(v)]
+        return f"{v.mean():+.3f} +- {v.std():.3f}" if len(v) else "-"
+
+    pairs = corr(sum((dream[k] for k in kinds), []), sum((engine[k] for k in kinds), []))
     print(f"{args.checkpoint} on {args.store}: {args.episodes} episodes, {args.horizon} dreamed steps "
           f"({platform.processor() or platform.machine()}, torch {torch.__version__})")
-    print("| actions | dream return (reward model) | engine return (recorded) |")
-    print("|---|---|---|")
-    for kind in kinds:
-        real = f"{np.mean(engine):+.3f} +- {np.std(engine):.3f}" if kind == "recorded" else \
-            ("0 (standing still)" if kind == "no-op" else "-")
-        print(f"| {kind} | {np.mean(dream[kind]):+.3f} +- {np.std(dream[kind]):.3f} | {real} |")
-    print(f"Pearson r (dream vs engine, recorded actions, across episodes): {r:+.2f}")
-    return {"dream": dream, "engine": engine, "r": r}
+    print("| actions | dream return (reward model) | engine return, same actions from the same frame | r across "
+          "episodes |")
+    print("|---|---|---|---|")
+    for kind in kinds + still:
+        real = cell(engine[kind]) if kind in engine else "0 (nothing moved)"
+        print(f"| {kind} | {cell(dream[kind])} | {real} | "
+              f"{f'{corr(dream[kind], engine[kind]):+.2f}' if kind in engine else '-'} |")
+    print(f"Pearson r, dream vs engine, over every (episode, actions) pair: {pairs:+.2f}")
+    if args.frames and pictures:
+        from PIL import Image
 
+        from worldsim.eval.sim_probes import strip
+
+        n = max(len(f) for _, f in pictures)
+        padded = [(label, np.concatenate([f, np.repeat(f[-1:], n - len(f), 0)])) for label, f in pictures]
+        Image.fromarray(strip(padded, [(f"t={t}", t) for t in range(0, n, 4)], scale=2)).save(args.frames)
+        print(f"frames: {args.frames}")
+    if diverged:
+        print(f"{diverged} of {args.episodes} episodes: the engine's replay did not reproduce the stored frame; "
+              "only their recorded return is used")
+    return {"dream": dream, "engine": engine, "r": {k: corr(dream[k], engine[k]) for k in engine}, "r_pairs": pairs,
+            "diverged": diverged}
 
 if __name__ == "__main__":
     main()

@@ -9,6 +9,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import zarr
@@ -22,6 +23,9 @@ from worldsim.model import checkpoint as C
 from worldsim.model.reward import RewardConfig, RewardModel, find_reward, load_reward, save_reward
 from worldsim.train.data import StoreSet
 from worldsim.train.train_reward import (
+    NO_PAUSE,
+    PAUSE_OWN,
+    PAUSE_ZERO,
     TrainRewardConfig,
     Transitions,
     calibrate_snap,
@@ -30,7 +34,9 @@ from worldsim.train.train_reward import (
     draw_probabilities,
     evaluate,
     fit,
+    insert_pauses,
     load_world_vae,
+    still_reward,
 )
 
 CPU = torch.device("cpu")
@@ -226,6 +232,7 @@ def test_the_state_carries_what_earlier_rewards_showed_through_a_dream():
     the episode's sign for 18 more steps; a stateless one cannot beat always guessing one sign (MAE 0.1)."""
     train, held = _hidden_sign(64, 20, 0), _hidden_sign(16, 20, 1)
     assert bool(train.runs()[0][25] == 20) and bool(train.runs()[1][25] == 39)  # runs: one per episode
+    assert still_reward(train) is None  # standing still does not decide the sign: no pauses
     cfg = TrainRewardConfig(steps=400, batch_size=16, seq_len=8, max_given=3, lr=1e-2, warmup=10, log_every=50)
     scores = {}
     for state in (0, 16):
@@ -298,6 +305,72 @@ def test_the_snap_threshold_is_calibrated_on_the_training_rewards():
     assert calibrate_snap(model, data, cfg, CPU, typical=0.01) == pytest.approx(5e-10)  # right: kept
 
 
+def test_pauses_repeat_a_frame_and_shift_the_rest_of_the_sequence():
+    rng = np.random.default_rng(0)
+    idx = np.arange(40).reshape(4, 10) * 100 + np.arange(10)
+    valid = np.ones((4, 10), bool)
+    valid[3, 8:] = False
+    same = insert_pauses(rng, idx, valid, 0.0)
+    assert (same[0] == idx).all() and (same[1] == valid).all() and (same[2] == NO_PAUSE).all()
+    out, ok, pause = insert_pauses(np.random.default_rng(1), idx, valid, 1.0)
+    kinds = set()
+    for b in range(4):
+        at = np.flatnonzero(pause[b])
+        assert 1 <= len(at) <= 5 and (np.diff(at) == 1).all()  # one run of 1..L/2 steps
+        s, k = at[0], len(at)
+        assert (out[b, s : s + k] == idx[b, s]).all()  # the frame before the pause, repeated
+        assert (out[b, :s] == idx[b, :s]).all() and (out[b, s + k :] == idx[b, s : 10 - k]).all()  # shifted on
+        assert (ok[b, s + k :] == valid[b, s : 10 - k]).all()
+        kinds |= set(pause[b, at].tolist())
+    assert kinds == {PAUSE_OWN, PAUSE_ZERO}
+
+
+def _blob_approach(n: int, seed: int) -> Transitions:
+    """Half the transitions show a blob that grows brighter (the goal getting closer: +0.1), half an empty frame
+    that barely changes (0). In this data the blob is never seen standing still: "blob in view" and "blob grew"
+    are the same thing, as the goal in view and getting closer nearly are in navigate's recorded episodes."""
+    g = torch.Generator().manual_seed(seed)
+    prev = 0.1 * torch.randn(n, 4, 8, 8, generator=g)
+    blob = torch.rand(n, generator=g) < 0.5
+    level = 1.0 + 2.0 * torch.rand(n, generator=g)
+    prev[blob, 0, 3:5, 3:5] += level[blob, None, None]
+    nxt = prev + 0.01 * torch.randn(n, 4, 8, 8, generator=g)
+    nxt[blob, 0, 3:5, 3:5] += 1.0
+    rewards = torch.where(blob, 0.1, 0.0)
+    return Transitions(torch.cat([prev, nxt]).half(), torch.arange(n), torch.arange(n, 2 * n),
+                       (torch.rand(n, 1, generator=g) < 0.5).float(), rewards, torch.zeros(n, dtype=torch.bool))
+
+
+def test_pauses_teach_that_an_unchanged_frame_pays_what_standing_still_pays():
+    """Fed a blob frame as its own next frame (a dream that stopped in front of the goal), the model trained on the
+    recorded transitions alone still pays for the blob; trained with pauses it pays what the data's stillest
+    transitions paid (0)."""
+    train, held = _blob_approach(512, 0), _blob_approach(256, 1)
+    assert still_reward(train) == 0.0
+    z = held.take(torch.arange(len(held)))[0][held.rewards > 0]  # blob frames
+    paid = {}
+    for fraction in (0.0, 0.5):
+        cfg = TrainRewardConfig(steps=300, batch_size=32, lr=3e-3, warmup=10, log_every=50, still_fraction=fraction,
+                                seq_len=1)
+        torch.manual_seed(0)
+        model = RewardModel(RewardConfig(latent_channels=4, action_dim=1, width=8, depth=2, hidden=16, state=0))
+        fit(model, train, cfg, CPU)
+        assert evaluate(model, held, CPU, given=0)["reward_mae"] < 0.01  # both learn the recorded rule
+        paid[fraction] = float(model.predict(z, z, torch.zeros(len(z), 1))[0].mean())
+    assert paid[0.0] > 0.03 and paid[0.5] < 0.005, paid
+
+
+def test_without_actions_the_reward_is_read_off_the_latents_alone():
+    torch.manual_seed(0)
+    z0, z1 = torch.randn(4, 4, 8, 8), torch.randn(4, 4, 8, 8)
+    for actions in (True, False):
+        model = RewardModel(RewardConfig(latent_channels=4, action_dim=3, width=8, depth=2, hidden=16,
+                                         actions=actions)).eval()
+        torch.nn.init.normal_(model.head[-1].weight)  # an untrained head outputs 0 whatever it reads
+        a, b = (model(z0, z1, torch.randn(4, 3))[0] for _ in range(2))
+        assert torch.equal(a, b) is not actions
+
+
 def test_rare_transitions_are_oversampled():
     rewards = torch.zeros(1000)
     rewards[:10] = 1.0
@@ -333,6 +406,8 @@ def test_bad_inputs_are_one_line_errors(dit_run, store, root, capsys, tmp_path):
     assert "below 1" in err
     err = one_line_error(capsys, cli, _reward_args(dit_run, store, "reward_loss=mse", f"out={tmp_path / 'l'}"))
     assert "reward_loss must be one of huber, l1" in err
+    err = one_line_error(capsys, cli, _reward_args(dit_run, store, "still_fraction=1.5", f"out={tmp_path / 's'}"))
+    assert "still_fraction must be in [0, 1], got 1.5" in err
     err = one_line_error(capsys, cli, _reward_args(dit_run, store, "model.grid=-1", f"out={tmp_path / 'g'}"))
     assert "bad reward model config" in err
     for name in ("w", "o", "l", "g"):

@@ -30,7 +30,7 @@ from worldsim.errors import InputError
 def main(raw) -> int:
     from worldsim.cli.common_train import ckpt_and_stores, positive
     from worldsim.model.reward import RewardConfig
-    from worldsim.train.train_reward import REWARD_LOSSES, TrainRewardConfig, train_reward
+    from worldsim.train.train_reward import TrainRewardConfig, check_config, train_reward
 
     node = ckpt_and_stores(raw)
     node["model"] = build(RewardConfig, raw.model, "reward model config")
@@ -39,13 +39,7 @@ def main(raw) -> int:
     for name in ("max_given", "val_given"):
         if getattr(cfg, name) < 0:
             raise InputError(f"{name} must be >= 0, got {getattr(cfg, name)}")
-    for name in ("reward_fraction", "term_fraction"):
-        if not 0.0 <= getattr(cfg, name) < 1.0:
-            raise InputError(f"{name} must be in [0, 1), got {getattr(cfg, name)}")
-    if cfg.reward_loss not in REWARD_LOSSES:
-        raise InputError(f"reward_loss must be one of {', '.join(REWARD_LOSSES)}, got {cfg.reward_loss!r}")
-    if cfg.reward_fraction + cfg.term_fraction >= 1.0:
-        raise InputError("reward_fraction + term_fraction must stay below 1 (the rest are ordinary transitions)")
+    check_config(cfg)  # before minutes of encoding
     result = train_reward(cfg)
     print(json.dumps(result))
     return 0

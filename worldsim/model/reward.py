@@ -42,6 +42,8 @@ class RewardConfig:
     state: int = 64  # GRU state carried along an episode (0: each transition alone, as before 2026-12-02)
     symlog: bool = True  # the head predicts symlog(reward / reward_scale) (False: reward / reward_scale)
     grid: int = 0  # > 0: also where things are: the conv map average-pooled to grid x grid, flattened, embedded
+    actions: bool = True  # False: the action is not an input, the reward is read off the latents alone (a dream
+                          # is then paid for what it shows changing, never for the button pressed)
 
 
 def _conv(cin: int, cout: int, stride: int) -> nn.Sequential:
@@ -127,6 +129,8 @@ class RewardModel(nn.Module):
         f = self.convs(x)  # (B, width, h', w')
         pooled = torch.cat([f.mean(dim=(2, 3)), f.amax(dim=(2, 3))], dim=1)  # (B, 2 width)
         a = action.float() if self.cfg.action_dim else action.new_zeros(len(action), 1).float()
+        if not self.cfg.actions:
+            a = torch.zeros_like(a)
         parts = [pooled, self.action(a)] + ([self.grid(f)] if self.grid is not None else [])
         return torch.cat(parts, dim=1)
 

@@ -62,6 +62,8 @@ class TrainRewardConfig:
     term_weight: float = 1.0  # termination loss relative to the reward loss
     reward_loss: str = "huber"  # on the net's units: "huber" (the mean where unsure) or "l1" (the median: 0 where
                                 # the sign is a coin flip, what the held-out MAE rewards)
+    still_fraction: float = 0.5  # share of training sequences in which the agent stands still for a while
+                                 # (`insert_pauses`): unchanged latents pay what standing still pays (0: off)
     val_store: str | None = None  # held-out store; default: the last `val_episodes` episodes of each store
     val_episodes: int = 1
     seed: int = 0
@@ -206,14 +208,20 @@ def draw_probabilities(rewards: torch.Tensor, terminated: torch.Tensor, reward_f
 
 
 # -- training and evaluation -------------------------------------------------------------------------------------
-def unroll(model: RewardModel, data: Transitions, idx: torch.Tensor, given: torch.Tensor
-           ) -> tuple[torch.Tensor, torch.Tensor]:
+def unroll(model: RewardModel, data: Transitions, idx: torch.Tensor, given: torch.Tensor,
+           pause: torch.Tensor | None = None, still: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Run `model` along sequences of transitions idx (B, L) as DreamEnv does: the state starts empty; after step t
     it carries the recorded reward when t < given[b] (a reset's context), else the model's own snapped prediction
-    (detached: a dream has no other). Returns rewards in the net's units (`model.reward` converts them) and
-    termination logits, (B, L) each."""
+    (detached: a dream has no other). pause (B, L) (`insert_pauses`): those steps repeat their frame before, with
+    the zero action for PAUSE_ZERO, and record the reward `still`. Returns rewards in the net's units
+    (`model.reward` converts them) and termination logits, (B, L) each."""
     b, n = idx.shape
     z_prev, z_next, action, recorded, _ = data.take(idx.flatten())
+    if pause is not None:
+        p = pause.flatten().to(z_prev.device)
+        z_next = torch.where((p != NO_PAUSE)[:, None, None, None], z_prev, z_next)
+        action = torch.where((p == PAUSE_ZERO)[:, None], torch.zeros_like(action), action)
+        recorded = torch.where(p != NO_PAUSE, torch.full_like(recorded, still), recorded)
     features = model.features(z_prev, z_next, action).unflatten(0, (b, n))  # the convs: one batch
     units, logits, _ = model.run(features, recorded.view(b, n), given.to(idx.device))
     return units, logits
@@ -231,11 +239,66 @@ def draw_sequences(rng: np.random.Generator, p: np.ndarray, first: np.ndarray, l
     return np.minimum(idx, last[j][:, None]), valid
 
 
+def check_config(cfg: TrainRewardConfig) -> None:
+    """The drawing shares and the loss of a training config; InputError (one line) naming what is wrong."""
+    for name in ("reward_fraction", "term_fraction"):
+        if not 0.0 <= getattr(cfg, name) < 1.0:
+            raise InputError(f"{name} must be in [0, 1), got {getattr(cfg, name)}")
+    if cfg.reward_fraction + cfg.term_fraction >= 1.0:
+        raise InputError("reward_fraction + term_fraction must stay below 1 (the rest are ordinary transitions)")
+    if not 0.0 <= cfg.still_fraction <= 1.0:
+        raise InputError(f"still_fraction must be in [0, 1], got {cfg.still_fraction}")
+    if cfg.reward_loss not in REWARD_LOSSES:
+        raise InputError(f"reward_loss must be one of {', '.join(REWARD_LOSSES)}, got {cfg.reward_loss!r}")
+
+
+# pause steps: none, the frame before repeated under the step's own action, under the zero action (`insert_pauses`)
+NO_PAUSE, PAUSE_OWN, PAUSE_ZERO = 0, 1, 2
+
+
+def insert_pauses(rng: np.random.Generator, idx: np.ndarray, valid: np.ndarray, fraction: float
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """In a `fraction` of the sequences idx (B, L), a pause of 1..L/2 steps at a uniformly drawn place: the frame
+    before that place repeated (z -> z), each pause step under the zero action or the step's own (half each), the
+    rest of the sequence shifted later and cut at L. Returns idx, valid and pause (B, L) (NO_PAUSE / PAUSE_OWN /
+    PAUSE_ZERO); a pause step's idx is the transition it stands before (its z_prev is the repeated frame).
+
+    Why: in recorded data the agent rarely stands still where it matters (navigate: hardly ever with the goal in
+    view), so a reward model can learn "goal in view, pay" instead of "goal got closer, pay", and a dream agent that
+    stops in front of the goal is paid for every step it waits (docs/world_model.md, "Reward runs")."""
+    b, n = idx.shape
+    pause = np.zeros((b, n), np.int8)
+    hit = rng.random(b) < fraction
+    at = rng.integers(0, n, size=b)
+    length = rng.integers(1, max(1, n // 2) + 1, size=b)
+    zero = rng.random((b, n)) < 0.5
+    j = np.arange(n)[None]
+    inside = hit[:, None] & (j >= at[:, None]) & (j < (at + length)[:, None])
+    after = hit[:, None] & (j >= (at + length)[:, None])
+    src = np.where(inside, at[:, None], np.where(after, j - length[:, None], j))
+    idx, valid = np.take_along_axis(idx, src, 1), np.take_along_axis(valid, src, 1)
+    pause[inside] = np.where(zero[inside], PAUSE_ZERO, PAUSE_OWN)
+    return idx, valid, pause
+
+
+def still_reward(data: Transitions, share: float = 0.01, least: int = 32, agree: float = 0.75,
+                 chunk: int = 4096) -> float | None:
+    """What standing still pays in `data`: the median reward of the `share` (at least `least`) of transitions whose
+    latent changed least (mean |z_next - z_prev|), or None where fewer than `agree` of them paid exactly that (the
+    data do not say: a reward that standing still does not decide, e.g. one whose sign depends on what is unseen).
+    Navigate: 0, paid by 83% of its stillest 1%."""
+    change = torch.cat([(data.latents[data.next[i : i + chunk]].float() - data.latents[data.prev[i : i + chunk]]
+                         .float()).abs().mean(dim=(1, 2, 3)) for i in range(0, len(data), chunk)])
+    stillest = torch.argsort(change.cpu())[: min(len(data), max(least, int(share * len(data))))]
+    rewards = data.rewards.cpu()[stillest]
+    median = rewards.median()
+    return float(median) if float((rewards == median).float().mean()) >= agree else None
+
+
 def fit(model: RewardModel, data: Transitions, cfg: TrainRewardConfig, device: torch.device,
         metrics: Metrics | None = None, out: Path | None = None) -> float:
     """Train `model` in place for cfg.steps steps; batch s is a pure function of (seed, s). Returns the last loss."""
-    if cfg.reward_loss not in REWARD_LOSSES:
-        raise InputError(f"reward_loss must be one of {', '.join(REWARD_LOSSES)}, got {cfg.reward_loss!r}")
+    check_config(cfg)
     data = data.to(device)
     nonzero = data.rewards[data.rewards != 0].abs()
     typical = float(nonzero.median()) if len(nonzero) else 1.0
@@ -250,6 +313,9 @@ def fit(model: RewardModel, data: Transitions, cfg: TrainRewardConfig, device: t
     if 0 < real < 1 and 0 < drawn < 1:  # batches see terminations `drawn` of the time, the data `real`
         model.term_logit_offset.fill_(math.log(real / (1 - real)) - math.log(drawn / (1 - drawn))
                                       - math.log(cfg.pos_weight))
+    still = still_reward(data) if cfg.still_fraction > 0 else None
+    if cfg.still_fraction > 0 and still is None:
+        tqdm.write("train-reward: the stillest transitions disagree on what standing still pays; no pauses")
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     pos_weight = torch.tensor(cfg.pos_weight, device=device)
     model.train()
@@ -260,9 +326,16 @@ def fit(model: RewardModel, data: Transitions, cfg: TrainRewardConfig, device: t
         rng = batch_rng(cfg.seed, step)
         idx, valid = draw_sequences(rng, p, first, last, cfg.batch_size, length)
         given = torch.from_numpy(rng.integers(0, cfg.max_given + 1, size=cfg.batch_size))
+        pause = None
+        if still is not None:  # drawn only then: batches without pauses are those of before
+            idx, valid, pause_np = insert_pauses(rng, idx, valid, cfg.still_fraction)
+            pause = torch.from_numpy(pause_np).to(device)
         idx, valid = torch.from_numpy(idx).to(device), torch.from_numpy(valid).to(device)
-        pred, logit = unroll(model, data, idx, given)
+        pred, logit = unroll(model, data, idx, given, pause, still or 0.0)
         reward, term = data.rewards[idx], data.terminated[idx].float()
+        if pause is not None:
+            reward = torch.where(pause != NO_PAUSE, torch.full_like(reward, still), reward)
+            term = torch.where(pause != NO_PAUSE, torch.zeros_like(term), term)
         w = valid.float() / valid.sum()
         reward_loss = (REWARD_LOSSES[cfg.reward_loss](pred, model.unit(reward), reduction="none") * w).sum()
         raw = logit - model.term_logit_offset  # the logit under the batches' own termination rate
