@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"{diverged} of {args.episodes} episodes: the engine's replay did not reproduce the stored frame; "
               "only their recorded return is used")
     return {"dream": dream, "engine": engine, "r": {k: corr(dream[k], engine[k]) for k in engine}, "r_pairs": pairs,
-            "diverged": diverged}
+            "diverged": diverged, "context": int(env.source.context)}
 
 if __name__ == "__main__":
     main()

@@ -434,3 +434,37 @@ def test_load_reward_refuses_foreign_and_corrupt_checkpoints(reward_run, dit_run
     with pytest.raises(C.CheckpointError, match="corrupt or truncated") as info:
         load_reward(bad)
     assert "\n" not in str(info.value)
+
+
+def test_dream_reward_benchmark_replays_the_engine_beside_the_dream(reward_run, dit_run, tiny_pipeline, tmp_path,
+                                                                   capsys):
+    """benchmarks/dream_reward.py on the tiny run: the engine rebuilt from the store's job and seeds reproduces the
+    stored frames (no episode diverges) and, under the recorded actions, the stored rewards; every row has numbers;
+    --frames writes the picture."""
+    import importlib.util
+
+    import numpy as np
+
+    from store import read_episode
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "dream_reward.py"
+    spec = importlib.util.spec_from_file_location("dream_reward", script)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    held = str(tiny_pipeline["heldout"])
+    png = tmp_path / "frames.png"
+    res = mod.main(["--checkpoint", str(dit_run), "--store", held, "--episodes", "2", "--horizon", "4",
+                    "--threads", "1", "--frames", str(png)])
+    assert res["diverged"] == 0 and png.is_file()
+    for i in range(2):
+        ep = read_episode(held, i)
+        seen = res["context"]  # the dream starts after the world model's context frames
+        stream = ep["actions"][seen - 1 : seen - 1 + 4]
+        ret, played, frames = mod.engine_play(held, i, seen, stream)
+        assert ret == pytest.approx(float(np.sum(ep["rewards"][seen - 1 : seen - 1 + 4])), abs=1e-6)
+        assert np.array_equal(frames, ep["frames"][seen - 1 : seen + 4])  # the engine's replay is the stored episode
+        assert res["engine"]["recorded"][i] == pytest.approx(ret, abs=1e-6)
+    for kind in ("recorded", "solver", "random", "no-op", "forward", "solver, engine frames", "still, no-op",
+                 "still, forward"):
+        assert len(res["dream"][kind]) == 2 and np.isfinite(res["dream"][kind]).all(), kind
+    assert "| solver, engine frames |" in capsys.readouterr().out
