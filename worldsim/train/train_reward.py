@@ -6,9 +6,11 @@
 Data path: every transition (frames[t], actions[t], frames[t + 1]) inside an episode of the stores -> the world
 model's own VAE encodes each frame once (normalised latents, as the DiT sees them) -> batches of `seq_len`
 consecutive transitions of one episode, drawn so that rare transitions (non-zero reward, terminated) make up at least
-a set share of the transitions -> the model unrolled along each sequence as DreamEnv runs it: its state starts empty,
-the first `given` transitions (drawn per sequence, up to `max_given`) carry their recorded rewards (a reset's
-context), the rest carry the model's own predictions (a dream) -> Huber loss on the reward + BCE on termination.
+a set share of the transitions, and in `still_fraction` of them a pause (a frame repeated, paid what standing
+still pays in the data: `insert_pauses`) -> the model unrolled along each sequence as DreamEnv runs it: its state
+starts empty, the first `given` transitions (drawn per sequence, up to `max_given`) carry their recorded rewards (a
+reset's context), the rest carry the model's own predictions (a dream) -> Huber loss on the reward + BCE on
+termination.
 Held-out scores unroll whole episodes the same way, with the first `val_given` rewards given, and score the rest.
 Everything stays in memory (float16 latents: C x h x w x 2 bytes per frame, 4 KB at 64 px with 8 channels).
 """
