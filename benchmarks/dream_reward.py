@@ -95,6 +95,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--episodes", type=int, default=16, help="episodes scored, the first N (default 16)")
     ap.add_argument("--horizon", type=int, default=32, help="dreamed steps per episode (default 32)")
     ap.add_argument("--reward", default=None, help="reward model (default: the checkpoint's)")
+    ap.add_argument("--dream-steps", type=int, default=None,
+                    help="Euler steps per dreamed frame (default: the checkpoint's, as DreamEnv picks it)")
     ap.add_argument("--no-engine", action="store_true",
                     help="skip the engine's replays (only the recorded return, from the store)")
     ap.add_argument("--frames", default=None, metavar="PNG",
@@ -104,6 +106,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
+    if args.dream_steps is not None and args.dream_steps < 1:
+        ap.error(f"--dream-steps must be >= 1, got {args.dream_steps}")
     if args.episodes < 1 or args.horizon < 1:
         ap.error(f"--episodes and --horizon must be >= 1, got {args.episodes} and {args.horizon}")
     torch.set_num_threads(args.threads)
@@ -113,7 +117,8 @@ def main(argv: list[str] | None = None) -> dict:
     from worldsim.dream.wrappers import NAVIGATE, action_table
     from worldsim.eval.metrics import read_episode
 
-    env = DreamEnv.from_checkpoint(args.checkpoint, reward=args.reward, store=args.store, max_episode_steps=None)
+    env = DreamEnv.from_checkpoint(args.checkpoint, reward=args.reward, store=args.store, max_episode_steps=None,
+                                   **({"steps": args.dream_steps} if args.dream_steps else {}))
     if env.reward_model is None:
         raise SystemExit(f"{args.checkpoint} has no reward model (worldsim train-reward): nothing to measure")
     table = action_table(env.action_space, NAVIGATE)
@@ -198,8 +203,9 @@ def main(argv: list[str] | None = None) -> dict:
         return f"{v.mean():+.3f} +- {v.std():.3f}" if len(v) else "-"
 
     pairs = corr(sum((dream[k] for k in kinds), []), sum((engine[k] for k in kinds), []))
-    print(f"{args.checkpoint} on {args.store}: {args.episodes} episodes, {args.horizon} dreamed steps "
-          f"({platform.processor() or platform.machine()}, torch {torch.__version__})")
+    print(f"{args.checkpoint} on {args.store}: {args.episodes} episodes, {args.horizon} dreamed steps, "
+          f"{env.core.steps} Euler step(s) per frame ({platform.processor() or platform.machine()}, "
+          f"torch {torch.__version__})")
     print("| actions | dream return (reward model) | engine return, same actions from the same frame | r across "
           "episodes |")
     print("|---|---|---|---|")
