@@ -35,57 +35,58 @@ import numpy as np
 import torch
 
 
-def engine_at(store: str, episode: int, seen: int) -> tuple[Any, np.ndarray, dict, Any] | None:
-    """The engine at the episode's frame seen - 1, with that frame, its info and the store's action spec: rebuilt from
-    the store's job, reset with the episode's seed, driven by the recorded actions up to there. None when that
-    replay does not reproduce the stored frame (an engine that is not deterministic from its seed)."""
+def engine_for(store: str) -> tuple[Any, Any]:
+    """The store's engine, rebuilt from its job (one per run: `engine_play` resets it), and its action spec."""
     import zarr
 
     from datagen.rollout import Job, make_env
-    from store.spaces import unflatten_action
-    from worldsim.eval.metrics import read_episode
 
     attrs = zarr.open_group(store, mode="r").attrs
     job = Job(**{k: v for k, v in attrs["job"].items() if k in Job.__dataclass_fields__ and k != "ppo_state"})
-    ep = read_episode(store, episode)
-    env, spec = make_env(job), attrs["action_spec"]
-    obs, info = env.reset(seed=int(ep["seed"]))
-    for t in range(seen - 1):
-        obs, _, _, _, info = env.step(unflatten_action(spec, env.action_space, ep["actions"][t]))
-    if not np.array_equal(obs, ep["frames"][seen - 1]):
-        env.close()
-        return None
-    return env, obs, info, spec
+    return make_env(job), attrs["action_spec"]
 
 
-def engine_play(store: str, episode: int, seen: int, stream: np.ndarray | None, steps: int = 0
+def engine_play(engine: tuple[Any, Any], ep: dict, seen: int, stream: np.ndarray | None, steps: int = 0
                 ) -> tuple[float, np.ndarray, np.ndarray] | None:
-    """The engine's return over `stream` (flat actions (N, A)) from the episode's frame seen - 1 (`engine_at`), or,
-    with stream None, over `steps` actions of the task's scripted solver (privileged: it reads the goal from the
-    engine), the flat actions played (N, A) and the engine's frames (N + 1, H, W, 3), the first the one before
-    them. None when the replay diverged."""
+    """The engine's return over `stream` (flat actions (N, A)) from episode `ep`'s frame seen - 1, or, with stream
+    None, over `steps` actions of the task's scripted solver (privileged: it reads the goal from the engine), the
+    flat actions played (N, A) and the engine's frames (N + 1, H, W, 3), the first the one before them. The engine
+    (`engine_for`) is reset with the episode's seed and driven by its recorded actions up to that frame; None when
+    that replay does not reproduce the stored frame (an engine that is not deterministic from its seed)."""
     from datagen.policies import make_policy_for
     from datagen.rollout import flat_action
     from store.spaces import unflatten_action
 
-    at = engine_at(store, episode, seen)
-    if at is None:
+    env, spec = engine
+    obs, info = env.reset(seed=int(ep["seed"]))
+    for t in range(seen - 1):
+        obs, _, _, _, info = env.step(unflatten_action(spec, env.action_space, ep["actions"][t]))
+    if not np.array_equal(obs, ep["frames"][seen - 1]):
         return None
-    env, obs, info, spec = at
-    solver = make_policy_for("solver", np.random.default_rng(episode), env, "navigate") if stream is None else None
+    solver = make_policy_for("solver", np.random.default_rng(ep["index"]), env, "navigate") if stream is None else None
     total, played, frames = 0.0, [], [obs]
-    try:
-        for t in range(steps if stream is None else len(stream)):
-            action = solver.act(info) if solver is not None else unflatten_action(spec, env.action_space, stream[t])
-            obs, r, terminated, truncated, info = env.step(action)
-            frames.append(obs)
-            played.append(flat_action(env, action) if solver is not None else stream[t])
-            total += float(r)
-            if terminated or truncated:
-                break
-    finally:
-        env.close()
+    for t in range(steps if stream is None else len(stream)):
+        action = solver.act(info) if solver is not None else unflatten_action(spec, env.action_space, stream[t])
+        obs, r, terminated, truncated, info = env.step(action)
+        frames.append(obs)
+        played.append(flat_action(env, action) if solver is not None else stream[t])
+        total += float(r)
+        if terminated or truncated:
+            break
     return total, np.stack(played), np.stack(frames)
+
+
+def reward_along(env: Any, z: torch.Tensor, flat: np.ndarray) -> float:
+    """The reward model alone (no dreaming) along latents z (N + 1, C, h, w) under flat actions (N, A), from the
+    state DreamEnv's last reset warmed: the sum of its rewards, up to the first step it says terminated."""
+    scaled = torch.from_numpy(flat).to(z.device) / env.core.model.action_scale
+    state, total = env.reward_state, 0.0
+    for t in range(len(scaled)):
+        r, terminated, state = env.reward_model.predict(z[t : t + 1], z[t + 1 : t + 2], scaled[t : t + 1], state)
+        total += float(r[0])
+        if bool(terminated[0]):
+            break
+    return total
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -129,6 +130,7 @@ def main(argv: list[str] | None = None) -> dict:
     dream: dict[str, list[float]] = {k: [] for k in kinds + still}
     engine: dict[str, list[float]] = {k: [] for k in kinds + still[:1]}
     diverged = 0
+    engine_env = None if args.no_engine else engine_for(args.store)
     pictures: list[tuple[str, np.ndarray]] = []  # the solver's stream, engine and dream (--frames)
     for i in range(args.episodes):
         ep = read_episode(args.store, i)
@@ -138,15 +140,15 @@ def main(argv: list[str] | None = None) -> dict:
                    "random": np.stack([flat_of[int(k)] for k in rng.integers(len(table), size=steps)]),
                    "no-op": np.stack([flat_of[0]] * steps), "forward": np.stack([flat_of[1]] * steps)}
         real: dict[str, float] = {"recorded": float(np.sum(ep["rewards"][seen - 1 : seen - 1 + steps]))}
-        if not args.no_engine:
-            solved = engine_play(args.store, i, seen, None, steps)
+        if engine_env is not None:
+            solved = engine_play(engine_env, ep, seen, None, steps)
             if solved is None:
                 diverged += 1
             else:
                 real["solver"], streams["solver"], solver_frames = solved
                 real["solver, engine frames"] = real["solver"]
                 for kind in ("random", "no-op", "forward"):
-                    real[kind] = engine_play(args.store, i, seen, streams[kind])[0]
+                    real[kind] = engine_play(engine_env, ep, seen, streams[kind])[0]
         for kind in kinds:
             if kind not in streams:
                 dream[kind].append(float("nan"))
@@ -166,28 +168,13 @@ def main(argv: list[str] | None = None) -> dict:
         if "solver" in streams:  # the reward model alone along the engine's own frames: no dreaming
             env.reset(seed=args.seed + i, options={"store": args.store, "episode": i, "start": 0})
             z = env.sampler.encode(solver_frames)[0].float()  # (N + 1, C, h, w)
-            scaled = torch.from_numpy(streams["solver"]).to(z.device) / env.core.model.action_scale
-            state, total = env.reward_state, 0.0
-            for t in range(len(scaled)):
-                r, terminated, state = env.reward_model.predict(z[t : t + 1], z[t + 1 : t + 2], scaled[t : t + 1],
-                                                                state)
-                total += float(r[0])
-                if bool(terminated[0]):
-                    break
-            dream["solver, engine frames"].append(total)
+            dream["solver, engine frames"].append(reward_along(env, z, streams["solver"]))
         else:
             dream["solver, engine frames"].append(float("nan"))
         for kind in still[1:]:  # the reward model alone, on the reset's last latent, unchanged
             env.reset(seed=args.seed + i, options={"store": args.store, "episode": i, "start": 0})
-            flat = streams["no-op" if kind == "still, no-op" else "forward"][:1]
-            scaled = torch.from_numpy(flat).to(env.core.last.device) / env.core.model.action_scale
-            z, state, total = env.core.last.float(), env.reward_state, 0.0
-            for _ in range(steps):
-                r, terminated, state = env.reward_model.predict(z, z, scaled, state)
-                total += float(r[0])
-                if bool(terminated[0]):
-                    break
-            dream[kind].append(total)
+            z = env.core.last.float().expand(steps + 1, *env.core.last.shape[1:])
+            dream[kind].append(reward_along(env, z, streams["no-op" if kind == "still, no-op" else "forward"]))
         for kind in engine:
             engine[kind].append(real.get(kind, float("nan")))
 
@@ -223,6 +210,8 @@ def main(argv: list[str] | None = None) -> dict:
         padded = [(label, np.concatenate([f, np.repeat(f[-1:], n - len(f), 0)])) for label, f in pictures]
         Image.fromarray(strip(padded, [(f"t={t}", t) for t in range(0, n, 4)], scale=2)).save(args.frames)
         print(f"frames: {args.frames}")
+    if engine_env is not None:
+        engine_env[0].close()
     if diverged:
         print(f"{diverged} of {args.episodes} episodes: the engine's replay did not reproduce the stored frame; "
               "only their recorded return is used")

@@ -456,11 +456,12 @@ def test_dream_reward_benchmark_replays_the_engine_beside_the_dream(reward_run, 
     res = mod.main(["--checkpoint", str(dit_run), "--store", held, "--episodes", "2", "--horizon", "4",
                     "--threads", "1", "--frames", str(png)])
     assert res["diverged"] == 0 and png.is_file()
+    engine = mod.engine_for(held)
     for i in range(2):
         ep = read_episode(held, i)
         seen = res["context"]  # the dream starts after the world model's context frames
         stream = ep["actions"][seen - 1 : seen - 1 + 4]
-        ret, played, frames = mod.engine_play(held, i, seen, stream)
+        ret, played, frames = mod.engine_play(engine, ep, seen, stream)
         assert ret == pytest.approx(float(np.sum(ep["rewards"][seen - 1 : seen - 1 + 4])), abs=1e-6)
         assert np.array_equal(frames, ep["frames"][seen - 1 : seen + 4])  # the engine's replay is the stored episode
         assert res["engine"]["recorded"][i] == pytest.approx(ret, abs=1e-6)

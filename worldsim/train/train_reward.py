@@ -211,19 +211,21 @@ def draw_probabilities(rewards: torch.Tensor, terminated: torch.Tensor, reward_f
 
 # -- training and evaluation -------------------------------------------------------------------------------------
 def unroll(model: RewardModel, data: Transitions, idx: torch.Tensor, given: torch.Tensor,
-           pause: torch.Tensor | None = None, still: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+           pause: torch.Tensor | None = None, rewards: torch.Tensor | None = None
+           ) -> tuple[torch.Tensor, torch.Tensor]:
     """Run `model` along sequences of transitions idx (B, L) as DreamEnv does: the state starts empty; after step t
-    it carries the recorded reward when t < given[b] (a reset's context), else the model's own snapped prediction
-    (detached: a dream has no other). pause (B, L) (`insert_pauses`): those steps repeat their frame before, with
-    the zero action for PAUSE_ZERO, and record the reward `still`. Returns rewards in the net's units
-    (`model.reward` converts them) and termination logits, (B, L) each."""
+    it carries the recorded reward (`rewards` (B, L) if given, else the data's) when t < given[b] (a reset's
+    context), else the model's own snapped prediction (detached: a dream has no other). pause (B, L)
+    (`insert_pauses`): those steps repeat their frame before, with the zero action for PAUSE_ZERO. Returns rewards
+    in the net's units (`model.reward` converts them) and termination logits, (B, L) each."""
     b, n = idx.shape
     z_prev, z_next, action, recorded, _ = data.take(idx.flatten())
+    if rewards is not None:
+        recorded = rewards.flatten()
     if pause is not None:
         p = pause.flatten().to(z_prev.device)
         z_next = torch.where((p != NO_PAUSE)[:, None, None, None], z_prev, z_next)
         action = torch.where((p == PAUSE_ZERO)[:, None], torch.zeros_like(action), action)
-        recorded = torch.where(p != NO_PAUSE, torch.full_like(recorded, still), recorded)
     features = model.features(z_prev, z_next, action).unflatten(0, (b, n))  # the convs: one batch
     units, logits, _ = model.run(features, recorded.view(b, n), given.to(idx.device))
     return units, logits
@@ -333,11 +335,11 @@ def fit(model: RewardModel, data: Transitions, cfg: TrainRewardConfig, device: t
             idx, valid, pause_np = insert_pauses(rng, idx, valid, cfg.still_fraction)
             pause = torch.from_numpy(pause_np).to(device)
         idx, valid = torch.from_numpy(idx).to(device), torch.from_numpy(valid).to(device)
-        pred, logit = unroll(model, data, idx, given, pause, still or 0.0)
         reward, term = data.rewards[idx], data.terminated[idx].float()
-        if pause is not None:
+        if pause is not None:  # a pause pays what standing still pays and does not end the episode
             reward = torch.where(pause != NO_PAUSE, torch.full_like(reward, still), reward)
             term = torch.where(pause != NO_PAUSE, torch.zeros_like(term), term)
+        pred, logit = unroll(model, data, idx, given, pause, reward)
         w = valid.float() / valid.sum()
         reward_loss = (REWARD_LOSSES[cfg.reward_loss](pred, model.unit(reward), reduction="none") * w).sum()
         raw = logit - model.term_logit_offset  # the logit under the batches' own termination rate
