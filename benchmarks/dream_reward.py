@@ -4,7 +4,7 @@ beside the return the engine recorded. Run it before spending CPU hours on RL in
     python benchmarks/dream_reward.py --checkpoint runs/nav-dit --store data/nav-heldout --episodes 16 --horizon 32
 
 For each of `--episodes` episodes of a held-out frame store: DreamEnv resets on the episode's first frames
-(`options={"store", "episode", "start": 0}`), then dreams `--horizon` steps under
+(`options={"store", "episode", "start": 0}`), then dreams the largest `--horizon` steps under
   recorded  the episode's own actions,
   solver    the actions datagen's scripted navigate solver takes in the engine from there (it reads the goal's
             position: the behaviour an agent should learn, so the dream should pay it the most),
@@ -14,15 +14,18 @@ For each of `--episodes` episodes of a held-out frame store: DreamEnv resets on 
 and sums the reward model's rewards (a dream ends early when the model says terminated). The engine plays the
 same streams from the same frame: it is rebuilt from the store's job and the episode's seed, replays the recorded
 actions up to the dream's start (checked: its frame must equal the stored one, else that episode only gets its
-recorded return) and then each stream. Three more rows ask the reward model alone, the world model left out:
-`solver, engine frames` runs it along the engine's own frames of the solver's stream (what it pays there against
-the engine is the reward model's error; the `solver` row adds the world model's), `still, no-op` and `still,
-forward` feed it the reset's last latent, unchanged, as every step's next latent (nothing moved: the engine would
-pay 0); what it pays there is its own bias, whatever the world model dreams.
+recorded return) and then each stream. Three columns per stream: the dream's return, the reward model alone along
+the engine's own frames of the same stream (no dreaming: its gap to the engine is the reward model's error, the
+dream's gap to it the world model's), and the engine's return. Two more rows feed the reward model the reset's
+last latent, unchanged, as every step's next latent (`still, no-op`, `still, forward`: nothing moved, the engine
+would pay 0): what it pays there is its own bias, whatever the world model dreams.
 
 An agent learns in the dream what this table ranks: if the rows do not rank as the engine's do (say `forward` above
 the recorded goal-seeking actions where the engine has it below), or the dream's return does not follow the
-engine's episode by episode (Pearson r), PPO in the dream climbs the reward model's bias, not the task.
+engine's episode by episode (Pearson r), PPO in the dream climbs the reward model's bias, not the task. The line
+under each table is the one margin that decides navigate: what the solver earns over walking straight ahead.
+Several `--horizon` values report the same dreams cut at each (`--horizon 8 16 32`): how long a dreamed episode may
+be before the dream stops paying as the engine does (docs/rl.md).
 """
 
 from __future__ import annotations
@@ -47,12 +50,12 @@ def engine_for(store: str) -> tuple[Any, Any]:
 
 
 def engine_play(engine: tuple[Any, Any], ep: dict, seen: int, stream: np.ndarray | None, steps: int = 0
-                ) -> tuple[float, np.ndarray, np.ndarray] | None:
-    """The engine's return over `stream` (flat actions (N, A)) from episode `ep`'s frame seen - 1, or, with stream
-    None, over `steps` actions of the task's scripted solver (privileged: it reads the goal from the engine), the
-    flat actions played (N, A) and the engine's frames (N + 1, H, W, 3), the first the one before them. The engine
-    (`engine_for`) is reset with the episode's seed and driven by its recorded actions up to that frame; None when
-    that replay does not reproduce the stored frame (an engine that is not deterministic from its seed)."""
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The engine's rewards, step by step, over `stream` (flat actions (N, A)) from episode `ep`'s frame seen - 1,
+    or, with stream None, over `steps` actions of the task's scripted solver (privileged: it reads the goal from the
+    engine), the flat actions played (N, A) and the engine's frames (N + 1, H, W, 3), the first the one before them.
+    The engine (`engine_for`) is reset with the episode's seed and driven by its recorded actions up to that frame;
+    None when that replay does not reproduce the stored frame (an engine that is not deterministic from its seed)."""
     from datagen.policies import make_policy_for
     from datagen.rollout import flat_action
     from store.spaces import unflatten_action
@@ -64,29 +67,29 @@ def engine_play(engine: tuple[Any, Any], ep: dict, seen: int, stream: np.ndarray
     if not np.array_equal(obs, ep["frames"][seen - 1]):
         return None
     solver = make_policy_for("solver", np.random.default_rng(ep["index"]), env, "navigate") if stream is None else None
-    total, played, frames = 0.0, [], [obs]
+    rewards, played, frames = [], [], [obs]
     for t in range(steps if stream is None else len(stream)):
         action = solver.act(info) if solver is not None else unflatten_action(spec, env.action_space, stream[t])
         obs, r, terminated, truncated, info = env.step(action)
         frames.append(obs)
         played.append(flat_action(env, action) if solver is not None else stream[t])
-        total += float(r)
+        rewards.append(float(r))
         if terminated or truncated:
             break
-    return total, np.stack(played), np.stack(frames)
+    return np.asarray(rewards), np.stack(played), np.stack(frames)
 
 
-def reward_along(env: Any, z: torch.Tensor, flat: np.ndarray) -> float:
+def reward_along(env: Any, z: torch.Tensor, flat: np.ndarray) -> np.ndarray:
     """The reward model alone (no dreaming) along latents z (N + 1, C, h, w) under flat actions (N, A), from the
-    state DreamEnv's last reset warmed: the sum of its rewards, up to the first step it says terminated."""
+    state DreamEnv's last reset warmed: its rewards step by step, up to the first step it says terminated."""
     scaled = torch.from_numpy(flat).to(z.device) / env.core.model.action_scale
-    state, total = env.reward_state, 0.0
+    state, out = env.reward_state, []
     for t in range(len(scaled)):
         r, terminated, state = env.reward_model.predict(z[t : t + 1], z[t + 1 : t + 2], scaled[t : t + 1], state)
-        total += float(r[0])
+        out.append(float(r[0]))
         if bool(terminated[0]):
             break
-    return total
+    return np.asarray(out)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -94,7 +97,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--checkpoint", required=True, help="world model run (DreamEnv finds its reward model)")
     ap.add_argument("--store", required=True, help="held-out frame store of the same game (with rewards)")
     ap.add_argument("--episodes", type=int, default=16, help="episodes scored, the first N (default 16)")
-    ap.add_argument("--horizon", type=int, default=32, help="dreamed steps per episode (default 32)")
+    ap.add_argument("--horizon", type=int, nargs="+", default=[32],
+                    help="dreamed steps per episode; several values (8 16 32) report the same dreams cut at each "
+                         "(default 32)")
     ap.add_argument("--reward", default=None, help="reward model (default: the checkpoint's)")
     ap.add_argument("--dream-steps", type=int, default=None,
                     help="Euler steps per dreamed frame (default: the checkpoint's, as DreamEnv picks it)")
@@ -109,8 +114,9 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
     if args.dream_steps is not None and args.dream_steps < 1:
         ap.error(f"--dream-steps must be >= 1, got {args.dream_steps}")
-    if args.episodes < 1 or args.horizon < 1:
+    if args.episodes < 1 or min(args.horizon) < 1:
         ap.error(f"--episodes and --horizon must be >= 1, got {args.episodes} and {args.horizon}")
+    horizons = sorted(set(args.horizon))
     torch.set_num_threads(args.threads)
 
     from store.spaces import flatten_action, unflatten_action
@@ -126,57 +132,62 @@ def main(argv: list[str] | None = None) -> dict:
     flat_of = [flatten_action(env.action_spec, env.action_space, a) for a in table]
     rng = np.random.default_rng(args.seed)
     kinds = ("recorded", "solver", "random", "no-op", "forward")
-    still = ("solver, engine frames", "still, no-op", "still, forward")
-    dream: dict[str, list[float]] = {k: [] for k in kinds + still}
-    engine: dict[str, list[float]] = {k: [] for k in kinds + still[:1]}
+    still = ("still, no-op", "still, forward")
+    # per episode, the rewards step by step (None: not measured): in the dream, from the reward model along the
+    # engine's own frames of the same stream, and from the engine
+    dream: dict[str, list[np.ndarray | None]] = {k: [] for k in kinds + still}
+    along: dict[str, list[np.ndarray | None]] = {k: [] for k in kinds}
+    engine: dict[str, list[np.ndarray | None]] = {k: [] for k in kinds}
     diverged = 0
     engine_env = None if args.no_engine else engine_for(args.store)
     pictures: list[tuple[str, np.ndarray]] = []  # the solver's stream, engine and dream (--frames)
     for i in range(args.episodes):
         ep = read_episode(args.store, i)
         seen = min(env.source.context, len(ep["frames"]))  # context frames given: frames[0:seen]
-        steps = min(args.horizon, len(ep["frames"]) - seen)  # actions[t] leads from frame t to t + 1
+        steps = min(horizons[-1], len(ep["frames"]) - seen)  # actions[t] leads from frame t to t + 1
         streams = {"recorded": ep["actions"][seen - 1 : seen - 1 + steps],
                    "random": np.stack([flat_of[int(k)] for k in rng.integers(len(table), size=steps)]),
                    "no-op": np.stack([flat_of[0]] * steps), "forward": np.stack([flat_of[1]] * steps)}
-        real: dict[str, float] = {"recorded": float(np.sum(ep["rewards"][seen - 1 : seen - 1 + steps]))}
+        real = {"recorded": np.asarray(ep["rewards"][seen - 1 : seen - 1 + steps], np.float64)}
+        real_frames = {"recorded": ep["frames"][seen - 1 : seen + steps]}
         if engine_env is not None:
             solved = engine_play(engine_env, ep, seen, None, steps)
             if solved is None:
                 diverged += 1
             else:
-                real["solver"], streams["solver"], solver_frames = solved
-                real["solver, engine frames"] = real["solver"]
+                real["solver"], streams["solver"], real_frames["solver"] = solved
                 for kind in ("random", "no-op", "forward"):
-                    real[kind] = engine_play(engine_env, ep, seen, streams[kind])[0]
+                    real[kind], _, real_frames[kind] = engine_play(engine_env, ep, seen, streams[kind])
         for kind in kinds:
-            if kind not in streams:
-                dream[kind].append(float("nan"))
+            if kind not in streams:  # the solver, where the engine did not reproduce the start
+                for rows in (dream, along, engine):
+                    rows[kind].append(None)
                 continue
             env.reset(seed=args.seed + i, options={"store": args.store, "episode": i, "start": 0})
-            total, seen_frames = 0.0, [env.core.frames()[0]]
+            rewards, seen_frames = [], [env.core.frames()[0]]
             for flat in streams[kind]:
                 obs, r, terminated, _, _ = env.step(unflatten_action(env.action_spec, env.action_space, flat))
                 seen_frames.append(obs)
-                total += r
+                rewards.append(r)
                 if terminated:
                     break
-            dream[kind].append(total)
+            dream[kind].append(np.asarray(rewards))
             if kind == "solver" and len(pictures) < 2 * args.show:
-                pictures += [(f"ep {i} engine {real['solver']:+.2f}", solver_frames),
-                             (f"ep {i} dream {total:+.2f}", np.stack(seen_frames))]
-        if "solver" in streams:  # the reward model alone along the engine's own frames: no dreaming
+                pictures += [(f"ep {i} engine {real['solver'].sum():+.2f}", real_frames["solver"]),
+                             (f"ep {i} dream {sum(rewards):+.2f}", np.stack(seen_frames))]
+            if kind not in real:  # --no-engine, or a replay that diverged
+                along[kind].append(None)
+                engine[kind].append(None)
+                continue
+            # the reward model alone along the engine's own frames of this stream: no dreaming
             env.reset(seed=args.seed + i, options={"store": args.store, "episode": i, "start": 0})
-            z = env.sampler.encode(solver_frames)[0].float()  # (N + 1, C, h, w)
-            dream["solver, engine frames"].append(reward_along(env, z, streams["solver"]))
-        else:
-            dream["solver, engine frames"].append(float("nan"))
-        for kind in still[1:]:  # the reward model alone, on the reset's last latent, unchanged
+            z = env.sampler.encode(real_frames[kind])[0].float()  # (N + 1, C, h, w)
+            along[kind].append(reward_along(env, z, streams[kind][: len(z) - 1]))
+            engine[kind].append(real[kind])
+        for kind in still:  # the reward model alone, on the reset's last latent, unchanged
             env.reset(seed=args.seed + i, options={"store": args.store, "episode": i, "start": 0})
             z = env.core.last.float().expand(steps + 1, *env.core.last.shape[1:])
             dream[kind].append(reward_along(env, z, streams["no-op" if kind == "still, no-op" else "forward"]))
-        for kind in engine:
-            engine[kind].append(real.get(kind, float("nan")))
 
     def corr(a: list[float], b: list[float]) -> float:
         a, b = np.asarray(a), np.asarray(b)
@@ -189,18 +200,36 @@ def main(argv: list[str] | None = None) -> dict:
         v = v[~np.isnan(v)]
         return f"{v.mean():+.3f} +- {v.std():.3f}" if len(v) else "-"
 
-    pairs = corr(sum((dream[k] for k in kinds), []), sum((engine[k] for k in kinds), []))
-    print(f"{args.checkpoint} on {args.store}: {args.episodes} episodes, {args.horizon} dreamed steps, "
+    def upto(rows: dict[str, list[np.ndarray | None]], h: int) -> dict[str, list[float]]:
+        """Each episode's return over the first h steps (nan where not measured)."""
+        return {k: [float("nan") if v is None else float(np.sum(v[:h])) for v in vs] for k, vs in rows.items()}
+
+    def gap(rows: dict[str, list[float]]) -> float:
+        """Mean over episodes of the solver's return minus walking forward's, where both were measured."""
+        d = np.asarray(rows["solver"]) - np.asarray(rows["forward"])
+        return float(np.mean(d[~np.isnan(d)])) if (~np.isnan(d)).any() else float("nan")
+
+    print(f"{args.checkpoint} on {args.store}: {args.episodes} episodes, {horizons[-1]} dreamed steps, "
           f"{env.core.steps} Euler step(s) per frame ({platform.processor() or platform.machine()}, "
           f"torch {torch.__version__})")
-    print("| actions | dream return (reward model) | engine return, same actions from the same frame | r across "
-          "episodes |")
-    print("|---|---|---|---|")
-    for kind in kinds + still:
-        real = cell(engine[kind]) if kind in engine else "0 (nothing moved)"
-        print(f"| {kind} | {cell(dream[kind])} | {real} | "
-              f"{f'{corr(dream[kind], engine[kind]):+.2f}' if kind in engine else '-'} |")
-    print(f"Pearson r, dream vs engine, over every (episode, actions) pair: {pairs:+.2f}")
+    by_horizon = {}
+    for h in horizons:
+        d, a, e = upto(dream, h), upto(along, h), upto(engine, h)
+        pairs = corr(sum((d[k] for k in kinds), []), sum((e[k] for k in kinds), []))
+        by_horizon[h] = {"dream": d, "engine_frames": a, "engine": e, "r": {k: corr(d[k], e[k]) for k in kinds},
+                         "r_pairs": pairs, "gap": {"dream": gap(d), "engine_frames": gap(a), "engine": gap(e)}}
+        print(f"\nreturns over the first {h} steps, mean +- std over episodes")
+        print("| actions | dream (reward model) | reward model on the engine's frames | engine, same actions from the "
+              "same frame | r, dream vs engine, across episodes |")
+        print("|---|---|---|---|---|")
+        for kind in kinds:
+            print(f"| {kind} | {cell(d[kind])} | {cell(a[kind])} | {cell(e[kind])} | {corr(d[kind], e[kind]):+.2f} |")
+        for kind in still:
+            print(f"| {kind} (nothing moved) | {cell(d[kind])} | - | 0 | - |")
+        g = by_horizon[h]["gap"]
+        print(f"solver minus forward: dream {g['dream']:+.3f}, reward model on the engine's frames "
+              f"{g['engine_frames']:+.3f}, engine {g['engine']:+.3f}; Pearson r, dream vs engine, over every "
+              f"(episode, actions) pair: {pairs:+.2f}")
     if args.frames and pictures:
         from PIL import Image
 
@@ -215,8 +244,9 @@ def main(argv: list[str] | None = None) -> dict:
     if diverged:
         print(f"{diverged} of {args.episodes} episodes: the engine's replay did not reproduce the stored frame; "
               "only their recorded return is used")
-    return {"dream": dream, "engine": engine, "r": {k: corr(dream[k], engine[k]) for k in engine}, "r_pairs": pairs,
-            "diverged": diverged, "context": int(env.source.context)}
+    return {**by_horizon[horizons[-1]], "by_horizon": by_horizon, "diverged": diverged,
+            "context": int(env.source.context)}
+
 
 if __name__ == "__main__":
     main()

@@ -410,8 +410,35 @@ def test_bad_inputs_are_one_line_errors(dit_run, store, root, capsys, tmp_path):
     assert "still_fraction must be in [0, 1], got 1.5" in err
     err = one_line_error(capsys, cli, _reward_args(dit_run, store, "model.grid=-1", f"out={tmp_path / 'g'}"))
     assert "bad reward model config" in err
-    for name in ("w", "o", "l", "g"):
+    err = one_line_error(capsys, cli, _reward_args(dit_run, store, "skip_policies=[Nobody]", f"out={tmp_path / 'p'}"))
+    assert "skip_policies ['Nobody']" in err and "they hold [" in err
+    for name in ("w", "o", "l", "g", "p"):
         assert not (tmp_path / name).exists()  # nothing written on refusal
+
+
+def test_skip_policies_leaves_out_exactly_the_episodes_those_policies_recorded(dit_run, store, tmp_path):
+    """collect(skip_policies=...) drops every transition of the episodes a named policy recorded and no other."""
+    from store import open_store, read_episode, read_texts
+
+    root = open_store(str(store))
+    bucket = next(b for b in root.group_keys() if b.startswith("b_"))
+    names = read_texts(root[bucket], "episode_policy")
+    lengths = [len(read_episode(str(store), i)["frames"]) - 1 for i in range(len(names))]  # transitions per episode
+    stores = StoreSet([str(store)], 2, "all")
+    zeros = lambda px: torch.zeros(len(px), 2, 4, 4)  # noqa: E731  (the frames do not matter here)
+    everything = collect(stores, zeros, [1.0] * stores.action_dim)
+    assert len(everything) == sum(lengths)
+    skip = names[0]
+    kept = collect(stores, zeros, [1.0] * stores.action_dim, skip_policies=[skip])
+    assert len(kept) == sum(n for n, p in zip(lengths, names) if p != skip) < len(everything)
+    assert bool(kept.follows[0]) is False  # the kept episodes still chain only within themselves
+    assert int(kept.follows.sum()) == sum(n - 1 for n, p in zip(lengths, names) if p != skip)
+    # through the CLI: the run records what it left out (and a single name needs no brackets)
+    out = tmp_path / "skipped"
+    assert cli(_reward_args(dit_run, store, f"skip_policies={skip}", "steps=2", f"out={out}")) == 0
+    info = json.loads((C.resolve(out) / "meta.json").read_text())
+    assert info["train"]["skip_policies"] == [skip]
+    assert info["train_counts"]["transitions"] == len(kept)
 
 
 def test_check_stores_names_the_store(dit_run, store):
@@ -453,7 +480,7 @@ def test_dream_reward_benchmark_replays_the_engine_beside_the_dream(reward_run, 
     spec.loader.exec_module(mod)
     held = str(tiny_pipeline["heldout"])
     png = tmp_path / "frames.png"
-    res = mod.main(["--checkpoint", str(dit_run), "--store", held, "--episodes", "2", "--horizon", "4",
+    res = mod.main(["--checkpoint", str(dit_run), "--store", held, "--episodes", "2", "--horizon", "4", "2",
                     "--threads", "1", "--frames", str(png)])
     assert res["diverged"] == 0 and png.is_file()
     engine = mod.engine_for(held)
@@ -461,11 +488,22 @@ def test_dream_reward_benchmark_replays_the_engine_beside_the_dream(reward_run, 
         ep = read_episode(held, i)
         seen = res["context"]  # the dream starts after the world model's context frames
         stream = ep["actions"][seen - 1 : seen - 1 + 4]
-        ret, played, frames = mod.engine_play(engine, ep, seen, stream)
+        rewards, played, frames = mod.engine_play(engine, ep, seen, stream)
+        ret = float(np.sum(rewards))
         assert ret == pytest.approx(float(np.sum(ep["rewards"][seen - 1 : seen - 1 + 4])), abs=1e-6)
         assert np.array_equal(frames, ep["frames"][seen - 1 : seen + 4])  # the engine's replay is the stored episode
         assert res["engine"]["recorded"][i] == pytest.approx(ret, abs=1e-6)
-    for kind in ("recorded", "solver", "random", "no-op", "forward", "solver, engine frames", "still, no-op",
-                 "still, forward"):
+        assert res["by_horizon"][2]["engine"]["recorded"][i] == pytest.approx(
+            float(np.sum(ep["rewards"][seen - 1 : seen + 1])), abs=1e-6)
+    for kind in ("recorded", "solver", "random", "no-op", "forward", "still, no-op", "still, forward"):
         assert len(res["dream"][kind]) == 2 and np.isfinite(res["dream"][kind]).all(), kind
-    assert "| solver, engine frames |" in capsys.readouterr().out
+    for kind in ("recorded", "solver", "random", "no-op", "forward"):
+        assert np.isfinite(res["engine_frames"][kind]).all() and np.isfinite(res["engine"][kind]).all(), kind
+    # a cut is the same dreams' first steps: dreaming 2 steps alone pays what the 4-step dreams paid by step 2
+    alone = mod.main(["--checkpoint", str(dit_run), "--store", held, "--episodes", "2", "--horizon", "2",
+                      "--threads", "1", "--no-engine"])
+    for kind in ("recorded", "no-op", "forward", "still, forward"):
+        assert alone["dream"][kind] == pytest.approx(res["by_horizon"][2]["dream"][kind], abs=1e-6), kind
+    out = capsys.readouterr().out
+    assert "returns over the first 2 steps" in out and "returns over the first 4 steps" in out
+    assert "| solver | " in out and "solver minus forward:" in out

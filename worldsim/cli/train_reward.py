@@ -17,11 +17,14 @@ examples:
   worldsim train-reward ckpt=runs/dit64 store=[data/a,data/b] val_store=data/heldout out=runs/reward64
   worldsim train-reward ckpt=runs/dit64/checkpoints/step_0002500 store=data/voxel64 term_fraction=0.3 device=cpu
   worldsim train-reward ckpt=runs/dit64 store=data/voxel64 model.state=0     # each transition alone (no state)
+  worldsim train-reward ckpt=runs/dit64 store=data/nav skip_policies=[NavigateSolver]   # not the privileged solver
 """
 
 from __future__ import annotations
 
 import json
+
+from omegaconf import ListConfig
 
 from worldsim.cli import build
 from worldsim.errors import InputError
@@ -33,6 +36,8 @@ def main(raw) -> int:
     from worldsim.train.train_reward import TrainRewardConfig, check_config, train_reward
 
     node = ckpt_and_stores(raw)
+    skip = raw.get("skip_policies") or []
+    node["skip_policies"] = [str(v) for v in skip] if isinstance(skip, ListConfig | list | tuple) else [str(skip)]
     node["model"] = build(RewardConfig, raw.model, "reward model config")
     cfg = build(TrainRewardConfig, node, "train-reward config")
     positive(cfg, "steps", "batch_size", "seq_len", "log_every", "encode_batch", "lr", "pos_weight")

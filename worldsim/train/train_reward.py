@@ -66,6 +66,8 @@ class TrainRewardConfig:
                                 # the sign is a coin flip, what the held-out MAE rewards)
     still_fraction: float = 0.5  # share of training sequences in which the agent stands still for a while
                                  # (`insert_pauses`): unchanged latents pay what standing still pays (0: off)
+    skip_policies: list[str] = field(default_factory=list)  # recording policies (as the stores name them, e.g.
+    # NavigateSolver) whose episodes are left out of training (`collect`); the held-out score keeps every episode
     val_store: str | None = None  # held-out store; default: the last `val_episodes` episodes of each store
     val_episodes: int = 1
     seed: int = 0
@@ -144,12 +146,36 @@ def check_stores(stores: StoreSet, meta: dict[str, Any], ckpt: Path) -> None:
                              f"({meta['vae']['digest'][:12]}...); use the frame store")
 
 
+def episode_policies(stores: StoreSet) -> list[dict[str, list[str]]]:
+    """Per store, per resolution bucket: the recording policy of each episode, as the store names it."""
+    from store import open_store, read_texts
+
+    out = []
+    for reader in stores.readers:
+        root = open_store(reader.url)
+        out.append({b: read_texts(root[b], "episode_policy") for b in root.group_keys() if b.startswith("b_")})
+    return out
+
+
 def collect(stores: StoreSet, encode: Callable[[np.ndarray], torch.Tensor], action_scale: list[float],
-            block: int = 256, desc: str = "encode") -> Transitions:
-    """Every transition of `stores` (windows of 2 frames: never across an episode end), each frame encoded once.
+            block: int = 256, desc: str = "encode", skip_policies: list[str] | tuple[str, ...] = ()) -> Transitions:
+    """Every transition of `stores` (windows of 2 frames: never across an episode end), each frame encoded once,
+    but those of episodes recorded by a policy in `skip_policies`.
 
     encode: uint8 frames (n, H, W, 3) or float16 latents (n, C, h, w) of a latent store -> float16 (n, C, h, w).
+
+    Why skip a policy: a privileged scripted policy (navigate's solver reads the goal's position) chooses its actions
+    by what the frames may not show, so in its episodes the action itself says where the reward is (the solver walks
+    straight ahead only towards the goal). A reward model that reads actions learns that pressing forward pays,
+    whatever the frames show, and a dream agent climbs that (docs/world_model.md, "Reward runs", fifth session).
     """
+    names = episode_policies(stores) if skip_policies else []
+    if skip_policies:
+        known = {n for per in names for b in per.values() for n in b}
+        unknown = sorted(set(skip_policies) - known)
+        if unknown:
+            raise InputError(f"skip_policies {unknown}: no episode of the training stores was recorded by "
+                             f"{'it' if len(unknown) == 1 else 'them'}; they hold {sorted(known)}")
     rows: dict[tuple[int, str, int], int] = {}
     pending: list[np.ndarray] = []
     parts: list[torch.Tensor] = []
@@ -173,6 +199,8 @@ def collect(stores: StoreSet, encode: Callable[[np.ndarray], torch.Tensor], acti
     for k, reader in enumerate(stores.readers):
         for i in tqdm(range(len(reader)), desc=desc, unit="transition", delay=1.0):
             w = reader.read(i)  # frames [start, start + 1] of one episode; actions[0] leads from one to the other
+            if names and names[k][w["bucket"]][w["episode"]] in skip_policies:
+                continue
             here = (k, w["bucket"], w["episode"], w["start"])
             follows.append(last is not None and here == (*last[:3], last[3] + 1))
             last = here
@@ -183,7 +211,8 @@ def collect(stores: StoreSet, encode: Callable[[np.ndarray], torch.Tensor], acti
             terms.append(w["terminated"][0])
     flush()
     if not prev:
-        raise StoreError(f"{stores.readers[0].url} holds no transitions (episodes of at least 2 frames)")
+        left = f" once episodes by {list(skip_policies)} are left out" if skip_policies else ""
+        raise StoreError(f"{stores.readers[0].url} holds no transitions (episodes of at least 2 frames){left}")
     scale = torch.tensor(action_scale, dtype=torch.float32)
     return Transitions(torch.cat(parts), torch.tensor(prev), torch.tensor(nxt),
                        torch.from_numpy(np.stack(acts).astype(np.float32)) / scale,
@@ -252,6 +281,9 @@ def check_config(cfg: TrainRewardConfig) -> None:
         raise InputError("reward_fraction + term_fraction must stay below 1 (the rest are ordinary transitions)")
     if not 0.0 <= cfg.still_fraction <= 1.0:
         raise InputError(f"still_fraction must be in [0, 1], got {cfg.still_fraction}")
+    if not all(isinstance(n, str) and n for n in cfg.skip_policies):
+        raise InputError(f"skip_policies must be a list of policy names (e.g. [NavigateSolver]), got "
+                         f"{list(cfg.skip_policies)}")
     if cfg.reward_loss not in REWARD_LOSSES:
         raise InputError(f"reward_loss must be one of {', '.join(REWARD_LOSSES)}, got {cfg.reward_loss!r}")
 
@@ -474,7 +506,7 @@ def train_reward(cfg: TrainRewardConfig) -> dict[str, Any]:
         with autocast(device, cfg.precision):
             return vae.encode(to_model(torch.from_numpy(pixels))[:, None].to(device))[:, 0].float()  # (n, C, h, w)
 
-    train_data = collect(stores, encode, scale, cfg.encode_batch, "encode train")
+    train_data = collect(stores, encode, scale, cfg.encode_batch, "encode train", cfg.skip_policies)
     val_data = collect(val, encode, scale, cfg.encode_batch, "encode held-out")
     torch.manual_seed(cfg.seed)
     mcfg = replace(cfg.model, latent_channels=vae.cfg.latent_channels, action_dim=len(scale))
