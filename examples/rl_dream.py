@@ -32,7 +32,7 @@ recipe (a navigate world model on a CPU, fine-tuned from the voxel recipe's; doc
   worldsim cache-latents store=data/nav vae=runs/recipe/vae out=data/nav_lat     # and data/navs -> data/navs_lat
   worldsim train init=runs/recipe/dit store=[data/nav_lat,data/navs_lat] vae=runs/recipe/vae out=runs/nav-dit \\
       steps=400 frames=14 lr=0.0003 warmup=20      # fine-tuning: the recipe model's design and weights
-  worldsim train-reward ckpt=runs/nav-dit store=data/nav skip_policies=[NavigateSolver] seq_len=64 batch_size=8 \
+  worldsim train-reward ckpt=runs/nav-dit store=data/nav skip_policies=[NavigateSolver] seq_len=64 batch_size=8 \\
       steps=2000                                   # not the solver's episodes: its actions say where the goal is
   for s in 0 1 2; do                               # one process and one torch thread per seed, side by side
     python examples/rl_dream.py --checkpoint runs/nav-dit --steps 50000 --goal-distance 4 10 --sample \\
