@@ -24,20 +24,17 @@ from __future__ import annotations
 
 import json
 
-from omegaconf import ListConfig
-
 from worldsim.cli import build
 from worldsim.errors import InputError
 
 
 def main(raw) -> int:
-    from worldsim.cli.common_train import ckpt_and_stores, positive
+    from worldsim.cli.common_train import as_list, ckpt_and_stores, positive
     from worldsim.model.reward import RewardConfig
     from worldsim.train.train_reward import TrainRewardConfig, check_config, train_reward
 
     node = ckpt_and_stores(raw)
-    skip = raw.get("skip_policies") or []
-    node["skip_policies"] = [str(v) for v in skip] if isinstance(skip, ListConfig | list | tuple) else [str(skip)]
+    node["skip_policies"] = as_list(raw.skip_policies, "skip_policies") if raw.get("skip_policies") else []
     node["model"] = build(RewardConfig, raw.model, "reward model config")
     cfg = build(TrainRewardConfig, node, "train-reward config")
     positive(cfg, "steps", "batch_size", "seq_len", "log_every", "encode_batch", "lr", "pos_weight")

@@ -170,7 +170,7 @@ def collect(stores: StoreSet, encode: Callable[[np.ndarray], torch.Tensor], acti
     whatever the frames show, and a dream agent climbs that (docs/world_model.md, "Reward runs", fifth session).
     """
     names = episode_policies(stores) if skip_policies else []
-    if skip_policies:
+    if names:
         known = {n for per in names for b in per.values() for n in b}
         unknown = sorted(set(skip_policies) - known)
         if unknown:
@@ -198,9 +198,12 @@ def collect(stores: StoreSet, encode: Callable[[np.ndarray], torch.Tensor], acti
     pixels = "latents" if stores.latents else "frames"
     for k, reader in enumerate(stores.readers):
         for i in tqdm(range(len(reader)), desc=desc, unit="transition", delay=1.0):
+            if names:  # decided before reading the window's frames
+                bucket, pos = reader.locate(i)
+                b = reader.buckets[bucket]
+                if names[k][b.name][int(b.episode[pos])] in skip_policies:
+                    continue
             w = reader.read(i)  # frames [start, start + 1] of one episode; actions[0] leads from one to the other
-            if names and names[k][w["bucket"]][w["episode"]] in skip_policies:
-                continue
             here = (k, w["bucket"], w["episode"], w["start"])
             follows.append(last is not None and here == (*last[:3], last[3] + 1))
             last = here
