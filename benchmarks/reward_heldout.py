@@ -90,13 +90,13 @@ def by_policy(model, data, idx: torch.Tensor, scored: torch.Tensor, unit: torch.
 
 def policies(url: str, episodes: int) -> list[str]:
     """The recording policy of each episode of a one-bucket store, in the order `collect` reads them."""
-    from store import open_store, read_texts
+    from worldsim.train.data import StoreSet
+    from worldsim.train.train_reward import episode_policies
 
-    root = open_store(url)
-    buckets = [k for k in root.group_keys() if k.startswith("b_")]
+    buckets = episode_policies(StoreSet([url], 2, "all"))[0]
     if len(buckets) != 1:
         raise SystemExit(f"--by-policy needs a store with one resolution bucket, {url} has {len(buckets)}")
-    names = read_texts(root[buckets[0]], "episode_policy")
+    names = next(iter(buckets.values()))
     if len(names) != episodes:  # an episode of one frame has no transition
         raise SystemExit(f"{url}: {len(names)} episodes but {episodes} with transitions; --by-policy cannot match them")
     return names

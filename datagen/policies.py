@@ -123,6 +123,84 @@ class NavigateSolver(ExplorerPolicy):
         return a
 
 
+GOAL_RGB = (250, 40, 200)  # the navigate goal pillar's emissive colour (envs/voxel/blocks.py, Block.GOAL)
+
+
+def goal_bearing(frame: np.ndarray, fov_y: float, min_pixels: int = 2) -> float | None:
+    """Degrees to turn (camera yaw, positive = right) to face the goal pillar's pixels in `frame` (H, W, 3) uint8,
+    or None when fewer than `min_pixels` of them show. Reads the frame only: the pillar's colour, within a tolerance
+    for fog, and the camera's vertical field of view."""
+    px = frame.astype(np.int16)
+    r, g, b = px[..., 0], px[..., 1], px[..., 2]
+    mask = (r > 170) & (g < 130) & (b > 120) & (r - g > 90)
+    if int(mask.sum()) < min_pixels:
+        return None
+    h, w = mask.shape
+    col = float(np.nonzero(mask)[1].mean()) + 0.5
+    tan_x = math.tan(math.radians(fov_y) / 2.0) * w / h
+    return math.degrees(math.atan((col - w / 2.0) / (w / 2.0) * tan_x))
+
+
+class SeekerPolicy(ExplorerPolicy):
+    """Voxel `navigate` from the frame alone: it scans (turns in place, a full circle) until the goal pillar's colour
+    shows, then steers to keep it centred and walks at it; when the pillar drops out of view it keeps the last
+    bearing for a few steps; when a whole scan shows nothing it explores (ExplorerPolicy) for a while and scans
+    again. Unlike NavigateSolver it never reads the goal's position, so its actions say nothing the frames do not:
+    goal-directed data for a model that must learn navigate from pixels (the solver walks straight only towards a
+    goal it knows is there, on screen or not, so in its episodes "forward" itself is a hint of the reward)."""
+
+    SCAN_RATE = 24.0  # degrees of yaw per scanning step: 15 steps per circle
+    REMEMBER = 6  # steps a lost pillar's bearing is kept
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        super().__init__(rng)
+        self._scan = 360.0  # degrees of scan left (starts by looking around)
+        self._scan_dir = 1.0 if rng.random() < 0.5 else -1.0
+        self._explore_steps = 0
+        self._bearing: float | None = None  # last seen bearing, updated by the turns made since
+        self._since_seen = 0
+
+    def act(self, info: dict[str, Any]) -> dict[str, Any]:
+        raise TypeError("SeekerPolicy acts on the frame: call act_on(frame, info)")
+
+    def act_on(self, obs: np.ndarray, info: dict[str, Any]) -> dict[str, Any]:
+        rng = self.rng
+        base = ExplorerPolicy.act(self, info)  # jumping, wall escapes, pitch drift; its random draws every step
+        seen = goal_bearing(np.asarray(obs), float(info["camera"]["fov_y"]))
+        if seen is not None:
+            self._bearing, self._since_seen = seen, 0
+        elif self._bearing is not None:
+            self._since_seen += 1
+            if self._since_seen > self.REMEMBER:
+                self._bearing = None
+                self._scan, self._scan_dir = 360.0, (1.0 if rng.random() < 0.5 else -1.0)
+        a = noop()
+        a["jump"] = base["jump"]
+        pitch = float(np.clip(5.0 - info["pose"]["pitch"], -4.0, 4.0))
+        if self._bearing is not None:  # walk at the pillar
+            turn = float(np.clip(self._bearing + rng.normal(0.0, 1.0), -15.0, 15.0))
+            if self._escape_steps > 0:  # stuck behind a wall: the explorer's turn away
+                turn = float(base["camera"][1])
+            a["forward"] = int(abs(self._bearing) < 30.0)
+            a["sprint"] = int(a["forward"] and abs(self._bearing) < 10.0 and rng.random() < 0.3)
+            self._bearing -= turn
+        elif self._scan > 0:  # look around, standing
+            turn = self._scan_dir * min(self.SCAN_RATE, self._scan)
+            self._scan -= abs(turn)
+            if self._scan <= 0:
+                self._explore_steps = int(rng.integers(15, 40))
+            a["jump"] = 0
+            self._stuck, self._escape_steps = 0, 0  # standing on purpose is not being stuck
+        else:  # nothing in a whole circle: walk somewhere else, then look again
+            a = base
+            turn, pitch = float(base["camera"][1]), float(base["camera"][0])
+            self._explore_steps -= 1
+            if self._explore_steps <= 0:
+                self._scan, self._scan_dir = 360.0, (1.0 if rng.random() < 0.5 else -1.0)
+        a["camera"] = np.array([pitch, turn], dtype=np.float32)
+        return a
+
+
 class CollectWoodSolver(ExplorerPolicy):
     """Voxel `collect_wood`: explore, and hold attack while the crosshair is on a log."""
 
@@ -264,7 +342,7 @@ class OrbitBackPolicy(PusherPolicy):
         return a
 
 
-POLICIES = ["explorer", "lookback", "mix", "random", "solver"]
+POLICIES = ["explorer", "lookback", "mix", "random", "seeker", "solver"]
 SOLVERS = {"navigate": NavigateSolver, "collect_wood": CollectWoodSolver, "build": BuildSolver,
            "explore": ExplorerPolicy}
 
@@ -289,16 +367,20 @@ GAME_POLICIES = ["mix", "random", "ppo"]  # other games: `mix` is the sticky ran
 
 def make_policy_for(name: str, rng: np.random.Generator, env: Any, task: str) -> Any:
     """A policy for an env: `random`, `explorer` (voxel) / pusher (physics), `solver` (the task's script),
-    `lookback` (voxel: explores and now and then looks away and back, see LookBackPolicy; physics with a camera
-    action: pushes and now and then orbits away and back, OrbitBackPolicy), or `mix` (one of those per episode, drawn
-    from `rng`: voxel 40% explorer, 25% solver, 15% random, 20% lookback; physics 50% pusher, 30% solver, 20% random,
-    and with a camera action 35% pusher, 20% solver, 20% random, 25% lookback)."""
+    `seeker` (voxel navigate from the frame alone: scans for the goal pillar's colour and walks at it, see
+    SeekerPolicy), `lookback` (voxel: explores and now and then looks away and back, see LookBackPolicy; physics
+    with a camera action: pushes and now and then orbits away and back, OrbitBackPolicy), or `mix` (one of those
+    per episode, drawn from `rng`: voxel 40% explorer, 25% solver, 15% random, 20% lookback; physics 50% pusher,
+    30% solver, 20% random, and with a camera action 35% pusher, 20% solver, 20% random, 25% lookback)."""
     if isinstance(env, GameSource):  # another game
         if name not in GAME_POLICIES:
             raise ValueError(f"policy {name!r} drives the worldsim engines; another game's data comes from "
                              f"{GAME_POLICIES} (random / mix: sticky random actions; ppo: trained in the game first)")
         return StickyRandomPolicy(rng, env.action_space)
     physics = not hasattr(env.action_space, "spaces")
+    if physics and name == "seeker":
+        raise ValueError("policy 'seeker' looks for the voxel navigate goal pillar; the physics engine's policies "
+                         "are explorer, lookback, mix, random and solver")
     if name == "mix":
         if physics and env.action_space.shape[0] in (3, 5):
             name = ["explorer", "solver", "random", "lookback"][int(rng.choice(4, p=[0.35, 0.2, 0.2, 0.25]))]
@@ -326,4 +408,6 @@ def make_policy_for(name: str, rng: np.random.Generator, env: Any, task: str) ->
             return SOLVERS.get(task, ExplorerPolicy)(rng)
         if name == "lookback":
             return LookBackPolicy(rng)
+        if name == "seeker":
+            return SeekerPolicy(rng)
     raise ValueError(f"unknown policy {name!r}; choose one of {POLICIES}")

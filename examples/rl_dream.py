@@ -88,8 +88,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--policy", default="CnnPolicy", choices=["CnnPolicy", "MlpPolicy"],
                    help="SB3 policy (CnnPolicy's NatureCNN needs frames >= 36 px; MlpPolicy for tiny smoke runs)")
     p.add_argument("--sample", action="store_true", help="score with sampled actions (default: the argmax)")
-    p.add_argument("--solver", action="store_true", help="also score datagen's scripted navigate solver (it reads "
-                   "the goal position from info: a privileged reference, not a contender)")
+    p.add_argument("--solver", action="store_true", help="also score datagen's scripted navigate policies: the "
+                   "solver (it reads the goal position from info: a privileged reference, not a contender) and the "
+                   "seeker (frames only: scans for the pillar's colour, walks at it)")
     p.add_argument("--skip", nargs="*", default=[], choices=["dream", "engine"], help="agents not to train")
     p.add_argument("--seeds", type=int, nargs="+", default=[0],
                    help="one run of every agent per seed (PPO, the envs, the random agent); the table gives the mean "
@@ -307,12 +308,20 @@ def run_seed(args: argparse.Namespace, seed: int, store: str, size: tuple[int, i
     n = engine.action_space.n
     results["random"] = {"eval": evaluate(lambda obs, info: int(rng.integers(n)), engine, args)}
     print(f"[seed {seed}] [random] engine return {results['random']['eval']['return_mean']:+.3f}", flush=True)
-    if args.solver:  # a reference, not a contender: it reads the goal's position from info, agents see pixels only
-        from datagen.policies import NavigateSolver
+    if args.solver:  # references, not contenders; they play the engine's own (continuous) actions
+        from datagen.policies import NavigateSolver, SeekerPolicy
 
-        solver = NavigateSolver(np.random.default_rng(seed))
+        solver = NavigateSolver(np.random.default_rng(seed))  # reads the goal's position from info
         results["scripted solver (privileged)"] = {"eval": evaluate(lambda obs, info: solver.act(info), engine.env,
                                                                     args)}
+        seek_rng, seeker = np.random.default_rng(seed), []
+
+        def seek(obs: np.ndarray, info: dict[str, Any]) -> dict[str, Any]:  # reads the frame, as the agents do
+            if info["step"] == 0:  # a new episode: a fresh policy (it remembers a bearing and a scan)
+                seeker[:] = [SeekerPolicy(seek_rng)]
+            return seeker[0].act_on(obs, info)
+
+        results["scripted seeker (frames only)"] = {"eval": evaluate(seek, engine.env, args)}
     for name in ("dream", "engine"):
         if name in args.skip:
             continue

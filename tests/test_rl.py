@@ -176,7 +176,8 @@ def test_rl_dream_example_runs_end_to_end(runs, tmp_path):
     with pytest.warns(UserWarning, match="no reward model"):
         res = mod.main(argv)
     assert json.loads(out.read_text())["table"] == res["table"]
-    agents = {"random", "scripted solver (privileged)", "PPO (dream)", "PPO (engine)"}
+    agents = {"random", "scripted solver (privileged)", "scripted seeker (frames only)", "PPO (dream)",
+              "PPO (engine)"}
     assert set(res["summary"]) == agents and set(res["seeds"]) == {"0", "1"}
     assert res["config"]["store"] == runs["store"]  # dreams start from the checkpoint's own store by default
     for name, s in res["summary"].items():

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# docs/rl.md's experiment end to end, from nothing: the reference recipe's world model, navigate stores, the world
+# model fine-tuned on them, a reward model, then PPO in the dream beside PPO in the engine over several seeds.
+#
+#   bash examples/rl_navigate.sh                  # OUT=runs/rlnav; about 2.5 hours on a 2-core machine
+#   OUT=runs/x SEEDS="0 1 2 3" bash examples/rl_navigate.sh
+#   QUICK=1 OUT=/tmp/rlq bash examples/rl_navigate.sh   # every stage at toy size (minutes): checks the plumbing
+#
+# Every stage is skipped when its output is there, and the commands it runs resume themselves, so after an
+# interruption the same command carries on. Stage times on a 2-core machine (docs/rl.md): recipe ~60 min, stores
+# ~8 min, latents ~7 min, fine-tunes ~14 min, reward model ~10 min, RL ~35 min (the seeds side by side, one torch
+# thread each). The table is printed at the end and kept in OUT/rl.json (per seed: OUT/rl_s<seed>.json).
+set -euo pipefail
+
+OUT=${OUT:-runs/rlnav}
+SEEDS=${SEEDS:-"0 1 2"}
+QUICK=${QUICK:-0}
+mkdir -p "$OUT"
+log() { echo "[$(date +%H:%M:%S)] $*"; }
+
+if [ "$QUICK" = 1 ]; then  # toy sizes: every command runs, nothing learns
+    RECIPE="recipe.generate.episodes=4 recipe.generate.steps=32 recipe.heldout.episodes=2 recipe.heldout.steps=32
+            recipe.lookback.episodes=1 recipe.lookback.steps=32 recipe.train_vae.steps=20 recipe.train.steps=10
+            recipe.train.save_every=10 recipe.train_vae.eval_every=10 recipe.train_vae.save_every=10
+            recipe.eval.windows=4 recipe.eval.episodes=2"
+    EP_BIG=4; EP_MID=2; EP_HELD=2; STEPS_BIG=24; STEPS_CLOSE=24
+    FT1=10; FT2=10; REWARD_STEPS=20; RL_STEPS=256; EVAL_EPISODES=2; RL_EXTRA="--n-steps 32 --max-steps 24"
+else
+    RECIPE=""
+    EP_BIG=384; EP_MID=96; EP_HELD=16; STEPS_BIG=160; STEPS_CLOSE=120
+    FT1=400; FT2=240; REWARD_STEPS=2000; RL_STEPS=50000; EVAL_EPISODES=20; RL_EXTRA=""
+fi
+
+# 1. the reference recipe (docs/world_model.md): its VAE and DiT are the starting point
+if [ ! -e "$OUT/recipe/report.json" ]; then
+    log "recipe"
+    # shellcheck disable=SC2086
+    worldsim recipe out="$OUT/recipe" $RECIPE
+fi
+VAE="$OUT/recipe/vae"
+
+# 2. navigate stores: goals 12-32 blocks away (the task's default) and 4-10 (what the agents are scored on);
+#    `mix` episodes (explorer, solver, random, lookback), the privileged solver's, the frame-only seeker's
+gen() {  # name, then generate overrides
+    local name=$1; shift
+    if [ ! -e "$OUT/$name/zarr.json" ] || ! grep -q '"finalized": true' "$OUT/$name/zarr.json"; then
+        log "generate $name"
+        worldsim generate env=voxel task=navigate width=64 height=64 workers=2 out="$OUT/$name" "$@"
+    fi
+}
+CLOSE="+env.kwargs.goal_distance=[4,10]"
+gen nav384 policy=mix episodes=$EP_BIG steps=$STEPS_BIG seed=20000
+gen navsolve policy=solver episodes=$EP_MID steps=200 seed=30000
+gen close_mix "$CLOSE" policy=mix episodes=$EP_MID steps=$STEPS_CLOSE seed=40000
+gen close_solver "$CLOSE" policy=solver episodes=$((EP_MID / 2)) steps=100 seed=41000
+gen close_seek "$CLOSE" policy=seeker episodes=$EP_MID steps=100 seed=41500
+gen close_held "$CLOSE" policy=mix episodes=$EP_HELD steps=$STEPS_CLOSE seed=42000
+
+# 3. latents of the recipe's VAE (training reads them instead of encoding every step)
+for s in nav384 navsolve close_mix close_solver close_seek; do
+    if [ ! -e "$OUT/${s}_lat/zarr.json" ]; then
+        log "cache-latents $s"
+        worldsim cache-latents store="$OUT/$s" vae="$VAE" out="$OUT/${s}_lat"
+    fi
+done
+
+# 4. the world model fine-tuned on navigate, then on close goals (resumes from its last checkpoint)
+log "fine-tune the world model on navigate"
+worldsim train init="$OUT/recipe/dit" store="[$OUT/nav384_lat,$OUT/navsolve_lat]" vae="$VAE" out="$OUT/navdit" \
+    steps=$FT1 frames=14 lr=0.0003 warmup=20 val_episodes=0
+log "fine-tune it on close goals"
+worldsim train init="$OUT/navdit" store="[$OUT/close_mix_lat,$OUT/close_solver_lat,$OUT/navsolve_lat]" vae="$VAE" \
+    out="$OUT/navdit2" steps=$FT2 frames=14 lr=0.0003 warmup=20 val_episodes=0
+
+# 5. the reward model: not on the privileged solver's episodes (its actions say where the goal is); the seeker's
+#    goal-directed episodes read the frame only (docs/world_model.md, "Reward and termination")
+if [ ! -e "$OUT/reward/checkpoints" ]; then
+    log "reward model"
+    worldsim train-reward ckpt="$OUT/navdit2" \
+        store="[$OUT/nav384_lat,$OUT/navsolve_lat,$OUT/close_mix_lat,$OUT/close_solver_lat,$OUT/close_seek_lat]" \
+        skip_policies="[NavigateSolver]" val_store="$OUT/close_held" seq_len=64 batch_size=8 steps=$REWARD_STEPS \
+        out="$OUT/reward"
+fi
+
+# 6. PPO in the dream and in the engine, one process and one torch thread per seed, side by side
+files=(); pids=()
+for s in $SEEDS; do
+    files+=("$OUT/rl_s$s.json")
+    if [ ! -e "$OUT/rl_s$s.json" ]; then
+        log "RL seed $s"
+        # shellcheck disable=SC2086
+        OMP_NUM_THREADS=1 python "$(dirname "$0")/rl_dream.py" --checkpoint "$OUT/navdit2" --reward "$OUT/reward" \
+            --store "$OUT/close_mix" --steps $RL_STEPS --goal-distance 4 10 --dream-episode-steps 8 --sample \
+            --solver --eval-episodes $EVAL_EPISODES --seeds "$s" --out "$OUT/rl_s$s.json" $RL_EXTRA \
+            > "$OUT/rl_s$s.log" 2>&1 &
+        pids+=("$!:$s")
+    fi
+done
+for p in "${pids[@]}"; do
+    wait "${p%%:*}" || { echo "RL seed ${p##*:} failed: see $OUT/rl_s${p##*:}.log" >&2; exit 1; }
+done
+python "$(dirname "$0")/rl_dream.py" --merge "${files[@]}" --out "$OUT/rl.json"
+log "done: $OUT/rl.json"
