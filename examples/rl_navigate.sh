@@ -2,13 +2,13 @@
 # docs/rl.md's experiment end to end, from nothing: the reference recipe's world model, navigate stores, the world
 # model fine-tuned on them, a reward model, then PPO in the dream beside PPO in the engine over several seeds.
 #
-#   bash examples/rl_navigate.sh                  # OUT=runs/rlnav; about 2.5 hours on a 2-core machine
+#   bash examples/rl_navigate.sh                  # OUT=runs/rlnav; the stage times add up to ~2.5 hours on 2 cores
 #   OUT=runs/x SEEDS="0 1 2 3" bash examples/rl_navigate.sh
-#   QUICK=1 OUT=/tmp/rlq bash examples/rl_navigate.sh   # every stage at toy size (minutes): checks the plumbing
+#   QUICK=1 OUT=/tmp/rlq bash examples/rl_navigate.sh   # every stage at toy size (5 minutes): checks the plumbing
 #
 # Every stage is skipped when its output is there, and the commands it runs resume themselves, so after an
 # interruption the same command carries on. Stage times on a 2-core machine (docs/rl.md): recipe ~60 min, stores
-# ~8 min, latents ~7 min, fine-tunes ~14 min, reward model ~10 min, RL ~35 min (the seeds side by side, one torch
+# ~9 min, latents ~8 min, fine-tunes ~14 min, reward model ~10-20 min, RL ~35 min (the seeds side by side, one torch
 # thread each). The table is printed at the end and kept in OUT/rl.json (per seed: OUT/rl_s<seed>.json).
 set -euo pipefail
 
@@ -51,13 +51,14 @@ gen() {  # name, then generate overrides
 CLOSE="+env.kwargs.goal_distance=[4,10]"
 gen nav384 policy=mix episodes=$EP_BIG steps=$STEPS_BIG seed=20000
 gen navsolve policy=solver episodes=$EP_MID steps=200 seed=30000
+gen navseek policy=seeker episodes=$EP_MID steps=200 seed=31000
 gen close_mix "$CLOSE" policy=mix episodes=$EP_MID steps=$STEPS_CLOSE seed=40000
 gen close_solver "$CLOSE" policy=solver episodes=$((EP_MID / 2)) steps=100 seed=41000
 gen close_seek "$CLOSE" policy=seeker episodes=$EP_MID steps=100 seed=41500
 gen close_held "$CLOSE" policy=mix episodes=$EP_HELD steps=$STEPS_CLOSE seed=42000
 
 # 3. latents of the recipe's VAE (training reads them instead of encoding every step)
-for s in nav384 navsolve close_mix close_solver close_seek; do
+for s in nav384 navsolve navseek close_mix close_solver close_seek; do
     if [ ! -e "$OUT/${s}_lat/zarr.json" ]; then
         log "cache-latents $s"
         worldsim cache-latents store="$OUT/$s" vae="$VAE" out="$OUT/${s}_lat"
@@ -72,12 +73,13 @@ log "fine-tune it on close goals"
 worldsim train init="$OUT/navdit" store="[$OUT/close_mix_lat,$OUT/close_solver_lat,$OUT/navsolve_lat]" vae="$VAE" \
     out="$OUT/navdit2" steps=$FT2 frames=14 lr=0.0003 warmup=20 val_episodes=0
 
-# 5. the reward model: not on the privileged solver's episodes (its actions say where the goal is); the seeker's
-#    goal-directed episodes read the frame only (docs/world_model.md, "Reward and termination")
+# 5. the reward model: not on the privileged solver's episodes (its actions say where the goal is: they are left
+#    out of the `mix` stores too); the seeker's goal-directed episodes read the frame only (docs/world_model.md,
+#    "Reward runs (2026-12-03, sixth session)")
 if [ ! -e "$OUT/reward/checkpoints" ]; then
     log "reward model"
     worldsim train-reward ckpt="$OUT/navdit2" \
-        store="[$OUT/nav384_lat,$OUT/navsolve_lat,$OUT/close_mix_lat,$OUT/close_solver_lat,$OUT/close_seek_lat]" \
+        store="[$OUT/nav384_lat,$OUT/navseek_lat,$OUT/close_mix_lat,$OUT/close_seek_lat]" \
         skip_policies="[NavigateSolver]" val_store="$OUT/close_held" seq_len=64 batch_size=8 steps=$REWARD_STEPS \
         out="$OUT/reward"
 fi
