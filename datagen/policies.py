@@ -126,19 +126,18 @@ class NavigateSolver(ExplorerPolicy):
 GOAL_RGB = (250, 40, 200)  # the navigate goal pillar's emissive colour (envs/voxel/blocks.py, Block.GOAL)
 
 
-def goal_bearing(frame: np.ndarray, fov_y: float, min_pixels: int = 2) -> float | None:
+def goal_bearing(frame: np.ndarray, intrinsics: Any, min_pixels: int = 2) -> float | None:
     """Degrees to turn (camera yaw, positive = right) to face the goal pillar's pixels in `frame` (H, W, 3) uint8,
     or None when fewer than `min_pixels` of them show. Reads the frame only: the pillar's colour, within a tolerance
-    for fog, and the camera's vertical field of view."""
+    for fog, and the camera's pixel intrinsics K (3, 3), as the engine's info["camera"]["intrinsics"] gives them."""
     px = frame.astype(np.int16)
     r, g, b = px[..., 0], px[..., 1], px[..., 2]
     mask = (r > 170) & (g < 130) & (b > 120) & (r - g > 90)
     if int(mask.sum()) < min_pixels:
         return None
-    h, w = mask.shape
-    col = float(np.nonzero(mask)[1].mean()) + 0.5
-    tan_x = math.tan(math.radians(fov_y) / 2.0) * w / h
-    return math.degrees(math.atan((col - w / 2.0) / (w / 2.0) * tan_x))
+    k = np.asarray(intrinsics, dtype=np.float64)
+    col = float(np.nonzero(mask)[1].mean()) + 0.5  # pixel centres
+    return math.degrees(math.atan((col - k[0, 2]) / k[0, 0]))
 
 
 class SeekerPolicy(ExplorerPolicy):
@@ -166,7 +165,7 @@ class SeekerPolicy(ExplorerPolicy):
     def act_on(self, obs: np.ndarray, info: dict[str, Any]) -> dict[str, Any]:
         rng = self.rng
         base = ExplorerPolicy.act(self, info)  # jumping, wall escapes, pitch drift; its random draws every step
-        seen = goal_bearing(np.asarray(obs), float(info["camera"]["fov_y"]))
+        seen = goal_bearing(np.asarray(obs), info["camera"]["intrinsics"])
         if seen is not None:
             self._bearing, self._since_seen = seen, 0
         elif self._bearing is not None:

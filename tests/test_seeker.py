@@ -7,6 +7,7 @@ import pytest
 from voxel_helpers import make_voxel
 
 from datagen.policies import GOAL_RGB, SeekerPolicy, goal_bearing, make_policy_for
+from renderers.camera import Camera
 
 
 def _frame_with_blob(col: int, width: int = 64, height: int = 64) -> np.ndarray:
@@ -15,21 +16,25 @@ def _frame_with_blob(col: int, width: int = 64, height: int = 64) -> np.ndarray:
     return frame
 
 
+def _k(width: int = 64, height: int = 64) -> np.ndarray:
+    return Camera(fov_y=70.0, width=width, height=height).intrinsics()
+
+
 def test_goal_bearing_reads_the_pillar_column_off_the_frame():
-    assert goal_bearing(np.full((64, 64, 3), (120, 170, 230), np.uint8), 70.0) is None
-    centre = goal_bearing(_frame_with_blob(31), 70.0)
+    assert goal_bearing(np.full((64, 64, 3), (120, 170, 230), np.uint8), _k()) is None
+    centre = goal_bearing(_frame_with_blob(31), _k())
     assert abs(centre) < 0.1
-    left, right = goal_bearing(_frame_with_blob(2), 70.0), goal_bearing(_frame_with_blob(60), 70.0)
+    left, right = goal_bearing(_frame_with_blob(2), _k()), goal_bearing(_frame_with_blob(60), _k())
     assert -35.0 < left < -30.0 and 30.0 < right < 35.0  # the frame's edges are +-35 degrees of a 70 degree view
     # a wider frame of the same vertical view sees further to the sides
-    assert goal_bearing(_frame_with_blob(126, width=128), 70.0) > 50.0
+    assert goal_bearing(_frame_with_blob(126, width=128), _k(width=128)) > 50.0
     # fogged pillar pixels still count; one stray pixel does not
     fogged = _frame_with_blob(40)
     fogged[28:36, 40:42] = (215, 95, 190)
-    assert goal_bearing(fogged, 70.0) > 0
+    assert goal_bearing(fogged, _k()) > 0
     one = np.full((64, 64, 3), (120, 170, 230), np.uint8)
     one[5, 5] = GOAL_RGB
-    assert goal_bearing(one, 70.0) is None
+    assert goal_bearing(one, _k()) is None
 
 
 def _play(env, seed: int, hide_state: bool, steps: int = 200):
