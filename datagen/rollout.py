@@ -124,6 +124,9 @@ def record_episode(env, job: Job, index: int) -> Episode:
         for key, v in segment_quality(np.stack(frames[a:b]), len(events), d).items():
             quality[key].append(v)
     all_events = [e for ev in step_events for e in ev]
+    task_info = [i.get("task") or {} for i in infos]
+    keys = tuple(task_info[0].get("state_keys") or ())
+    task_state = np.asarray([t["state"] for t in task_info], np.float32).reshape(n, len(keys)) if keys else None
     ep_dense, ep_short = _caption(kind, job, infos, rewards[: n - 1], actions, all_events, seed * 1000 + 999)
     return Episode(
         index=index, seed=seed, frames=np.stack(frames), actions=np.stack(flat).astype(np.float32),
@@ -131,7 +134,7 @@ def record_episode(env, job: Job, index: int) -> Episode:
         segments=bounds, segment_dense=dense, segment_short=short,
         quality={k: np.asarray(v, np.float32) for k, v in quality.items()},
         episode_dense=ep_dense, episode_short=ep_short, events=_jsonable(all_events),
-        policy=type(policy).__name__)
+        policy=type(policy).__name__, task_state=task_state, task_state_keys=keys)
 
 
 def _caption(kind: str, job: Job, infos, rewards, actions, events, seed: int) -> tuple[str, str]:

@@ -94,7 +94,8 @@ def read_episode(root_or_url: zarr.Group | str, index: int) -> dict[str, Any]:
     `action_keys` (its `flat_keys`: the names of the action columns); the per-row arrays `frames` (T, H, W, 3)
     uint8, `actions` (T, A) float32, `rewards`, `terminated`, `truncated`, `is_last` (T,); the per-segment
     `segments` (S, 2) row ranges within the episode, `segment_dense`, `segment_short`, `sample_weight` (S,); and
-    `episode_dense`, `episode_short`, `policy`, `events` (a list of dicts).
+    `episode_dense`, `episode_short`, `policy`, `events` (a list of dicts); where the store records the task's
+    state, `task_state` (T, K) float32 and `task_state_keys`.
     Alignment as everywhere: `actions[t]` is taken after observing `frames[t]`.
 
     Raises:
@@ -121,6 +122,9 @@ def read_episode(root_or_url: zarr.Group | str, index: int) -> dict[str, Any]:
                                "action_keys": list(spec.get("flat_keys", []))}
         for key in DATA_KEYS:
             out[key] = b[f"data/{key}"][start:end]
+        if root.attrs.get("task_state_keys"):  # optional (docs/dataset.md)
+            out["task_state"] = b["data/task_state"][start:end]
+            out["task_state_keys"] = list(root.attrs["task_state_keys"])
         out["segments"] = b["meta/segment_bounds"][s0:s1] - start
         out["sample_weight"] = b["meta/sample_weight"][s0:s1]
         for key in TEXTS_PER_SEGMENT:
@@ -174,7 +178,8 @@ def validate(url: str) -> dict[str, Any]:
     latent = "latents" in attrs
     episodes = frames = 0
     for name in names:
-        episodes_b, frames_b = _validate_bucket(root[name], f"{url}/{name}", name, columns, latent)
+        episodes_b, frames_b = _validate_bucket(root[name], f"{url}/{name}", name, columns, latent,
+                                                len(root.attrs.get("task_state_keys") or ()))
         episodes += episodes_b
         frames += frames_b
     actual = _checked_digest(root, url)
@@ -226,7 +231,8 @@ def _validate_action_spec(spec: Any, url: str) -> int:
     return columns
 
 
-def _validate_bucket(b: zarr.Group, where: str, name: str, columns: int, latent: bool) -> tuple[int, int]:
+def _validate_bucket(b: zarr.Group, where: str, name: str, columns: int, latent: bool,
+                     task_columns: int = 0) -> tuple[int, int]:
     h, w = (int(v) for v in name[2:].split("x"))
     n = None
     pixels = "latents" if latent else "frames"
@@ -243,7 +249,12 @@ def _validate_bucket(b: zarr.Group, where: str, name: str, columns: int, latent:
         raise StoreError(f"{where}/data/frames has frame shape {shape}, expected ({h}, {w}, 3)")
     if latent and len(shape) != 3:
         raise StoreError(f"{where}/data/latents has latent shape {shape}, expected (channels, height, width)")
-    for key in ("actions", "rewards"):
+    if task_columns:  # optional: the task's state per frame, one column per root `task_state_keys` entry
+        arr = _need(b, "data/task_state", where)
+        if arr.dtype != np.float32 or arr.shape != (n, task_columns):
+            raise StoreError(f"{where}/data/task_state is {arr.dtype} {arr.shape}, expected float32 ({n}, "
+                             f"{task_columns}) (one column per task_state_keys entry)")
+    for key in ("actions", "rewards") + (("task_state",) if task_columns else ()):
         values = b[f"data/{key}"][...]
         if not np.all(np.isfinite(values)):
             row = int(np.flatnonzero(~np.isfinite(values.reshape(len(values), -1)).all(axis=1))[0])

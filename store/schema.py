@@ -82,6 +82,8 @@ class Episode:
     episode_short: str
     events: list[dict[str, Any]] = field(default_factory=list)
     policy: str = ""
+    task_state: np.ndarray | None = None  # (T, K) float32: the task's state per frame (data/task_state), if it has one
+    task_state_keys: tuple[str, ...] = ()  # its K column names
 
     @property
     def is_last(self) -> np.ndarray:

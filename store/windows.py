@@ -106,7 +106,9 @@ class WindowReader:
         attrs = dict(root.attrs)
         self.attrs = attrs
         self.pixels = "latents" if "latents" in attrs else "frames"  # what the windows carry
-        self._keys = (self.pixels, *_ROW_KEYS[1:])
+        # the task's state per frame (`data/task_state`) travels with the windows where the store records it
+        self.task_state_keys: list[str] = list(attrs.get("task_state_keys") or [])
+        self._keys = (self.pixels, *_ROW_KEYS[1:]) + (("task_state",) if self.task_state_keys else ())
         self.digest: str = attrs.get("digest", "")
         self.fps = int(attrs.get("fps", 20))
         self.action_spec: dict[str, Any] = attrs.get("action_spec", {})

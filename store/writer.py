@@ -236,6 +236,12 @@ def write_staged_episode(root: zarr.Group, ep: Episode) -> None:
         if key == "frames" and kept:
             continue
         write_array(g, key, ep.is_last if key == "is_last" else getattr(ep, key), STAGING_CODEC)
+    if ep.task_state is not None:
+        if ep.task_state.shape != (len(ep.frames), len(ep.task_state_keys)):
+            raise StoreError(f"episode {ep.index}: task_state has shape {ep.task_state.shape}, expected "
+                             f"({len(ep.frames)}, {len(ep.task_state_keys)}) (one row per frame, one column per key)")
+        write_array(g, "task_state", np.asarray(ep.task_state, np.float32), STAGING_CODEC)
+        g.attrs["task_state_keys"] = list(ep.task_state_keys)
     # per-segment values are a few numbers: attributes cost one small write instead of an array each
     quality = {k: [float(v) for v in np.asarray(ep.quality[k], np.float32)] for k in SEGMENT_QUALITY}
     g.attrs.update({"seed": int(ep.seed), "policy": ep.policy, "segments": ep.segments.astype(int).tolist(),
@@ -284,12 +290,16 @@ def finalize(root: zarr.Group, episodes: int) -> dict[str, Any]:
     missing = [i for i in range(episodes) if i not in staged]
     if missing:
         raise StoreError(f"cannot finalize: episodes {missing[:10]} are not complete")
+    keys = {tuple(staged[i].attrs.get("task_state_keys") or ()) for i in range(episodes)}
+    task_state = len(keys) == 1 and keys != {()}  # kept when every episode has the same task state
+    if task_state:
+        root.attrs["task_state_keys"] = list(keys.pop())
     buckets: dict[tuple[int, int], list[int]] = {}
     for i in range(episodes):
         h, w = staged[i]["frames"].shape[1:3]
         buckets.setdefault((int(h), int(w)), []).append(i)
     for (h, w), idxs in buckets.items():
-        _write_bucket(root.create_group(f"b_{h}x{w}", overwrite=True), [staged[i] for i in idxs], idxs)
+        _write_bucket(root.create_group(f"b_{h}x{w}", overwrite=True), [staged[i] for i in idxs], idxs, task_state)
     stats = compute_stats(root)
     root.attrs.update({"stats": stats, "digest": digest(root), ALL_CHUNKS: True, "finalized": True})  # last, one write
     if "staging" in root:
@@ -297,7 +307,7 @@ def finalize(root: zarr.Group, episodes: int) -> dict[str, Any]:
     return stats
 
 
-def _write_bucket(b: zarr.Group, eps: list[zarr.Group], indices: list[int]) -> None:
+def _write_bucket(b: zarr.Group, eps: list[zarr.Group], indices: list[int], task_state: bool = False) -> None:
     data, meta, text = b.create_group("data"), b.create_group("meta"), b.create_group("text")
     lengths = [e["frames"].shape[0] for e in eps]
     ends = np.cumsum(lengths).astype(np.int64)
@@ -308,6 +318,8 @@ def _write_bucket(b: zarr.Group, eps: list[zarr.Group], indices: list[int]) -> N
         arr = data.create_array(key, shape=(int(ends[-1]), *first.shape[1:]), dtype=dtype, compressors=CODEC,
                                 chunks=(rows, *first.shape[1:]), config=ARRAY_CONFIG)
         write_aligned(arr, (e[key][...] for e in eps), rows)
+    if task_state:
+        write_array(data, "task_state", np.concatenate([e["task_state"][...] for e in eps]).astype(np.float32))
     write_array(meta, "episode_ends", ends)
     write_array(meta, "episode_index", np.array(indices, dtype=np.int64))
     write_array(meta, "episode_seed", np.array([e.attrs["seed"] for e in eps], dtype=np.int64))

@@ -264,3 +264,42 @@ def test_the_lock_of_a_killed_run_is_taken_over(tmp_path):
     (tmp_path / ".s.writer.lock").write_text(json.dumps({"pid": 1, "host": "another-host", "since": 0}))
     with pytest.raises(S.StoreError, match="another-host"):
         run(Job(**VOXEL, episodes=1), str(out), workers=1)
+
+
+def test_navigate_stores_record_where_the_goal_is_and_latents_keep_it(tmp_path):
+    """data/task_state (navigate: the goal's offset along the view's forward and right axes) agrees with the
+    rewards the engine paid (0.05 per block closer, +1 on arrival), faces the solver's goal, and travels into latent
+    stores, windows and read_episode; explore records none."""
+    from store.latents import cache_latents
+    from store.windows import WindowReader
+
+    job = Job(env_id="worldsim/Voxel-v0", env_kwargs={"task": "navigate", "goal_distance": [4, 6]}, width=32,
+              height=24, steps=40, episodes=2, seed=5, policy="solver")
+    run(job, str(tmp_path / "s"), workers=1)
+    root = S.open_root(str(tmp_path / "s"), "r")
+    assert root.attrs["task_state_keys"] == ["goal_forward", "goal_right"]
+    b = root["b_24x32"]
+    state, rewards, term = b["data/task_state"][...], b["data/rewards"][...], b["data/terminated"][...]
+    ends = b["meta/episode_ends"][...]
+    assert state.shape == (ends[-1], 2) and state.dtype == np.float32
+    dist = np.hypot(state[:, 0], state[:, 1])
+    for a, e in zip(np.concatenate([[0], ends[:-1]]), ends):
+        paid = rewards[a : e - 1] - term[a : e - 1]  # the shaping part of each transition's reward
+        np.testing.assert_allclose(paid, 0.05 * (dist[a : e - 1] - dist[a + 1 : e]), atol=2e-4)
+        assert term[e - 2]  # the solver arrives at a goal 4-6 blocks away within 40 steps
+        assert state[e - 3, 0] > 2 * abs(state[e - 3, 1])  # walking at the goal: it is ahead, not to the side
+    # latents keep it; windows and read_episode carry it
+    cache_latents(str(tmp_path / "s"), str(tmp_path / "lat"), lambda f: np.zeros((len(f), 4, 3, 4), np.float16),
+                  {"digest": "test", "config": {}})
+    lat = S.open_root(str(tmp_path / "lat"), "r")
+    assert lat.attrs["task_state_keys"] == ["goal_forward", "goal_right"]
+    np.testing.assert_array_equal(lat["b_24x32/data/task_state"][...], state)
+    w = WindowReader(str(tmp_path / "lat"), 2).read(3)
+    np.testing.assert_array_equal(w["task_state"], state[w["start"] : w["start"] + 2])
+    ep = S.read_episode(str(tmp_path / "s"), 1)
+    np.testing.assert_array_equal(ep["task_state"], state[ends[0] :])
+    assert json.loads(_cli("validate", str(tmp_path / "s")).stdout)["valid"]
+    explore = Job(**{**VOXEL, "steps": 4}, episodes=1, seed=1)
+    run(explore, str(tmp_path / "e"), workers=1)
+    plain = S.open_root(str(tmp_path / "e"), "r")
+    assert "task_state_keys" not in plain.attrs and "task_state" not in plain["b_24x32/data"]

@@ -19,6 +19,7 @@ from wm_helpers import one_line_error
 from datagen.job import run
 from datagen.rollout import Job
 from worldsim.cli import main as cli
+from worldsim.errors import InputError
 from worldsim.model import checkpoint as C
 from worldsim.model.reward import RewardConfig, RewardModel, find_reward, load_reward, save_reward
 from worldsim.train.data import StoreSet
@@ -243,6 +244,65 @@ def test_the_state_carries_what_earlier_rewards_showed_through_a_dream():
     assert scores[16]["transitions"] == 16 * 18 and scores[16]["reward_mae_zero_baseline"] == pytest.approx(0.1)
     assert scores[0]["reward_mae"] > 0.08
     assert scores[16]["reward_mae"] < 0.02
+
+
+def test_the_task_state_at_the_first_frame_says_what_no_frame_and_no_reward_shows():
+    """Episodes of _hidden_sign with no reward given (a dream from a store's frame): only the task state of the
+    first frame (the sign, as a store's data/task_state would hold it) tells the sign. A model that starts its
+    state from it predicts every step; one without it cannot beat guessing one sign (MAE 0.1)."""
+    train, held = _hidden_sign(64, 20, 0), _hidden_sign(16, 20, 1)
+    for data in (train, held):  # the task state of each transition's first frame: the episode's sign, plus noise
+        data.task = torch.stack([10 * data.rewards, 0.3 * torch.randn(len(data))], dim=1)
+    cfg = TrainRewardConfig(steps=300, batch_size=16, seq_len=8, max_given=0, lr=1e-2, warmup=10, log_every=50)
+    scores = {}
+    for task_dim in (0, 2):
+        torch.manual_seed(0)
+        model = RewardModel(RewardConfig(latent_channels=4, action_dim=3, width=8, depth=2, hidden=16, state=16,
+                                         task_dim=task_dim))
+        fit(model, train, cfg, CPU)
+        scores[task_dim] = evaluate(model, held, CPU, given=0)
+    assert scores[2]["transitions"] == 16 * 20
+    assert scores[0]["reward_mae"] > 0.08
+    assert scores[2]["reward_mae"] < 0.02
+    # standardised by the training data: the buffers hold its mean and spread
+    assert model.task_std[0] == pytest.approx(float(train.task[:, 0].std()), rel=1e-4)
+    with pytest.raises(InputError, match="task state must be"):
+        model.initial(2, torch.zeros(2, 3))
+    assert torch.equal(model.initial(2), torch.zeros(2, 17))  # no task state given: zeros, as without a task input
+
+
+def test_train_reward_with_the_task_state_and_dream_env_starts_from_it(dit_run, store, tmp_path, capsys):
+    """task_state=true on navigate stores (data/task_state: the goal's forward / right offset): the checkpoint
+    records the keys, and DreamEnv's reset warms the reward state from the task state of the first context frame
+    of the episode it drew (the same state as warming the model by hand with that row)."""
+    from store import read_episode
+    from worldsim.dream.env import DreamEnv
+
+    out = tmp_path / "reward_task"
+    assert cli(_reward_args(dit_run, store, f"out={out}", "task_state=true", "seq_len=4")) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    model = load_reward(out)
+    assert model.cfg.task_dim == 2 and model.meta["task_state_keys"] == ["goal_forward", "goal_right"]
+    assert printed["metrics"]["transitions"] > 0
+    env = DreamEnv.from_checkpoint(dit_run, reward=str(out), store=str(store), max_episode_steps=4)
+    calls, warm = [], env.reward_model.warm
+    env.reward_model.warm = lambda *args: calls.append(args) or warm(*args)
+    _, info = env.reset(seed=3)
+    ep = read_episode(str(store), info["episode"])
+    z, acts, rewards, task = calls[-1]
+    first = info["start"] + len(ep["frames"][info["start"] :][: env.source.context]) - z.shape[1]
+    assert torch.equal(task, torch.from_numpy(ep["task_state"][first])[None])  # the first warmed frame's row
+    assert torch.equal(env.reward_state[0], warm(z, acts, rewards, task)[0])
+    assert not torch.equal(env.reward_state[0], warm(z, acts, rewards, None)[0])  # it changes the state
+    env.step(env.action_space.sample())  # steps on from the warmed state
+
+
+def test_stores_without_the_task_state_refuse_task_state_true(dit_run, tmp_path, capsys):
+    old = _store(tmp_path / "explore", task="explore", episodes=2, steps=6)
+    assert "task_state_keys" not in zarr.open_group(str(old), mode="r").attrs  # explore has no task state
+    code = cli(_reward_args(dit_run, old, f"out={tmp_path / 'r'}", "task_state=true"))
+    assert code != 0
+    assert "task_state=true needs store stores that all record the same task state" in capsys.readouterr().err
 
 
 def _left_or_right(n: int, seed: int) -> Transitions:

@@ -34,6 +34,13 @@ class Task:
         """(reward, terminated) for the step whose `events` just happened."""
         return 0.0, False
 
+    # the task's state as numbers, recorded per frame (`data/task_state`, docs/dataset.md): what an engine knows and
+    # a frame may not show (where an off-screen goal is), for models that stand in for the engine's reward
+    state_keys: tuple[str, ...] = ()
+
+    def state(self, env: VoxelEnv) -> list[float]:
+        return []
+
     def info(self, env: VoxelEnv) -> dict[str, Any]:
         return {"name": self.name}
 
@@ -101,8 +108,19 @@ class Navigate(Task):
             return r + 1.0, True
         return r, False
 
+    state_keys = ("goal_forward", "goal_right")
+
+    def state(self, env: VoxelEnv) -> list[float]:
+        """Where the pillar's axis is from the player, in blocks along the view's horizontal forward and right axes
+        (yaw only: looking up or down does not move it)."""
+        x, _, z = env.player_pos
+        dx, dz = self.goal[0] + 0.5 - x, self.goal[2] + 0.5 - z
+        yaw = math.radians(env.player.yaw)
+        return [float(-dx * math.sin(yaw) + dz * math.cos(yaw)), float(-dx * math.cos(yaw) - dz * math.sin(yaw))]
+
     def info(self, env: VoxelEnv) -> dict[str, Any]:
-        return {"name": self.name, "goal": list(self.goal), "goal_distance": self.distance(env)}
+        return {"name": self.name, "goal": list(self.goal), "goal_distance": self.distance(env),
+                "state": self.state(env), "state_keys": list(self.state_keys)}
 
 
 TASKS: dict[str, type[Task]] = {"explore": Task, "collect_wood": CollectWood, "navigate": Navigate, "build": Build}

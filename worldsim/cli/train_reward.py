@@ -18,6 +18,7 @@ examples:
   worldsim train-reward ckpt=runs/dit64/checkpoints/step_0002500 store=data/voxel64 term_fraction=0.3 device=cpu
   worldsim train-reward ckpt=runs/dit64 store=data/voxel64 model.state=0     # each transition alone (no state)
   worldsim train-reward ckpt=runs/dit64 store=data/nav skip_policies=[NavigateSolver]   # not the privileged solver
+  worldsim train-reward ckpt=runs/dit64 store=data/nav task_state=true   # the state starts from where the goal is
 """
 
 from __future__ import annotations

@@ -146,9 +146,12 @@ class ContextSource:
             start = int(rng.integers(0, max(n - self.context, 0) + 1))
         end = min(start + self.context, n)
         # rewards[t] belongs to frames[t] -> frames[t + 1]: those between the context frames
-        return {"frames": ep["frames"][start:end], "actions": ep["actions"][start:end],
-                "rewards": np.asarray(ep["rewards"][start : end - 1], np.float32),
-                "prompt": ep["episode_short"], "source": "store", "store": url, "episode": index, "start": start}
+        out = {"frames": ep["frames"][start:end], "actions": ep["actions"][start:end],
+               "rewards": np.asarray(ep["rewards"][start : end - 1], np.float32),
+               "prompt": ep["episode_short"], "source": "store", "store": url, "episode": index, "start": start}
+        if "task_state" in ep:  # what the engine knew at each context frame (a reward model may start from it)
+            out.update(task_state=ep["task_state"][start:end], task_state_keys=ep["task_state_keys"])
+        return out
 
 
 def _reward_model(checkpoint: str, reward: str | None, sampler: WorldSampler) -> Any:
@@ -218,7 +221,8 @@ class _Dream:
                 self.reward_state[row] = self._warm_reward(z, d)
         self.elapsed[rows] = 0
         obs = np.stack([d["frames"][-1] for d in drawn])
-        infos = [{k: v for k, v in d.items() if k not in ("frames", "actions", "rewards")} for d in drawn]
+        infos = [{k: v for k, v in d.items() if k not in ("frames", "actions", "rewards", "task_state",
+                                                          "task_state_keys")} for d in drawn]
         return obs, infos
 
     def _warm_reward(self, z: torch.Tensor, drawn: dict[str, Any]) -> torch.Tensor:
@@ -231,7 +235,20 @@ class _Dream:
         scaled = torch.from_numpy(flat).to(z.device)[None] / self.core.model.action_scale
         if rewards is not None:
             rewards = torch.from_numpy(np.asarray(rewards, np.float32)[len(rewards) - n :]).to(z.device)[None]
-        return self.reward_model.warm(z[None].float(), scaled, rewards)[0]
+        return self.reward_model.warm(z[None].float(), scaled, rewards, self._task_state(n, drawn))[0]
+
+    def _task_state(self, n: int, drawn: dict[str, Any]) -> torch.Tensor | None:
+        """(1, K) task state at the first of the n + 1 context frames the reward model is warmed on, for a reward
+        model that starts from it; None where it has none or the reset has none (frames or a prompt: the model
+        then knows only what the frames show)."""
+        want = self.reward_model.meta.get("task_state_keys") or []
+        if not getattr(self.reward_model.cfg, "task_dim", 0) or "task_state" not in drawn:
+            return None
+        if list(drawn["task_state_keys"]) != list(want):
+            raise InputError(f"the reward model starts from the task state {want}, but the reset's store records "
+                             f"{list(drawn['task_state_keys'])}")
+        row = drawn["task_state"][len(drawn["task_state"]) - n - 1]
+        return torch.from_numpy(np.asarray(row, np.float32))[None]
 
     def _step_all(self, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """flat actions (B, A) -> obs (B, H, W, 3), reward (B,), terminated (B,), truncated (B,)."""

@@ -44,6 +44,9 @@ class RewardConfig:
     grid: int = 0  # > 0: also where things are: the conv map average-pooled to grid x grid, flattened, embedded
     actions: bool = True  # False: the action is not an input, the reward is read off the latents alone (a dream
                           # is then paid for what it shows changing, never for the button pressed)
+    task_dim: int = 0  # > 0: the GRU state starts from the task's state (`data/task_state`, K = task_dim columns)
+                       # at the sequence's first frame: what the engine knew when the dream began (navigate: where
+                       # the goal is), which no frame may show
 
 
 def _conv(cin: int, cout: int, stride: int) -> nn.Sequential:
@@ -64,7 +67,7 @@ class RewardModel(nn.Module):
     def __init__(self, cfg: RewardConfig) -> None:
         super().__init__()
         if (cfg.latent_channels < 1 or cfg.action_dim < 0 or cfg.width < 1 or cfg.depth < 1 or cfg.hidden < 1
-                or cfg.state < 0 or cfg.grid < 0):
+                or cfg.state < 0 or cfg.grid < 0 or cfg.task_dim < 0 or (cfg.task_dim and not cfg.state)):
             raise InputError(f"bad reward model config {asdict(cfg)}")
         self.cfg = cfg
         self.meta: dict[str, Any] = {}  # the checkpoint's meta.json once loaded (load_reward)
@@ -80,6 +83,11 @@ class RewardModel(nn.Module):
         features = 2 * cfg.width + cfg.hidden + (cfg.hidden if cfg.grid else 0)
         # input: this transition's features and the last reward (/ scale); the head reads the features and the state
         self.cell = nn.GRUCell(features + 1, cfg.state) if cfg.state else None
+        # the task's state (standardised by the training data's mean and std) -> the GRU's first hidden vector
+        self.task = nn.Linear(cfg.task_dim, cfg.state) if cfg.task_dim else None
+        if cfg.task_dim:  # only then: checkpoints of models without a task input load as they were saved
+            self.register_buffer("task_mean", torch.zeros(cfg.task_dim))
+            self.register_buffer("task_std", torch.ones(cfg.task_dim))
         self.head = nn.Sequential(nn.Linear(features + cfg.state, cfg.hidden), nn.SiLU(),
                                   nn.Linear(cfg.hidden, cfg.hidden), nn.SiLU(), nn.Linear(cfg.hidden, 2))
         # the unit of rewards inside the net (`unit`): the median non-zero training reward, so that dense shaping
@@ -95,9 +103,17 @@ class RewardModel(nn.Module):
         with torch.no_grad():
             self.head[-1].bias[1] = -2.0
 
-    def initial(self, batch: int) -> torch.Tensor:
-        """The state before any transition: (batch, state + 1) zeros (GRU hidden vector, last reward)."""
-        return self.reward_scale.new_zeros(batch, self.cfg.state + 1)
+    def initial(self, batch: int, task: torch.Tensor | None = None) -> torch.Tensor:
+        """The state before any transition, (batch, state + 1) (GRU hidden vector, last reward): zeros, or with
+        `task` (batch, task_dim), the task's state at the first frame, the hidden vector made from it (a model with
+        task_dim > 0 given no task state starts from zeros: it then knows only what the frames show)."""
+        state = self.reward_scale.new_zeros(batch, self.cfg.state + 1)
+        if task is not None and self.task is not None:
+            if task.shape != (batch, self.cfg.task_dim):
+                raise InputError(f"task state must be ({batch}, {self.cfg.task_dim}), got {tuple(task.shape)}")
+            h = torch.tanh(self.task((task.to(state.device).float() - self.task_mean) / self.task_std))
+            state = torch.cat([h, state[:, -1:]], dim=1)
+        return state
 
     def forward(self, z_prev: torch.Tensor, z_next: torch.Tensor, action: torch.Tensor,
                 state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -172,14 +188,15 @@ class RewardModel(nn.Module):
         reward = self.snap(self.reward(unit))
         return reward, torch.sigmoid(logit) > threshold, self.carry(h, reward)
 
-    def run(self, features: torch.Tensor, recorded: torch.Tensor | None, given: torch.Tensor | int
-            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The state stepped along sequences of transition features (B, N, F) (`features`), from the initial one:
-        after step t it carries the recorded reward (B, N) when t < given (B,) or int (a reset's context), else the
-        model's own snapped prediction (detached: a dream has no other). Returns the rewards in the net's units and
-        the termination logits, (B, N) each, and the last state."""
+    def run(self, features: torch.Tensor, recorded: torch.Tensor | None, given: torch.Tensor | int,
+            task: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The state stepped along sequences of transition features (B, N, F) (`features`), from the initial one
+        (`initial`, of the task state (B, task_dim) at the first frame if given): after step t it carries the
+        recorded reward (B, N) when t < given (B,) or int (a reset's context), else the model's own snapped
+        prediction (detached: a dream has no other). Returns the rewards in the net's units and the termination
+        logits, (B, N) each, and the last state."""
         b, n = features.shape[:2]
-        state = self.initial(b)
+        state = self.initial(b, task)
         given = torch.as_tensor(given, device=features.device).expand(b)
         units, logits = [], []
         for t in range(n):
@@ -191,18 +208,18 @@ class RewardModel(nn.Module):
         return torch.stack(units, 1), torch.stack(logits, 1), state
 
     @torch.no_grad()
-    def warm(self, z: torch.Tensor, actions_scaled: torch.Tensor, rewards: torch.Tensor | None = None
-             ) -> torch.Tensor:
+    def warm(self, z: torch.Tensor, actions_scaled: torch.Tensor, rewards: torch.Tensor | None = None,
+             task: torch.Tensor | None = None) -> torch.Tensor:
         """The state after the transitions between context frames z (B, F, C, h, w), actions (B, F - 1, A) scaled
         as the model's input, and their recorded rewards (B, F - 1) (None: unknown, the model's own predictions
-        are carried, as in a dream)."""
+        are carried, as in a dream); task (B, task_dim): the task's state at the first of them (`initial`)."""
         b, n = z.shape[0], z.shape[1] - 1
         if n < 1:
-            return self.initial(b)
+            return self.initial(b, task)
         z_prev, z_next, acts = z[:, :-1].flatten(0, 1), z[:, 1:].flatten(0, 1), actions_scaled.flatten(0, 1)
         self._check(z_prev, z_next, acts, None)
         features = self.features(z_prev, z_next, acts).unflatten(0, (b, n))
-        return self.run(features, rewards, n)[2]
+        return self.run(features, rewards, n, task)[2]
 
 
 # -- checkpoints ------------------------------------------------------------------------------------------------

@@ -66,6 +66,8 @@ class TrainRewardConfig:
                                 # the sign is a coin flip, what the held-out MAE rewards)
     still_fraction: float = 0.5  # share of training sequences in which the agent stands still for a while
                                  # (`insert_pauses`): unchanged latents pay what standing still pays (0: off)
+    task_state: bool = False  # start the reward model's state from the task's state at the first frame (the stores'
+    # `data/task_state`: navigate's goal position; DreamEnv gives it on resets from such a store; docs/world_model.md)
     skip_policies: list[str] = field(default_factory=list)  # recording policies (as the stores name them, e.g.
     # NavigateSolver) whose episodes are left out of training (`collect`); the held-out score keeps every episode
     val_store: str | None = None  # held-out store; default: the last `val_episodes` episodes of each store
@@ -89,13 +91,15 @@ class Transitions:
     rewards: torch.Tensor  # (N,) float32
     terminated: torch.Tensor  # (N,) bool
     follows: torch.Tensor | None = None  # (N,) bool: transition i is the one after i - 1 in the same episode
+    task: torch.Tensor | None = None  # (N, K) float32: the task's state at frame prev[i] (stores with task_state)
 
     def __len__(self) -> int:
         return len(self.prev)
 
     def to(self, device: torch.device) -> Transitions:
         fields = ("latents", "prev", "next", "actions", "rewards", "terminated")
-        return Transitions(*(getattr(self, f).to(device) for f in fields), self.chained().to(device))
+        return Transitions(*(getattr(self, f).to(device) for f in fields), self.chained().to(device),
+                           None if self.task is None else self.task.to(device))
 
     def chained(self) -> torch.Tensor:
         return self.follows if self.follows is not None else torch.zeros(len(self), dtype=torch.bool)
@@ -157,10 +161,17 @@ def episode_policies(stores: StoreSet) -> list[dict[str, list[str]]]:
     return out
 
 
+def task_state_keys(stores: StoreSet) -> list[str]:
+    """The task state's column names that every store of `stores` records (`data/task_state`), else []."""
+    keys = {tuple(r.task_state_keys) for r in stores.readers}
+    return list(keys.pop()) if len(keys) == 1 else []
+
+
 def collect(stores: StoreSet, encode: Callable[[np.ndarray], torch.Tensor], action_scale: list[float],
             block: int = 256, desc: str = "encode", skip_policies: list[str] | tuple[str, ...] = ()) -> Transitions:
     """Every transition of `stores` (windows of 2 frames: never across an episode end), each frame encoded once,
-    but those of episodes recorded by a policy in `skip_policies`.
+    but those of episodes recorded by a policy in `skip_policies`; with the task's state at each transition's
+    first frame where every store records it (`task_state_keys`).
 
     encode: uint8 frames (n, H, W, 3) or float16 latents (n, C, h, w) of a latent store -> float16 (n, C, h, w).
 
@@ -179,7 +190,8 @@ def collect(stores: StoreSet, encode: Callable[[np.ndarray], torch.Tensor], acti
     rows: dict[tuple[int, str, int], int] = {}
     pending: list[np.ndarray] = []
     parts: list[torch.Tensor] = []
-    prev, nxt, acts, rews, terms, follows = [], [], [], [], [], []
+    prev, nxt, acts, rews, terms, follows, task = [], [], [], [], [], [], []
+    with_task = bool(task_state_keys(stores))
     last: tuple | None = None
 
     def flush() -> None:
@@ -212,6 +224,8 @@ def collect(stores: StoreSet, encode: Callable[[np.ndarray], torch.Tensor], acti
             acts.append(w["actions"][0])
             rews.append(w["rewards"][0])
             terms.append(w["terminated"][0])
+            if with_task:
+                task.append(w["task_state"][0])
     flush()
     if not prev:
         left = f" once episodes by {list(skip_policies)} are left out" if skip_policies else ""
@@ -220,7 +234,8 @@ def collect(stores: StoreSet, encode: Callable[[np.ndarray], torch.Tensor], acti
     return Transitions(torch.cat(parts), torch.tensor(prev), torch.tensor(nxt),
                        torch.from_numpy(np.stack(acts).astype(np.float32)) / scale,
                        torch.from_numpy(np.asarray(rews, np.float32)), torch.from_numpy(np.asarray(terms, bool)),
-                       torch.tensor(follows, dtype=torch.bool))
+                       torch.tensor(follows, dtype=torch.bool),
+                       torch.from_numpy(np.stack(task).astype(np.float32)) if with_task else None)
 
 
 def draw_probabilities(rewards: torch.Tensor, terminated: torch.Tensor, reward_fraction: float,
@@ -259,7 +274,9 @@ def unroll(model: RewardModel, data: Transitions, idx: torch.Tensor, given: torc
         z_next = torch.where((p != NO_PAUSE)[:, None, None, None], z_prev, z_next)
         action = torch.where((p == PAUSE_ZERO)[:, None], torch.zeros_like(action), action)
     features = model.features(z_prev, z_next, action).unflatten(0, (b, n))  # the convs: one batch
-    units, logits, _ = model.run(features, recorded.view(b, n), given.to(idx.device))
+    # the task's state at each sequence's first frame (a pause repeats a frame: the first one is still its own)
+    task = data.task[idx[:, 0].to(data.task.device)] if model.cfg.task_dim and data.task is not None else None
+    units, logits, _ = model.run(features, recorded.view(b, n), given.to(idx.device), task)
     return units, logits
 
 
@@ -343,6 +360,9 @@ def fit(model: RewardModel, data: Transitions, cfg: TrainRewardConfig, device: t
     typical = float(nonzero.median()) if len(nonzero) else 1.0
     model.reward_scale.fill_(typical if model.cfg.symlog else float(nonzero.max()) if len(nonzero) else 1.0)
     model.zero_below.fill_(0.5 * float(nonzero.min()) if len(nonzero) else 0.5)
+    if model.cfg.task_dim:
+        model.task_mean.copy_(data.task.mean(0))
+        model.task_std.copy_(data.task.std(0).clamp_min(1e-6))
     p = draw_probabilities(data.rewards, data.terminated, cfg.reward_fraction, cfg.term_fraction)
     first, last = (x.numpy() for x in data.runs())
     length = cfg.seq_len if model.cfg.state else 1  # a stateless model gains nothing from sequences
@@ -438,6 +458,9 @@ def run_episodes(model: RewardModel, data: Transitions, device: torch.device, gi
     their recorded rewards, the rest the model's own). Returns, one row per episode in the order of `data`, the
     transitions idx (E, L) (padded with the episode's last), which are scored (E, L) bool (inside the episode and
     not given), the rewards in the net's units and the termination logits (E, L) each, on the CPU."""
+    if model.cfg.task_dim and data.task is None:
+        raise InputError("this reward model starts from the task state (trained with task_state=true), but the "
+                         "held-out stores do not record it (data/task_state); score it on stores that do")
     data = data.to(device)
     first, last = data.runs()
     starts = torch.unique(first)
@@ -509,10 +532,19 @@ def train_reward(cfg: TrainRewardConfig) -> dict[str, Any]:
         with autocast(device, cfg.precision):
             return vae.encode(to_model(torch.from_numpy(pixels))[:, None].to(device))[:, 0].float()  # (n, C, h, w)
 
+    keys = task_state_keys(stores)
+    if cfg.task_state:
+        for name, s in (("store", stores), ("val_store" if cfg.val_store else "store", val)):
+            if not keys or task_state_keys(s) != keys:
+                have = sorted({tuple(r.task_state_keys) for r in s.readers})
+                raise InputError(f"task_state=true needs {name} stores that all record the same task state "
+                                 f"(data/task_state; regenerate them with this version: worldsim generate), they "
+                                 f"record {have}")
     train_data = collect(stores, encode, scale, cfg.encode_batch, "encode train", cfg.skip_policies)
     val_data = collect(val, encode, scale, cfg.encode_batch, "encode held-out")
     torch.manual_seed(cfg.seed)
-    mcfg = replace(cfg.model, latent_channels=vae.cfg.latent_channels, action_dim=len(scale))
+    mcfg = replace(cfg.model, latent_channels=vae.cfg.latent_channels, action_dim=len(scale),
+                   task_dim=len(keys) if cfg.task_state else 0)
     model = RewardModel(mcfg).to(device)
     metrics = Metrics(out)
     loss = fit(model, train_data, cfg, device, metrics, out)
@@ -521,7 +553,7 @@ def train_reward(cfg: TrainRewardConfig) -> dict[str, Any]:
     metrics.close()
     train_counts = {"transitions": len(train_data), "reward_nonzero": int((train_data.rewards != 0).sum()),
                     "terminated": int(train_data.terminated.sum())}
-    info = {"train": asdict(cfg), "metrics": held, "loss": loss,
+    info = {"train": asdict(cfg), "metrics": held, "loss": loss, "task_state_keys": keys if cfg.task_state else [],
             "train_counts": train_counts, "action_scale": scale, "action_spec": meta.get("action_spec"),
             "height": meta["height"], "width": meta["width"],
             "dit": {"path": str(ck), "digest": C.digest(ck), "step": meta.get("step")},
