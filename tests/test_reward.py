@@ -228,6 +228,19 @@ def _hidden_sign(episodes: int, length: int, seed: int) -> Transitions:
                        torch.randn(n, 3, generator=g), 0.1 * sign, torch.zeros(n, dtype=torch.bool), follows)
 
 
+def _scores_by(name: str, values: tuple, train: Transitions, held: Transitions, cfg: TrainRewardConfig,
+               given: int, **fixed) -> tuple[dict, RewardModel]:
+    """Held-out scores of a small model trained on `train` once per value of its config field `name` (the others
+    `fixed`), and the last model."""
+    scores = {}
+    for value in values:
+        torch.manual_seed(0)
+        model = RewardModel(RewardConfig(latent_channels=4, width=8, depth=2, hidden=16, **fixed, **{name: value}))
+        fit(model, train, cfg, CPU)
+        scores[value] = evaluate(model, held, CPU, given=given)
+    return scores, model
+
+
 def test_the_state_carries_what_earlier_rewards_showed_through_a_dream():
     """Held-out episodes run closed-loop (2 recorded rewards given, then the model's own): a stateful model keeps
     the episode's sign for 18 more steps; a stateless one cannot beat always guessing one sign (MAE 0.1)."""
@@ -235,12 +248,7 @@ def test_the_state_carries_what_earlier_rewards_showed_through_a_dream():
     assert bool(train.runs()[0][25] == 20) and bool(train.runs()[1][25] == 39)  # runs: one per episode
     assert still_reward(train) is None  # standing still does not decide the sign: no pauses
     cfg = TrainRewardConfig(steps=400, batch_size=16, seq_len=8, max_given=3, lr=1e-2, warmup=10, log_every=50)
-    scores = {}
-    for state in (0, 16):
-        torch.manual_seed(0)
-        model = RewardModel(RewardConfig(latent_channels=4, action_dim=3, width=8, depth=2, hidden=16, state=state))
-        fit(model, train, cfg, CPU)
-        scores[state] = evaluate(model, held, CPU, given=2)
+    scores, _ = _scores_by("state", (0, 16), train, held, cfg, given=2, action_dim=3)
     assert scores[16]["transitions"] == 16 * 18 and scores[16]["reward_mae_zero_baseline"] == pytest.approx(0.1)
     assert scores[0]["reward_mae"] > 0.08
     assert scores[16]["reward_mae"] < 0.02
@@ -254,13 +262,7 @@ def test_the_task_state_at_the_first_frame_says_what_no_frame_and_no_reward_show
     for data in (train, held):  # the task state of each transition's first frame: the episode's sign, plus noise
         data.task = torch.stack([10 * data.rewards, 0.3 * torch.randn(len(data))], dim=1)
     cfg = TrainRewardConfig(steps=300, batch_size=16, seq_len=8, max_given=0, lr=1e-2, warmup=10, log_every=50)
-    scores = {}
-    for task_dim in (0, 2):
-        torch.manual_seed(0)
-        model = RewardModel(RewardConfig(latent_channels=4, action_dim=3, width=8, depth=2, hidden=16, state=16,
-                                         task_dim=task_dim))
-        fit(model, train, cfg, CPU)
-        scores[task_dim] = evaluate(model, held, CPU, given=0)
+    scores, model = _scores_by("task_dim", (0, 2), train, held, cfg, given=0, action_dim=3, state=16)
     assert scores[2]["transitions"] == 16 * 20
     assert scores[0]["reward_mae"] > 0.08
     assert scores[2]["reward_mae"] < 0.02
@@ -323,13 +325,8 @@ def test_the_grid_embedding_sees_where_things_are():
     """Mean and max pooling lose where a thing is; `grid` keeps it (a goal on the left or the right)."""
     train, held = _left_or_right(512, 0), _left_or_right(256, 1)
     cfg = TrainRewardConfig(steps=300, batch_size=32, lr=3e-3, warmup=10, log_every=50)
-    scores = {}
-    for grid in (0, 2):
-        torch.manual_seed(0)
-        model = RewardModel(RewardConfig(latent_channels=4, action_dim=1, width=8, depth=2, hidden=16, state=0,
-                                         grid=grid))
-        fit(model, train, cfg, CPU)
-        scores[grid] = evaluate(model, held, CPU, given=0)["reward_mae"]
+    scores = {k: v["reward_mae"] for k, v in _scores_by("grid", (0, 2), train, held, cfg, given=0, action_dim=1,
+                                                          state=0)[0].items()}
     assert scores[2] < 0.02 < 0.08 < scores[0], scores  # pooled: no better than guessing one sign (MAE 0.1)
 
 
