@@ -35,7 +35,7 @@ def main() -> None:
     from worldsim.model.reward import load_reward
     from worldsim.runtime import autocast
     from worldsim.train.data import StoreSet
-    from worldsim.train.train_reward import collect, load_world_vae, run_episodes, scores
+    from worldsim.train.train_reward import collect, load_world_vae, run_episodes, scores, track_scores
 
     cpu = torch.device("cpu")
     model = load_reward(args.reward)
@@ -51,11 +51,14 @@ def main() -> None:
     heads = " | ".join(f"recall / precision @{t}" for t in args.thresholds)
     print(f"| store | scored | MAE | zero MAE | ratio | {heads} |")
     print("|---" * (5 + len(args.thresholds)) + "|")
-    breakdowns = []
+    breakdowns, tracks = [], []
     for url in args.store:
         data = collect(StoreSet([url], 2, "all"), encode, meta["spec"]["action_scale"], desc=f"encode {url}")
-        idx, scored, unit, logit = run_episodes(model, data, cpu, args.given)  # once: the scores and the rest
+        hidden = [] if model.track is not None else None
+        idx, scored, unit, logit = run_episodes(model, data, cpu, args.given, hidden)  # once: scores and the rest
         m = scores(model, data, args.given, idx, scored, unit, logit)
+        if hidden is not None:
+            tracks.append((url, track_scores(model, data, idx, scored, hidden)))
         p, t = torch.sigmoid(logit)[scored], data.terminated[idx][scored]
         if args.by_policy:
             breakdowns.append((url, by_policy(model, data, idx, scored, unit, policies(url, len(idx)))))
@@ -66,6 +69,15 @@ def main() -> None:
         ratio = m["reward_mae"] / m["reward_mae_zero_baseline"] if m["reward_mae_zero_baseline"] else float("nan")
         print(f"| {url} | {m['transitions']} | {m['reward_mae']:.4f} | {m['reward_mae_zero_baseline']:.4f} | "
               f"{ratio:.2f} | {' | '.join(cells)} |")
+    if tracks:
+        keys = model.meta.get("task_state_keys") or [f"task[{i}]" for i in range(model.cfg.task_dim)]
+        print("\nwhere the tracking head puts the task state (mean absolute error after each scored step; "
+              "'start': the state of the episode's first frame kept):\n")
+        print("| store | " + " | ".join(f"{k} tracked | {k} start" for k in keys) + " |")
+        print("|---" * (1 + 2 * len(keys)) + "|")
+        for url, t in tracks:
+            cells = [f"{a:.2f} | {b:.2f}" for a, b in zip(t["task_mae"], t["task_mae_start"])]
+            print(f"| {url} | {' | '.join(cells)} |")
     for url, rows in breakdowns:
         print(f"\n{url}, by recording policy:\n")
         print("| policy | episodes | scored | MAE | zero MAE | ratio |\n|---|---|---|---|---|---|")

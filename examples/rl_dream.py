@@ -22,6 +22,7 @@ import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, NatureCNN
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecMonitor
 
 EPILOG = """\
@@ -87,6 +88,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--n-steps", type=int, default=128, help="PPO rollout steps per env (default 128)")
     p.add_argument("--policy", default="CnnPolicy", choices=["CnnPolicy", "MlpPolicy"],
                    help="SB3 policy (CnnPolicy's NatureCNN needs frames >= 36 px; MlpPolicy for tiny smoke runs)")
+    p.add_argument("--observe-goal", action="store_true",
+                   help="every PPO agent also observes where the goal is (a compass: its offset along the view's "
+                        "forward and right axes / 10 blocks; MultiInputPolicy): in the engine, the task's state; in "
+                        "the dream, the reward model's tracking head's estimate (train-reward task_state=true "
+                        "model.track=true; --store must record data/task_state). Off: frames only")
     p.add_argument("--sample", action="store_true", help="score with sampled actions (default: the argmax)")
     p.add_argument("--solver", action="store_true", help="also score datagen's scripted navigate policies: the "
                    "solver (it reads the goal position from info: a privileged reference, not a contender) and the "
@@ -138,16 +144,27 @@ class DreamVecEnv(VecEnv):
     `info["terminal_observation"]`): DreamVectorEnv does the same with `autoreset_mode="same_step"`.
     """
 
-    def __init__(self, venv: Any, table: list[dict[str, Any]]) -> None:
-        self.venv, self.table = venv, table
+    def __init__(self, venv: Any, table: list[dict[str, Any]], goal: bool = False) -> None:
+        self.venv, self.table, self.goal = venv, table, goal
         self._actions = np.zeros(venv.num_envs, np.int64)
-        super().__init__(venv.num_envs, venv.single_observation_space, gym.spaces.Discrete(len(table)))
+        space = goal_space(venv.single_observation_space) if goal else venv.single_observation_space
+        super().__init__(venv.num_envs, space, gym.spaces.Discrete(len(table)))
 
-    def reset(self) -> np.ndarray:
+    def _obs(self, frames: np.ndarray, info: dict[str, Any]) -> Any:
+        """Frames, or with `goal` the frames and the dream's estimate of the goal (each row's "task_state")."""
+        if not self.goal:
+            return frames
+        have = info.get("_task_state", np.zeros(self.num_envs, bool))
+        if not np.all(have):
+            raise SystemExit("--observe-goal: the dream has no goal estimate (a reward model trained with "
+                             "task_state=true model.track=true, and a --store that records data/task_state)")
+        return {"image": frames, "goal": goal_vector(np.stack(list(info["task_state"])))}
+
+    def reset(self) -> Any:
         seeds = None if self._seeds[0] is None else [int(s) for s in self._seeds]
-        obs, _ = self.venv.reset(seed=seeds)
+        obs, info = self.venv.reset(seed=seeds)
         self._reset_seeds()
-        return obs
+        return self._obs(obs, info)
 
     def step_async(self, actions: np.ndarray) -> None:
         self._actions = np.asarray(actions).reshape(self.num_envs)
@@ -161,8 +178,11 @@ class DreamVecEnv(VecEnv):
                                        for i in range(self.num_envs)]
         final = info.get("final_obs")
         for i in np.flatnonzero(done):
-            infos[i]["terminal_observation"] = final[i]
-        return obs, reward.astype(np.float32), done, infos
+            ended = final[i]
+            if self.goal:  # the goal estimate at the end of the finished dream
+                ended = {"image": ended, "goal": goal_vector(info["final_info"]["task_state"][i])}
+            infos[i]["terminal_observation"] = ended
+        return self._obs(obs, info), reward.astype(np.float32), done, infos
 
     def close(self) -> None:
         self.venv.close()
@@ -180,6 +200,50 @@ class DreamVecEnv(VecEnv):
         return [False for _ in self._get_indices(indices)]
 
 
+GOAL_SCALE = 10.0  # blocks: the goal observation's unit (--observe-goal)
+
+
+def goal_vector(state: Any) -> np.ndarray:
+    """The task's state (navigate: the goal's offset along the view's forward and right axes, blocks) as the agents
+    observe it: / GOAL_SCALE, clipped to +-10."""
+    return np.clip(np.asarray(state, np.float32) / GOAL_SCALE, -10.0, 10.0)
+
+
+def goal_space(frames: gym.Space) -> gym.spaces.Dict:
+    return gym.spaces.Dict({"image": frames, "goal": gym.spaces.Box(-10.0, 10.0, (2,), np.float32)})
+
+
+class FramesAndGoal(BaseFeaturesExtractor):
+    """--observe-goal's features: the frame through SB3's NatureCNN (--policy CnnPolicy) or flattened (MlpPolicy,
+    tiny frames), and the goal vector beside it."""
+
+    def __init__(self, space: gym.spaces.Dict, cnn: bool = True) -> None:
+        image = space["image"]
+        width = 512 if cnn else int(np.prod(image.shape))
+        super().__init__(space, width + int(np.prod(space["goal"].shape)))
+        self.body = NatureCNN(image, features_dim=width) if cnn else torch.nn.Flatten()
+
+    def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        return torch.cat([self.body(obs["image"]), obs["goal"].flatten(1)], dim=1)
+
+
+class GoalObservation(gym.Wrapper):
+    """Engine observations with the goal (--observe-goal): {"image": frame, "goal": goal_vector(info's task
+    state)}, what the dream's agents see with the reward model's estimate in its place."""
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self.observation_space = goal_space(env.observation_space)
+
+    def reset(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        obs, info = self.env.reset(**kwargs)
+        return {"image": obs, "goal": goal_vector(info["task"]["state"])}, info
+
+    def step(self, action: Any) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        return {"image": obs, "goal": goal_vector(info["task"]["state"])}, reward, terminated, truncated, info
+
+
 def make_dream(args: argparse.Namespace, store: str) -> VecEnv:
     """n_envs dreams in one DreamVectorEnv, as an SB3 VecEnv with the NAVIGATE table."""
     from worldsim import DreamVectorEnv
@@ -188,7 +252,7 @@ def make_dream(args: argparse.Namespace, store: str) -> VecEnv:
     venv = DreamVectorEnv.from_checkpoint(args.checkpoint, num_envs=args.n_envs, reward=args.reward, store=store,
                           steps=args.dream_steps, max_episode_steps=args.dream_episode_steps, precision=args.precision,
                           autoreset_mode="same_step", render=args.render)
-    return DreamVecEnv(venv, action_table(venv.single_action_space, NAVIGATE))
+    return DreamVecEnv(venv, action_table(venv.single_action_space, NAVIGATE), goal=args.observe_goal)
 
 
 def make_engine(size: tuple[int, int], args: argparse.Namespace) -> gym.Env:
@@ -197,16 +261,22 @@ def make_engine(size: tuple[int, int], args: argparse.Namespace) -> gym.Env:
 
     h, w = size
     goal = {} if args.goal_distance is None else {"goal_distance": tuple(args.goal_distance)}
-    return DiscreteActions(gym.make("worldsim/Voxel-v0", task="navigate", width=w, height=h,
-                                    max_episode_steps=args.max_steps, **goal), NAVIGATE)
+    env = gym.make("worldsim/Voxel-v0", task="navigate", width=w, height=h, max_episode_steps=args.max_steps, **goal)
+    return DiscreteActions(GoalObservation(env) if args.observe_goal else env, NAVIGATE)
 
 
 def train_ppo(venv: VecEnv, args: argparse.Namespace, seed: int, log: str) -> tuple[Any, dict[str, Any]]:
     """PPO for args.steps env steps on `venv` (n_envs envs, episode stats from Monitor/VecMonitor); returns the model
     and a summary. Hyper-parameters: SB3's Atari-like PPO scaled to a short budget, the same for dream and engine."""
     batch = min(64, args.n_steps * args.n_envs)
-    model = PPO(args.policy, venv, n_steps=args.n_steps, batch_size=batch, n_epochs=4, learning_rate=2.5e-4,
-                ent_coef=0.01, gamma=0.99, gae_lambda=0.95, clip_range=0.2, seed=seed, device="cpu", verbose=0)
+    policy, kwargs = args.policy, {}
+    if args.observe_goal:  # frames and the goal
+        policy = "MultiInputPolicy"
+        kwargs = {"features_extractor_class": FramesAndGoal,
+                  "features_extractor_kwargs": {"cnn": args.policy == "CnnPolicy"}}
+    model = PPO(policy, venv, policy_kwargs=kwargs, n_steps=args.n_steps, batch_size=batch, n_epochs=4,
+                learning_rate=2.5e-4, ent_coef=0.01, gamma=0.99, gae_lambda=0.95, clip_range=0.2, seed=seed,
+                device="cpu", verbose=0)
     returns: list[float] = []
     start = time.time()
     from stable_baselines3.common.logger import Logger
@@ -319,7 +389,7 @@ def run_seed(args: argparse.Namespace, seed: int, store: str, size: tuple[int, i
         def seek(obs: np.ndarray, info: dict[str, Any]) -> dict[str, Any]:  # reads the frame, as the agents do
             if info["step"] == 0:  # a new episode: a fresh policy (it remembers a bearing and a scan)
                 seeker[:] = [SeekerPolicy(seek_rng)]
-            return seeker[0].act_on(obs, info)
+            return seeker[0].act_on(obs["image"] if isinstance(obs, dict) else obs, info)
 
         results["scripted seeker (frames only)"] = {"eval": evaluate(seek, engine.env, args)}
     for name in ("dream", "engine"):

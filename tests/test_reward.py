@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -273,6 +274,49 @@ def test_the_task_state_at_the_first_frame_says_what_no_frame_and_no_reward_show
     assert torch.equal(model.initial(2), torch.zeros(2, 17))  # no task state given: zeros, as without a task input
 
 
+def _walk(episodes: int, length: int, seed: int) -> Transitions:
+    """A goal on a line: each step's action column 0 (-1, 0 or +1) moves the player, the goal's offset g moves the
+    other way, and the reward is 0.1 per unit closer; the task state is (g, noise) at each frame. Latents are pure
+    noise: only the start's state and the actions since say where the goal is."""
+    g = torch.Generator().manual_seed(seed)
+    n = episodes * length
+    actions = torch.randn(n, 3, generator=g)
+    actions[:, 0] = torch.randint(-1, 2, (n,), generator=g).float()
+    moves = actions[:, 0].view(episodes, length)
+    start = torch.randint(-6, 7, (episodes, 1), generator=g).float()
+    offset = torch.cat([start, start - moves.cumsum(1)], dim=1)  # (E, L + 1): before and after each step
+    noise = 0.3 * torch.randn(episodes, length + 1, generator=g)
+    state = torch.stack([offset, noise], dim=2)
+    follows = (torch.arange(n) % length) != 0
+    return Transitions(torch.randn(n + 1, 4, 4, 4, generator=g).half(), torch.arange(n), torch.arange(1, n + 1),
+                       actions, (0.1 * (offset[:, :-1].abs() - offset[:, 1:].abs())).flatten(),
+                       torch.zeros(n, dtype=torch.bool), follows, state[:, :-1].flatten(0, 1),
+                       state[:, 1:].flatten(0, 1))
+
+
+def test_the_tracking_head_keeps_where_the_goal_is_and_the_reward_follows():
+    """model.track: the GRU state, started from the first frame's task state, is read back as the task state after
+    each step; trained on the recorded one, it follows the goal through the actions, far better than keeping the
+    start's state (which is all the model was given), and the reward, which depends on where the goal is, is then
+    learnt; from the reward alone the same model does worse than predicting 0."""
+    train, held = _walk(96, 16, 0), _walk(16, 16, 1)
+    cfg = TrainRewardConfig(steps=300, batch_size=16, seq_len=16, max_given=0, lr=1e-2, warmup=10, log_every=50,
+                            task_state=True)
+    scores, model = _scores_by("track", (False, True), train, held, cfg, given=0, action_dim=3, state=16, task_dim=2)
+    m = scores[True]
+    assert m["task_mae_start"][0] > 1.0  # the goal does move away from where it started
+    assert m["task_mae"][0] < 0.4 * m["task_mae_start"][0]
+    assert "task_mae" not in scores[False]
+    assert scores[False]["reward_mae"] > 0.9 * m["reward_mae_zero_baseline"]
+    assert m["reward_mae"] < 0.4 * m["reward_mae_zero_baseline"]
+    h = torch.zeros(5, 16)
+    assert model.tracked(h).shape == (5, 2)
+    with pytest.raises(InputError, match="track"):
+        RewardModel(RewardConfig(latent_channels=4, action_dim=3, state=16, track=True))  # no task state to track
+    with pytest.raises(InputError, match="no tracking head"):
+        _scores_by("task_dim", (2,), train, held, replace(cfg, steps=1), given=0, action_dim=3, state=16)[1].tracked(h)
+
+
 def test_train_reward_with_the_task_state_and_dream_env_starts_from_it(dit_run, store, tmp_path, capsys):
     """task_state=true on navigate stores (data/task_state: the goal's forward / right offset): the checkpoint
     records the keys, and DreamEnv's reset warms the reward state from the task state of the first context frame
@@ -281,7 +325,7 @@ def test_train_reward_with_the_task_state_and_dream_env_starts_from_it(dit_run, 
     from worldsim.dream.env import DreamEnv
 
     out = tmp_path / "reward_task"
-    assert cli(_reward_args(dit_run, store, f"out={out}", "task_state=true", "seq_len=4")) == 0
+    assert cli(_reward_args(dit_run, store, f"out={out}", "task_state=true", "seq_len=4", "model.track=true")) == 0
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     model = load_reward(out)
     assert model.cfg.task_dim == 2 and model.meta["task_state_keys"] == ["goal_forward", "goal_right"]
@@ -296,7 +340,15 @@ def test_train_reward_with_the_task_state_and_dream_env_starts_from_it(dit_run, 
     assert torch.equal(task, torch.from_numpy(ep["task_state"][first])[None])  # the first warmed frame's row
     assert torch.equal(env.reward_state[0], warm(z, acts, rewards, task)[0])
     assert not torch.equal(env.reward_state[0], warm(z, acts, rewards, None)[0])  # it changes the state
-    env.step(env.action_space.sample())  # steps on from the warmed state
+    # the tracking head's estimate of where the goal is, in the engine's units and keys, after the reset and each step
+    assert info["task_state_keys"] == ["goal_forward", "goal_right"] and info["task_state"].shape == (2,)
+    assert np.array_equal(info["task_state"], model.tracked(env.reward_state[:, :-1])[0].detach().numpy())
+    _, _, _, _, info = env.step(env.action_space.sample())  # steps on from the warmed state
+    assert np.array_equal(info["task_state"], env.task_estimate()[0]) and env.tracking[0]
+    assert len(printed["metrics"]["task_mae"]) == 2 and len(printed["metrics"]["task_mae_start"]) == 2
+    # a reset from frames gives no task state: no estimate in the info
+    _, info = env.reset(seed=0, options={"frames": ep["frames"][:3]})
+    assert "task_state" not in info and not env.tracking[0]
 
 
 def test_stores_without_the_task_state_refuse_task_state_true(dit_run, tmp_path, capsys):

@@ -217,3 +217,38 @@ def test_rl_dream_example_runs_end_to_end(runs, tmp_path):
 def _without_times(results: dict) -> dict:
     return {name: {part: {k: v for k, v in d.items() if k != "train_seconds"} for part, d in r.items()}
             for name, r in results.items()}
+
+
+def test_rl_dream_observe_goal_gives_every_agent_the_goal(runs, tmp_path):
+    """--observe-goal: the agents see {"image", "goal"}: in the engine the task's state, in the dream the tracking
+    head's estimate (a reward model trained with task_state=true model.track=true); a reward model without the head
+    is refused in one line."""
+    import importlib.util
+    from pathlib import Path
+
+    from worldsim.cli import main as cli
+
+    script = Path(__file__).resolve().parents[1] / "examples" / "rl_dream.py"
+    spec = importlib.util.spec_from_file_location("rl_dream", script)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    reward = tmp_path / "reward"
+    common = [f"ckpt={runs['dit']}", f"store={runs['store']}", "steps=3", "seq_len=4", "batch_size=2",
+              "val_episodes=1", "task_state=true", "log_every=1"]
+    assert cli(["train-reward", *common, f"out={reward}", "model.track=true"]) == 0
+    argv = ["--checkpoint", runs["dit"], "--reward", str(reward), "--store", runs["store"], "--steps", "32",
+            "--n-envs", "2", "--n-steps", "16", "--eval-episodes", "1", "--max-steps", "6", "--dream-steps", "1",
+            "--policy", "MlpPolicy", "--observe-goal", "--seeds", "0", "--goal-distance", "3", "6"]
+    res = mod.main([*argv, "--out", str(tmp_path / "goal.json")])
+    assert {"PPO (dream)", "PPO (engine)", "random"} <= set(res["summary"]) and res["config"]["observe_goal"]
+    engine = mod.make_engine((32, 32), mod.parse_args(argv))
+    obs, info = engine.reset(seed=1)
+    assert set(obs) == {"image", "goal"} and np.allclose(obs["goal"], np.asarray(info["task"]["state"]) / 10)
+    dream = mod.make_dream(mod.parse_args(argv), runs["store"])
+    first = dream.reset()
+    assert first["image"].shape == (2, 32, 32, 3) and first["goal"].shape == (2, 2)
+    assert np.allclose(first["goal"], dream.venv.task_estimate() / 10)
+    plain = tmp_path / "plain"
+    assert cli(["train-reward", *common, f"out={plain}"]) == 0
+    with pytest.raises(SystemExit, match="--observe-goal: the dream has no goal estimate"):
+        mod.make_dream(mod.parse_args([*argv[:2], "--reward", str(plain), *argv[4:]]), runs["store"]).reset()

@@ -205,6 +205,8 @@ class _Dream:
         self.reward_model = reward_model
         # per row: the reward model's state (what the episode showed so far, the last reward), warmed at reset
         self.reward_state = reward_model.initial(core.rows) if reward_model is not None else None
+        # per row: the reset gave the reward model the task's state, so a tracking head follows it (`task_estimate`)
+        self.tracking = np.zeros(core.rows, bool)
         self.max_episode_steps = max_episode_steps  # None: no limit here (gym.make's TimeLimit owns it then)
         self.elapsed = np.zeros(core.rows, np.int64)
         self.single_obs_space = spaces.Box(0, 255, (self.sampler.height, self.sampler.width, 3), dtype=np.uint8)
@@ -219,11 +221,33 @@ class _Dream:
         if self.reward_model is not None:
             for row, z, d in zip(rows, context, drawn):
                 self.reward_state[row] = self._warm_reward(z, d)
+                self.tracking[row] = self._tracks() and "task_state" in d
         self.elapsed[rows] = 0
         obs = np.stack([d["frames"][-1] for d in drawn])
         infos = [{k: v for k, v in d.items() if k not in ("frames", "actions", "rewards", "task_state",
                                                           "task_state_keys")} for d in drawn]
-        return obs, infos
+        return obs, self._with_task(rows, infos)
+
+    def _tracks(self) -> bool:
+        return self.reward_model is not None and getattr(self.reward_model, "track", None) is not None
+
+    def task_estimate(self) -> np.ndarray | None:
+        """(rows, K) float32: where the reward model's tracking head puts the task's state now (navigate: the goal's
+        offset in blocks along the view's forward and right axes, as the engine's `info["task"]["state"]`), or None
+        for a reward model without one (`worldsim train-reward task_state=true model.track=true`). Meaningful for
+        rows whose reset gave the task's state (`tracking`: a reset from a store that records it)."""
+        if not self._tracks():
+            return None
+        with torch.no_grad():
+            return self.reward_model.tracked(self.reward_state[:, :-1]).float().cpu().numpy()
+
+    def _with_task(self, rows: list[int], infos: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """infos of `rows` with "task_state" (`task_estimate`) and "task_state_keys" where the row tracks one."""
+        if not self.tracking[rows].any():
+            return infos
+        estimate, keys = self.task_estimate(), list(self.reward_model.meta.get("task_state_keys") or [])
+        return [{**info, "task_state": estimate[row], "task_state_keys": keys} if self.tracking[row] else info
+                for row, info in zip(rows, infos)]
 
     def _warm_reward(self, z: torch.Tensor, drawn: dict[str, Any]) -> torch.Tensor:
         """The reward model's state after a row's context latents z (F, C, h, w): the transitions between them with
@@ -339,7 +363,8 @@ class DreamEnv(_Dream, gym.Env):
         flat = flatten_action(self.action_spec, self.action_space, action)[None]
         obs, reward, terminated, truncated = self._step_all(flat)
         self._obs = obs[0]
-        return obs[0], float(reward[0]), bool(terminated[0]), bool(truncated[0]), {"step": int(self.elapsed[0])}
+        info = self._with_task([0], [{"step": int(self.elapsed[0])}])[0]
+        return obs[0], float(reward[0]), bool(terminated[0]), bool(truncated[0]), info
 
     def render(self) -> np.ndarray | None:
         return self._obs if self.render_mode == "rgb_array" else None
@@ -431,7 +456,7 @@ class DreamVectorEnv(_Dream, VectorEnv):
             raise RuntimeError("call reset() before step()")
         flat = self._flat_actions(actions)
         obs, reward, terminated, truncated = self._step_all(flat)
-        infos = [{"step": int(s)} for s in self.elapsed]
+        infos = self._with_task(list(range(self.num_envs)), [{"step": int(s)} for s in self.elapsed])
         if self.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP:
             ended = [int(i) for i in np.flatnonzero(terminated | truncated)]
             if ended:  # the ending step returns the next episode's first frame; the last frame goes in the info

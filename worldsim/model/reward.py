@@ -47,6 +47,9 @@ class RewardConfig:
     task_dim: int = 0  # > 0: the GRU state starts from the task's state (`data/task_state`, K = task_dim columns)
                        # at the sequence's first frame: what the engine knew when the dream began (navigate: where
                        # the goal is), which no frame may show
+    track: bool = False  # with task_dim: a linear head reads the task's state after each transition off the GRU
+                         # state (`tracked`), trained on the recorded one (an auxiliary target: the state keeps
+                         # where the goal is through the turns and steps, not only what the reward needs now)
 
 
 def _conv(cin: int, cout: int, stride: int) -> nn.Sequential:
@@ -67,7 +70,8 @@ class RewardModel(nn.Module):
     def __init__(self, cfg: RewardConfig) -> None:
         super().__init__()
         if (cfg.latent_channels < 1 or cfg.action_dim < 0 or cfg.width < 1 or cfg.depth < 1 or cfg.hidden < 1
-                or cfg.state < 0 or cfg.grid < 0 or cfg.task_dim < 0 or (cfg.task_dim and not cfg.state)):
+                or cfg.state < 0 or cfg.grid < 0 or cfg.task_dim < 0 or (cfg.task_dim and not cfg.state)
+                or (cfg.track and not cfg.task_dim)):
             raise InputError(f"bad reward model config {asdict(cfg)}")
         self.cfg = cfg
         self.meta: dict[str, Any] = {}  # the checkpoint's meta.json once loaded (load_reward)
@@ -88,6 +92,8 @@ class RewardModel(nn.Module):
         if cfg.task_dim:  # only then: checkpoints of models without a task input load as they were saved
             self.register_buffer("task_mean", torch.zeros(cfg.task_dim))
             self.register_buffer("task_std", torch.ones(cfg.task_dim))
+        # the GRU state -> the task's state after the transition, standardised (`tracked` undoes that)
+        self.track = nn.Linear(cfg.state, cfg.task_dim) if cfg.track else None
         self.head = nn.Sequential(nn.Linear(features + cfg.state, cfg.hidden), nn.SiLU(),
                                   nn.Linear(cfg.hidden, cfg.hidden), nn.SiLU(), nn.Linear(cfg.hidden, 2))
         # the unit of rewards inside the net (`unit`): the median non-zero training reward, so that dense shaping
@@ -114,6 +120,13 @@ class RewardModel(nn.Module):
             h = torch.tanh(self.task((task.to(state.device).float() - self.task_mean) / self.task_std))
             state = torch.cat([h, state[:, -1:]], dim=1)
         return state
+
+    def tracked(self, h: torch.Tensor) -> torch.Tensor:
+        """The task's state (..., task_dim) in its own units (navigate: blocks) that GRU hidden vectors h (..., state)
+        hold, read by the tracking head (a model trained with `track`)."""
+        if self.track is None:
+            raise InputError("this reward model has no tracking head (trained without model.track=true)")
+        return self.track(h.float()) * self.task_std + self.task_mean
 
     def forward(self, z_prev: torch.Tensor, z_next: torch.Tensor, action: torch.Tensor,
                 state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -189,12 +202,13 @@ class RewardModel(nn.Module):
         return reward, torch.sigmoid(logit) > threshold, self.carry(h, reward)
 
     def run(self, features: torch.Tensor, recorded: torch.Tensor | None, given: torch.Tensor | int,
-            task: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            task: torch.Tensor | None = None, hidden: list[torch.Tensor] | None = None
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The state stepped along sequences of transition features (B, N, F) (`features`), from the initial one
         (`initial`, of the task state (B, task_dim) at the first frame if given): after step t it carries the
         recorded reward (B, N) when t < given (B,) or int (a reset's context), else the model's own snapped
         prediction (detached: a dream has no other). Returns the rewards in the net's units and the termination
-        logits, (B, N) each, and the last state."""
+        logits, (B, N) each, and the last state; `hidden`, if a list, gets each step's GRU hidden vector (B, state)."""
         b, n = features.shape[:2]
         state = self.initial(b, task)
         given = torch.as_tensor(given, device=features.device).expand(b)
@@ -205,6 +219,8 @@ class RewardModel(nn.Module):
             state = self.carry(h, own if recorded is None else torch.where(t < given, recorded[:, t].to(h.device), own))
             units.append(unit)
             logits.append(logit)
+            if hidden is not None:
+                hidden.append(h)
         return torch.stack(units, 1), torch.stack(logits, 1), state
 
     @torch.no_grad()

@@ -68,6 +68,8 @@ class TrainRewardConfig:
                                  # (`insert_pauses`): unchanged latents pay what standing still pays (0: off)
     task_state: bool = False  # start the reward model's state from the task's state at the first frame (the stores'
     # `data/task_state`: navigate's goal position; DreamEnv gives it on resets from such a store; docs/world_model.md)
+    track_weight: float = 1.0  # with task_state and model.track=true: weight of the tracking loss (the task's
+    # state after each transition read off the GRU state, squared error in standardised units) against the reward's
     skip_policies: list[str] = field(default_factory=list)  # recording policies (as the stores name them, e.g.
     # NavigateSolver) whose episodes are left out of training (`collect`); the held-out score keeps every episode
     val_store: str | None = None  # held-out store; default: the last `val_episodes` episodes of each store
@@ -92,6 +94,7 @@ class Transitions:
     terminated: torch.Tensor  # (N,) bool
     follows: torch.Tensor | None = None  # (N,) bool: transition i is the one after i - 1 in the same episode
     task: torch.Tensor | None = None  # (N, K) float32: the task's state at frame prev[i] (stores with task_state)
+    task_next: torch.Tensor | None = None  # (N, K) float32: ... at frame next[i]
 
     def __len__(self) -> int:
         return len(self.prev)
@@ -99,7 +102,7 @@ class Transitions:
     def to(self, device: torch.device) -> Transitions:
         fields = ("latents", "prev", "next", "actions", "rewards", "terminated")
         return Transitions(*(getattr(self, f).to(device) for f in fields), self.chained().to(device),
-                           None if self.task is None else self.task.to(device))
+                           *(None if t is None else t.to(device) for t in (self.task, self.task_next)))
 
     def chained(self) -> torch.Tensor:
         return self.follows if self.follows is not None else torch.zeros(len(self), dtype=torch.bool)
@@ -190,7 +193,7 @@ def collect(stores: StoreSet, encode: Callable[[np.ndarray], torch.Tensor], acti
     rows: dict[tuple[int, str, int], int] = {}
     pending: list[np.ndarray] = []
     parts: list[torch.Tensor] = []
-    prev, nxt, acts, rews, terms, follows, task = [], [], [], [], [], [], []
+    prev, nxt, acts, rews, terms, follows, task, task_next = [], [], [], [], [], [], [], []
     with_task = bool(task_state_keys(stores))
     last: tuple | None = None
 
@@ -226,6 +229,7 @@ def collect(stores: StoreSet, encode: Callable[[np.ndarray], torch.Tensor], acti
             terms.append(w["terminated"][0])
             if with_task:
                 task.append(w["task_state"][0])
+                task_next.append(w["task_state"][1])
     flush()
     if not prev:
         left = f" once episodes by {list(skip_policies)} are left out" if skip_policies else ""
@@ -235,7 +239,8 @@ def collect(stores: StoreSet, encode: Callable[[np.ndarray], torch.Tensor], acti
                        torch.from_numpy(np.stack(acts).astype(np.float32)) / scale,
                        torch.from_numpy(np.asarray(rews, np.float32)), torch.from_numpy(np.asarray(terms, bool)),
                        torch.tensor(follows, dtype=torch.bool),
-                       torch.from_numpy(np.stack(task).astype(np.float32)) if with_task else None)
+                       *(torch.from_numpy(np.stack(t).astype(np.float32)) if with_task else None
+                         for t in (task, task_next)))
 
 
 def draw_probabilities(rewards: torch.Tensor, terminated: torch.Tensor, reward_fraction: float,
@@ -258,13 +263,14 @@ def draw_probabilities(rewards: torch.Tensor, terminated: torch.Tensor, reward_f
 
 # -- training and evaluation -------------------------------------------------------------------------------------
 def unroll(model: RewardModel, data: Transitions, idx: torch.Tensor, given: torch.Tensor,
-           pause: torch.Tensor | None = None, rewards: torch.Tensor | None = None
-           ) -> tuple[torch.Tensor, torch.Tensor]:
+           pause: torch.Tensor | None = None, rewards: torch.Tensor | None = None,
+           hidden: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Run `model` along sequences of transitions idx (B, L) as DreamEnv does: the state starts empty; after step t
     it carries the recorded reward (`rewards` (B, L) if given, else the data's) when t < given[b] (a reset's
     context), else the model's own snapped prediction (detached: a dream has no other). pause (B, L)
     (`insert_pauses`): those steps repeat their frame before, with the zero action for PAUSE_ZERO. Returns rewards
-    in the net's units (`model.reward` converts them) and termination logits, (B, L) each."""
+    in the net's units (`model.reward` converts them) and termination logits, (B, L) each; `hidden` (a list) gets
+    each step's GRU hidden vector (`RewardModel.run`)."""
     b, n = idx.shape
     z_prev, z_next, action, recorded, _ = data.take(idx.flatten())
     if rewards is not None:
@@ -276,7 +282,7 @@ def unroll(model: RewardModel, data: Transitions, idx: torch.Tensor, given: torc
     features = model.features(z_prev, z_next, action).unflatten(0, (b, n))  # the convs: one batch
     # the task's state at each sequence's first frame (a pause repeats a frame: the first one is still its own)
     task = data.task[idx[:, 0].to(data.task.device)] if model.cfg.task_dim and data.task is not None else None
-    units, logits, _ = model.run(features, recorded.view(b, n), given.to(idx.device), task)
+    units, logits, _ = model.run(features, recorded.view(b, n), given.to(idx.device), task, hidden)
     return units, logits
 
 
@@ -304,6 +310,11 @@ def check_config(cfg: TrainRewardConfig) -> None:
     if not all(isinstance(n, str) and n for n in cfg.skip_policies):
         raise InputError(f"skip_policies must be a list of policy names (e.g. [NavigateSolver]), got "
                          f"{list(cfg.skip_policies)}")
+    if not cfg.track_weight >= 0:
+        raise InputError(f"track_weight must be >= 0, got {cfg.track_weight}")
+    if cfg.model.track and not cfg.task_state:
+        raise InputError("model.track=true reads the task's state off the reward model's state: it needs "
+                         "task_state=true")
     if cfg.reward_loss not in REWARD_LOSSES:
         raise InputError(f"reward_loss must be one of {', '.join(REWARD_LOSSES)}, got {cfg.reward_loss!r}")
 
@@ -394,13 +405,20 @@ def fit(model: RewardModel, data: Transitions, cfg: TrainRewardConfig, device: t
         if pause is not None:  # a pause pays what standing still pays and does not end the episode
             reward = torch.where(pause != NO_PAUSE, torch.full_like(reward, still), reward)
             term = torch.where(pause != NO_PAUSE, torch.zeros_like(term), term)
-        pred, logit = unroll(model, data, idx, given, pause, reward)
+        hidden: list[torch.Tensor] | None = [] if model.track is not None else None
+        pred, logit = unroll(model, data, idx, given, pause, reward, hidden)
         w = valid.float() / valid.sum()
         reward_loss = (REWARD_LOSSES[cfg.reward_loss](pred, model.unit(reward), reduction="none") * w).sum()
         raw = logit - model.term_logit_offset  # the logit under the batches' own termination rate
         term_loss = (F.binary_cross_entropy_with_logits(raw, term, pos_weight=pos_weight, reduction="none")
                      * w).sum()
         loss = reward_loss + cfg.term_weight * term_loss
+        if hidden is not None:  # where the goal is after each step (a pause step: still where it was before it)
+            after = data.task_next[idx] if pause is None else torch.where(
+                (pause != NO_PAUSE)[..., None], data.task[idx], data.task_next[idx])
+            want = (after - model.task_mean) / model.task_std
+            track_loss = (((model.track(torch.stack(hidden, 1)) - want) ** 2).mean(-1) * w).sum()
+            loss = loss + cfg.track_weight * track_loss
         loop.update(loss)
         if loop.due(cfg.log_every):
             loss_value = loss.item()
@@ -408,6 +426,7 @@ def fit(model: RewardModel, data: Transitions, cfg: TrainRewardConfig, device: t
             if metrics is not None:
                 metrics.log(loop.done, {"loss": loss_value, "reward_loss": reward_loss.item(),
                                         "term_loss": term_loss.item(), "grad_norm": loop.grad_norm, "lr": loop.lr,
+                                        **({"track_loss": track_loss.item()} if hidden is not None else {}),
                                         "transitions_per_s": rate})
             loop.show(f"loss {loss_value:.4f} reward {reward_loss.item():.4f} term {term_loss.item():.4f}")
     model.eval()
@@ -452,12 +471,14 @@ def _ratio(a: int, b: int) -> float | None:
 
 
 @torch.no_grad()
-def run_episodes(model: RewardModel, data: Transitions, device: torch.device, given: int = 4
+def run_episodes(model: RewardModel, data: Transitions, device: torch.device, given: int = 4,
+                 hidden: list[torch.Tensor] | None = None
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Every episode of `data` run from its start as DreamEnv runs it (`unroll`: the first `given` transitions carry
     their recorded rewards, the rest the model's own). Returns, one row per episode in the order of `data`, the
     transitions idx (E, L) (padded with the episode's last), which are scored (E, L) bool (inside the episode and
-    not given), the rewards in the net's units and the termination logits (E, L) each, on the CPU."""
+    not given), the rewards in the net's units and the termination logits (E, L) each, on the CPU; `hidden` (a
+    list) gets each step's GRU hidden vector (E, state)."""
     if model.cfg.task_dim and data.task is None:
         raise InputError("this reward model starts from the task state (trained with task_state=true), but the "
                          "held-out stores do not record it (data/task_state); score it on stores that do")
@@ -467,14 +488,32 @@ def run_episodes(model: RewardModel, data: Transitions, device: torch.device, gi
     lengths = last[starts] - starts + 1
     idx = torch.minimum(starts[:, None] + torch.arange(int(lengths.max()))[None], last[starts][:, None])
     scored = (torch.arange(idx.shape[1])[None] < lengths[:, None]) & (torch.arange(idx.shape[1])[None] >= given)
-    reward, logit = unroll(model, data, idx.to(device), torch.full((len(starts),), given))
+    reward, logit = unroll(model, data, idx.to(device), torch.full((len(starts),), given), hidden=hidden)
     return idx, scored, reward.cpu(), logit.cpu()
 
 
 def evaluate(model: RewardModel, data: Transitions, device: torch.device, given: int = 4) -> dict[str, Any]:
     """Held-out scores of the model run along each episode as DreamEnv runs it (`run_episodes`; the `given` first
-    transitions are not scored): `scores`."""
-    return scores(model, data, given, *run_episodes(model, data, device, given))
+    transitions are not scored): `scores`, with `track_scores` for a model with a tracking head."""
+    hidden: list[torch.Tensor] | None = [] if model.track is not None else None
+    ran = run_episodes(model, data, device, given, hidden)
+    out = scores(model, data, given, *ran)
+    if hidden is not None:
+        out.update(track_scores(model, data, ran[0], ran[1], hidden))
+    return out
+
+
+@torch.no_grad()
+def track_scores(model: RewardModel, data: Transitions, idx: torch.Tensor, scored: torch.Tensor,
+                 hidden: list[torch.Tensor]) -> dict[str, Any]:
+    """How well a tracking head (`RewardModel.tracked`) keeps the task's state along held-out episodes: the mean
+    absolute error of each column after each scored transition (in the state's units: navigate, blocks), and that of
+    assuming it stays what it was at the episode's first frame (what the model was given)."""
+    tracked = model.tracked(torch.stack(hidden, 1)).cpu()[scored]  # (n, K)
+    data = data.to(torch.device("cpu"))
+    truth, start = data.task_next[idx][scored], data.task[idx[:, :1].expand_as(idx)][scored]
+    return {"task_mae": (tracked - truth).abs().mean(0).tolist(),
+            "task_mae_start": (start - truth).abs().mean(0).tolist()}
 
 
 @torch.no_grad()
