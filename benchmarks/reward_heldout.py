@@ -54,7 +54,7 @@ def main() -> None:
     breakdowns, tracks = [], []
     for url in args.store:
         data = collect(StoreSet([url], 2, "all"), encode, meta["spec"]["action_scale"], desc=f"encode {url}")
-        hidden = [] if model.track is not None else None
+        hidden = [] if model.tracks else None
         idx, scored, unit, logit = run_episodes(model, data, cpu, args.given, hidden)  # once: scores and the rest
         m = scores(model, data, args.given, idx, scored, unit, logit)
         if hidden is not None:

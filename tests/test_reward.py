@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -294,27 +293,47 @@ def _walk(episodes: int, length: int, seed: int) -> Transitions:
                        state[:, 1:].flatten(0, 1))
 
 
-def test_the_tracking_head_keeps_where_the_goal_is_and_the_reward_follows():
-    """model.track: the GRU state, started from the first frame's task state, is read back as the task state after
-    each step; trained on the recorded one, it follows the goal through the actions, far better than keeping the
-    start's state (which is all the model was given), and the reward, which depends on where the goal is, is then
-    learnt; from the reward alone the same model does worse than predicting 0."""
+def test_tracking_keeps_where_the_goal_is_and_the_reward_follows():
+    """model.track (a head reads the goal back off the GRU state) and model.odometry (each step's turn and move,
+    read off the transition, move the goal point): both start from the first frame's task state and are trained on
+    the recorded one after each step. Both follow the goal through the actions far better than keeping the start's
+    state (which is all the model was given), odometry best, and the reward, which depends on where the goal is, is
+    then learnt; without either the same model does worse than predicting 0."""
     train, held = _walk(96, 16, 0), _walk(16, 16, 1)
     cfg = TrainRewardConfig(steps=300, batch_size=16, seq_len=16, max_given=0, lr=1e-2, warmup=10, log_every=50,
                             task_state=True)
-    scores, model = _scores_by("track", (False, True), train, held, cfg, given=0, action_dim=3, state=16, task_dim=2)
-    m = scores[True]
-    assert m["task_mae_start"][0] > 1.0  # the goal does move away from where it started
-    assert m["task_mae"][0] < 0.4 * m["task_mae_start"][0]
-    assert "task_mae" not in scores[False]
-    assert scores[False]["reward_mae"] > 0.9 * m["reward_mae_zero_baseline"]
-    assert m["reward_mae"] < 0.4 * m["reward_mae_zero_baseline"]
+    scores, models = {}, {}
+    for name in ("none", "track", "odometry"):
+        torch.manual_seed(0)
+        flags = {name: True} if name != "none" else {}
+        models[name] = RewardModel(RewardConfig(latent_channels=4, width=8, depth=2, hidden=16, action_dim=3,
+                                                state=16, task_dim=2, **flags))
+        fit(models[name], train, cfg, CPU)
+        scores[name] = evaluate(models[name], held, CPU, given=0)
+    assert "task_mae" not in scores["none"] and models["none"].tracks is False
+    assert scores["none"]["reward_mae"] > 0.9 * scores["none"]["reward_mae_zero_baseline"]
+    for name, most in (("track", 0.4), ("odometry", 0.15)):
+        m = scores[name]
+        assert m["task_mae_start"][0] > 1.0  # the goal does move away from where it started
+        assert m["task_mae"][0] < most * m["task_mae_start"][0]
+        assert m["reward_mae"] < 0.25 * m["reward_mae_zero_baseline"]
+    assert scores["odometry"]["reward_mae"] < scores["track"]["reward_mae"]
+    # the state: GRU vector, (odometry) the point, the last reward; the point is what `tracked` reads
+    odo = models["odometry"]
+    assert odo.width == 16 + 2 + 1 and models["track"].width == 16 + 1
+    start = torch.tensor([[3.0, -1.0]])
+    assert torch.equal(odo.tracked(odo.initial(1, start)[:, :-1]), start)
+    # the geometry: a step of 1 forward, then a quarter turn to the right: a goal 3 ahead, 1 left is 1 behind, 2 left
+    moved = RewardModel.move(start, torch.tensor([[np.pi / 2, 1.0, 0.0]]))
+    assert torch.allclose(moved, torch.tensor([[-1.0, -2.0]]), atol=1e-6)
     h = torch.zeros(5, 16)
-    assert model.tracked(h).shape == (5, 2)
-    with pytest.raises(InputError, match="track"):
-        RewardModel(RewardConfig(latent_channels=4, action_dim=3, state=16, track=True))  # no task state to track
+    assert models["track"].tracked(h).shape == (5, 2)
     with pytest.raises(InputError, match="no tracking head"):
-        _scores_by("task_dim", (2,), train, held, replace(cfg, steps=1), given=0, action_dim=3, state=16)[1].tracked(h)
+        models["none"].tracked(h)
+    for bad in ({"track": True}, {"odometry": True}, {"odometry": True, "track": True, "task_dim": 2},
+                {"odometry": True, "task_dim": 3}):
+        with pytest.raises(InputError, match="bad reward model config"):
+            RewardModel(RewardConfig(latent_channels=4, action_dim=3, state=16, **bad))
 
 
 def test_train_reward_with_the_task_state_and_dream_env_starts_from_it(dit_run, store, tmp_path, capsys):

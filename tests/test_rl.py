@@ -17,6 +17,7 @@ import envs  # noqa: F401  (registers worldsim/Voxel-v0: tests may use the engin
 from envs.voxel.actions import action_spec_json, to_flat
 from store.spaces import flatten_action, space_from_spec, unflatten_action
 from worldsim.dream.wrappers import NAVIGATE, DiscreteActions, noop_action
+from worldsim.errors import InputError
 
 SIZE = 32
 
@@ -220,8 +221,8 @@ def _without_times(results: dict) -> dict:
 
 
 def test_rl_dream_observe_goal_gives_every_agent_the_goal(runs, tmp_path):
-    """--observe-goal: the agents see {"image", "goal"}: in the engine the task's state, in the dream the tracking
-    head's estimate (a reward model trained with task_state=true model.track=true); a reward model without the head
+    """--observe-goal: the agents see {"image", "goal"}: in the engine the task's state, in the dream the reward
+    model's estimate (trained with task_state=true model.odometry=true); a reward model that does not track the goal
     is refused in one line."""
     import importlib.util
     from pathlib import Path
@@ -235,7 +236,7 @@ def test_rl_dream_observe_goal_gives_every_agent_the_goal(runs, tmp_path):
     reward = tmp_path / "reward"
     common = [f"ckpt={runs['dit']}", f"store={runs['store']}", "steps=3", "seq_len=4", "batch_size=2",
               "val_episodes=1", "task_state=true", "log_every=1"]
-    assert cli(["train-reward", *common, f"out={reward}", "model.track=true"]) == 0
+    assert cli(["train-reward", *common, f"out={reward}", "model.odometry=true"]) == 0
     argv = ["--checkpoint", runs["dit"], "--reward", str(reward), "--store", runs["store"], "--steps", "32",
             "--n-envs", "2", "--n-steps", "16", "--eval-episodes", "1", "--max-steps", "6", "--dream-steps", "1",
             "--policy", "MlpPolicy", "--observe-goal", "--seeds", "0", "--goal-distance", "3", "6"]
@@ -248,6 +249,9 @@ def test_rl_dream_observe_goal_gives_every_agent_the_goal(runs, tmp_path):
     first = dream.reset()
     assert first["image"].shape == (2, 32, 32, 3) and first["goal"].shape == (2, 2)
     assert np.allclose(first["goal"], dream.venv.task_estimate() / 10)
+    # an odometry reward model follows the goal from the store's task state: a reset from frames has none
+    with pytest.raises(InputError, match="reset from a store that records data/task_state"):
+        dream.venv.reset(seed=0, options={"frames": first["image"][0]})
     plain = tmp_path / "plain"
     assert cli(["train-reward", *common, f"out={plain}"]) == 0
     with pytest.raises(SystemExit, match="--observe-goal: the dream has no goal estimate"):

@@ -229,13 +229,14 @@ class _Dream:
         return obs, self._with_task(rows, infos)
 
     def _tracks(self) -> bool:
-        return self.reward_model is not None and getattr(self.reward_model, "track", None) is not None
+        return self.reward_model is not None and bool(getattr(self.reward_model, "tracks", False))
 
     def task_estimate(self) -> np.ndarray | None:
         """(rows, K) float32: where the reward model's tracking head puts the task's state now (navigate: the goal's
         offset in blocks along the view's forward and right axes, as the engine's `info["task"]["state"]`), or None
-        for a reward model without one (`worldsim train-reward task_state=true model.track=true`). Meaningful for
-        rows whose reset gave the task's state (`tracking`: a reset from a store that records it)."""
+        for a reward model that does not track it (`worldsim train-reward task_state=true model.odometry=true`, or
+        `model.track=true`). Meaningful for rows whose reset gave the task's state (`tracking`: a reset from a store
+        that records it)."""
         if not self._tracks():
             return None
         with torch.no_grad():
@@ -259,7 +260,12 @@ class _Dream:
         scaled = torch.from_numpy(flat).to(z.device)[None] / self.core.model.action_scale
         if rewards is not None:
             rewards = torch.from_numpy(np.asarray(rewards, np.float32)[len(rewards) - n :]).to(z.device)[None]
-        return self.reward_model.warm(z[None].float(), scaled, rewards, self._task_state(n, drawn))[0]
+        task = self._task_state(n, drawn)
+        if task is None and getattr(self.reward_model, "odo", None) is not None:
+            raise InputError("this reward model tracks the goal from the task state at the first frame "
+                             "(model.odometry=true): reset from a store that records data/task_state, not from "
+                             f"{drawn.get('source', 'frames or a prompt')}")
+        return self.reward_model.warm(z[None].float(), scaled, rewards, task)[0]
 
     def _task_state(self, n: int, drawn: dict[str, Any]) -> torch.Tensor | None:
         """(1, K) task state at the first of the n + 1 context frames the reward model is warmed on, for a reward

@@ -50,6 +50,10 @@ class RewardConfig:
     track: bool = False  # with task_dim: a linear head reads the task's state after each transition off the GRU
                          # state (`tracked`), trained on the recorded one (an auxiliary target: the state keeps
                          # where the goal is through the turns and steps, not only what the reward needs now)
+    odometry: bool = False  # with task_dim 2 (a point in the agent's horizontal frame: navigate's goal_forward,
+                            # goal_right): each transition's features give the step's turn and move, the point is
+                            # moved by them (exact geometry: rotate(point - move)) and carried in the state, and the
+                            # head reads it before and after (`tracked`: it), trained on the recorded task state
 
 
 def _conv(cin: int, cout: int, stride: int) -> nn.Sequential:
@@ -71,7 +75,7 @@ class RewardModel(nn.Module):
         super().__init__()
         if (cfg.latent_channels < 1 or cfg.action_dim < 0 or cfg.width < 1 or cfg.depth < 1 or cfg.hidden < 1
                 or cfg.state < 0 or cfg.grid < 0 or cfg.task_dim < 0 or (cfg.task_dim and not cfg.state)
-                or (cfg.track and not cfg.task_dim)):
+                or (cfg.track and not cfg.task_dim) or (cfg.odometry and (cfg.task_dim != 2 or cfg.track))):
             raise InputError(f"bad reward model config {asdict(cfg)}")
         self.cfg = cfg
         self.meta: dict[str, Any] = {}  # the checkpoint's meta.json once loaded (load_reward)
@@ -87,6 +91,14 @@ class RewardModel(nn.Module):
         features = 2 * cfg.width + cfg.hidden + (cfg.hidden if cfg.grid else 0)
         # input: this transition's features and the last reward (/ scale); the head reads the features and the state
         self.cell = nn.GRUCell(features + 1, cfg.state) if cfg.state else None
+        # odometry: features -> (turn in radians, move forward, move right in blocks); zeros at init (keep the point)
+        self.odo = nn.Sequential(nn.Linear(features, cfg.hidden), nn.SiLU(), nn.Linear(cfg.hidden, 3)) \
+            if cfg.odometry else None
+        if self.odo is not None:
+            nn.init.zeros_(self.odo[-1].weight)
+            nn.init.zeros_(self.odo[-1].bias)
+        # the state: GRU hidden vector, the tracked point (odometry), the last reward
+        self.width = cfg.state + (2 if cfg.odometry else 0) + 1
         # the task's state (standardised by the training data's mean and std) -> the GRU's first hidden vector
         self.task = nn.Linear(cfg.task_dim, cfg.state) if cfg.task_dim else None
         if cfg.task_dim:  # only then: checkpoints of models without a task input load as they were saved
@@ -94,7 +106,9 @@ class RewardModel(nn.Module):
             self.register_buffer("task_std", torch.ones(cfg.task_dim))
         # the GRU state -> the task's state after the transition, standardised (`tracked` undoes that)
         self.track = nn.Linear(cfg.state, cfg.task_dim) if cfg.track else None
-        self.head = nn.Sequential(nn.Linear(features + cfg.state, cfg.hidden), nn.SiLU(),
+        # odometry: the head also reads the point before and after, standardised, and its distance before, after
+        # and the change
+        self.head = nn.Sequential(nn.Linear(features + cfg.state + (7 if cfg.odometry else 0), cfg.hidden), nn.SiLU(),
                                   nn.Linear(cfg.hidden, cfg.hidden), nn.SiLU(), nn.Linear(cfg.hidden, 2))
         # the unit of rewards inside the net (`unit`): the median non-zero training reward, so that dense shaping
         # rewards of 0.01 are ~1 and a rare +1 is ~4.6 (symlog), not 0.01 and 1 (their loss would vanish)
@@ -113,27 +127,36 @@ class RewardModel(nn.Module):
         """The state before any transition, (batch, state + 1) (GRU hidden vector, last reward): zeros, or with
         `task` (batch, task_dim), the task's state at the first frame, the hidden vector made from it (a model with
         task_dim > 0 given no task state starts from zeros: it then knows only what the frames show)."""
-        state = self.reward_scale.new_zeros(batch, self.cfg.state + 1)
+        state = self.reward_scale.new_zeros(batch, self.width)
         if task is not None and self.task is not None:
             if task.shape != (batch, self.cfg.task_dim):
                 raise InputError(f"task state must be ({batch}, {self.cfg.task_dim}), got {tuple(task.shape)}")
-            h = torch.tanh(self.task((task.to(state.device).float() - self.task_mean) / self.task_std))
-            state = torch.cat([h, state[:, -1:]], dim=1)
+            task = task.to(state.device).float()
+            h = torch.tanh(self.task((task - self.task_mean) / self.task_std))
+            state = torch.cat([h, *([task] if self.odo is not None else []), state[:, -1:]], dim=1)
         return state
 
     def tracked(self, h: torch.Tensor) -> torch.Tensor:
-        """The task's state (..., task_dim) in its own units (navigate: blocks) that GRU hidden vectors h (..., state)
-        hold, read by the tracking head (a model trained with `track`)."""
+        """The task's state (..., task_dim) in its own units (navigate: blocks) that states without their last reward
+        h (..., width - 1) hold: the tracked point (`odometry`) or the tracking head's reading (`track`)."""
+        if self.odo is not None:
+            return h[..., self.cfg.state :].float()
         if self.track is None:
-            raise InputError("this reward model has no tracking head (trained without model.track=true)")
-        return self.track(h.float()) * self.task_std + self.task_mean
+            raise InputError("this reward model has no tracking head (trained without model.track=true or "
+                             "model.odometry=true)")
+        return self.track(h[..., : self.cfg.state].float()) * self.task_std + self.task_mean
+
+    @property
+    def tracks(self) -> bool:
+        """Whether the model follows the task's state along an episode (`tracked`)."""
+        return self.odo is not None or self.track is not None
 
     def forward(self, z_prev: torch.Tensor, z_next: torch.Tensor, action: torch.Tensor,
                 state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """z_prev, z_next (B, C, h, w) normalised latents; action (B, A), already divided by the world model's
-        action_scale; state (B, state + 1) or None (the initial one). Returns the reward in the net's units (B,)
-        (`reward` converts it), the termination logit (B,) and the new GRU hidden vector (B, state) (the next state
-        is it and the reward that followed, `carry`)."""
+        action_scale; state (B, width) or None (the initial one). Returns the reward in the net's units (B,)
+        (`reward` converts it), the termination logit (B,) and the new GRU hidden vector with the tracked point
+        (odometry), (B, width - 1) (the next state is it and the reward that followed, `carry`)."""
         state = self._check(z_prev, z_next, action, state)
         return self.recur(self.features(z_prev, z_next, action), state)
 
@@ -147,8 +170,8 @@ class RewardModel(nn.Module):
         if action.shape != (b, self.cfg.action_dim):
             raise InputError(f"action must be ({b}, {self.cfg.action_dim}), got {tuple(action.shape)}")
         state = self.initial(b) if state is None else state
-        if state.shape != (b, self.cfg.state + 1):
-            raise InputError(f"state must be ({b}, {self.cfg.state + 1}), got {tuple(state.shape)}")
+        if state.shape != (b, self.width):
+            raise InputError(f"state must be ({b}, {self.width}), got {tuple(state.shape)}")
         return state
 
     def features(self, z_prev: torch.Tensor, z_next: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
@@ -165,11 +188,30 @@ class RewardModel(nn.Module):
 
     def recur(self, features: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One step of the state along a sequence: `forward` after `features`."""
-        h = state[:, :-1].float()
+        n = self.cfg.state
+        h = state[:, :n].float()
         if self.cell is not None:
             h = self.cell(torch.cat([features, self.unit(state[:, -1:].float())], dim=1), h)
-        out = self.head(torch.cat([features, h], dim=1))  # (B, 2)
-        return out[:, 0], out[:, 1] + self.term_logit_offset, h
+        if self.odo is None:
+            out = self.head(torch.cat([features, h], dim=1))  # (B, 2)
+            return out[:, 0], out[:, 1] + self.term_logit_offset, h
+        point = state[:, n : n + 2].float()
+        moved = self.move(point, self.odo(features))
+        scale = self.task_std.norm()
+        before, after = point.norm(dim=1, keepdim=True), moved.norm(dim=1, keepdim=True)
+        seen = [(point - self.task_mean) / self.task_std, (moved - self.task_mean) / self.task_std, before / scale,
+                after / scale, before - after]
+        out = self.head(torch.cat([features, h, *seen], dim=1))
+        return out[:, 0], out[:, 1] + self.term_logit_offset, torch.cat([h, moved], dim=1)
+
+    @staticmethod
+    def move(point: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
+        """A point (B, 2) in the agent's frame (forward, right) after the agent moves by step[:, 1:] (forward,
+        right) and turns by step[:, 0] radians (towards the right for positive): rotate(point - move)."""
+        turn, shifted = step[:, 0], point - step[:, 1:]
+        c, s = torch.cos(turn), torch.sin(turn)
+        # a turn to the right by a: forward' = cos a f + sin a r, right' = -sin a f + cos a r
+        return torch.stack([c * shifted[:, 0] + s * shifted[:, 1], -s * shifted[:, 0] + c * shifted[:, 1]], dim=1)
 
     def unit(self, reward: torch.Tensor) -> torch.Tensor:
         """A reward in the net's own units (what the head outputs, what the loss compares, what the GRU reads)."""

@@ -68,8 +68,9 @@ class TrainRewardConfig:
                                  # (`insert_pauses`): unchanged latents pay what standing still pays (0: off)
     task_state: bool = False  # start the reward model's state from the task's state at the first frame (the stores'
     # `data/task_state`: navigate's goal position; DreamEnv gives it on resets from such a store; docs/world_model.md)
-    track_weight: float = 1.0  # with task_state and model.track=true: weight of the tracking loss (the task's
-    # state after each transition read off the GRU state, squared error in standardised units) against the reward's
+    track_weight: float = 1.0  # with task_state and model.track or model.odometry: weight of the tracking loss (the
+    # task's state after each transition as the model tracks it against the recorded one, squared error in
+    # standardised units; odometry: Huber) against the reward's
     skip_policies: list[str] = field(default_factory=list)  # recording policies (as the stores name them, e.g.
     # NavigateSolver) whose episodes are left out of training (`collect`); the held-out score keeps every episode
     val_store: str | None = None  # held-out store; default: the last `val_episodes` episodes of each store
@@ -312,9 +313,10 @@ def check_config(cfg: TrainRewardConfig) -> None:
                          f"{list(cfg.skip_policies)}")
     if not cfg.track_weight >= 0:
         raise InputError(f"track_weight must be >= 0, got {cfg.track_weight}")
-    if cfg.model.track and not cfg.task_state:
-        raise InputError("model.track=true reads the task's state off the reward model's state: it needs "
-                         "task_state=true")
+    for name in ("track", "odometry"):
+        if getattr(cfg.model, name) and not cfg.task_state:
+            raise InputError(f"model.{name}=true follows the task's state from the first frame's: it needs "
+                             "task_state=true")
     if cfg.reward_loss not in REWARD_LOSSES:
         raise InputError(f"reward_loss must be one of {', '.join(REWARD_LOSSES)}, got {cfg.reward_loss!r}")
 
@@ -405,7 +407,7 @@ def fit(model: RewardModel, data: Transitions, cfg: TrainRewardConfig, device: t
         if pause is not None:  # a pause pays what standing still pays and does not end the episode
             reward = torch.where(pause != NO_PAUSE, torch.full_like(reward, still), reward)
             term = torch.where(pause != NO_PAUSE, torch.zeros_like(term), term)
-        hidden: list[torch.Tensor] | None = [] if model.track is not None else None
+        hidden: list[torch.Tensor] | None = [] if model.tracks else None
         pred, logit = unroll(model, data, idx, given, pause, reward, hidden)
         w = valid.float() / valid.sum()
         reward_loss = (REWARD_LOSSES[cfg.reward_loss](pred, model.unit(reward), reduction="none") * w).sum()
@@ -416,8 +418,10 @@ def fit(model: RewardModel, data: Transitions, cfg: TrainRewardConfig, device: t
         if hidden is not None:  # where the goal is after each step (a pause step: still where it was before it)
             after = data.task_next[idx] if pause is None else torch.where(
                 (pause != NO_PAUSE)[..., None], data.task[idx], data.task_next[idx])
-            want = (after - model.task_mean) / model.task_std
-            track_loss = (((model.track(torch.stack(hidden, 1)) - want) ** 2).mean(-1) * w).sum()
+            got = (model.tracked(torch.stack(hidden, 1)) - after) / model.task_std
+            lose = F.smooth_l1_loss(got, torch.zeros_like(got), reduction="none") if model.odo is not None \
+                else got**2  # a moved point's error grows along the sequence: Huber keeps far-off ones in check
+            track_loss = (lose.mean(-1) * w).sum()
             loss = loss + cfg.track_weight * track_loss
         loop.update(loss)
         if loop.due(cfg.log_every):
@@ -495,7 +499,7 @@ def run_episodes(model: RewardModel, data: Transitions, device: torch.device, gi
 def evaluate(model: RewardModel, data: Transitions, device: torch.device, given: int = 4) -> dict[str, Any]:
     """Held-out scores of the model run along each episode as DreamEnv runs it (`run_episodes`; the `given` first
     transitions are not scored): `scores`, with `track_scores` for a model with a tracking head."""
-    hidden: list[torch.Tensor] | None = [] if model.track is not None else None
+    hidden: list[torch.Tensor] | None = [] if model.tracks else None
     ran = run_episodes(model, data, device, given, hidden)
     out = scores(model, data, given, *ran)
     if hidden is not None:
