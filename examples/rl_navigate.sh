@@ -5,16 +5,20 @@
 #   bash examples/rl_navigate.sh                  # OUT=runs/rlnav; the stage times add up to ~2.5 hours on 2 cores
 #   OUT=runs/x SEEDS="0 1 2 3" bash examples/rl_navigate.sh
 #   QUICK=1 OUT=/tmp/rlq bash examples/rl_navigate.sh   # every stage at toy size (5 minutes): checks the plumbing
+#   GOAL=1 bash examples/rl_navigate.sh           # the agents also observe where the goal is (--observe-goal):
+#                                                 # the engine's task state, in the dream the reward model's odometry
 #
 # Every stage is skipped when its output is there, and the commands it runs resume themselves, so after an
 # interruption the same command carries on. Stage times on a 2-core machine (docs/rl.md): recipe ~60 min, stores
 # ~9 min, latents ~8 min, fine-tunes ~14 min, reward model ~10-20 min, RL ~35 min (the seeds side by side, one torch
-# thread each). The table is printed at the end and kept in OUT/rl.json (per seed: OUT/rl_s<seed>.json).
+# thread each). The table is printed at the end and kept in OUT/rl.json (per seed: OUT/rl_s<seed>.json; with GOAL=1,
+# OUT/rlgoal.json and OUT/rlgoal_s<seed>.json).
 set -euo pipefail
 
 OUT=${OUT:-runs/rlnav}
 SEEDS=${SEEDS:-"0 1 2"}
 QUICK=${QUICK:-0}
+GOAL=${GOAL:-0}
 mkdir -p "$OUT"
 log() { echo "[$(date +%H:%M:%S)] $*"; }
 
@@ -75,31 +79,34 @@ worldsim train init="$OUT/navdit" store="[$OUT/close_mix_lat,$OUT/close_solver_l
 
 # 5. the reward model: not on the privileged solver's episodes (its actions say where the goal is: they are left
 #    out of the `mix` stores too); the seeker's goal-directed episodes read the frame only (docs/world_model.md,
-#    "Reward runs (2026-12-03, sixth session)")
-if [ ! -e "$OUT/reward/checkpoints" ]; then
+#    "Reward runs (2026-12-03, sixth session)"); it starts from where the goal is at the dream's first frame (the
+#    stores' task state) and follows it step by step (odometry: "Reward runs (2026-12-04)")
+if [ ! -e "$OUT/reward_odo/checkpoints" ]; then
     log "reward model"
     worldsim train-reward ckpt="$OUT/navdit2" \
         store="[$OUT/nav384_lat,$OUT/navseek_lat,$OUT/close_mix_lat,$OUT/close_seek_lat]" \
         skip_policies="[NavigateSolver]" val_store="$OUT/close_held" seq_len=64 batch_size=8 steps=$REWARD_STEPS \
-        out="$OUT/reward"
+        task_state=true model.odometry=true out="$OUT/reward_odo"
 fi
+RL=rl; GOAL_ARG=""
+if [ "$GOAL" = 1 ]; then RL=rlgoal; GOAL_ARG="--observe-goal"; fi
 
 # 6. PPO in the dream and in the engine, one process and one torch thread per seed, side by side
 files=(); pids=()
 for s in $SEEDS; do
-    files+=("$OUT/rl_s$s.json")
-    if [ ! -e "$OUT/rl_s$s.json" ]; then
+    files+=("$OUT/${RL}_s$s.json")
+    if [ ! -e "$OUT/${RL}_s$s.json" ]; then
         log "RL seed $s"
         # shellcheck disable=SC2086
-        OMP_NUM_THREADS=1 python "$(dirname "$0")/rl_dream.py" --checkpoint "$OUT/navdit2" --reward "$OUT/reward" \
-            --store "$OUT/close_mix" --steps $RL_STEPS --goal-distance 4 10 --dream-episode-steps 8 --sample \
-            --solver --eval-episodes $EVAL_EPISODES --seeds "$s" --out "$OUT/rl_s$s.json" $RL_EXTRA \
-            > "$OUT/rl_s$s.log" 2>&1 &
+        OMP_NUM_THREADS=1 python "$(dirname "$0")/rl_dream.py" --checkpoint "$OUT/navdit2" \
+            --reward "$OUT/reward_odo" --store "$OUT/close_mix" --steps $RL_STEPS --goal-distance 4 10 \
+            --dream-episode-steps 8 --sample --solver --eval-episodes $EVAL_EPISODES --seeds "$s" $GOAL_ARG \
+            --out "$OUT/${RL}_s$s.json" $RL_EXTRA > "$OUT/${RL}_s$s.log" 2>&1 &
         pids+=("$!:$s")
     fi
 done
 for p in "${pids[@]}"; do
-    wait "${p%%:*}" || { echo "RL seed ${p##*:} failed: see $OUT/rl_s${p##*:}.log" >&2; exit 1; }
+    wait "${p%%:*}" || { echo "RL seed ${p##*:} failed: see $OUT/${RL}_s${p##*:}.log" >&2; exit 1; }
 done
-python "$(dirname "$0")/rl_dream.py" --merge "${files[@]}" --out "$OUT/rl.json"
-log "done: $OUT/rl.json"
+python "$(dirname "$0")/rl_dream.py" --merge "${files[@]}" --out "$OUT/$RL.json"
+log "done: $OUT/$RL.json"
