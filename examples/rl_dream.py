@@ -62,6 +62,9 @@ thread).
 """
 
 
+OBSERVE = ("frames", "frames+goal", "goal")
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="PPO trained only inside DreamEnv (a learned voxel simulator), scored in "
                                 "the real engine against PPO trained in the engine and a random agent.",
@@ -88,11 +91,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--n-steps", type=int, default=128, help="PPO rollout steps per env (default 128)")
     p.add_argument("--policy", default="CnnPolicy", choices=["CnnPolicy", "MlpPolicy"],
                    help="SB3 policy (CnnPolicy's NatureCNN needs frames >= 36 px; MlpPolicy for tiny smoke runs)")
-    p.add_argument("--observe-goal", action="store_true",
-                   help="every PPO agent also observes where the goal is (a compass: its offset along the view's "
-                        "forward and right axes / 10 blocks; MultiInputPolicy): in the engine, the task's state; in "
-                        "the dream, the reward model's tracking head's estimate (train-reward task_state=true "
-                        "model.track=true; --store must record data/task_state). Off: frames only")
+    p.add_argument("--observe", default="frames", choices=OBSERVE,
+                   help="what every PPO agent observes: the frame (default), the frame and where the goal is "
+                        "(frames+goal: a compass, its offset along the view's forward and right axes / 10 blocks; "
+                        "MultiInputPolicy), or the goal only (goal: MlpPolicy). The goal: in the engine, the task's "
+                        "state; in the dream, the reward model's estimate (train-reward task_state=true "
+                        "model.odometry=true; --store must record data/task_state)")
     p.add_argument("--sample", action="store_true", help="score with sampled actions (default: the argmax)")
     p.add_argument("--solver", action="store_true", help="also score datagen's scripted navigate policies: the "
                    "solver (it reads the goal position from info: a privileged reference, not a contender) and the "
@@ -144,21 +148,22 @@ class DreamVecEnv(VecEnv):
     `info["terminal_observation"]`): DreamVectorEnv does the same with `autoreset_mode="same_step"`.
     """
 
-    def __init__(self, venv: Any, table: list[dict[str, Any]], goal: bool = False) -> None:
-        self.venv, self.table, self.goal = venv, table, goal
+    def __init__(self, venv: Any, table: list[dict[str, Any]], observe: str = "frames") -> None:
+        self.venv, self.table, self.observe = venv, table, observe
         self._actions = np.zeros(venv.num_envs, np.int64)
-        space = goal_space(venv.single_observation_space) if goal else venv.single_observation_space
-        super().__init__(venv.num_envs, space, gym.spaces.Discrete(len(table)))
+        super().__init__(venv.num_envs, observation_space(venv.single_observation_space, observe),
+                         gym.spaces.Discrete(len(table)))
 
     def _obs(self, frames: np.ndarray, info: dict[str, Any]) -> Any:
-        """Frames, or with `goal` the frames and the dream's estimate of the goal (each row's "task_state")."""
-        if not self.goal:
+        """What the agents observe (`observe`) of frames and the dream's estimate of the goal (each row's
+        "task_state")."""
+        if self.observe == "frames":
             return frames
         have = info.get("_task_state", np.zeros(self.num_envs, bool))
         if not np.all(have):
-            raise SystemExit("--observe-goal: the dream has no goal estimate (a reward model trained with "
-                             "task_state=true model.track=true, and a --store that records data/task_state)")
-        return {"image": frames, "goal": goal_vector(np.stack(list(info["task_state"])))}
+            raise SystemExit(f"--observe {self.observe}: the dream has no goal estimate (a reward model trained "
+                             "with task_state=true model.odometry=true, and a --store that records data/task_state)")
+        return observation(frames, np.stack(list(info["task_state"])), self.observe)
 
     def reset(self) -> Any:
         seeds = None if self._seeds[0] is None else [int(s) for s in self._seeds]
@@ -179,8 +184,8 @@ class DreamVecEnv(VecEnv):
         final = info.get("final_obs")
         for i in np.flatnonzero(done):
             ended = final[i]
-            if self.goal:  # the goal estimate at the end of the finished dream
-                ended = {"image": ended, "goal": goal_vector(info["final_info"]["task_state"][i])}
+            if self.observe != "frames":  # with the goal estimate at the end of the finished dream
+                ended = observation(ended, info["final_info"]["task_state"][i], self.observe)
             infos[i]["terminal_observation"] = ended
         return self._obs(obs, info), reward.astype(np.float32), done, infos
 
@@ -200,7 +205,7 @@ class DreamVecEnv(VecEnv):
         return [False for _ in self._get_indices(indices)]
 
 
-GOAL_SCALE = 10.0  # blocks: the goal observation's unit (--observe-goal)
+GOAL_SCALE = 10.0  # blocks: the goal observation's unit (--observe frames+goal, goal)
 
 
 def goal_vector(state: Any) -> np.ndarray:
@@ -209,12 +214,21 @@ def goal_vector(state: Any) -> np.ndarray:
     return np.clip(np.asarray(state, np.float32) / GOAL_SCALE, -10.0, 10.0)
 
 
-def goal_space(frames: gym.Space) -> gym.spaces.Dict:
-    return gym.spaces.Dict({"image": frames, "goal": gym.spaces.Box(-10.0, 10.0, (2,), np.float32)})
+def observation_space(frames: gym.Space, observe: str) -> gym.Space:
+    """The agents' observation space for --observe: the frames' space, a Dict of "image" and "goal", or the goal's."""
+    goal = gym.spaces.Box(-10.0, 10.0, (2,), np.float32)
+    return {"frames": frames, "frames+goal": gym.spaces.Dict({"image": frames, "goal": goal}), "goal": goal}[observe]
+
+
+def observation(frame: np.ndarray, state: Any, observe: str) -> Any:
+    """What the agents see (--observe) of a frame (or a batch) and the task's state (the goal's offset)."""
+    if observe == "frames":
+        return frame
+    return goal_vector(state) if observe == "goal" else {"image": frame, "goal": goal_vector(state)}
 
 
 class FramesAndGoal(BaseFeaturesExtractor):
-    """--observe-goal's features: the frame through SB3's NatureCNN (--policy CnnPolicy) or flattened (MlpPolicy,
+    """--observe frames+goal's features: the frame through SB3's NatureCNN (--policy CnnPolicy) or flattened (MlpPolicy,
     tiny frames), and the goal vector beside it."""
 
     def __init__(self, space: gym.spaces.Dict, cnn: bool = True) -> None:
@@ -228,20 +242,21 @@ class FramesAndGoal(BaseFeaturesExtractor):
 
 
 class GoalObservation(gym.Wrapper):
-    """Engine observations with the goal (--observe-goal): {"image": frame, "goal": goal_vector(info's task
-    state)}, what the dream's agents see with the reward model's estimate in its place."""
+    """Engine observations with the goal (--observe frames+goal or goal, `observation`, of info's task state):
+    what the dream's agents see with the reward model's estimate in its place."""
 
-    def __init__(self, env: gym.Env) -> None:
+    def __init__(self, env: gym.Env, observe: str) -> None:
         super().__init__(env)
-        self.observation_space = goal_space(env.observation_space)
+        self.observe = observe
+        self.observation_space = observation_space(env.observation_space, observe)
 
-    def reset(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
         obs, info = self.env.reset(**kwargs)
-        return {"image": obs, "goal": goal_vector(info["task"]["state"])}, info
+        return observation(obs, info["task"]["state"], self.observe), info
 
-    def step(self, action: Any) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
         obs, reward, terminated, truncated, info = self.env.step(action)
-        return {"image": obs, "goal": goal_vector(info["task"]["state"])}, reward, terminated, truncated, info
+        return observation(obs, info["task"]["state"], self.observe), reward, terminated, truncated, info
 
 
 def make_dream(args: argparse.Namespace, store: str) -> VecEnv:
@@ -252,7 +267,7 @@ def make_dream(args: argparse.Namespace, store: str) -> VecEnv:
     venv = DreamVectorEnv.from_checkpoint(args.checkpoint, num_envs=args.n_envs, reward=args.reward, store=store,
                           steps=args.dream_steps, max_episode_steps=args.dream_episode_steps, precision=args.precision,
                           autoreset_mode="same_step", render=args.render)
-    return DreamVecEnv(venv, action_table(venv.single_action_space, NAVIGATE), goal=args.observe_goal)
+    return DreamVecEnv(venv, action_table(venv.single_action_space, NAVIGATE), observe=args.observe)
 
 
 def make_engine(size: tuple[int, int], args: argparse.Namespace) -> gym.Env:
@@ -262,7 +277,7 @@ def make_engine(size: tuple[int, int], args: argparse.Namespace) -> gym.Env:
     h, w = size
     goal = {} if args.goal_distance is None else {"goal_distance": tuple(args.goal_distance)}
     env = gym.make("worldsim/Voxel-v0", task="navigate", width=w, height=h, max_episode_steps=args.max_steps, **goal)
-    return DiscreteActions(GoalObservation(env) if args.observe_goal else env, NAVIGATE)
+    return DiscreteActions(GoalObservation(env, args.observe) if args.observe != "frames" else env, NAVIGATE)
 
 
 def train_ppo(venv: VecEnv, args: argparse.Namespace, seed: int, log: str) -> tuple[Any, dict[str, Any]]:
@@ -270,7 +285,9 @@ def train_ppo(venv: VecEnv, args: argparse.Namespace, seed: int, log: str) -> tu
     and a summary. Hyper-parameters: SB3's Atari-like PPO scaled to a short budget, the same for dream and engine."""
     batch = min(64, args.n_steps * args.n_envs)
     policy, kwargs = args.policy, {}
-    if args.observe_goal:  # frames and the goal
+    if args.observe == "goal":
+        policy = "MlpPolicy"
+    elif args.observe == "frames+goal":
         policy = "MultiInputPolicy"
         kwargs = {"features_extractor_class": FramesAndGoal,
                   "features_extractor_kwargs": {"cnn": args.policy == "CnnPolicy"}}
@@ -378,20 +395,21 @@ def run_seed(args: argparse.Namespace, seed: int, store: str, size: tuple[int, i
     n = engine.action_space.n
     results["random"] = {"eval": evaluate(lambda obs, info: int(rng.integers(n)), engine, args)}
     print(f"[seed {seed}] [random] engine return {results['random']['eval']['return_mean']:+.3f}", flush=True)
-    if args.solver:  # references, not contenders; they play the engine's own (continuous) actions
+    if args.solver:  # references, not contenders; they play the engine's own (continuous) actions and frames
+        plain = engine.env.env if isinstance(engine.env, GoalObservation) else engine.env
         from datagen.policies import NavigateSolver, SeekerPolicy
 
         solver = NavigateSolver(np.random.default_rng(seed))  # reads the goal's position from info
-        results["scripted solver (privileged)"] = {"eval": evaluate(lambda obs, info: solver.act(info), engine.env,
+        results["scripted solver (privileged)"] = {"eval": evaluate(lambda obs, info: solver.act(info), plain,
                                                                     args)}
         seek_rng, seeker = np.random.default_rng(seed), []
 
         def seek(obs: np.ndarray, info: dict[str, Any]) -> dict[str, Any]:  # reads the frame, as the agents do
             if info["step"] == 0:  # a new episode: a fresh policy (it remembers a bearing and a scan)
                 seeker[:] = [SeekerPolicy(seek_rng)]
-            return seeker[0].act_on(obs["image"] if isinstance(obs, dict) else obs, info)
+            return seeker[0].act_on(obs, info)
 
-        results["scripted seeker (frames only)"] = {"eval": evaluate(seek, engine.env, args)}
+        results["scripted seeker (frames only)"] = {"eval": evaluate(seek, plain, args)}
     for name in ("dream", "engine"):
         if name in args.skip:
             continue

@@ -5,7 +5,7 @@
 #   bash examples/rl_navigate.sh                  # OUT=runs/rlnav; the stage times add up to ~2.5 hours on 2 cores
 #   OUT=runs/x SEEDS="0 1 2 3" bash examples/rl_navigate.sh
 #   QUICK=1 OUT=/tmp/rlq bash examples/rl_navigate.sh   # every stage at toy size (5 minutes): checks the plumbing
-#   GOAL=1 bash examples/rl_navigate.sh           # the agents also observe where the goal is (--observe-goal):
+#   GOAL=1 bash examples/rl_navigate.sh           # the agents observe only where the goal is (--observe goal):
 #                                                 # the engine's task state, in the dream the reward model's odometry
 #
 # Every stage is skipped when its output is there, and the commands it runs resume themselves, so after an
@@ -89,7 +89,7 @@ if [ ! -e "$OUT/reward_odo/checkpoints" ]; then
         task_state=true model.odometry=true out="$OUT/reward_odo"
 fi
 RL=rl; GOAL_ARG=""
-if [ "$GOAL" = 1 ]; then RL=rlgoal; GOAL_ARG="--observe-goal"; fi
+if [ "$GOAL" = 1 ]; then RL=rlgoal; GOAL_ARG="--observe goal"; fi
 
 # 6. PPO in the dream and in the engine, one process and one torch thread per seed, side by side
 files=(); pids=()

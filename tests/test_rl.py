@@ -220,10 +220,11 @@ def _without_times(results: dict) -> dict:
             for name, r in results.items()}
 
 
-def test_rl_dream_observe_goal_gives_every_agent_the_goal(runs, tmp_path):
-    """--observe-goal: the agents see {"image", "goal"}: in the engine the task's state, in the dream the reward
-    model's estimate (trained with task_state=true model.odometry=true); a reward model that does not track the goal
-    is refused in one line."""
+def test_rl_dream_observe_gives_every_agent_the_goal(runs, tmp_path):
+    """--observe frames+goal / goal: the agents see the goal's offset (/ 10 blocks) beside the frame or alone: in
+    the engine the task's state, in the dream the reward model's estimate (trained with task_state=true
+    model.odometry=true); a reward model that does not track the goal is refused in one line, and an odometry
+    model refuses resets that give it no goal to follow."""
     import importlib.util
     from pathlib import Path
 
@@ -239,20 +240,24 @@ def test_rl_dream_observe_goal_gives_every_agent_the_goal(runs, tmp_path):
     assert cli(["train-reward", *common, f"out={reward}", "model.odometry=true"]) == 0
     argv = ["--checkpoint", runs["dit"], "--reward", str(reward), "--store", runs["store"], "--steps", "32",
             "--n-envs", "2", "--n-steps", "16", "--eval-episodes", "1", "--max-steps", "6", "--dream-steps", "1",
-            "--policy", "MlpPolicy", "--observe-goal", "--seeds", "0", "--goal-distance", "3", "6"]
-    res = mod.main([*argv, "--out", str(tmp_path / "goal.json")])
-    assert {"PPO (dream)", "PPO (engine)", "random"} <= set(res["summary"]) and res["config"]["observe_goal"]
-    engine = mod.make_engine((32, 32), mod.parse_args(argv))
+            "--policy", "MlpPolicy", "--seeds", "0", "--goal-distance", "3", "6"]
+    for observe in ("frames+goal", "goal"):
+        res = mod.main([*argv, "--observe", observe, "--solver", "--out", str(tmp_path / f"{observe}.json")])
+        assert set(res["summary"]) == {"random", "scripted solver (privileged)", "scripted seeker (frames only)",
+                                       "PPO (dream)", "PPO (engine)"} and res["config"]["observe"] == observe
+    engine = mod.make_engine((32, 32), mod.parse_args([*argv, "--observe", "frames+goal"]))
     obs, info = engine.reset(seed=1)
     assert set(obs) == {"image", "goal"} and np.allclose(obs["goal"], np.asarray(info["task"]["state"]) / 10)
-    dream = mod.make_dream(mod.parse_args(argv), runs["store"])
+    goal_only = mod.make_engine((32, 32), mod.parse_args([*argv, "--observe", "goal"]))
+    assert np.array_equal(goal_only.reset(seed=1)[0], obs["goal"])
+    dream = mod.make_dream(mod.parse_args([*argv, "--observe", "frames+goal"]), runs["store"])
     first = dream.reset()
     assert first["image"].shape == (2, 32, 32, 3) and first["goal"].shape == (2, 2)
     assert np.allclose(first["goal"], dream.venv.task_estimate() / 10)
-    # an odometry reward model follows the goal from the store's task state: a reset from frames has none
     with pytest.raises(InputError, match="reset from a store that records data/task_state"):
         dream.venv.reset(seed=0, options={"frames": first["image"][0]})
     plain = tmp_path / "plain"
     assert cli(["train-reward", *common, f"out={plain}"]) == 0
-    with pytest.raises(SystemExit, match="--observe-goal: the dream has no goal estimate"):
-        mod.make_dream(mod.parse_args([*argv[:2], "--reward", str(plain), *argv[4:]]), runs["store"]).reset()
+    with pytest.raises(SystemExit, match="--observe goal: the dream has no goal estimate"):
+        mod.make_dream(mod.parse_args([*argv[:2], "--reward", str(plain), *argv[4:], "--observe", "goal"]),
+                       runs["store"]).reset()
