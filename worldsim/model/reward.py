@@ -11,7 +11,7 @@ The state holds the GRU's hidden vector and the last reward; DreamEnv warms it o
 recorded rewards when the context comes from a store) and then feeds each dreamed step its own predicted reward:
 
     model = load_reward("runs/dit/reward")                    # a run directory or one checkpoint
-    state = model.warm(z_context, actions_between, rewards_between)          # (B, state + 1)
+    state = model.warm(z_context, actions_between, rewards_between)          # (B, model.width)
     reward, terminated, state = model.predict(z_prev, z_next, action / scale, state)   # (B,) float, (B,) bool
 
 Latents are the world model's own (its checkpoint's VAE, `vae.encode`: normalised), so a reward model belongs to the
@@ -124,9 +124,10 @@ class RewardModel(nn.Module):
             self.head[-1].bias[1] = -2.0
 
     def initial(self, batch: int, task: torch.Tensor | None = None) -> torch.Tensor:
-        """The state before any transition, (batch, state + 1) (GRU hidden vector, last reward): zeros, or with
-        `task` (batch, task_dim), the task's state at the first frame, the hidden vector made from it (a model with
-        task_dim > 0 given no task state starts from zeros: it then knows only what the frames show)."""
+        """The state before any transition, (batch, width) (GRU hidden vector, the tracked point with odometry, last
+        reward): zeros, or with `task` (batch, task_dim), the task's state at the first frame, the hidden vector
+        made from it and (odometry) the point itself (a model with task_dim > 0 given no task state starts from
+        zeros: it then knows only what the frames show)."""
         state = self.reward_scale.new_zeros(batch, self.width)
         if task is not None and self.task is not None:
             if task.shape != (batch, self.cfg.task_dim):
@@ -250,7 +251,8 @@ class RewardModel(nn.Module):
         (`initial`, of the task state (B, task_dim) at the first frame if given): after step t it carries the
         recorded reward (B, N) when t < given (B,) or int (a reset's context), else the model's own snapped
         prediction (detached: a dream has no other). Returns the rewards in the net's units and the termination
-        logits, (B, N) each, and the last state; `hidden`, if a list, gets each step's GRU hidden vector (B, state)."""
+        logits, (B, N) each, and the last state; `hidden`, if a list, gets each step's state without its last reward
+        (B, width - 1): the GRU vector and, with odometry, the point (`tracked` reads it)."""
         b, n = features.shape[:2]
         state = self.initial(b, task)
         given = torch.as_tensor(given, device=features.device).expand(b)

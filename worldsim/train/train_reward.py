@@ -271,7 +271,7 @@ def unroll(model: RewardModel, data: Transitions, idx: torch.Tensor, given: torc
     context), else the model's own snapped prediction (detached: a dream has no other). pause (B, L)
     (`insert_pauses`): those steps repeat their frame before, with the zero action for PAUSE_ZERO. Returns rewards
     in the net's units (`model.reward` converts them) and termination logits, (B, L) each; `hidden` (a list) gets
-    each step's GRU hidden vector (`RewardModel.run`)."""
+    each step's state without its last reward (`RewardModel.run`)."""
     b, n = idx.shape
     z_prev, z_next, action, recorded, _ = data.take(idx.flatten())
     if rewards is not None:
@@ -482,7 +482,7 @@ def run_episodes(model: RewardModel, data: Transitions, device: torch.device, gi
     their recorded rewards, the rest the model's own). Returns, one row per episode in the order of `data`, the
     transitions idx (E, L) (padded with the episode's last), which are scored (E, L) bool (inside the episode and
     not given), the rewards in the net's units and the termination logits (E, L) each, on the CPU; `hidden` (a
-    list) gets each step's GRU hidden vector (E, state)."""
+    list) gets each step's state without its last reward (`RewardModel.run`)."""
     if model.cfg.task_dim and data.task is None:
         raise InputError("this reward model starts from the task state (trained with task_state=true), but the "
                          "held-out stores do not record it (data/task_state); score it on stores that do")
