@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import imageio.v2 as imageio
 import pytest
@@ -183,3 +184,39 @@ def test_values_of_the_wrong_kind_are_one_line_errors_and_create_nothing(tmp_pat
         assert cli(["generate", arg, f"out={out}"]) == 2
         err = capsys.readouterr().err
         assert needle in err and err.count("\n") == 1 and not out.exists(), err
+
+
+def test_recipe_sizes_the_dit_to_its_minutes_by_timing_two_short_runs(tmp_path, monkeypatch):
+    """recipe.train_minutes: two throwaway runs (10 and 40 steps) time a step with start-up cancelled; the DiT gets
+    as many steps as fit, rounded down to 50; a run already started keeps the steps it was given."""
+    import worldsim.cli.recipe as recipe
+    from worldsim.errors import InputError
+
+    clock = {"now": 0.0}
+    runs = []
+
+    def fake_stage(command, args):  # 7 s of start-up, then 0.25 s per step
+        steps = int([a for a in args if a.startswith("steps=")][-1].split("=")[1])  # the last override wins
+        out = Path(next(a for a in args if a.startswith("out=")).split("=", 1)[1])
+        out.mkdir(parents=True)
+        runs.append((command, steps, out))
+        clock["now"] += 7.0 + 0.25 * steps
+
+    monkeypatch.setattr(recipe, "run_stage", fake_stage)
+    monkeypatch.setattr(recipe.time, "perf_counter", lambda: clock["now"])
+    sizing = recipe.size_training(["steps=999", "model.width=48"], 3.0, tmp_path / "calibrate", tmp_path / "dit")
+    assert [(c, s) for c, s, _ in runs] == [("train", 10), ("train", 40)]
+    assert all(o.parent == tmp_path / "calibrate" for _, _, o in runs) and not (tmp_path / "calibrate").exists()
+    assert sizing["seconds_per_step"] == 0.25 and sizing["steps"] == 700  # 180 s / 0.25 s = 720, down to 700
+    with pytest.raises(InputError, match="train_minutes must be > 0"):
+        recipe.size_training([], 0, tmp_path / "c", tmp_path / "dit")
+
+    import worldsim.model.checkpoint as C
+
+    monkeypatch.setattr(C, "latest", lambda out: out)
+    monkeypatch.setattr(C, "resolve", lambda p: p)
+    monkeypatch.setattr(C, "load_meta", lambda p, **k: {"train": {"steps": 1250}})
+    runs.clear()
+    assert recipe.size_training([], 3.0, tmp_path / "c2", tmp_path / "dit") == {"steps": 1250, "minutes": 3.0,
+                                                                                  "resumed": True}
+    assert runs == []  # resumed: no calibration

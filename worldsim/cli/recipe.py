@@ -7,9 +7,14 @@ ceiling, dPSNR, the inverse-dynamics probe, revisit), then writes OUT/report.md 
 and the time each stage took. Each stage is resumable: running the same command again skips or resumes what is done.
 Recipes live in configs/recipe/.
 
+`recipe.train_minutes=M` sizes the DiT stage to this machine instead of `recipe.train.steps`: two short throwaway
+runs (OUT/calibrate) time one training step, and the DiT trains for as many steps as fit in M minutes (rounded down
+to a multiple of 50). The report records the steps chosen; `recipe.train.steps=N` reproduces the run elsewhere.
+
 examples:
   worldsim recipe out=runs/voxel64                                  # recipe=voxel64_cpu (60 minutes on 2 cores)
   worldsim recipe recipe.train.steps=200 recipe.train_vae.steps=300 out=runs/quick
+  worldsim recipe recipe=voxel64_gpu out=runs/gpu                   # preset S on one GPU, DiT sized to 4 minutes
 """
 
 from __future__ import annotations
@@ -48,17 +53,60 @@ def run_stage(command: str, overrides: list[str]) -> None:
         raise InputError(f"the {command} stage failed (exit status {code})")
 
 
-def run_stages(label: str, stages: list[tuple[str, str, list[str]]], extra: int = 0) -> dict[str, float]:
+def run_stages(label: str, stages: list[tuple[str, str, list[str]]], extra: int = 0,
+               offset: int = 0) -> dict[str, float]:
     """Run (name, command, overrides) stages in order, announcing each ("== LABEL i/n name: worldsim ..."; `extra`
-    stages follow outside); returns the seconds each took."""
+    stages follow outside, `offset` ran before); returns the seconds each took."""
     times = {}
-    total = len(stages) + extra
-    for i, (name, command, args) in enumerate(stages, start=1):
+    total = offset + len(stages) + extra
+    for i, (name, command, args) in enumerate(stages, start=offset + 1):
         t = time.perf_counter()
         print(f"== {label} {i}/{total} {name}: worldsim {command} {' '.join(args)}", flush=True)
         run_stage(command, args)
         times[name] = round(time.perf_counter() - t, 1)
     return times
+
+
+def size_training(train: list[str], minutes: float, where: Path, final: Path) -> dict[str, float]:
+    """How many DiT steps fit in `minutes` here: two throwaway runs of `short` and `long` steps (fresh folders under
+    `where`, removed after) time a step as the difference over the extra steps, so start-up (loading, the first
+    step's compilation, the closing preview) cancels. A `final` run already there keeps its steps (a resumed
+    recipe trains on to the same number). Steps are rounded down to a multiple of 50, at least 50."""
+    import shutil
+
+    from worldsim.model import checkpoint as C
+
+    if minutes <= 0:
+        raise InputError(f"recipe.train_minutes must be > 0, got {minutes}")
+    if C.latest(final) is not None:  # resuming: the steps were chosen when the run started
+        steps = int(C.load_meta(C.resolve(final))["train"]["steps"])
+        return {"steps": steps, "minutes": minutes, "resumed": True}
+    short, long = 10, 40
+    seconds = {}
+    for k in (short, long):
+        shutil.rmtree(where / str(k), ignore_errors=True)
+        t = time.perf_counter()
+        print(f"== recipe calibrate: {k} DiT steps to time one", flush=True)
+        run_stage("train", [*train, f"steps={k}", f"save_every={k}", "warmup=5", f"out={where / str(k)}"])
+        seconds[k] = time.perf_counter() - t
+    shutil.rmtree(where, ignore_errors=True)
+    per_step = max((seconds[long] - seconds[short]) / (long - short), 1e-4)
+    steps = max(50, int(minutes * 60 / per_step) // 50 * 50)
+    print(f"== recipe calibrate: {per_step * 1000:.1f} ms per step; {steps} steps fit in {minutes} minutes", flush=True)
+    return {"steps": steps, "minutes": minutes, "seconds_per_step": round(per_step, 4),
+            "calibration_seconds": {str(k): round(v, 1) for k, v in seconds.items()}}
+
+
+def device_name() -> str:
+    """Where the DiT trained: the GPU's name, else the CPU's architecture and core count."""
+    import os
+    import platform
+
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"CPU {platform.machine()}, {os.cpu_count()} cores"
 
 
 def main(raw) -> int:
@@ -80,18 +128,37 @@ def main(raw) -> int:
     stages += [
         ("train_vae", "train-vae", [*overrides(r.train_vae), f"store={data}", f"val_store={heldout}", f"out={vae}"]),
         ("cache_latents", "cache-latents", [f"store={data}", f"vae={vae}", f"out={latents}"]),
-        ("train", "train", [*overrides(r.train), *overrides(r.get("model") or {}, "model."), f"store={latents}",
-                            f"vae={vae}", f"out={dit}", "val_episodes=0"]),
-        ("eval", "eval", [*overrides(r.eval), f"ckpt={dit}", f"store={heldout}", f"train_store={data}", f"out={ev}",
-                          *([f"revisit_store={lookback}"] if r.get("lookback") else [])]),
     ]
-    times = run_stages("recipe", stages)
+    train = [*overrides(r.train), *overrides(r.get("model") or {}, "model."), f"store={latents}", f"vae={vae}",
+             "val_episodes=0"]
+    last = [("eval", "eval", [*overrides(r.eval), f"ckpt={dit}", f"store={heldout}", f"train_store={data}",
+                              f"out={ev}", *([f"revisit_store={lookback}"] if r.get("lookback") else [])])]
+    minutes = r.get("train_minutes")
+    times = run_stages("recipe", stages, extra=len(last) + 1)
+    sizing = None
+    if minutes is not None:
+        t = time.perf_counter()
+        sizing = size_training(train, float(minutes), out / "calibrate", dit)
+        times["calibrate"] = round(time.perf_counter() - t, 1)
+        train.append(f"steps={sizing['steps']}")
+    n = len(stages) + 1
+    t = time.perf_counter()
+    print(f"== recipe {n}/{n + len(last)} train: worldsim train {' '.join(train)} out={dit}", flush=True)
+    run_stage("train", [*train, f"out={dit}"])
+    times["train"] = round(time.perf_counter() - t, 1)
+    times.update(run_stages("recipe", last, offset=n))
     result = json.loads((ev / "eval.json").read_text())
     report = {"vae_heldout_psnr": C.load_meta(C.resolve(vae)).get("val_psnr"), "eval": result, "seconds": times,
               "total_minutes": round(sum(times.values()) / 60, 1), "checkpoint": str(dit),
-              "threads": torch.get_num_threads()}
+              "threads": torch.get_num_threads(),
+              "train_steps": int(C.load_meta(C.resolve(dit))["step"]), "device": device_name()}
+    if sizing:
+        report["train_sizing"] = sizing
     (out / "report.json").write_text(json.dumps(report, indent=1))
     lines = ["# worldsim recipe report", "", f"- VAE held-out reconstruction PSNR: {report['vae_heldout_psnr']:.2f} dB",
+             f"- DiT: {report['train_steps']} steps on {report['device']}"
+             + (f" (as many as fit in {minutes} minutes: {sizing['seconds_per_step'] * 1000:.1f} ms per step)"
+                if sizing and "seconds_per_step" in sizing else ""),
              f"- held-out evaluation (`{ev}/report.md`, seeds never used in training):", "", R.table(result), "",
              f"- time: {report['total_minutes']} minutes ({', '.join(f'{k} {v} s' for k, v in times.items())})", ""]
     (out / "report.md").write_text("\n".join(lines))
