@@ -92,6 +92,8 @@ def test_user_mistakes_are_one_line_errors_with_exit_status_2():
     for args, needle in ((["demo", "stepz=3"], "stepz"), (["demo", "steps"], "key=value"),
                          (["demo", "demo.dream.steps=0"], "demo.dream.steps must be >= 1"),
                          (["fly"], "unknown command"),
+                         (["recipe", "recipe=voxel64_gpu", "recipe.train_minutes=abc", "out=/nonexistent/r"],
+                          "recipe.train_minutes must be a number"),
                          (["generate", "task=swim", "episodes=1", "steps=2", "out=memory://x"], "unknown voxel task")):
         r = _run(*args)
         assert r.returncode == 2, (args, r.stderr)

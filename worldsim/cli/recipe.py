@@ -134,11 +134,18 @@ def main(raw) -> int:
     last = [("eval", "eval", [*overrides(r.eval), f"ckpt={dit}", f"store={heldout}", f"train_store={data}",
                               f"out={ev}", *([f"revisit_store={lookback}"] if r.get("lookback") else [])])]
     minutes = r.get("train_minutes")
+    if minutes is not None:  # checked before any stage runs
+        try:
+            minutes = float(minutes)
+        except (TypeError, ValueError):
+            raise InputError(f"recipe.train_minutes must be a number of minutes, got {minutes!r}") from None
+        if minutes <= 0:
+            raise InputError(f"recipe.train_minutes must be > 0, got {minutes}")
     times = run_stages("recipe", stages, extra=len(last) + 1)
     sizing = None
     if minutes is not None:
         t = time.perf_counter()
-        sizing = size_training(train, float(minutes), out / "calibrate", dit)
+        sizing = size_training(train, minutes, out / "calibrate", dit)
         times["calibrate"] = round(time.perf_counter() - t, 1)
         train.append(f"steps={sizing['steps']}")
     n = len(stages) + 1
