@@ -7,7 +7,7 @@
 #   QUICK=1 OUT=/tmp/rlq bash examples/rl_navigate.sh   # every stage at toy size (5 minutes): checks the plumbing
 #   GOAL=1 bash examples/rl_navigate.sh           # the agents observe only where the goal is (--observe goal):
 #                                                 # the engine's task state, in the dream the reward model's odometry
-#   REWARD_STEPS=4000 bash examples/rl_navigate.sh   # the reward model's training steps (default 2000)
+#   REWARD_STEPS=2000 bash examples/rl_navigate.sh   # the reward model's training steps (default 4000)
 #
 # Every stage is skipped when its output is there, and the commands it runs resume themselves, so after an
 # interruption the same command carries on. Stage times on a 2-core machine (docs/rl.md): recipe ~60 min, stores
@@ -33,7 +33,7 @@ if [ "$QUICK" = 1 ]; then  # toy sizes: every command runs, nothing learns
 else
     RECIPE=""
     EP_BIG=384; EP_MID=96; EP_HELD=16; STEPS_BIG=160; STEPS_CLOSE=120
-    FT1=400; FT2=240; REWARD_STEPS=${REWARD_STEPS:-2000}; RL_STEPS=50000; EVAL_EPISODES=20; RL_EXTRA=""
+    FT1=400; FT2=240; REWARD_STEPS=${REWARD_STEPS:-4000}; RL_STEPS=50000; EVAL_EPISODES=20; RL_EXTRA=""
 fi
 
 # 1. the reference recipe (docs/world_model.md): its VAE and DiT are the starting point
