@@ -76,8 +76,7 @@ def size_training(train: list[str], minutes: float, where: Path, final: Path) ->
 
     from worldsim.model import checkpoint as C
 
-    if minutes <= 0:
-        raise InputError(f"recipe.train_minutes must be > 0, got {minutes}")
+    minutes = train_minutes(minutes)
     if C.latest(final) is not None:  # resuming: the steps were chosen when the run started
         steps = int(C.load_meta(C.resolve(final))["train"]["steps"])
         return {"steps": steps, "minutes": minutes, "resumed": True}
@@ -95,6 +94,19 @@ def size_training(train: list[str], minutes: float, where: Path, final: Path) ->
     print(f"== recipe calibrate: {per_step * 1000:.1f} ms per step; {steps} steps fit in {minutes} minutes", flush=True)
     return {"steps": steps, "minutes": minutes, "seconds_per_step": round(per_step, 4),
             "calibration_seconds": {str(k): round(v, 1) for k, v in seconds.items()}}
+
+
+def train_minutes(value) -> float | None:
+    """`recipe.train_minutes` as a positive number of minutes (None: the DiT trains `recipe.train.steps`)."""
+    if value is None:
+        return None
+    try:
+        minutes = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"recipe.train_minutes must be a number of minutes, got {value!r}") from None
+    if minutes <= 0:
+        raise InputError(f"recipe.train_minutes must be > 0, got {minutes}")
+    return minutes
 
 
 def device_name() -> str:
@@ -131,29 +143,19 @@ def main(raw) -> int:
     ]
     train = [*overrides(r.train), *overrides(r.get("model") or {}, "model."), f"store={latents}", f"vae={vae}",
              "val_episodes=0"]
-    last = [("eval", "eval", [*overrides(r.eval), f"ckpt={dit}", f"store={heldout}", f"train_store={data}",
-                              f"out={ev}", *([f"revisit_store={lookback}"] if r.get("lookback") else [])])]
-    minutes = r.get("train_minutes")
-    if minutes is not None:  # checked before any stage runs
-        try:
-            minutes = float(minutes)
-        except (TypeError, ValueError):
-            raise InputError(f"recipe.train_minutes must be a number of minutes, got {minutes!r}") from None
-        if minutes <= 0:
-            raise InputError(f"recipe.train_minutes must be > 0, got {minutes}")
-    times = run_stages("recipe", stages, extra=len(last) + 1)
+    minutes = train_minutes(r.get("train_minutes"))  # checked before any stage runs
+    times = run_stages("recipe", stages, extra=2)
     sizing = None
     if minutes is not None:
         t = time.perf_counter()
         sizing = size_training(train, minutes, out / "calibrate", dit)
         times["calibrate"] = round(time.perf_counter() - t, 1)
         train.append(f"steps={sizing['steps']}")
-    n = len(stages) + 1
-    t = time.perf_counter()
-    print(f"== recipe {n}/{n + len(last)} train: worldsim train {' '.join(train)} out={dit}", flush=True)
-    run_stage("train", [*train, f"out={dit}"])
-    times["train"] = round(time.perf_counter() - t, 1)
-    times.update(run_stages("recipe", last, offset=n))
+    times.update(run_stages("recipe", [
+        ("train", "train", [*train, f"out={dit}"]),
+        ("eval", "eval", [*overrides(r.eval), f"ckpt={dit}", f"store={heldout}", f"train_store={data}", f"out={ev}",
+                          *([f"revisit_store={lookback}"] if r.get("lookback") else [])]),
+    ], offset=len(stages)))
     result = json.loads((ev / "eval.json").read_text())
     report = {"vae_heldout_psnr": C.load_meta(C.resolve(vae)).get("val_psnr"), "eval": result, "seconds": times,
               "total_minutes": round(sum(times.values()) / 60, 1), "checkpoint": str(dit),
