@@ -39,6 +39,7 @@ recipe (a navigate world model on a CPU, fine-tuned from the voxel recipe's; doc
     python examples/rl_dream.py --checkpoint runs/nav-dit --steps 50000 --goal-distance 4 10 --sample \\
         --seeds $s --out rl_$s.json & done; wait
   python examples/rl_dream.py --merge rl_0.json rl_1.json rl_2.json --out rl.json   # mean and spread over seeds
+                                                   # (--merge also joins a --skip engine run with a --skip dream one)
 
 what it does:
   1. dream: PPO (CnnPolicy) trains for --steps env steps in the learned simulator only: --n-envs dreams stepped in
@@ -108,8 +109,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1: deterministic, no contention)")
     p.add_argument("--out", default="rl_dream.json", help="JSON results (default rl_dream.json)")
     p.add_argument("--merge", nargs="+", default=None, metavar="JSON",
-                   help="instead of training: one table over the seeds of several runs' --out files (the same "
-                        "settings, other --seeds: seeds run in parallel, one process and one torch thread each)")
+                   help="instead of training: one table over several runs' --out files of the same settings: other "
+                        "--seeds (seeds run in parallel, one process and one torch thread each), or the same seeds "
+                        "with other agents (a --skip engine run and a --skip dream one)")
     args = p.parse_args(argv)
     if args.merge is None and not args.checkpoint:
         p.error("--checkpoint is required (or --merge)")
@@ -433,28 +435,48 @@ def run_seed(args: argparse.Namespace, seed: int, store: str, size: tuple[int, i
 
 # settings that may differ between runs merged into one table (--merge)
 PER_RUN = ("seeds", "out", "merge", "threads")
+# which agents a run played: runs of the same seeds that played other agents merge agent by agent
+AGENTS = ("skip", "solver")
 
 
 def merged(files: list[str]) -> tuple[dict[str, Any], dict[int, dict[str, dict[str, Any]]], float]:
-    """(config, results by seed, each file's wall seconds) of several --out files of the same experiment."""
+    """(config, results by seed, each file's wall seconds) of several --out files of the same experiment: other
+    seeds (seeds run in parallel processes), or the same seeds with other agents (`--skip engine` in one run,
+    `--skip dream` in another). A trained agent may come from one file only; an untrained one (random, scripted)
+    that two files played for the same seed must have scored the same there."""
     runs = []
     for f in files:
         try:
             runs.append(json.loads(Path(f).read_text()))
         except (OSError, json.JSONDecodeError) as err:
             raise SystemExit(f"--merge: {f} is not a readable rl_dream JSON ({err})") from None
-    base = {k: v for k, v in runs[0]["config"].items() if k not in PER_RUN}
+    base = {k: v for k, v in runs[0]["config"].items() if k not in PER_RUN + AGENTS}
     by_seed: dict[int, dict[str, dict[str, Any]]] = {}
     for f, r in zip(files, runs):
-        other = {k: v for k, v in r["config"].items() if k not in PER_RUN}
+        other = {k: v for k, v in r["config"].items() if k not in PER_RUN + AGENTS}
         diff = sorted(k for k in set(base) | set(other) if base.get(k) != other.get(k))
         if diff:
             raise SystemExit(f"--merge: {f} was run with other settings than {files[0]} ({', '.join(diff)})")
         for seed, res in r["seeds"].items():
-            if int(seed) in by_seed:
-                raise SystemExit(f"--merge: seed {seed} is in more than one file")
-            by_seed[int(seed)] = res
-    return {**base, "seeds": sorted(by_seed), "merged": files}, by_seed, [r["wall_seconds"] for r in runs]
+            have = by_seed.setdefault(int(seed), {})
+            for name, result in res.items():
+                if name in have and ("train" in result or _untimed(have[name]) != _untimed(result)):
+                    raise SystemExit(f"--merge: seed {seed}'s {name} is in more than one file"
+                                     + ("" if "train" in result else " with other scores"))
+                have.setdefault(name, result)
+    names = {name for res in by_seed.values() for name in res}
+    for seed, res in sorted(by_seed.items()):
+        if set(res) != names:
+            raise SystemExit(f"--merge: seed {seed} lacks {', '.join(sorted(names - set(res)))} (every seed needs "
+                             "the same agents)")
+    agents = {"skip": sorted(set.intersection(*(set(r["config"].get("skip", [])) for r in runs))),
+              "solver": any(r["config"].get("solver", False) for r in runs)}
+    return {**base, **agents, "seeds": sorted(by_seed), "merged": files}, by_seed, [r["wall_seconds"] for r in runs]
+
+
+def _untimed(result: dict[str, Any]) -> dict[str, Any]:
+    """An agent's results without its wall times (the rest is the same for the same seed and settings)."""
+    return {part: {k: v for k, v in d.items() if k != "train_seconds"} for part, d in result.items()}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -469,7 +491,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         size = checkpoint_size(args.checkpoint)
         by_seed = {seed: run_seed(args, seed, store, size) for seed in args.seeds}
         config, seeds, run_seconds = {**vars(args), "store": store, "size": list(size)}, args.seeds, None
-    names = list(by_seed[seeds[0]])
+    order = ["random", "scripted solver (privileged)", "scripted seeker (frames only)", "PPO (dream)", "PPO (engine)"]
+    names = sorted(by_seed[seeds[0]], key=lambda n: order.index(n) if n in order else len(order))
     summary = {name: summarize([by_seed[s][name] for s in seeds]) for name in names}
     md = table(summary, seeds)
     target = verdict(summary)

@@ -5,21 +5,28 @@
 #   bash examples/rl_navigate.sh                  # OUT=runs/rlnav; the stage times add up to ~2.5 hours on 2 cores
 #   OUT=runs/x SEEDS="0 1 2 3" bash examples/rl_navigate.sh
 #   QUICK=1 OUT=/tmp/rlq bash examples/rl_navigate.sh   # every stage at toy size (5 minutes): checks the plumbing
-#   GOAL=1 bash examples/rl_navigate.sh           # the agents observe only where the goal is (--observe goal):
-#                                                 # the engine's task state, in the dream the reward model's odometry
+#   OBSERVE=goal bash examples/rl_navigate.sh     # what the agents observe (rl_dream.py --observe): frames (default),
+#                                                 # frames+goal or goal (the goal: the engine's task state, in the
+#                                                 # dream the reward model's odometry estimate); GOAL=1 = OBSERVE=goal
+#   DREAM_STEPS=8 bash examples/rl_navigate.sh    # dreamed episode length (default 16)
 #   REWARD_STEPS=2000 bash examples/rl_navigate.sh   # the reward model's training steps (default 4000)
 #
 # Every stage is skipped when its output is there, and the commands it runs resume themselves, so after an
 # interruption the same command carries on. Stage times on a 2-core machine (docs/rl.md): recipe ~60 min, stores
 # ~9 min, latents ~8 min, fine-tunes ~14 min, reward model ~10-20 min, RL ~35 min (the seeds side by side, one torch
-# thread each). The table is printed at the end and kept in OUT/rl.json (per seed: OUT/rl_s<seed>.json; with GOAL=1,
-# OUT/rlgoal.json and OUT/rlgoal_s<seed>.json).
+# thread each). The table is printed at the end and kept in OUT/rl_<observe>_d<dream steps>.json (per seed:
+# OUT/rl_<observe>_d<dream steps>_s<seed>.json, e.g. OUT/rl_goal_d16_s0.json).
 set -euo pipefail
 
 OUT=${OUT:-runs/rlnav}
 SEEDS=${SEEDS:-"0 1 2"}
 QUICK=${QUICK:-0}
 GOAL=${GOAL:-0}
+OBSERVE=${OBSERVE:-frames}
+if [ "$GOAL" = 1 ]; then OBSERVE=goal; fi
+DREAM_STEPS=${DREAM_STEPS:-16}
+case "$OBSERVE" in frames|frames+goal|goal) ;; *) echo "OBSERVE must be frames, frames+goal or goal, not '$OBSERVE'" >&2; exit 2;; esac
+case "$DREAM_STEPS" in ''|*[!0-9]*|0) echo "DREAM_STEPS must be a positive integer, not '$DREAM_STEPS'" >&2; exit 2;; esac
 mkdir -p "$OUT"
 log() { echo "[$(date +%H:%M:%S)] $*"; }
 
@@ -89,8 +96,7 @@ if [ ! -e "$OUT/reward_odo/checkpoints" ]; then
         skip_policies="[NavigateSolver]" val_store="$OUT/close_held" seq_len=64 batch_size=8 steps=$REWARD_STEPS \
         task_state=true model.odometry=true out="$OUT/reward_odo"
 fi
-RL=rl; GOAL_ARG=""
-if [ "$GOAL" = 1 ]; then RL=rlgoal; GOAL_ARG="--observe goal"; fi
+RL="rl_${OBSERVE/+/_}_d$DREAM_STEPS"
 
 # 6. PPO in the dream and in the engine, one process and one torch thread per seed, side by side
 files=(); pids=()
@@ -101,7 +107,8 @@ for s in $SEEDS; do
         # shellcheck disable=SC2086
         OMP_NUM_THREADS=1 python "$(dirname "$0")/rl_dream.py" --checkpoint "$OUT/navdit2" \
             --reward "$OUT/reward_odo" --store "$OUT/close_mix" --steps $RL_STEPS --goal-distance 4 10 \
-            --dream-episode-steps 8 --sample --solver --eval-episodes $EVAL_EPISODES --seeds "$s" $GOAL_ARG \
+            --dream-episode-steps "$DREAM_STEPS" --sample --solver --eval-episodes $EVAL_EPISODES --seeds "$s" \
+            --observe "$OBSERVE" \
             --out "$OUT/${RL}_s$s.json" $RL_EXTRA > "$OUT/${RL}_s$s.log" 2>&1 &
         pids+=("$!:$s")
     fi

@@ -161,6 +161,21 @@ def test_rl_dream_example_help_teaches():
         assert word in out.stdout, word
 
 
+@pytest.mark.parametrize("env, message", [({"OBSERVE": "pixels"}, "OBSERVE must be frames, frames+goal or goal"),
+                                          ({"DREAM_STEPS": "8x"}, "DREAM_STEPS must be a positive integer")])
+def test_rl_navigate_script_refuses_bad_settings_before_it_writes(tmp_path, env, message):
+    import os
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "examples" / "rl_navigate.sh"
+    out = tmp_path / "rlnav"
+    proc = subprocess.run(["bash", str(script)], env={**os.environ, "OUT": str(out), **env}, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    assert not out.exists()
+
+
 def test_rl_dream_example_runs_end_to_end(runs, tmp_path):
     """The example's whole path on the tiny checkpoint: dream PPO, engine PPO, random, scored on held-out seeds."""
     import importlib.util
@@ -200,8 +215,31 @@ def test_rl_dream_example_runs_end_to_end(runs, tmp_path):
     assert _without_times(res["seeds"]["0"]) != _without_times(res["seeds"]["1"])  # the seed matters
 
     # --merge: one table over runs of the same settings made apart (seeds in parallel processes)
-    with pytest.raises(SystemExit, match="seed 1 is in more than one file"):
+    with pytest.raises(SystemExit, match=r"seed 1's PPO \(dream\) is in more than one file"):
         mod.main(["--merge", str(out), str(again_out), "--out", str(tmp_path / "m.json")])
+    # the same seeds with other agents (a --skip engine run, a --skip dream one) merge agent by agent
+    full = json.loads(out.read_text())
+    for skip, drop in (("engine", "PPO (engine)"), ("dream", "PPO (dream)")):
+        part = {**full, "config": {**full["config"], "skip": [skip], "solver": skip == "engine"},
+                "seeds": {k: {n: r for n, r in v.items() if n != drop and (skip == "engine" or "scripted" not in n)}
+                          for k, v in full["seeds"].items()}}
+        (tmp_path / f"skip_{skip}.json").write_text(json.dumps(part))
+    split = mod.main(["--merge", str(tmp_path / "skip_dream.json"), str(tmp_path / "skip_engine.json"), "--out",
+                      str(tmp_path / "m.json")])
+    assert split["summary"] == res["summary"] and split["table"] == res["table"] and split["target"] == res["target"]
+    assert split["config"]["skip"] == [] and split["config"]["solver"] is True
+    part = json.loads((tmp_path / "skip_dream.json").read_text())
+    part["seeds"]["0"]["random"]["eval"]["return_mean"] += 1.0
+    (tmp_path / "skip_dream.json").write_text(json.dumps(part))
+    with pytest.raises(SystemExit, match="seed 0's random is in more than one file with other scores"):
+        mod.main(["--merge", str(tmp_path / "skip_dream.json"), str(tmp_path / "skip_engine.json"), "--out",
+                  str(tmp_path / "m.json")])
+    del part["seeds"]["1"]
+    part["seeds"]["0"]["random"] = full["seeds"]["0"]["random"]
+    (tmp_path / "skip_dream.json").write_text(json.dumps(part))
+    with pytest.raises(SystemExit, match=r"seed 1 lacks PPO \(engine\)"):
+        mod.main(["--merge", str(tmp_path / "skip_dream.json"), str(tmp_path / "skip_engine.json"), "--out",
+                  str(tmp_path / "m.json")])
     moved = json.loads(again_out.read_text())
     moved["seeds"] = {"5": moved["seeds"]["1"]}
     (tmp_path / "seed5.json").write_text(json.dumps(moved))
