@@ -434,7 +434,7 @@ def run_seed(args: argparse.Namespace, seed: int, store: str, size: tuple[int, i
 
 
 # settings that may differ between runs merged into one table (--merge)
-PER_RUN = ("seeds", "out", "merge", "threads")
+PER_RUN = ("seeds", "out", "merge", "merged", "threads")
 # which agents a run played: runs of the same seeds that played other agents merge agent by agent
 AGENTS = ("skip", "solver")
 
@@ -490,7 +490,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         store = args.store or default_store(args.checkpoint)
         size = checkpoint_size(args.checkpoint)
         by_seed = {seed: run_seed(args, seed, store, size) for seed in args.seeds}
-        config, seeds, run_seconds = {**vars(args), "store": store, "size": list(size)}, args.seeds, None
+        paths = {k: os.path.abspath(v) for k, v in (("checkpoint", args.checkpoint), ("reward", args.reward),
+                                                     ("store", store)) if v}  # runs from other folders merge
+        config, seeds, run_seconds = {**vars(args), **paths, "size": list(size)}, args.seeds, None
     order = ["random", "scripted solver (privileged)", "scripted seeker (frames only)", "PPO (dream)", "PPO (engine)"]
     names = sorted(by_seed[seeds[0]], key=lambda n: order.index(n) if n in order else len(order))
     summary = {name: summarize([by_seed[s][name] for s in seeds]) for name in names}
