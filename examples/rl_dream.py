@@ -438,6 +438,8 @@ def run_seed(args: argparse.Namespace, seed: int, store: str, size: tuple[int, i
 PER_RUN = ("seeds", "out", "merge", "merged", "threads")
 # which agents a run played: runs of the same seeds that played other agents merge agent by agent
 AGENTS = ("skip", "solver")
+# the table's rows, in run_seed's order (merged files may bring them in another)
+ROWS = ("random", "scripted solver (privileged)", "scripted seeker (frames only)", "PPO (dream)", "PPO (engine)")
 
 
 def merged(files: list[str]) -> tuple[dict[str, Any], dict[int, dict[str, dict[str, Any]]], float]:
@@ -494,8 +496,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         paths = {k: os.path.abspath(v) for k, v in (("checkpoint", args.checkpoint), ("reward", args.reward),
                                                      ("store", store)) if v}  # runs from other folders merge
         config, seeds, run_seconds = {**vars(args), **paths, "size": list(size)}, args.seeds, None
-    order = ["random", "scripted solver (privileged)", "scripted seeker (frames only)", "PPO (dream)", "PPO (engine)"]
-    names = sorted(by_seed[seeds[0]], key=lambda n: order.index(n) if n in order else len(order))
+    names = sorted(by_seed[seeds[0]], key=lambda n: ROWS.index(n) if n in ROWS else len(ROWS))
     summary = {name: summarize([by_seed[s][name] for s in seeds]) for name in names}
     md = table(summary, seeds)
     target = verdict(summary)
