@@ -45,10 +45,11 @@ what it does:
   1. dream: PPO (CnnPolicy) trains for --steps env steps in the learned simulator only: --n-envs dreams stepped in
      one batched model call (worldsim.DreamVectorEnv, the batched DreamEnv). Dreamed episodes start from a window of
      real frames of --store (default: the checkpoint's training store) and last --dream-episode-steps steps
-     (default 8: short dreams branched from real frames, as MBPO's model rollouts; a navigate dream keeps about half
-     of what the engine pays the goal-seeking actions over walking ahead for 8 steps, a fifth by 16, and dream PPO
-     scored better at 8 than at 32: docs/rl.md); rewards and terminations come from the reward model. PPO bootstraps
-     the value at a dream's cut (a truncation, not an end).
+     (default 16: short dreams branched from real frames, as MBPO's model rollouts; with the odometry reward model
+     16-step dreams scored above 8-step ones, and 8 above 32 with earlier models: docs/rl.md); rewards and
+     terminations come from the reward model. PPO bootstraps the value at a dream's cut (a truncation, not an end).
+     A world model with goal maps (worldsim train ... model.goal_map=true) draws the goal where the reward model's
+     odometry puts it (docs/world_model.md, "Goal-conditioned dreams"), whatever the agent observes.
   2. engine: a second PPO, same hyper-parameters and budget, trains in worldsim/Voxel-v0 (task=navigate).
   3. score: both and a uniformly random agent play --eval-episodes engine episodes on held-out seeds
      (--eval-seed, --eval-seed + 1, ...; never used in training), --max-steps steps each.

@@ -10,12 +10,16 @@
 #                                                 # dream the reward model's odometry estimate); GOAL=1 = OBSERVE=goal
 #   DREAM_STEPS=8 bash examples/rl_navigate.sh    # dreamed episode length (default 16)
 #   REWARD_STEPS=2000 bash examples/rl_navigate.sh   # the reward model's training steps (default 4000)
+#   GOAL_MAPS=0 bash examples/rl_navigate.sh      # dream with the navigate world model without goal maps (navdit2);
+#                                                 # default 1: the one fine-tuned to draw the goal where the reward
+#                                                 # model's odometry puts it (navgoal, docs/world_model.md)
 #
 # Every stage is skipped when its output is there, and the commands it runs resume themselves, so after an
 # interruption the same command carries on. Stage times on a 2-core machine (docs/rl.md): recipe ~60 min, stores
-# ~9 min, latents ~8 min, fine-tunes ~14 min, reward model ~10-20 min, RL ~35 min (the seeds side by side, one torch
-# thread each). The table is printed at the end and kept in OUT/rl_<observe>_d<dream steps>.json (per seed:
-# OUT/rl_<observe>_d<dream steps>_s<seed>.json, e.g. OUT/rl_goal_d16_s0.json).
+# ~9 min, latents ~8 min, fine-tunes ~14 min, reward model ~10-20 min, goal-map fine-tune ~25 min, RL ~35 min (the
+# seeds side by side, one torch thread each). The table is printed at the end and kept in
+# OUT/rl_<observe>_d<dream steps>[_gm].json (_gm: with goal maps; per seed: ..._s<seed>.json, e.g.
+# OUT/rl_frames_d16_gm_s0.json).
 set -euo pipefail
 
 OUT=${OUT:-runs/rlnav}
@@ -25,8 +29,10 @@ GOAL=${GOAL:-0}
 OBSERVE=${OBSERVE:-frames}
 if [ "$GOAL" = 1 ]; then OBSERVE=goal; fi
 DREAM_STEPS=${DREAM_STEPS:-16}
+GOAL_MAPS=${GOAL_MAPS:-1}
 case "$OBSERVE" in frames|frames+goal|goal) ;; *) echo "OBSERVE must be frames, frames+goal or goal, not '$OBSERVE'" >&2; exit 2;; esac
 case "$DREAM_STEPS" in ''|*[!0-9]*|0) echo "DREAM_STEPS must be a positive integer, not '$DREAM_STEPS'" >&2; exit 2;; esac
+case "$GOAL_MAPS" in 0|1) ;; *) echo "GOAL_MAPS must be 0 or 1, not '$GOAL_MAPS'" >&2; exit 2;; esac
 mkdir -p "$OUT"
 log() { echo "[$(date +%H:%M:%S)] $*"; }
 
@@ -36,11 +42,11 @@ if [ "$QUICK" = 1 ]; then  # toy sizes: every command runs, nothing learns
             recipe.train.save_every=10 recipe.train_vae.eval_every=10 recipe.train_vae.save_every=10
             recipe.eval.windows=4 recipe.eval.episodes=2"
     EP_BIG=4; EP_MID=2; EP_HELD=2; STEPS_BIG=24; STEPS_CLOSE=24
-    FT1=10; FT2=10; REWARD_STEPS=20; RL_STEPS=256; EVAL_EPISODES=2; RL_EXTRA="--n-steps 32 --max-steps 24"
+    FT1=10; FT2=10; FT3=10; REWARD_STEPS=20; RL_STEPS=256; EVAL_EPISODES=2; RL_EXTRA="--n-steps 32 --max-steps 24"
 else
     RECIPE=""
     EP_BIG=384; EP_MID=96; EP_HELD=16; STEPS_BIG=160; STEPS_CLOSE=120
-    FT1=400; FT2=240; REWARD_STEPS=${REWARD_STEPS:-4000}; RL_STEPS=50000; EVAL_EPISODES=20; RL_EXTRA=""
+    FT1=400; FT2=240; FT3=1000; REWARD_STEPS=${REWARD_STEPS:-4000}; RL_STEPS=50000; EVAL_EPISODES=20; RL_EXTRA=""
 fi
 
 # 1. the reference recipe (docs/world_model.md): its VAE and DiT are the starting point
@@ -96,16 +102,27 @@ if [ ! -e "$OUT/reward_odo/checkpoints" ]; then
         skip_policies="[NavigateSolver]" val_store="$OUT/close_held" seq_len=64 batch_size=8 steps=$REWARD_STEPS \
         task_state=true model.odometry=true out="$OUT/reward_odo"
 fi
-RL="rl_${OBSERVE/+/_}_d$DREAM_STEPS"
 
-# 6. PPO in the dream and in the engine, one process and one torch thread per seed, side by side
+# 6. goal maps: the fine-tuned model learns to draw the goal where the task state puts it (model.goal_map=true; in
+#    the dream the reward model's estimate), on the close-goal stores and the seeker's (the goal comes into view)
+WM="$OUT/navdit2"
+if [ "$GOAL_MAPS" = 1 ]; then
+    log "fine-tune it with goal maps"
+    worldsim train init="$OUT/navdit2" \
+        store="[$OUT/close_mix_lat,$OUT/close_seek_lat,$OUT/close_solver_lat,$OUT/navseek_lat]" vae="$VAE" \
+        out="$OUT/navgoal" steps=$FT3 frames=14 lr=0.0003 warmup=20 val_episodes=0 model.goal_map=true
+    WM="$OUT/navgoal"
+fi
+RL="rl_${OBSERVE/+/_}_d${DREAM_STEPS}$([ "$GOAL_MAPS" = 1 ] && echo _gm)"
+
+# 7. PPO in the dream and in the engine, one process and one torch thread per seed, side by side
 files=(); pids=()
 for s in $SEEDS; do
     files+=("$OUT/${RL}_s$s.json")
     if [ ! -e "$OUT/${RL}_s$s.json" ]; then
         log "RL seed $s"
         # shellcheck disable=SC2086
-        OMP_NUM_THREADS=1 python "$(dirname "$0")/rl_dream.py" --checkpoint "$OUT/navdit2" \
+        OMP_NUM_THREADS=1 python "$(dirname "$0")/rl_dream.py" --checkpoint "$WM" \
             --reward "$OUT/reward_odo" --store "$OUT/close_mix" --steps $RL_STEPS --goal-distance 4 10 \
             --dream-episode-steps "$DREAM_STEPS" --sample --solver --eval-episodes $EVAL_EPISODES --seeds "$s" \
             --observe "$OBSERVE" \

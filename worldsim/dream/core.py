@@ -9,6 +9,11 @@ later frames, so they are computed once and cached (Diffusion Forcing; Oasis): a
 new frame's tokens only, the first of which also records the previous frame into the cache. Other models recompute
 the whole window at every Euler step (correct, slower).
 
+A model with goal maps (`model.goal_map`, worldsim/model/goal_map.py) also reads where a tracked goal would appear
+in each frame: context frames from the task state their store recorded, a new frame from the goal point the caller
+passes to `step` (DreamEnv: its reward model's estimate), turned by the step's action; rows without one get the
+map "unknown".
+
 Every row has its own torch generator, so a row's frames do not depend on which other rows share the batch.
 """
 
@@ -22,6 +27,8 @@ import torch
 from worldsim.errors import InputError
 from worldsim.model.flow import euler_grid, shift_for, token_count
 from worldsim.model.frames import to_model, to_uint8
+from worldsim.model.goal_map import CHANNELS as GOAL_CHANNELS
+from worldsim.model.goal_map import paint, prior, window_maps
 from worldsim.model.memory import MEMORY_BANK, MEMORY_EXTRA, chain, recall, window_memory
 from worldsim.model.render import Source, render_frame
 from worldsim.model.sampler import WorldSampler, check_guidance
@@ -86,6 +93,12 @@ class DreamCore:
         self.before = torch.zeros(rows, c, self.h, self.w, device=self.device)  # the frame before the context
         self.acts = torch.zeros(rows, self.context, a, device=self.device)  # scaled action that led into each
         self.has_act = torch.zeros(rows, self.context, dtype=torch.bool, device=self.device)
+        # goal maps (model.goal_map) of the context frames, "unknown" until a reset or step gives a goal; `goal_maps`
+        # False feeds "unknown" always (what the model draws without them: an ablation)
+        dit = self.model.spec.dit
+        self.goal_maps = bool(dit.goal_map)
+        self.goal = torch.zeros(rows, self.context, GOAL_CHANNELS if dit.goal_map else 0, self.h, self.w,
+                                device=self.device)
         max_len = self.model.spec.text.max_len
         self.text: torch.Tensor | None = None  # (rows, max_len, Dt) padded text features, mask, pooled
         self.text_mask = torch.zeros(rows, max_len, dtype=torch.bool, device=self.device)
@@ -117,9 +130,12 @@ class DreamCore:
 
     @torch.no_grad()
     def reset_rows(self, rows: list[int], frames: list[np.ndarray], actions: list[np.ndarray | None],
-                   prompts: list[str], seeds: list[int]) -> list[torch.Tensor]:
+                   prompts: list[str], seeds: list[int], goals: list[np.ndarray | None] | None = None
+                   ) -> list[torch.Tensor]:
         """Start rows from real frames: frames[i] (F, H, W, 3) uint8, F >= 1 (fewer than `context` frames are
-        padded by repeating the first, a still history); actions[i] (F, A) stored-aligned or None (no actions).
+        padded by repeating the first, a still history); actions[i] (F, A) stored-aligned or None (no actions);
+        goals[i] (F, 2) the goal's forward and right offsets at each frame (the store's task state) or None
+        (unknown), read by a model with goal maps.
         Returns each row's context latents (F', C, h, w), F' = min(F, context), unpadded (e.g. to warm the reward
         model's state)."""
         if self.pending:  # the other rows' steps not rendered yet are rendered from the frames they followed
@@ -153,10 +169,39 @@ class DreamCore:
         self.z[idx] = self._noisy_context(rows, clean)
         self.acts[idx] = torch.stack(acts).to(self.device)
         self.has_act[idx] = torch.stack(has).to(self.device)
+        if self.goal.shape[2]:
+            self.goal[idx] = torch.stack([self._context_goals(f, a, g) for f, a, g in
+                                          zip(frames, actions, goals or [None] * len(rows))]).to(self.device)
         self._set_text(rows, prompts)
         if self.cached:
             self._fill_cache(rows)
         return seen_ctx
+
+    def _context_goals(self, frames: np.ndarray, actions: np.ndarray | None, goals: np.ndarray | None
+                       ) -> torch.Tensor:
+        """The goal maps (context, 2, h, w) of a row's last `context` starting frames (padded in front by the first,
+        as the frames are), from their goals (F, 2) and stored-aligned actions; "unknown" without goals."""
+        n = min(len(frames), self.context)
+        if goals is None or not self.goal_maps:
+            return torch.zeros(self.context, GOAL_CHANNELS, self.h, self.w)
+        g = torch.from_numpy(np.asarray(goals, np.float32)[-n:, :2])[None]
+        a = torch.zeros(1, n, self.model.spec.action_dim) if actions is None else \
+            torch.from_numpy(np.asarray(actions, np.float32)[-n:])[None]
+        d = self.model.spec.dit
+        maps = window_maps(g, a, torch.ones(1, dtype=torch.bool), self.h, self.w, d.goal_fov, d.goal_yaw)[0]
+        return torch.cat([maps[:1].repeat(self.context - n, 1, 1, 1), maps]) if n < self.context else maps
+
+    def new_goal(self, actions: torch.Tensor, goal: torch.Tensor | None, known: torch.Tensor | None
+                 ) -> torch.Tensor:
+        """The goal maps (rows, 2, h, w) of the frames `actions` (rows, A) unscaled lead into: `goal` (rows, 2) the
+        goal at each row's newest frame, turned by the action (`goal_map.prior`); "unknown" where `known` (rows,)
+        is False or no goal is given."""
+        d = self.model.spec.dit
+        if goal is None or not self.goal_maps:
+            return torch.zeros(self.rows, GOAL_CHANNELS, self.h, self.w, device=self.device)
+        ok = torch.ones(self.rows, dtype=torch.bool) if known is None else torch.as_tensor(known, dtype=torch.bool)
+        point = prior(torch.as_tensor(goal, dtype=torch.float32).cpu(), actions.float().cpu(), d.goal_yaw)
+        return paint(point, ok.cpu(), self.h, self.w, d.goal_fov).to(self.device)
 
     def _reset_memory(self, row: int, z: torch.Tensor, actions: np.ndarray | None, frames: np.ndarray) -> None:
         """A row's memory bank from the latents (1, F, C, h, w) of its last MEMORY_BANK starting frames (uint8
@@ -198,21 +243,24 @@ class DreamCore:
             self.pooled[r] = pooled[j].float()
 
     def _cond(self, rows: torch.Tensor | slice, acts: torch.Tensor, has: torch.Tensor, prev: torch.Tensor,
-              memory: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+              memory: torch.Tensor | None = None, goal: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Conditioning of `rows`; `prev` (B, C, h, w) is the frame before the first one passed to the model;
-        `memory` (B, T, C + 2, h, w) the recalled memory of each frame passed (models with memory)."""
+        `memory` (B, T, C + 2, h, w) the recalled memory of each frame passed (models with memory); `goal`
+        (B, T, 2, h, w) their goal maps (models with goal maps)."""
         n = int(self.text_mask[rows].sum(1).max())  # trim padding shared by all rows
         cond = {"text": self.text[rows][:, :n], "text_mask": self.text_mask[rows][:, :n],
                 "text_pooled": self.pooled[rows], "actions": acts, "action_mask": has, "prev": prev}
         if memory is not None and self.memory:
             cond["memory"] = memory
+        if goal is not None and goal.shape[2]:
+            cond["goal"] = goal
         return cond
 
     def _doubled(self, cond: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Conditioning for the [with action; without] guidance branches (actions and their mask already are)."""
         if self.cfg_actions == 1.0:
             return cond
-        keys = ("text", "text_mask", "text_pooled", "prev", "memory")
+        keys = ("text", "text_mask", "text_pooled", "prev", "memory", "goal")
         return {**cond, **{k: torch.cat([cond[k], cond[k]]) for k in keys if k in cond}}
 
     def _noisy_context(self, rows: list[int], z: torch.Tensor) -> torch.Tensor:
@@ -229,7 +277,7 @@ class DreamCore:
         kv_out: list = []
         with autocast(self.device, self.precision):
             self.model(x, t, self._cond(idx, self.acts[idx, :n_old], self.has_act[idx, :n_old], self.before[idx],
-                                        self.mem[idx, :n_old]), kv_out=kv_out)
+                                        self.mem[idx, :n_old], self.goal[idx, :n_old]), kv_out=kv_out)
         if self.cache is None:
             self.cache = [(k.new_zeros((self.rows, *k.shape[1:])), v.new_zeros((self.rows, *v.shape[1:])))
                           for k, v in kv_out]
@@ -238,20 +286,24 @@ class DreamCore:
 
     # -- stepping ------------------------------------------------------------------------------------------
     @torch.no_grad()
-    def step(self, actions: torch.Tensor) -> torch.Tensor:
-        """actions (rows, A) flat, unscaled -> the new latent frames (rows, C, h, w), appended to the context."""
+    def step(self, actions: torch.Tensor, goal: torch.Tensor | np.ndarray | None = None,
+             known: torch.Tensor | np.ndarray | None = None) -> torch.Tensor:
+        """actions (rows, A) flat, unscaled -> the new latent frames (rows, C, h, w), appended to the context.
+        With goal maps: `goal` (rows, 2) where the goal is at each row's newest frame and `known` (rows,) bool which
+        rows know it (`new_goal`)."""
         rows = list(range(self.rows))
+        new_goal = self.new_goal(actions, goal, known)[:, None] if self.goal.shape[2] else self.goal[:, :0]
         a = (actions.to(self.device).float() / self.model.action_scale)[:, None]  # (B, 1, A)
         x = self._noise(rows, tuple(self.z.shape[2:]))  # (B, C, h, w), t = 1
         with autocast(self.device, self.precision):
             chosen: list = []
             new_mem, step_map = self._recall(a, chosen) if self.memory else (None, None)
             if self.cached:
-                x = self._step_cached(rows, x, a, new_mem)
+                x = self._step_cached(rows, x, a, new_mem, new_goal)
             else:
-                x = self._step_window(rows, x, a, new_mem)
+                x = self._step_window(rows, x, a, new_mem, new_goal)
         if self.carry:
-            self._trace(x, a, new_mem, chosen[0] if chosen else None)
+            self._trace(x, a, new_mem, chosen[0] if chosen else None, new_goal)
         if self.memory:
             self._remember(x, new_mem, step_map)
         self.last = x
@@ -259,14 +311,16 @@ class DreamCore:
         self.z = torch.cat([self.z[:, 1:], self._noisy_context(rows, x[:, None])], dim=1)
         self.acts = torch.cat([self.acts[:, 1:], a], dim=1)
         self.has_act = torch.cat([self.has_act[:, 1:], torch.ones_like(self.has_act[:, :1])], dim=1)
+        self.goal = torch.cat([self.goal[:, 1:], new_goal], dim=1)
         return x
 
-    def _trace(self, x: torch.Tensor, a: torch.Tensor, new_mem: torch.Tensor | None, chosen: Any) -> None:
+    def _trace(self, x: torch.Tensor, a: torch.Tensor, new_mem: torch.Tensor | None, chosen: Any,
+               new_goal: torch.Tensor) -> None:
         """Keep what pixel carry needs of the new frames x (B, C, h, w): their base (from the newest context frame,
         as the model saw it), its source, the warp of action a (B, 1, A) and the memory's choice (`Recalled`, its
         `best` a slot of the bank)."""
         has = torch.ones(a.shape[:2], dtype=torch.bool, device=self.device)
-        cond = self._cond(slice(None), a, has, self.z[:, -1], None if new_mem is None else new_mem[:, None])
+        cond = self._cond(slice(None), a, has, self.z[:, -1], None if new_mem is None else new_mem[:, None], new_goal)
         bases = self.model.dit.frame_bases(x[:, None], cond)
         b = x.shape[0]
         if chosen is None:
@@ -320,8 +374,8 @@ class DreamCore:
     def _branches(self, t: torch.Tensor) -> torch.Tensor:
         return t if self.cfg_actions == 1.0 else torch.cat([t, t])
 
-    def _step_cached(self, rows: list[int], x: torch.Tensor, a: torch.Tensor, new_mem: torch.Tensor | None
-                     ) -> torch.Tensor:
+    def _step_cached(self, rows: list[int], x: torch.Tensor, a: torch.Tensor, new_mem: torch.Tensor | None,
+                     new_goal: torch.Tensor) -> torch.Tensor:
         b = len(rows)
         newest = self.z[:, -1]
         pair_acts = torch.cat([self.acts[:, -1:], a], dim=1)  # (B, 2, A): into the newest frame, into the new one
@@ -333,7 +387,8 @@ class DreamCore:
             pair_acts = torch.cat([pair_acts, pair_acts])
         older = self.z[:, -2] if self.context > 1 else self.before  # the frame before the newest
         pair_mem = torch.stack([self.mem[:, -1], new_mem], dim=1) if new_mem is not None else None
-        cond = self._doubled(self._cond(slice(None), pair_acts, pair_has, older, pair_mem))
+        pair_goal = torch.cat([self.goal[:, -1:], new_goal], dim=1)
+        cond = self._doubled(self._cond(slice(None), pair_acts, pair_has, older, pair_mem, pair_goal))
         past = None if self.cache is None else [(self._branches(k), self._branches(v)) for k, v in self.cache]
         full: list | None = None
         for i, (t_now, t_next) in enumerate(zip(self.grid[:-1], self.grid[1:])):
@@ -348,8 +403,9 @@ class DreamCore:
                                                      for (pk, pv), (k, vv) in zip(past, new_kv)]
                 one = {**cond, "actions": cond["actions"][:, 1:], "action_mask": cond["action_mask"][:, 1:],
                        "prev": self._branches(newest)}
-                if "memory" in cond:
-                    one["memory"] = cond["memory"][:, 1:]
+                for key in ("memory", "goal"):
+                    if key in cond:
+                        one[key] = cond[key][:, 1:]
             else:
                 t = torch.full((xin.shape[0], 1), t_now, device=self.device)
                 v = self.model(self._branches(x[:, None]), t, one, past=full)[:, 0]
@@ -362,8 +418,8 @@ class DreamCore:
                            vv[:b, :, vv.shape[2] - keep_frames * n :].contiguous()) for k, vv in full]
         return x
 
-    def _step_window(self, rows: list[int], x: torch.Tensor, a: torch.Tensor, new_mem: torch.Tensor | None
-                     ) -> torch.Tensor:
+    def _step_window(self, rows: list[int], x: torch.Tensor, a: torch.Tensor, new_mem: torch.Tensor | None,
+                     new_goal: torch.Tensor) -> torch.Tensor:
         ctx = self.z  # (B, context, C, h, w)
         acts = torch.cat([self.acts, a], dim=1)
         has = torch.cat([self.has_act, torch.ones_like(self.has_act[:, :1])], dim=1)
@@ -372,7 +428,7 @@ class DreamCore:
             no_act[:, -1] = False
             has, acts = torch.cat([has, no_act]), torch.cat([acts, acts])
         mem = torch.cat([self.mem, new_mem[:, None]], dim=1) if new_mem is not None else None
-        cond = self._doubled(self._cond(slice(None), acts, has, self.before, mem))
+        cond = self._doubled(self._cond(slice(None), acts, has, self.before, mem, torch.cat([self.goal, new_goal], 1)))
         for t_now, t_next in zip(self.grid[:-1], self.grid[1:]):
             xin = self._branches(torch.cat([ctx, x[:, None]], dim=1))
             t = torch.full(xin.shape[:2], self.context_t, device=self.device)

@@ -32,6 +32,7 @@ from store.spaces import flatten_action, space_from_spec
 from worldsim.dream.core import DreamCore
 from worldsim.errors import InputError
 from worldsim.model import checkpoint as C
+from worldsim.model.goal_map import GOAL_KEYS
 from worldsim.model.sampler import WorldSampler
 
 
@@ -217,7 +218,7 @@ class _Dream:
         drawn = [self.source.draw(rng, options) for rng in rngs]
         seeds = [int(rng.integers(2**62)) for rng in rngs]
         context = self.core.reset_rows(rows, [d["frames"] for d in drawn], [d["actions"] for d in drawn],
-                                       [d["prompt"] for d in drawn], seeds)
+                                       [d["prompt"] for d in drawn], seeds, [self._goals(d) for d in drawn])
         if self.reward_model is not None:
             for row, z, d in zip(rows, context, drawn):
                 self.reward_state[row] = self._warm_reward(z, d)
@@ -227,6 +228,14 @@ class _Dream:
         infos = [{k: v for k, v in d.items() if k not in ("frames", "actions", "rewards", "task_state",
                                                           "task_state_keys")} for d in drawn]
         return obs, self._with_task(rows, infos)
+
+    def _goals(self, drawn: dict[str, Any]) -> np.ndarray | None:
+        """The goal offsets (F, 2) at a reset's context frames for a world model with goal maps: the first two
+        columns of the store's task state when they are the goal's (`goal_forward`, `goal_right`), else None."""
+        keys = list(drawn.get("task_state_keys") or [])
+        if not self.core.goal.shape[2] or keys[:2] != list(GOAL_KEYS):
+            return None
+        return np.asarray(drawn["task_state"], np.float32)[:, :2]
 
     def _tracks(self) -> bool:
         return self.reward_model is not None and bool(getattr(self.reward_model, "tracks", False))
@@ -284,7 +293,11 @@ class _Dream:
         """flat actions (B, A) -> obs (B, H, W, 3), reward (B,), terminated (B,), truncated (B,)."""
         prev = self.core.last
         acts = torch.from_numpy(flat)
-        z = self.core.step(acts)
+        goal = None
+        if self.core.goal.shape[2] and self.tracking.any():  # a model with goal maps: where the reward model puts it
+            goal = self.task_estimate()[:, :2] if list(self.reward_model.meta.get("task_state_keys") or [])[:2] == \
+                list(GOAL_KEYS) else None
+        z = self.core.step(acts, goal, self.tracking.copy())
         obs = self.core.frames()
         if self.reward_model is not None:
             scaled = acts.to(z.device) / self.core.model.action_scale

@@ -204,11 +204,16 @@ def load_tensors(ckpt: Path, stem: str) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{f} is corrupt or truncated: {err}") from err
 
 
-def load_into(module: torch.nn.Module, ckpt: Path, stem: str) -> None:
+def load_into(module: torch.nn.Module, ckpt: Path, stem: str, new: tuple[str, ...] = ()) -> None:
     """Load `<stem>.safetensors` into `module`; weights of another architecture (a checkpoint an older worldsim
-    made, before a change to the model's layers) are a CheckpointError naming the first mismatch."""
+    made, before a change to the model's layers) are a CheckpointError naming the first mismatch. `new`: name
+    prefixes of layers the module adds to the checkpoint's (a fine-tune that adds an input): they keep their own
+    initialisation; every other weight must be there."""
     try:
-        module.load_state_dict(load_tensors(ckpt, stem))
+        tensors = load_tensors(ckpt, stem)
+        if new:
+            tensors.update({k: v for k, v in module.state_dict().items() if k.startswith(new) and k not in tensors})
+        module.load_state_dict(tensors)
     except RuntimeError as err:
         detail = next((ln.strip() for ln in str(err).splitlines()[1:] if ln.strip()), str(err).splitlines()[0])
         raise CheckpointError(f"{ckpt} does not fit this version of worldsim's model ({detail[:160]}): it was made by "

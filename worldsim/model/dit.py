@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from worldsim.errors import InputError
+from worldsim.model.goal_map import CHANNELS as GOAL_CHANNELS
 from worldsim.model.memory import MEMORY_EXTRA, RECALL_MARGIN, as_3x3, placement
 
 
@@ -62,6 +63,13 @@ class DiTConfig:
     # takes each pixel from that recall where it needed the smaller move (needs `warp`). The value is how many
     # frames before each training window are read as recall candidates; 0 turns memory off
     memory: int = 0
+    # goal maps (worldsim/model/goal_map.py): each frame also reads where a tracked goal (navigate's pillar) would
+    # appear in it, painted on the latent grid, through its own zero-initialised patch embedding (a parent without
+    # it starts out unchanged); `goal_fov` is the camera's vertical field of view in degrees and `goal_yaw` the
+    # action column that turns the camera (degrees, right for positive; -1: none), which moves the goal between frames
+    goal_map: bool = False
+    goal_fov: float = 70.0
+    goal_yaw: int = -1
 
     def resolved(self) -> tuple[int, int, int]:
         if self.preset not in PRESETS:
@@ -76,6 +84,13 @@ class DiTConfig:
         if self.attention not in ("full", "causal", "factorized"):
             raise InputError(f"attention must be full, causal or factorized, got {self.attention!r}")
         return w, d, h
+
+
+def patchify(x: torch.Tensor, p: int) -> torch.Tensor:
+    """(B, T, C, h, w) -> (B, T, (h / p) (w / p), C p p): each token's pixels, channels outermost."""
+    b, nt, c, h, w = x.shape
+    tokens = x.reshape(b, nt, c, h // p, p, w // p, p).permute(0, 1, 3, 5, 2, 4, 6)
+    return tokens.reshape(b, nt, (h // p) * (w // p), c * p * p)
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, scale: float = 1000.0) -> torch.Tensor:
@@ -315,6 +330,14 @@ class DiT(nn.Module):
         stacked = 1 + (1 if cfg.prev_frame else 0)
         self.patch_in = nn.Linear((latent_channels * stacked + (latent_channels + MEMORY_EXTRA if cfg.memory else 0))
                                   * cfg.patch**2, dim)
+        self.goal_in = None
+        if cfg.goal_map:  # zeros at start: a model given goal maps first behaves as its parent did without them
+            self.goal_in = nn.Linear(GOAL_CHANNELS * cfg.patch**2, dim)
+            nn.init.zeros_(self.goal_in.weight)
+            nn.init.zeros_(self.goal_in.bias)
+            # the goal's look in latents, drawn into each frame's base where its map covers (`frame_bases`); set
+            # from data before training (worldsim/model/goal_map.py `goal_latent`)
+            self.goal_latent = nn.Parameter(torch.zeros(latent_channels))
         self.t_mlp = nn.Sequential(nn.Linear(256, dim), nn.SiLU(), nn.Linear(dim, dim))
         self.a_mlp = nn.Sequential(nn.Linear(max(action_dim, 1), dim), nn.SiLU(), nn.Linear(dim, dim))
         self.a_null = nn.Parameter(torch.zeros(dim))  # "no action" (first frame, CFG dropout)
@@ -359,7 +382,7 @@ class DiT(nn.Module):
         if (past is not None or kv_out is not None) and self.cfg.attention != "causal":
             raise InputError(f"a KV cache needs attention=causal; this model's attention is {self.cfg.attention!r}")
         gh, gw = h // p, w // p
-        tok = self._tokens(x, self._base(x, cond, base), self._memory(x, cond))  # (B, T, N, D)
+        tok = self._tokens(x, self._base(x, cond, base), self._memory(x, cond), self._goal(x, cond))  # (B, T, N, D)
         c = self.condition(t, cond["actions"], cond["action_mask"], cond["text_pooled"])
         hd = self.dim // self.heads
         tp = 0 if past is None else past[0][0].shape[2] // (gh * gw)  # cached frames before x's
@@ -390,6 +413,20 @@ class DiT(nn.Module):
         pixel is the moved previous frame (not a recall from memory, worldsim/model/memory.py) and `Bases.steps`
         (B, T, 3, 3) each frame's warp (`step_affines`). Pixel rendering (worldsim/model/render.py) moves the
         previous frame's pixels by the same warp where the base is theirs."""
+        return self._goal_base(self._bases(x, cond), cond)
+
+    def _goal_base(self, bases: Bases, cond: dict[str, torch.Tensor]) -> Bases:
+        """The goal drawn into the bases where its map covers (model.goal_map; worldsim/model/goal_map.py): base +
+        cover (goal latent - base); a base pixel mostly drawn so no longer comes from the previous frame."""
+        goal = cond.get("goal")
+        if self.goal_in is None or goal is None:
+            return bases
+        cover = goal[:, :, :1].to(bases.base.dtype)  # (B, T, 1, h, w)
+        base = bases.base + cover * (self.goal_latent.to(bases.base.dtype)[:, None, None] - bases.base)
+        return Bases(base, bases.from_prev & (cover < 0.5), bases.steps)
+
+    def _bases(self, x: torch.Tensor, cond: dict[str, torch.Tensor]) -> Bases:
+        """`frame_bases` before the goal is drawn in."""
         prev = self.previous_frames(x, cond)
         b, nt, ch, h, w = prev.shape
         steps = self.step_affines(cond["actions"], cond["action_mask"])
@@ -446,17 +483,29 @@ class DiT(nn.Module):
             return x.new_zeros(b, nt, c + MEMORY_EXTRA, h, w)
         return mem
 
-    def _tokens(self, x: torch.Tensor, prev: torch.Tensor | None, mem: torch.Tensor | None = None) -> torch.Tensor:
+    def _goal(self, x: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """cond["goal"] (B, T, 2, h, w) (worldsim/model/goal_map.py), zeros (goal unknown) when absent; None for a
+        model without goal maps."""
+        if self.goal_in is None:
+            return None
+        goal = cond.get("goal")
+        if goal is None:
+            b, nt, _, h, w = x.shape
+            return x.new_zeros(b, nt, GOAL_CHANNELS, h, w)
+        return goal
+
+    def _tokens(self, x: torch.Tensor, prev: torch.Tensor | None, mem: torch.Tensor | None = None,
+                goal: torch.Tensor | None = None) -> torch.Tensor:
         """x (B, T, C, h, w) [+ the previous frames (B, T, C, h, w)] [+ the memories (B, T, C + 2, h, w)], stacked in
-        channels -> tokens (B, T, N, D)."""
-        b, nt, _, h, w = x.shape
+        channels -> tokens (B, T, N, D), plus the goal maps' own embedding (B, T, 2, h, w) where given."""
         p = self.patch
         parts = [x, *([prev.to(x.dtype)] if self.cfg.prev_frame else []),
                  *([mem.to(x.dtype)] if mem is not None else [])]
         xin = torch.cat(parts, dim=2) if len(parts) > 1 else x
-        cin = xin.shape[2]
-        tokens = xin.reshape(b, nt, cin, h // p, p, w // p, p).permute(0, 1, 3, 5, 2, 4, 6)
-        return self.patch_in(tokens.reshape(b, nt, (h // p) * (w // p), cin * p * p))
+        tokens = self.patch_in(patchify(xin, p))
+        if goal is not None:
+            tokens = tokens + self.goal_in(patchify(goal.to(x.dtype), p))
+        return tokens
 
     def _head(self, tok: torch.Tensor, c: torch.Tensor, shape: torch.Size) -> torch.Tensor:
         """Final adaLN layer and unpatchify: tokens (B, T, N, D) with conditioning c (B, T, D) -> (B, T, C, h, w)."""
@@ -482,7 +531,9 @@ class DiT(nn.Module):
         nt, h, w = x.shape[1], x.shape[3], x.shape[4]
         gh, gw = h // self.patch, w // self.patch
         prev, mem = self._base(clean, cond, base), self._memory(clean, cond)
-        tok = torch.cat([self._tokens(clean, prev, mem), self._tokens(x, prev, mem)], dim=1)  # (B, 2T, N, D)
+        goal = self._goal(x, cond)
+        # (B, 2T, N, D): the clean frames' tokens, then the noisy frames'
+        tok = torch.cat([self._tokens(clean, prev, mem, goal), self._tokens(x, prev, mem, goal)], dim=1)
         c_clean = self.condition(t_clean, cond["actions"], cond["action_mask"], cond["text_pooled"])
         c_noisy = self.condition(t, cond["actions"], cond["action_mask"], cond["text_pooled"])
         c = torch.cat([c_clean, c_noisy], dim=1)

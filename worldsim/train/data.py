@@ -170,6 +170,9 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
         "weights": torch.tensor([it["weight"] for it in items], dtype=torch.float32),
         "episodes": [it["episode"] for it in items],
         "starts": [it["start"] for it in items],
+        # the task's state per frame (B, T, K) where every window's store records one (data/task_state)
+        **({"task_state": torch.from_numpy(np.stack([it["task_state"] for it in items]).astype(np.float32))}
+           if all("task_state" in it for it in items) else {}),
         # the rows before each window (WindowReader's history), when asked for
         **{k: torch.from_numpy(np.stack([it[k] for it in items]))
            for k in (f"past_{pixels}", "past_actions", "past_valid") if k in items[0]},

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -24,6 +26,7 @@ from worldsim.model import checkpoint as C
 from worldsim.model.dit import DiTConfig
 from worldsim.model.flow import FlowConfig, teacher_targets, token_count, training_targets
 from worldsim.model.frames import to_model
+from worldsim.model.goal_map import GOAL_KEYS, goal_latent, window_maps
 from worldsim.model.text import Tokenizer
 from worldsim.model.vae import VideoVAE, load_vae
 from worldsim.model.world_model import ModelSpec, TextConfig, WorldModel
@@ -56,6 +59,7 @@ class TrainConfig:
     ema: float = 0.999
     p_drop_text: float = 0.1  # classifier-free guidance: text and actions are dropped independently
     p_drop_actions: float = 0.1
+    p_drop_goal: float = 0.1  # model.goal_map: this share of windows is trained with the goal unknown (no map)
     p_short_prompt: float = 0.3  # train on the short prompt instead of the dense caption this often
     val_episodes: int = 1
     seed: int = 0
@@ -165,6 +169,11 @@ def adopt_init(cfg: TrainConfig, meta_prev: dict[str, Any] | None
     stores = {s["digest"]: s for s in [*meta.get("stores", []), *meta.get("init", {}).get("stores", [])]}
     record = {"path": str(ckpt), "digest": C.digest(ckpt), "step": meta["step"], "stores": list(stores.values())}
     recorded = config_from_meta(meta["train"])
+    if cfg.model.goal_map and not spec.dit.goal_map:
+        # the one architecture change a fine-tune may make: goal maps, through a new zero-initialised embedding and
+        # a goal latent set from the data (`set_goal_latent`); the parent's weights load as they are
+        spec = replace(spec, dit=replace(spec.dit, goal_map=True, goal_fov=cfg.model.goal_fov,
+                                         goal_yaw=cfg.model.goal_yaw))
     return replace(cfg, model=spec.dit, text=recorded.text, flow=recorded.flow), \
         {"ckpt": ckpt, "meta": meta, "spec": spec}, record
 
@@ -203,7 +212,8 @@ def build_or_resume(cfg: TrainConfig, stores: StoreSet, vae: torch.nn.Module, va
     torch.manual_seed(cfg.seed)
     model = WorldModel(spec).to(device)
     if parent:
-        C.load_into(model, parent["ckpt"], "ema")
+        # goal maps added by this fine-tune (or by an earlier version of them) start from their own initialisation
+        C.load_into(model, parent["ckpt"], "ema", new=("dit.goal_in.", "dit.goal_latent") if spec.dit.goal_map else ())
         if rank == 0:
             print(f"fine-tuning {parent['ckpt']} (step {parent['meta']['step']}): its model, text and flow settings")
     ema = copy.deepcopy(model).requires_grad_(False)
@@ -234,6 +244,8 @@ def batch_loss(cfg: TrainConfig, model: WorldModel, fwd: torch.nn.Module, z: tor
             cond = model.conditioning(texts, batch["actions"].to(device), use_actions)
         else:
             cond = memory_conditioning(cfg, model, texts, z, past, batch, use_actions, g)
+    if model.spec.dit.goal_map:
+        cond["goal"] = goal_conditioning(cfg, model, z, batch, g)
     if cfg.flow.objective == "teacher_forcing":
         clean, t_clean, x_t, t, target = teacher_targets(z, cfg.flow, g, cfg.model.patch)
         if cfg.flow.self_forcing > 0:
@@ -253,6 +265,21 @@ def batch_loss(cfg: TrainConfig, model: WorldModel, fwd: torch.nn.Module, z: tor
             out = fwd(x_t, t, cond)
     per_frame = (out.float() - target).pow(2).mean(dim=(2, 3, 4))  # (B, T')
     return (per_frame * loss_mask).sum() / loss_mask.sum().clamp_min(1) + pixel
+
+
+def goal_conditioning(cfg: TrainConfig, model: WorldModel, z: torch.Tensor, batch: dict[str, Any],
+                      g: torch.Generator) -> torch.Tensor:
+    """Goal maps (B, T', 2, h, w) of the windows (worldsim/model/goal_map.py): from each frame's recorded task
+    state (its first two columns: the goal's forward and right offsets; `goal_column` checked that every store
+    records them), unknown (zeros) in a share `p_drop_goal` of windows."""
+    b, nt, _, h, w = z.shape
+    if model.spec.temporal != 1:
+        raise InputError("model.goal_map paints one map per frame: it needs a per-frame VAE (vae.temporal=1)")
+    known = torch.rand(b, generator=g) >= cfg.p_drop_goal
+    d = model.spec.dit
+    maps = window_maps(batch["task_state"][..., :2].float(), batch["actions"].float(), known, h, w, d.goal_fov,
+                       d.goal_yaw)
+    return maps.to(z.device)
 
 
 def pixel_term(cfg: TrainConfig, vae: VideoVAE, x0_pred: torch.Tensor, z: torch.Tensor, t: torch.Tensor
@@ -330,6 +357,49 @@ def own_context(cfg: TrainConfig, model: WorldModel, fwd: torch.nn.Module, z: to
     return clean, cond
 
 
+def goal_column(cfg: TrainConfig, stores: StoreSet, parent: dict[str, Any] | None
+                ) -> tuple[TrainConfig, dict[str, Any] | None]:
+    """model.goal_map: every store must record the goal's offsets (task state `goal_forward`, `goal_right`); without
+    model.goal_yaw, the stores' `camera_yaw` action column turns the goal between frames (worldsim/model/goal_map.py
+    `prior`; a game without one keeps -1: the goal stays where it was)."""
+    if not cfg.model.goal_map:
+        return cfg, parent
+    for r in stores.readers:
+        if list(r.task_state_keys)[:2] != list(GOAL_KEYS):
+            raise InputError(f"model.goal_map=true learns where the goal is from the stores' task state, and {r.url} "
+                             f"records {list(r.task_state_keys) or 'none'} (it needs {list(GOAL_KEYS)} first: "
+                             "navigate stores made by this version of worldsim generate)")
+    keys = list(stores.action_spec.get("flat_keys") or [])
+    if cfg.model.goal_yaw >= 0 or "camera_yaw" not in keys:
+        return cfg, parent
+    model = replace(cfg.model, goal_yaw=keys.index("camera_yaw"))
+    if parent:
+        parent = {**parent, "spec": replace(parent["spec"], dit=replace(parent["spec"].dit, goal_yaw=model.goal_yaw))}
+    return replace(cfg, model=model), parent
+
+
+def set_goal_latent(model: WorldModel, ema: WorldModel, stores: StoreSet, vae: VideoVAE, device: torch.device,
+                    precision: str) -> None:
+    """A new goal-map model's `goal_latent`: the mean latent of the goal pillar's pixels in the training stores'
+    frames (a latent store's source frames), encoded by the run's VAE (worldsim/model/goal_map.py)."""
+    from store import read_episode
+
+    def encode(frames: np.ndarray) -> torch.Tensor:
+        with autocast(device, precision):
+            return vae.encode(to_model(frames)[None].to(device))[0]
+
+    def episodes() -> Iterator[np.ndarray]:
+        for r in stores.readers:
+            url = r.attrs["latents"]["source"] if stores.latents else r.url
+            for i in r.episode_indices:
+                yield read_episode(url, int(i))["frames"]
+
+    z = goal_latent(encode, episodes(), vae.cfg.spatial).to(device)
+    with torch.no_grad():
+        model.dit.goal_latent.copy_(z)
+        ema.dit.goal_latent.copy_(z)
+
+
 def train(cfg: TrainConfig) -> dict[str, Any]:
     prev, meta_prev = C.resume_point(cfg.out, "dit")
     cfg, parent, init = adopt_init(cfg, meta_prev)
@@ -340,7 +410,10 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     vae, vae_meta = load_vae(cfg.vae, device)
     vae.requires_grad_(False)
     stores = open_data(cfg, vae, vae_meta)
+    cfg, parent = goal_column(cfg, stores, parent)
     spec, model, ema, opt, start = build_or_resume(cfg, stores, vae, vae_meta, device, rank, prev, meta_prev, parent)
+    if spec.dit.goal_map and start == 0 and not bool(model.dit.goal_latent.detach().abs().sum()):
+        set_goal_latent(model, ema, stores, vae, device, cfg.precision)
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     fwd = torch.compile(net) if cfg.compile else net
     metrics = Metrics(out, enabled=rank == 0, resume_step=start)

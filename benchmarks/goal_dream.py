@@ -1,0 +1,179 @@
+"""Does the dream draw the goal where it is? Navigate's pillar in dreamed frames against the engine's, under the
+recorded actions of held-out episodes, with and without goal maps (docs/world_model.md, "Goal-conditioned dreams").
+
+    python benchmarks/goal_dream.py --checkpoint runs/rlnav/navgoal --reward runs/rlnav/reward_odo \
+        --store runs/rlnav/close_held --baseline runs/rlnav/navdit2 --horizon 16
+
+For each episode of the held-out frame store and each start (`--starts` evenly spaced), a DreamEnv resets on the
+frames before the start (`options={"store", "episode", "start"}`, the reward model warmed on them with the store's
+task state) and steps the episode's own actions for `--horizon` steps; the store holds the engine's frames of the
+same actions. A pixel is the pillar's (navigate's goal: magenta with yellow edges) when red exceeds green by
+RED_MARGIN and blue is at least BLUE_MIN: the engine's magenta, and the salmon pink a dream draws it in (a blend of
+magenta and yellow); sand, grass, sky, bark and dirt fail it. Per dream (each row of the table):
+  pillar IoU      intersection over union of the dreamed and the engine's pillar pixels, over the frames where
+                  either shows one (1: drawn exactly where the engine draws it; 0: never where it is)
+  recall          of the frames where the engine shows at least MIN_PIXELS of pillar, the share where the dream does
+                  too, within COLUMN_SLACK columns of the engine's pillar
+  new-goal recall the same, on frames whose pillar the dream's context did not show (the goal came into view: what a
+                  model can draw only if it knows where the goal is)
+  false pillar    of the frames where the engine shows none, the share where the dream shows at least MIN_PIXELS
+  PSNR            dreamed against engine frames, all steps (dB)
+Rows: `--baseline` (a world model without goal maps, e.g. the parent the goal model was fine-tuned from), the goal
+model with its maps turned off (`DreamCore.goal_maps = False`: the goal unknown) and on (the reward model's
+estimate, as in RL). Same starts, same seeds, same reward model for all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+RED_MARGIN = 50
+BLUE_MIN = 100
+MIN_PIXELS = 6
+COLUMN_SLACK = 4
+
+
+def pillar(frames: np.ndarray) -> np.ndarray:
+    """(..., H, W, 3) uint8 -> (..., H, W) bool: navigate's goal pillar, as the engine and a dream draw it."""
+    f = frames.astype(np.int16)
+    return (f[..., 0] - f[..., 1] > RED_MARGIN) & (f[..., 2] >= BLUE_MIN)
+
+
+def centre(mask: np.ndarray) -> float:
+    cols = np.nonzero(mask.any(0))[0]
+    return float(cols.mean()) if len(cols) else float("nan")
+
+
+def score(dream: np.ndarray, engine: np.ndarray, seen_before: bool) -> dict[str, list[float]]:
+    """Per-frame tallies of one dream (N, H, W, 3) against the engine's frames (N, H, W, 3)."""
+    out: dict[str, list[float]] = {"inter": [], "union": [], "hit": [], "new_hit": [], "false": [], "mse": []}
+    for d, e in zip(dream, engine):
+        md, me = pillar(d), pillar(e)
+        out["inter"].append(float((md & me).sum()))
+        out["union"].append(float((md | me).sum()))
+        shown = md.sum() >= MIN_PIXELS
+        if me.sum() >= MIN_PIXELS:
+            hit = float(shown and abs(centre(md) - centre(me)) <= COLUMN_SLACK)
+            out["hit"].append(hit)
+            if not seen_before:
+                out["new_hit"].append(hit)
+        else:
+            out["false"].append(float(shown))
+        out["mse"].append(float(((d.astype(np.float32) - e.astype(np.float32)) / 255.0).__pow__(2).mean()))
+    return out
+
+
+def run(checkpoint: str, reward: str, store: str, episodes: list[int], starts: int, horizon: int,
+        goal_maps: bool, kept: list | None = None) -> dict[str, float]:
+    """The table's figures of one dream; `kept`, if a list, receives (engine frames, dreamed frames, the goal was
+    in the context's last frame) of every start, in order."""
+    from store import read_episode
+    from store.spaces import unflatten_action
+    from worldsim.dream.env import DreamEnv
+
+    env = DreamEnv.from_checkpoint(checkpoint, reward=reward, store=store, max_episode_steps=None)
+    if env.core.goal.shape[2]:
+        env.core.goal_maps = goal_maps
+    context = env.core.context
+    tallies: dict[str, list[float]] = {}
+    for e in episodes:
+        ep = read_episode(store, e)
+        n = len(ep["frames"])
+        for s in np.linspace(0, n - context - horizon - 1, starts).round().astype(int):
+            env.reset(seed=int(e * 1000 + s), options={"store": store, "episode": int(e), "start": int(s)})
+            frames = []
+            for k in range(horizon):
+                flat = ep["actions"][s + context - 1 + k]
+                obs, *_ = env.step(unflatten_action(env.action_spec, env.action_space, flat))
+                frames.append(obs)
+            engine = ep["frames"][s + context : s + context + horizon]
+            seen = bool(pillar(ep["frames"][s + context - 1]).sum() >= MIN_PIXELS)
+            if kept is not None:
+                kept.append((engine, np.stack(frames), seen))
+            for k, v in score(np.stack(frames), engine, seen).items():
+                tallies.setdefault(k, []).extend(v)
+    mse = np.mean(tallies["mse"])
+    return {"iou": sum(tallies["inter"]) / max(sum(tallies["union"]), 1.0),
+            "recall": float(np.mean(tallies["hit"])) if tallies["hit"] else float("nan"),
+            "new_recall": float(np.mean(tallies["new_hit"])) if tallies["new_hit"] else float("nan"),
+            "new_frames": len(tallies["new_hit"]), "frames": len(tallies["hit"]),
+            "false": float(np.mean(tallies["false"])) if tallies["false"] else float("nan"),
+            "psnr": float(10 * np.log10(1.0 / max(mse, 1e-10)))}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", required=True, help="a world model trained with model.goal_map=true")
+    p.add_argument("--reward", required=True, help="a reward model that tracks the goal (model.odometry=true)")
+    p.add_argument("--store", required=True, help="held-out navigate frame store (records data/task_state)")
+    p.add_argument("--baseline", default=None, help="a world model without goal maps to compare with")
+    p.add_argument("--episodes", type=int, default=16, help="the store's first N episodes")
+    p.add_argument("--starts", type=int, default=3, help="dreams per episode, starts evenly spaced")
+    p.add_argument("--horizon", type=int, default=16, help="dreamed steps per start")
+    p.add_argument("--image", default=None, help="also write a PNG: engine and every dream, every 2nd step, for the "
+                   "first --show starts where a goal the context did not show comes into view")
+    p.add_argument("--show", type=int, default=3, help="starts in --image")
+    args = p.parse_args()
+    from store import episode_indices
+
+    episodes = episode_indices(args.store)[: args.episodes]
+    rows = ([(f"baseline {Path(args.baseline).name}", args.baseline, True)] if args.baseline else []) + [
+        ("goal model, maps off", args.checkpoint, False), ("goal model, maps on", args.checkpoint, True)]
+    print(f"# {platform.node()} {platform.processor() or platform.machine()}; store {args.store}, "
+          f"{len(episodes)} episodes x {args.starts} starts x {args.horizon} steps, recorded actions")
+    print("| dream | pillar IoU | recall | new-goal recall (frames) | false pillar | PSNR dB | time |")
+    print("|---|---|---|---|---|---|---|")
+    kept: list[list] = []
+    for name, ckpt, maps in rows:
+        t0 = time.perf_counter()
+        kept.append([])
+        r = run(ckpt, args.reward, args.store, episodes, args.starts, args.horizon, maps, kept[-1])
+        print(f"| {name} | {r['iou']:.3f} | {r['recall']:.2f} ({r['frames']}) | {r['new_recall']:.2f} "
+              f"({r['new_frames']}) | {r['false']:.2f} | {r['psnr']:.2f} | {time.perf_counter() - t0:.0f}s |",
+              flush=True)
+    if args.image:
+        contact_sheet(args.image, [name for name, _, _ in rows], kept, args.show)
+
+
+def contact_sheet(path: str, names: list[str], kept: list[list], show: int) -> None:
+    """Engine and dreams of the first `show` starts whose goal comes into view (not in the context's last frame,
+    in some engine frame after it), every 2nd step, one row each."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    picks = [i for i, (engine, _, seen) in enumerate(kept[0])
+             if not seen and any(pillar(f).sum() >= MIN_PIXELS for f in engine)][:show]
+    if not picks:
+        print("no start where the goal comes into view: no image")
+        return
+    labels = ["engine"] + names
+    steps = list(range(1, kept[0][0][0].shape[0], 2))
+    fig, axes = plt.subplots(len(picks) * len(labels), len(steps), squeeze=False,
+                             figsize=(1.1 * len(steps) + 2.2, 1.1 * len(picks) * len(labels)))
+    for p, i in enumerate(picks):
+        for r, label in enumerate(labels):
+            frames = kept[0][i][0] if r == 0 else kept[r - 1][i][1]
+            for c, k in enumerate(steps):
+                ax = axes[p * len(labels) + r, c]
+                ax.imshow(frames[k])
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if p == 0 and r == 0:
+                    ax.set_title(f"t+{k + 1}", fontsize=7)
+            axes[p * len(labels) + r, 0].set_ylabel(label, fontsize=6, rotation=0, ha="right", va="center")
+    fig.tight_layout(pad=0.2)
+    fig.subplots_adjust(left=0.16)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
