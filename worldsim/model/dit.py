@@ -2,7 +2,9 @@
 
 Input: noisy latents x_t (B, T, C, h, w), a noise level per frame t (B, T) in [0, 1], and the conditioning:
 per-frame actions (added to the per-frame timestep embedding, the Oasis pattern), text tokens through
-cross-attention and a pooled text vector. Output: the rectified-flow velocity, shaped like x_t.
+cross-attention and a pooled text vector; optionally (`goal_map`) per-frame maps of where a tracked goal would
+appear (worldsim/model/goal_map.py), embedded with the patches and drawn into each frame's base. Output: the
+rectified-flow velocity, shaped like x_t.
 
 Attention is `full` (all spacetime tokens attend to each other) or `factorized` (blocks alternate between
 attention within a frame and causal attention across frames at each position, as in Latte/Open-Sora). Rotary
