@@ -66,9 +66,10 @@ class DiTConfig:
     # frames before each training window are read as recall candidates; 0 turns memory off
     memory: int = 0
     # goal maps (worldsim/model/goal_map.py): each frame also reads where a tracked goal (navigate's pillar) would
-    # appear in it, painted on the latent grid, through its own zero-initialised patch embedding (a parent without
-    # it starts out unchanged); `goal_fov` is the camera's vertical field of view in degrees and `goal_yaw` the
-    # action column that turns the camera (degrees, right for positive; -1: none), which moves the goal between frames
+    # appear in it, painted on the latent grid, through its own zero-initialised patch embedding, and the goal is
+    # drawn into the frame's base where the map covers; `goal_fov` is the camera's vertical field of view in degrees
+    # and `goal_yaw` the action column that turns the camera (degrees, right for positive; -1: none), which moves the
+    # goal between frames
     goal_map: bool = False
     goal_fov: float = 70.0
     goal_yaw: int = -1
@@ -333,7 +334,7 @@ class DiT(nn.Module):
         self.patch_in = nn.Linear((latent_channels * stacked + (latent_channels + MEMORY_EXTRA if cfg.memory else 0))
                                   * cfg.patch**2, dim)
         self.goal_in = None
-        if cfg.goal_map:  # zeros at start: a model given goal maps first behaves as its parent did without them
+        if cfg.goal_map:  # zeros at start: where no map covers, a new goal model behaves as its parent did
             self.goal_in = nn.Linear(GOAL_CHANNELS * cfg.patch**2, dim)
             nn.init.zeros_(self.goal_in.weight)
             nn.init.zeros_(self.goal_in.bias)
