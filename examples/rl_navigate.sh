@@ -2,7 +2,7 @@
 # docs/rl.md's experiment end to end, from nothing: the reference recipe's world model, navigate stores, the world
 # model fine-tuned on them, a reward model, then PPO in the dream beside PPO in the engine over several seeds.
 #
-#   bash examples/rl_navigate.sh                  # OUT=runs/rlnav; the stage times add up to ~2.5 hours on 2 cores
+#   bash examples/rl_navigate.sh                  # OUT=runs/rlnav; the stage times add up to ~3 hours on 2 cores
 #   OUT=runs/x SEEDS="0 1 2 3" bash examples/rl_navigate.sh
 #   QUICK=1 OUT=/tmp/rlq bash examples/rl_navigate.sh   # every stage at toy size (5 minutes): checks the plumbing
 #   OBSERVE=goal bash examples/rl_navigate.sh     # what the agents observe (rl_dream.py --observe): frames (default),
