@@ -208,6 +208,9 @@ class _Dream:
         self.reward_state = reward_model.initial(core.rows) if reward_model is not None else None
         # per row: the reset gave the reward model the task's state, so a tracking head follows it (`task_estimate`)
         self.tracking = np.zeros(core.rows, bool)
+        # a world model with goal maps and a reward model that tracks the goal's offsets: steps feed its estimate
+        self.goal_from_reward = bool(core.goal.shape[2]) and self._tracks() and \
+            list(reward_model.meta.get("task_state_keys") or [])[:2] == list(GOAL_KEYS)
         self.max_episode_steps = max_episode_steps  # None: no limit here (gym.make's TimeLimit owns it then)
         self.elapsed = np.zeros(core.rows, np.int64)
         self.single_obs_space = spaces.Box(0, 255, (self.sampler.height, self.sampler.width, 3), dtype=np.uint8)
@@ -293,10 +296,8 @@ class _Dream:
         """flat actions (B, A) -> obs (B, H, W, 3), reward (B,), terminated (B,), truncated (B,)."""
         prev = self.core.last
         acts = torch.from_numpy(flat)
-        goal = None
-        if self.core.goal.shape[2] and self.tracking.any():  # a model with goal maps: where the reward model puts it
-            goal = self.task_estimate()[:, :2] if list(self.reward_model.meta.get("task_state_keys") or [])[:2] == \
-                list(GOAL_KEYS) else None
+        # a model with goal maps draws the goal where the reward model puts it (rows it tracks)
+        goal = self.task_estimate()[:, :2] if self.goal_from_reward and self.tracking.any() else None
         z = self.core.step(acts, goal, self.tracking.copy())
         obs = self.core.frames()
         if self.reward_model is not None:
