@@ -56,6 +56,9 @@ def table(result: dict[str, Any]) -> str:
                      f"copy-last {_f(row['copy_last_psnr'])} / {_f(row['copy_last_ssim'], 3)}, "
                      f"random actions {_f(row['random_psnr'])}; n={row['episodes']}{note}"))
         rows.append((f"dPSNR @{h} (dB)", _f(row["dpsnr"]), ""))
+        if "detail_ratio" in row:  # eval.json files written before it have none
+            rows.append((f"detail @{h} (generated / engine)", _f(row["detail_ratio"]),
+                         "fine detail (neighbouring-pixel differences) against the engine's frames; 1 = as sharp"))
     rev = result.get("revisit", {"skipped": "not measured"})
     if "skipped" in rev:
         rows.append(("revisit", "skipped", rev["skipped"]))

@@ -31,6 +31,7 @@ from worldsim.model.text import Tokenizer
 from worldsim.model.vae import VideoVAE, load_vae
 from worldsim.model.world_model import ModelSpec, TextConfig, WorldModel
 from worldsim.runtime import autocast, pick_device
+from worldsim.train.adversarial import Adversary
 from worldsim.train.data import StoreSet, make_loader, store_changes, verify_stores
 from worldsim.train.loop import (
     Loop,
@@ -71,6 +72,14 @@ class TrainConfig:
     save_every: int = 500
     sample_every: int = 0  # write a sample video every N steps (0: only at the end)
     init: str | None = None  # fine-tune: start from this world model's EMA weights (its model/text/flow settings)
+    # an adversarial term on the one-step frames (worldsim/train/adversarial.py; teacher forcing, delta prediction):
+    # its weight beside the flow loss (0: off), the critic's learning rate and width, the noise level from which a
+    # frame is judged (0.99: the frames at pure noise, where every dreamed frame starts), the steps the weight ramps
+    adv_weight: float = 0.0
+    adv_lr: float = 2e-4
+    adv_width: int = 64
+    adv_t_min: float = 0.99
+    adv_warmup: int = 100
     model: DiTConfig = field(default_factory=DiTConfig)
     text: TextConfig = field(default_factory=TextConfig)
     flow: FlowConfig = field(default_factory=FlowConfig)
@@ -107,6 +116,9 @@ def check_config(cfg: TrainConfig) -> None:
     if cfg.flow.pixel_loss > 0 and cfg.flow.prediction != "delta":
         raise InputError("flow.pixel_loss decodes the predicted clean frames: it needs flow.prediction=delta "
                          "(and flow.objective=teacher_forcing)")
+    if cfg.adv_weight > 0 and (cfg.flow.prediction != "delta" or cfg.flow.objective != "teacher_forcing"):
+        raise InputError("adv_weight judges the predicted clean frames of a teacher-forced model: it needs "
+                         "flow.objective=teacher_forcing and flow.prediction=delta (the recipe's objective)")
     if not 0.0 <= cfg.flow.p_pure_noise <= 1.0:
         raise InputError(f"flow.p_pure_noise must be in [0, 1], got {cfg.flow.p_pure_noise}")
     if cfg.flow.prediction not in ("velocity", "delta"):
@@ -230,11 +242,13 @@ def build_or_resume(cfg: TrainConfig, stores: StoreSet, vae: torch.nn.Module, va
 
 
 def batch_loss(cfg: TrainConfig, model: WorldModel, fwd: torch.nn.Module, z: torch.Tensor, batch: dict[str, Any],
-               g: torch.Generator, past: torch.Tensor | None = None, vae: VideoVAE | None = None) -> torch.Tensor:
+               g: torch.Generator, past: torch.Tensor | None = None, vae: VideoVAE | None = None,
+               adv: Adversary | None = None, step: int = 0) -> torch.Tensor:
     """The flow loss of one batch of latent windows z (B, T', C, h, w): captions and actions with CFG dropout, then
     diffusion forcing (random noise levels and context masks) or teacher forcing (every frame from its clean past).
     With memory (`model.memory`), `past` (B, H, C, h, w) holds the latents of the rows before each window; with
-    `flow.pixel_loss` > 0, `vae` decodes the predicted frames for the pixel term (`pixel_term`)."""
+    `flow.pixel_loss` > 0, `vae` decodes the predicted frames for the pixel term (`pixel_term`); with `adv`, the
+    adversarial term on the one-step frames is added (`Adversary.generator_term`, its weight ramped by `step`)."""
     device = z.device
     pixel = 0.0
     texts = pick_texts(batch, cfg, g)
@@ -259,12 +273,27 @@ def batch_loss(cfg: TrainConfig, model: WorldModel, fwd: torch.nn.Module, z: tor
         if cfg.flow.pixel_loss > 0:
             assert vae is not None, "flow.pixel_loss > 0 needs the VAE to decode with"
             pixel = cfg.flow.pixel_loss * pixel_term(cfg, vae, out, z, t)
+        if adv is not None:
+            pixel = pixel + adv.generator_term(out, z, t, step)
     else:
         x_t, t, target, loss_mask = training_targets(z, cfg.flow, g, cfg.model.patch)
         with autocast(device, cfg.precision):
             out = fwd(x_t, t, cond)
     per_frame = (out.float() - target).pow(2).mean(dim=(2, 3, 4))  # (B, T')
     return (per_frame * loss_mask).sum() / loss_mask.sum().clamp_min(1) + pixel
+
+
+def adversary(cfg: TrainConfig, spec: ModelSpec, device: torch.device, prev: Path | None,
+              meta_prev: dict[str, Any] | None, rank: int) -> Adversary | None:
+    """The critic of the adversarial term (`adv_weight` > 0; None otherwise), resumed from `prev` when that
+    checkpoint holds one (a run that adds the term on resume starts its critic fresh)."""
+    if cfg.adv_weight <= 0:
+        return None
+    adv = Adversary(spec.latent_channels, cfg.adv_weight, cfg.adv_lr, cfg.adv_t_min, cfg.adv_warmup, cfg.adv_width,
+                    device, cfg.precision, seed=cfg.seed + 7919)
+    if prev is not None and meta_prev is not None and not adv.load(prev, meta_prev) and rank == 0:
+        print(f"adversarial term: {prev} holds no critic; it starts fresh")
+    return adv
 
 
 def goal_conditioning(cfg: TrainConfig, model: WorldModel, z: torch.Tensor, batch: dict[str, Any],
@@ -414,6 +443,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     spec, model, ema, opt, start = build_or_resume(cfg, stores, vae, vae_meta, device, rank, prev, meta_prev, parent)
     if spec.dit.goal_map and start == 0 and not bool(model.dit.goal_latent.detach().abs().sum()):
         set_goal_latent(model, ema, stores, vae, device, cfg.precision)
+    adv = adversary(cfg, spec, device, prev, meta_prev, rank)
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     fwd = torch.compile(net) if cfg.compile else net
     metrics = Metrics(out, enabled=rank == 0, resume_step=start)
@@ -425,18 +455,20 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         batch = next(loader)
         g = step_generator(cfg.seed, step, rank, torch.device("cpu"))
         z, past = batch_latents(batch, stores, vae, device, cfg.precision, cfg.model.memory)  # (B, T', C, h, w)
-        loss = batch_loss(cfg, model, fwd, z, batch, g, past, vae)
+        loss = batch_loss(cfg, model, fwd, z, batch, g, past, vae, adv, step)
         loop.update(loss)
+        if adv is not None:
+            adv.critic_step()
         update_ema(ema, model, ema_decay(step, cfg.ema))
         tokens_seen += z.shape[0] * token_count(z.shape, cfg.model.patch)
         loss_value = float(all_reduce_mean(loss.detach(), world))
         if loop.due(cfg.log_every):
             rate = tokens_seen * world / (time.perf_counter() - t0)
             metrics.log(loop.done, {"loss": loss_value, "grad_norm": loop.grad_norm, "lr": loop.lr,
-                                    "tokens_per_s": rate})
+                                    "tokens_per_s": rate, **(adv.last if adv is not None else {})})
             loop.show(f"loss {loss_value:.4f} {rate:.0f} tok/s")
         if rank == 0 and loop.due(cfg.save_every):
-            _save(cfg, spec, model, ema, opt, stores, vae, vae_meta, loop.done, init)
+            _save(cfg, spec, model, ema, opt, stores, vae, vae_meta, loop.done, init, adv)
         if rank == 0 and cfg.sample_every and loop.done % cfg.sample_every == 0:
             _preview(out, loop.done)
         if world > 1:
@@ -490,8 +522,9 @@ def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
 
 def _save(cfg: TrainConfig, spec: ModelSpec, model: WorldModel, ema: WorldModel, opt: torch.optim.Optimizer,
           stores: StoreSet, vae: torch.nn.Module, vae_meta: dict[str, Any], step: int,
-          init: dict[str, Any] | None = None) -> None:
+          init: dict[str, Any] | None = None, adv: Adversary | None = None) -> None:
     opt_tensors, opt_meta = C.optimizer_tensors(opt)
+    adv_tensors, adv_meta = adv.state() if adv is not None else ({}, {})
     h, w = stores.resolutions()[0]
     meta = {
         "kind": "dit", "spec": spec.as_dict(), "train": asdict(cfg), "optimizer": opt_meta,
@@ -506,7 +539,7 @@ def _save(cfg: TrainConfig, spec: ModelSpec, model: WorldModel, ema: WorldModel,
     if init:  # fine-tuned: the model it started from, and what that one was trained on
         meta["init"] = init
     C.save(cfg.out, step, {"model": model.state_dict(), "ema": ema.state_dict(), "optim": opt_tensors,
-                           "vae": vae.state_dict()}, meta)
+                           "vae": vae.state_dict(), **adv_tensors}, {**meta, **adv_meta})
 
 
 def _preview(out: Path, step: int) -> None:

@@ -1,0 +1,133 @@
+"""How sharp is the dream? World models side by side on held-out rollouts under the recorded actions: PSNR against
+the engine and fine detail against the engine's (docs/world_model.md, "Sharper one-step frames").
+
+    python benchmarks/sharp_dream.py --checkpoints runs/recipe/dit runs/adv_ctrl runs/adv --store runs/recipe/heldout \
+        --episodes 8 --image docs/images/recipe_adv_rollout.png
+
+Each model rolls out every chosen episode (evenly spaced, `worldsim eval`'s pick) from the same real context under
+the episode's recorded actions, with the same seed, rendered as `worldsim eval` renders (the checkpoint's default,
+pixel carry for the recipe's models). Per horizon h (the h-th dreamed frame), over the episodes:
+  PSNR     of the dreamed frame against the engine's (dB); copy-last: the last context frame against it
+  detail   the dreamed frames' fine detail over the engine frames' (`worldsim.eval.metrics.detail`: mean squared
+           neighbouring-pixel difference, summed over episodes): 1 = as much edge and texture as the engine; the
+           blurred mean a one-step sampler draws where it is unsure scores low
+The contact sheet (`--image`) shows the engine and every model for the first `--show` episodes, every 4th step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--checkpoints", nargs="+", required=True, help="world models (run directories or checkpoints)")
+    ap.add_argument("--names", nargs="+", help="a label per checkpoint (default: the run directory's name)")
+    ap.add_argument("--store", required=True, help="a held-out frame store (e.g. the recipe's heldout)")
+    ap.add_argument("--episodes", type=int, default=8, help="episodes, evenly spaced (default 8)")
+    ap.add_argument("--horizons", type=int, nargs="+", default=[1, 8, 16, 32], help="default 1 8 16 32")
+    ap.add_argument("--steps", type=int, default=1, help="Euler steps per frame (default 1, the recipe's)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--image", help="write a contact sheet here (PNG)")
+    ap.add_argument("--show", type=int, default=2, help="episodes on the contact sheet (default 2)")
+    args = ap.parse_args()
+    if args.names and len(args.names) != len(args.checkpoints):
+        ap.error(f"--names gives {len(args.names)} labels for {len(args.checkpoints)} checkpoints")
+    if args.episodes < 1 or min(args.horizons) < 1 or args.steps < 1:
+        ap.error("--episodes, --horizons and --steps must be positive")
+
+    import torch
+
+    from store import read_episode
+    from worldsim.eval.metrics import check_store, detail, pick_episodes, psnr_frames
+    from worldsim.model.sampler import WorldSampler
+
+    names = args.names or [Path(c).name for c in args.checkpoints]
+    episodes = pick_episodes(check_store(WorldSampler.load(args.checkpoints[0]), args.store)["episodes"],
+                             args.episodes)
+    horizon = max(args.horizons)
+    print(f"# sharp_dream: {len(episodes)} episodes of {args.store}, horizons {args.horizons}, {args.steps} step(s); "
+          f"{platform.node()}, {torch.get_num_threads()} threads")
+    kept: dict[str, list[np.ndarray]] = {"engine": []}
+    rows: dict[str, dict[str, list[float]]] = {}
+    for name, ckpt in zip(names, args.checkpoints):
+        t0 = time.perf_counter()
+        s = WorldSampler.load(ckpt)
+        c = s.frames - s.k
+        kept[name] = []
+        for j, (index, length) in enumerate(episodes):
+            h = min(horizon, length - c)
+            ep = read_episode(args.store, index)
+            frames, acts = ep["frames"][: c + h], ep["actions"][: c + h - 1]
+            made = s.rollout(frames[:c], acts, steps=args.steps, seed=args.seed + 1000 * j)[c:]
+            kept[name].append(made)
+            if name == names[0]:
+                kept["engine"].append(frames)
+            for hh in args.horizons:
+                if hh > h:
+                    continue
+                real = frames[c + hh - 1][None]
+                got = rows.setdefault(name, {})
+                got.setdefault(f"psnr{hh}", []).append(float(psnr_frames(made[hh - 1][None], real)[0]))
+                got.setdefault(f"det{hh}", []).append(float(detail(made[hh - 1][None])[0]))
+                ref = rows.setdefault("copy-last", {})
+                if name == names[0]:
+                    ref.setdefault(f"psnr{hh}", []).append(float(psnr_frames(frames[c - 1][None], real)[0]))
+                    ref.setdefault(f"det{hh}", []).append(float(detail(frames[c - 1][None])[0]))
+                    rows.setdefault("engine", {}).setdefault(f"det{hh}", []).append(float(detail(real)[0]))
+        print(f"({name}: {time.perf_counter() - t0:.0f}s)", flush=True)
+    hs = args.horizons
+    print("| model | " + " | ".join(f"PSNR @{h}" for h in hs) + " | " + " | ".join(f"detail @{h}" for h in hs) + " |")
+    print("|---" * (1 + 2 * len(hs)) + "|")
+    for name in [*names, "copy-last"]:
+        r = rows[name]
+        psnr = [f"{np.mean(r[f'psnr{h}']):.2f}" if f"psnr{h}" in r else "-" for h in hs]
+        det = [f"{np.sum(r[f'det{h}']) / max(np.sum(rows['engine'][f'det{h}']), 1e-9):.2f}" if f"det{h}" in r else "-"
+               for h in hs]
+        print(f"| {name} | " + " | ".join(psnr) + " | " + " | ".join(det) + " |")
+    if args.image:
+        contact_sheet(args.image, names, kept, c, args.show)
+
+
+def contact_sheet(path: str, names: list[str], kept: dict[str, list[np.ndarray]], context: int, show: int) -> None:
+    """Engine and each model, one row each, for the first `show` episodes: the last context frame, then every 4th
+    dreamed step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = ["engine", *names]
+    n = min(len(v) for v in kept[names[0]][:show])
+    steps = [0, *range(4, n + 1, 4)]  # 0: the last context frame
+    eps = range(min(show, len(kept["engine"])))
+    fig, axes = plt.subplots(len(eps) * len(labels), len(steps), squeeze=False,
+                             figsize=(1.0 * len(steps) + 1.6, 1.0 * len(eps) * len(labels)))
+    for e in eps:
+        for r, label in enumerate(labels):
+            for col, k in enumerate(steps):
+                if k == 0:
+                    frame = kept["engine"][e][context - 1]
+                else:
+                    frame = kept["engine"][e][context + k - 1] if label == "engine" else kept[label][e][k - 1]
+                ax = axes[e * len(labels) + r, col]
+                ax.imshow(frame)
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if e == 0 and r == 0:
+                    ax.set_title("context" if k == 0 else f"t+{k}", fontsize=7)
+            axes[e * len(labels) + r, 0].set_ylabel(label, fontsize=6, rotation=0, ha="right", va="center")
+    fig.tight_layout(pad=0.2)
+    fig.subplots_adjust(left=0.14)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
