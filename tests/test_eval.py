@@ -18,7 +18,15 @@ from wm_helpers import one_line_error, tiny_store
 
 from worldsim.cli import main as cli
 from worldsim.eval import probes as P
-from worldsim.eval.metrics import horizon_metrics, psnr_frames, psnr_uint8, random_actions, ssim_frames, ssim_uint8
+from worldsim.eval.metrics import (
+    detail,
+    horizon_metrics,
+    psnr_frames,
+    psnr_uint8,
+    random_actions,
+    ssim_frames,
+    ssim_uint8,
+)
 
 FAST = ["windows=2", "episodes=2", "steps=1", "horizons=[1,4,64]", "videos=1", "idm_steps=20", "attr_steps=20",
         "probe_size=16", "probe_pairs=96", "probe_batch=16", "t2v_samples=2"]
@@ -92,6 +100,28 @@ def test_horizon_metrics_and_dpsnr_on_synthetic_rollouts():
     h1 = m["horizons"]["1"]
     assert h1["episodes"] == 2 and h1["model_ssim"] == pytest.approx(1.0) and h1["dpsnr"] > 50
     assert h1["dpsnr"] == pytest.approx(h1["model_psnr"] - h1["random_psnr"])
+    assert h1["detail_ratio"] == pytest.approx(1.0)  # the model's frames are the engine's
+
+
+def test_detail_ratio_shows_blur_that_psnr_hides():
+    """A blurred copy of the engine's frame scores a higher PSNR than a sharp frame with its edges in the wrong
+    place, and a far lower detail ratio; detail itself: 0 for a flat frame, known for a checkerboard."""
+    assert detail(np.full((1, 8, 8, 3), 90, np.uint8))[0] == 0
+    board = (np.indices((8, 8)).sum(0) % 2 * 200).astype(np.uint8)[None, :, :, None].repeat(3, -1)
+    assert detail(board)[0] == pytest.approx(200.0**2)  # every neighbour differs by 200
+    rng = np.random.default_rng(0)
+    coarse = torch.from_numpy(rng.uniform(0, 255, (12, 3, 4, 4)).astype(np.float32))
+    real = torch.nn.functional.interpolate(coarse, size=(32, 32), mode="nearest")  # blocky, sharp-edged scenes
+    blurred = torch.nn.functional.avg_pool2d(real, 9, 1, 4, count_include_pad=False)
+    shifted = torch.roll(real, 4, dims=3)
+    as_u8 = [x.permute(0, 2, 3, 1).round().clamp(0, 255).numpy().astype(np.uint8) for x in (real, blurred, shifted)]
+    real, blurred, shifted = as_u8
+    rolls = [{"context": 1, "length": 1, "real": real[i : i + 2], "model": g[i + 1 : i + 2],
+              "random": g[i + 1 : i + 2]} for i in range(0, 12, 2) for g in [blurred]]
+    sharp = [{**r, "model": shifted[i + 1 : i + 2]} for r, i in zip(rolls, range(0, 12, 2))]
+    mb, ms = horizon_metrics(rolls, [1])["horizons"]["1"], horizon_metrics(sharp, [1])["horizons"]["1"]
+    assert mb["model_psnr"] > ms["model_psnr"]
+    assert mb["detail_ratio"] < 0.5 and 0.8 < ms["detail_ratio"] < 1.3  # (the roll adds one wrapped edge)
 
 
 def test_random_actions_are_a_seeded_permutation_of_store_rows():
