@@ -124,7 +124,7 @@ def contact_sheet(path: str, names: list[str], kept: dict[str, list[np.ndarray]]
             axes[e * len(labels) + r, 0].set_ylabel(label, fontsize=6, rotation=0, ha="right", va="center")
     fig.tight_layout(pad=0.2)
     fig.subplots_adjust(left=0.14)
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=80)
     plt.close(fig)
     print(f"wrote {path}")
 

@@ -13,6 +13,9 @@
 #   GOAL_MAPS=0 bash examples/rl_navigate.sh      # dream with the navigate world model without goal maps (navdit2);
 #                                                 # default 1: the one fine-tuned to draw the goal where the reward
 #                                                 # model's odometry puts it (navgoal, docs/world_model.md)
+#   ADV=0.3 bash examples/rl_navigate.sh          # the goal-map fine-tune with an adversarial term of this weight on
+#                                                 # its one-step frames (sharper dreams, docs/world_model.md "twelfth
+#                                                 # session"; critic lr 1e-3); its run and results get an _adv suffix
 #
 # Every stage is skipped when its output is there, and the commands it runs resume themselves, so after an
 # interruption the same command carries on. Stage times on a 2-core machine (docs/rl.md): recipe ~60 min, stores
@@ -30,9 +33,16 @@ OBSERVE=${OBSERVE:-frames}
 if [ "$GOAL" = 1 ]; then OBSERVE=goal; fi
 DREAM_STEPS=${DREAM_STEPS:-16}
 GOAL_MAPS=${GOAL_MAPS:-1}
+ADV=${ADV:-0}
 case "$OBSERVE" in frames|frames+goal|goal) ;; *) echo "OBSERVE must be frames, frames+goal or goal, not '$OBSERVE'" >&2; exit 2;; esac
 case "$DREAM_STEPS" in ''|*[!0-9]*|0) echo "DREAM_STEPS must be a positive integer, not '$DREAM_STEPS'" >&2; exit 2;; esac
 case "$GOAL_MAPS" in 0|1) ;; *) echo "GOAL_MAPS must be 0 or 1, not '$GOAL_MAPS'" >&2; exit 2;; esac
+if ! [[ "$ADV" =~ ^[0-9]+(\.[0-9]+)?$ ]]; then echo "ADV must be a non-negative number, not '$ADV'" >&2; exit 2; fi
+SHARP=""; SHARP_ARGS=()
+if [[ ! "$ADV" =~ ^0+(\.0+)?$ ]]; then  # a weight above 0
+    if [ "$GOAL_MAPS" != 1 ]; then echo "ADV applies to the goal-map fine-tune: it needs GOAL_MAPS=1" >&2; exit 2; fi
+    SHARP=_adv; SHARP_ARGS=(adv_weight="$ADV" adv_lr=0.001 adv_warmup=50)
+fi
 mkdir -p "$OUT"
 log() { echo "[$(date +%H:%M:%S)] $*"; }
 
@@ -110,10 +120,11 @@ if [ "$GOAL_MAPS" = 1 ]; then
     log "fine-tune it with goal maps"
     worldsim train init="$OUT/navdit2" \
         store="[$OUT/close_mix_lat,$OUT/close_seek_lat,$OUT/close_solver_lat,$OUT/navseek_lat]" vae="$VAE" \
-        out="$OUT/navgoal" steps=$FT3 frames=14 lr=0.0003 warmup=20 val_episodes=0 model.goal_map=true
-    WM="$OUT/navgoal"
+        out="$OUT/navgoal$SHARP" steps=$FT3 frames=14 lr=0.0003 warmup=20 val_episodes=0 model.goal_map=true \
+        "${SHARP_ARGS[@]}"
+    WM="$OUT/navgoal$SHARP"
 fi
-RL="rl_${OBSERVE/+/_}_d${DREAM_STEPS}$([ "$GOAL_MAPS" = 1 ] && echo _gm)"
+RL="rl_${OBSERVE/+/_}_d${DREAM_STEPS}$([ "$GOAL_MAPS" = 1 ] && echo _gm)$SHARP"
 
 # 7. PPO in the dream and in the engine, one process and one torch thread per seed, side by side
 files=(); pids=()

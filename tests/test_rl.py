@@ -163,7 +163,9 @@ def test_rl_dream_example_help_teaches():
 
 @pytest.mark.parametrize("env, message", [({"OBSERVE": "pixels"}, "OBSERVE must be frames, frames+goal or goal"),
                                           ({"DREAM_STEPS": "8x"}, "DREAM_STEPS must be a positive integer"),
-                                          ({"GOAL_MAPS": "yes"}, "GOAL_MAPS must be 0 or 1")])
+                                          ({"GOAL_MAPS": "yes"}, "GOAL_MAPS must be 0 or 1"),
+                                          ({"ADV": "-1"}, "ADV must be a non-negative number"),
+                                          ({"ADV": "0.3", "GOAL_MAPS": "0"}, "ADV applies to the goal-map")])
 def test_rl_navigate_script_refuses_bad_settings_before_it_writes(tmp_path, env, message):
     import os
     import subprocess

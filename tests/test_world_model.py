@@ -1042,6 +1042,22 @@ def test_adversarial_term_trains_a_critic_and_resumes_exactly(stores, vae_run, t
     assert "adv_weight" in err
 
 
+def test_adversarial_term_under_ddp_keeps_ranks_identical(stores, vae_run, tmp_path):
+    """Two data-parallel processes with the adversarial term: the world models and the critics end identical on
+    both ranks (the critic's gradients are averaged as the model's are)."""
+    if not (torch.distributed.is_available() and torch.distributed.is_gloo_available()):
+        pytest.skip("torch.distributed with the gloo backend is not available in this torch build")
+    out = tmp_path / "ddp_adv"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(HELPERS),
+           *train_args(stores["square"], vae_run, out, 2, "adv_weight=0.5", "adv_warmup=1", *TEACHER)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    r0, r1 = (C.load_tensors(out, f"rank{k}") for k in (0, 1))
+    assert any(k.startswith("critic.") for k in r0)
+    differ = [k for k in r0 if not torch.equal(r0[k], r1[k])]
+    assert not differ, f"parameters differ between ranks: {differ}"
+
+
 def test_critic_tells_blur_from_detail_and_its_gradient_sharpens():
     """The hinge critic learns to tell sharp next frames from blurred versions of them (the one-step sampler's mean),
     and the generator term's gradient on a blurred prediction points towards the detail it lacks."""

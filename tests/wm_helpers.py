@@ -43,7 +43,8 @@ def one_line_error(capsys, cli, argv: list[str]) -> str:
 
 def _ddp_main(argv: list[str]) -> int:
     """Run `python -m worldsim.cli ARGV` in this process (exactly what `torchrun -m worldsim.cli` does), then save
-    this rank's trained (non-EMA) weights as OUT/rank<R>.safetensors so a test can compare the ranks."""
+    this rank's trained (non-EMA) weights as OUT/rank<R>.safetensors so a test can compare the ranks (with
+    `adv_weight`, the adversarial critic's weights too, under `critic.`)."""
     from safetensors.torch import save_file
 
     import worldsim.train.train_dit as T
@@ -55,7 +56,15 @@ def _ddp_main(argv: list[str]) -> int:
             super().__init__(*args, **kwargs)
             made.append(self)
 
+    critics: list[T.Adversary] = []
+
+    class RecordedAdversary(T.Adversary):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            critics.append(self)
+
     T.WorldModel = Recorded
+    T.Adversary = RecordedAdversary
     sys.argv = ["worldsim", *argv]
     code = 0
     try:
@@ -65,6 +74,8 @@ def _ddp_main(argv: list[str]) -> int:
     out = next(a.split("=", 1)[1] for a in argv if a.startswith("out="))
     if made:
         sd = {k: v.detach().contiguous().cpu() for k, v in made[0].state_dict().items()}
+        for c in critics:
+            sd.update({f"critic.{k}": v.detach().contiguous().cpu() for k, v in c.critic.state_dict().items()})
         save_file(sd, str(Path(out) / f"rank{os.environ.get('RANK', '0')}.safetensors"))
     return code
 

@@ -97,15 +97,21 @@ class Adversary:
     def critic_step(self) -> None:
         """One hinge-loss step of the critic on this step's real next frames and the model's predictions of them."""
         self.opt.zero_grad(set_to_none=True)  # clears what the generator term's backward left on the critic
+        spread = dist.is_available() and dist.is_initialized()
         if self._batch is None:
-            return
-        fake, real, prev = self._batch
-        with autocast(self.device, self.precision):
-            d_real = self.critic(real, prev).float()
-            d_fake = self.critic(fake, prev).float()
-        loss = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
+            if not spread:
+                return
+            # data-parallel: a rank without frames to judge still takes part in the gradient mean, with zeros
+            loss = sum(p.sum() * 0 for p in self.critic.parameters())
+            d_real = d_fake = torch.zeros(())
+        else:
+            fake, real, prev = self._batch
+            with autocast(self.device, self.precision):
+                d_real = self.critic(real, prev).float()
+                d_fake = self.critic(fake, prev).float()
+            loss = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
         loss.backward()
-        if dist.is_available() and dist.is_initialized():  # data-parallel: every rank steps with the mean gradient
+        if spread:  # data-parallel: every rank steps with the mean gradient
             for p in self.critic.parameters():
                 if p.grad is not None:
                     dist.all_reduce(p.grad)
