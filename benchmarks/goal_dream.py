@@ -143,36 +143,20 @@ def main() -> None:
 def contact_sheet(path: str, names: list[str], kept: list[list], show: int) -> None:
     """Engine and dreams of the first `show` starts whose goal comes into view (not in the context's last frame,
     in some engine frame after it), every 2nd step, one row each."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from sheet import draw
 
     picks = [i for i, (engine, _, seen) in enumerate(kept[0])
              if not seen and any(pillar(f).sum() >= MIN_PIXELS for f in engine)][:show]
     if not picks:
         print("no start where the goal comes into view: no image")
         return
-    labels = ["engine"] + names
     steps = list(range(1, kept[0][0][0].shape[0], 2))
-    fig, axes = plt.subplots(len(picks) * len(labels), len(steps), squeeze=False,
-                             figsize=(1.1 * len(steps) + 2.2, 1.1 * len(picks) * len(labels)))
-    for p, i in enumerate(picks):
-        for r, label in enumerate(labels):
+    rows = []
+    for i in picks:
+        for r, label in enumerate(["engine", *names]):
             frames = kept[0][i][0] if r == 0 else kept[r - 1][i][1]
-            for c, k in enumerate(steps):
-                ax = axes[p * len(labels) + r, c]
-                ax.imshow(frames[k])
-                ax.set_xticks([])
-                ax.set_yticks([])
-                if p == 0 and r == 0:
-                    ax.set_title(f"t+{k + 1}", fontsize=7)
-            axes[p * len(labels) + r, 0].set_ylabel(label, fontsize=6, rotation=0, ha="right", va="center")
-    fig.tight_layout(pad=0.2)
-    fig.subplots_adjust(left=0.16)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    print(f"wrote {path}")
+            rows.append((label, [frames[k] for k in steps]))
+    draw(path, rows, [f"t+{k + 1}" for k in steps], left=0.16, dpi=110)
 
 
 if __name__ == "__main__":

@@ -97,36 +97,17 @@ def main() -> None:
 def contact_sheet(path: str, names: list[str], kept: dict[str, list[np.ndarray]], context: int, show: int) -> None:
     """Engine and each model, one row each, for the first `show` episodes: the last context frame, then every 4th
     dreamed step."""
-    import matplotlib
+    from sheet import draw
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    labels = ["engine", *names]
     n = min(len(v) for v in kept[names[0]][:show])
     steps = [0, *range(4, n + 1, 4)]  # 0: the last context frame
-    eps = range(min(show, len(kept["engine"])))
-    fig, axes = plt.subplots(len(eps) * len(labels), len(steps), squeeze=False,
-                             figsize=(1.0 * len(steps) + 1.6, 1.0 * len(eps) * len(labels)))
-    for e in eps:
-        for r, label in enumerate(labels):
-            for col, k in enumerate(steps):
-                if k == 0:
-                    frame = kept["engine"][e][context - 1]
-                else:
-                    frame = kept["engine"][e][context + k - 1] if label == "engine" else kept[label][e][k - 1]
-                ax = axes[e * len(labels) + r, col]
-                ax.imshow(frame)
-                ax.set_xticks([])
-                ax.set_yticks([])
-                if e == 0 and r == 0:
-                    ax.set_title("context" if k == 0 else f"t+{k}", fontsize=7)
-            axes[e * len(labels) + r, 0].set_ylabel(label, fontsize=6, rotation=0, ha="right", va="center")
-    fig.tight_layout(pad=0.2)
-    fig.subplots_adjust(left=0.14)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    print(f"wrote {path}")
+    rows = []
+    for e in range(min(show, len(kept["engine"]))):
+        engine = kept["engine"][e]
+        for label in ["engine", *names]:
+            rows.append((label, [engine[context - 1] if k == 0 else engine[context + k - 1] if label == "engine"
+                                 else kept[label][e][k - 1] for k in steps]))
+    draw(path, rows, ["context" if k == 0 else f"t+{k}" for k in steps], left=0.14, dpi=80)
 
 
 if __name__ == "__main__":

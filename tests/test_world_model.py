@@ -480,17 +480,23 @@ def test_torchrun_module_entry_point(stores, vae_run, tmp_path):
     assert C.load_meta(C.resolve(out))["step"] == 2
 
 
-def test_ddp_two_processes_keep_ranks_identical(stores, vae_run, tmp_path):
+def _torchrun_train(store: Path, vae_run: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    """A 2-step `worldsim train` in two data-parallel CPU processes. tests/wm_helpers.py runs `worldsim.cli` as
+    __main__ (what `torchrun -m worldsim.cli` does) and then saves each rank's weights (OUT/rank<R>.safetensors), so
+    a test can check that gradients were averaged across the ranks."""
     if not (torch.distributed.is_available() and torch.distributed.is_gloo_available()):
         pytest.skip("torch.distributed with the gloo backend is not available in this torch build")
-    out = tmp_path / "ddp"
-    # tests/wm_helpers.py runs `worldsim.cli` as __main__ (what `torchrun -m worldsim.cli` does) and then saves each
-    # rank's weights, so the test can check that gradients (text encoder included: it runs in
-    # WorldModel.conditioning, outside the DDP-wrapped forward) were averaged across the ranks.
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(HELPERS),
-           *train_args(stores["square"], vae_run, out, 2)]
+           *train_args(store, vae_run, out, 2, *extra)]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
+    return r
+
+
+def test_ddp_two_processes_keep_ranks_identical(stores, vae_run, tmp_path):
+    # the text encoder's gradients too: it runs in WorldModel.conditioning, outside the DDP-wrapped forward
+    out = tmp_path / "ddp"
+    r = _torchrun_train(stores["square"], vae_run, out)
     assert [p.name for p in (out / "checkpoints").iterdir() if p.is_dir()] == ["step_0000002"]
     assert json.loads(r.stdout.strip().splitlines()[-1])["checkpoint"] == str(out / "checkpoints" / "step_0000002")
     assert [row["step"] for row in _rows(out)] == [1, 2]  # rank 0 alone writes metrics
@@ -1045,13 +1051,8 @@ def test_adversarial_term_trains_a_critic_and_resumes_exactly(stores, vae_run, t
 def test_adversarial_term_under_ddp_keeps_ranks_identical(stores, vae_run, tmp_path):
     """Two data-parallel processes with the adversarial term: the world models and the critics end identical on
     both ranks (the critic's gradients are averaged as the model's are)."""
-    if not (torch.distributed.is_available() and torch.distributed.is_gloo_available()):
-        pytest.skip("torch.distributed with the gloo backend is not available in this torch build")
     out = tmp_path / "ddp_adv"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(HELPERS),
-           *train_args(stores["square"], vae_run, out, 2, "adv_weight=0.5", "adv_warmup=1", *TEACHER)]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr[-3000:]
+    _torchrun_train(stores["square"], vae_run, out, "adv_weight=0.5", "adv_warmup=1", *TEACHER)
     r0, r1 = (C.load_tensors(out, f"rank{k}") for k in (0, 1))
     assert any(k.startswith("critic.") for k in r0)
     differ = [k for k in r0 if not torch.equal(r0[k], r1[k])]
@@ -1085,7 +1086,8 @@ def test_critic_tells_blur_from_detail_and_its_gradient_sharpens():
     step = fake.grad / fake.grad.norm()  # the direction the world model's output moves in
     after = blur(z) - 0.5 * fake.shape[0] ** 0.5 * step
     # the step raises the critic's score and adds fine detail (what is left after blurring again)
-    assert float(adv.generator_term(after, z, t, 0)) < float(before.detach())
+    with torch.no_grad():
+        assert float(adv.generator_term(after, z, t, 0)) < float(before.detach())
 
     def fine(x: torch.Tensor) -> float:
         return float((x - blur(x))[:, 1:].pow(2).mean())
