@@ -1046,6 +1046,9 @@ def test_adversarial_term_trains_a_critic_and_resumes_exactly(stores, vae_run, t
     assert any(not torch.equal(w_plain[k], w_adv[k]) for k in w_plain)
     err = one_line_error(capsys, cli, train_args(stores["square"], vae_run, tmp_path / "v", 1, "adv_weight=0.1"))
     assert "adv_weight" in err
+    err = one_line_error(capsys, cli, train_args(stores["square"], vae_run, tmp_path / "w", 1, "adv_weight=0.1",
+                                                 "adv_lr=0", *TEACHER))
+    assert "adv_lr=0" in err and not (tmp_path / "w").exists()
 
 
 def test_adversarial_term_under_ddp_keeps_ranks_identical(stores, vae_run, tmp_path):

@@ -58,6 +58,13 @@ def picked(x0: torch.Tensor, z: torch.Tensor, t: torch.Tensor, t_min: float
     return x0[:, 1:][sel], z[:, 1:][sel], z[:, :-1][sel]
 
 
+def check_settings(weight: float, lr: float, t_min: float, warmup: int, width: int) -> None:
+    """One line naming the adversarial setting out of range (`worldsim train` checks before loading anything)."""
+    if weight < 0 or lr <= 0 or not 0.0 <= t_min <= 1.0 or warmup < 0 or width < 1:
+        raise InputError(f"adversarial settings out of range: adv_weight={weight} (>= 0), adv_lr={lr} (> 0), "
+                         f"adv_t_min={t_min} (in [0, 1]), adv_warmup={warmup} (>= 0), adv_width={width} (>= 1)")
+
+
 class Adversary:
     """The critic, its optimiser and the two halves of the hinge loss. `generator_term` is added to the world
     model's loss (its gradient reaches the model through the critic, whose own gradients from it are cleared before
@@ -65,9 +72,7 @@ class Adversary:
 
     def __init__(self, channels: int, weight: float, lr: float, t_min: float, warmup: int, width: int,
                  device: torch.device, precision: str, seed: int):
-        if weight < 0 or lr <= 0 or not 0.0 <= t_min <= 1.0 or warmup < 0 or width < 1:
-            raise InputError(f"adversarial settings out of range: adv_weight={weight} (>= 0), adv_lr={lr} (> 0), "
-                             f"adv_t_min={t_min} (in [0, 1]), adv_warmup={warmup} (>= 0), adv_width={width} (>= 1)")
+        check_settings(weight, lr, t_min, warmup, width)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.critic = LatentCritic(channels, width).to(device)

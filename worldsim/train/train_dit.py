@@ -31,7 +31,7 @@ from worldsim.model.text import Tokenizer
 from worldsim.model.vae import VideoVAE, load_vae
 from worldsim.model.world_model import ModelSpec, TextConfig, WorldModel
 from worldsim.runtime import autocast, pick_device
-from worldsim.train.adversarial import Adversary
+from worldsim.train.adversarial import Adversary, check_settings
 from worldsim.train.data import StoreSet, make_loader, store_changes, verify_stores
 from worldsim.train.loop import (
     Loop,
@@ -116,6 +116,7 @@ def check_config(cfg: TrainConfig) -> None:
     if cfg.flow.pixel_loss > 0 and cfg.flow.prediction != "delta":
         raise InputError("flow.pixel_loss decodes the predicted clean frames: it needs flow.prediction=delta "
                          "(and flow.objective=teacher_forcing)")
+    check_settings(cfg.adv_weight, cfg.adv_lr, cfg.adv_t_min, cfg.adv_warmup, cfg.adv_width)
     if cfg.adv_weight > 0 and (cfg.flow.prediction != "delta" or cfg.flow.objective != "teacher_forcing"):
         raise InputError("adv_weight judges the predicted clean frames of a teacher-forced model: it needs "
                          "flow.objective=teacher_forcing and flow.prediction=delta (the recipe's objective)")
