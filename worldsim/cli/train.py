@@ -11,6 +11,10 @@ examples:
   torchrun --nproc_per_node 2 -m worldsim.cli train store=data/voxel64 vae=runs/vae64 steps=100 out=runs/ddp
   worldsim train init=runs/dit64 store=data/navigate64 vae=runs/vae64 steps=300 lr=0.0002 out=runs/nav-dit
       (fine-tuning: starts from runs/dit64's EMA weights and keeps its model, text and flow settings)
+  worldsim train init=runs/recipe/dit store=runs/recipe/latents vae=runs/recipe/vae frames=14 steps=400 lr=0.0001
+      warmup=20 adv_weight=0.3 adv_lr=0.001 adv_warmup=50 out=runs/sharp
+      (a teacher-forced model fine-tuned with an adversarial term on its one-step frames: sharper dreams,
+       docs/world_model.md)
 """
 
 from __future__ import annotations
