@@ -44,51 +44,40 @@ def main() -> None:
     import torch
 
     from store import read_episode
-    from worldsim.eval.metrics import check_store, detail, pick_episodes, psnr_frames
+    from worldsim.eval.metrics import check_store, horizon_metrics, pick_episodes
     from worldsim.model.sampler import WorldSampler
 
     names = args.names or [Path(c).name for c in args.checkpoints]
-    episodes = pick_episodes(check_store(WorldSampler.load(args.checkpoints[0]), args.store)["episodes"],
-                             args.episodes)
+    first = WorldSampler.load(args.checkpoints[0])
+    episodes = pick_episodes(check_store(first, args.store)["episodes"], args.episodes)
     horizon = max(args.horizons)
     print(f"# sharp_dream: {len(episodes)} episodes of {args.store}, horizons {args.horizons}, {args.steps} step(s); "
           f"{platform.node()}, {torch.get_num_threads()} threads")
     kept: dict[str, list[np.ndarray]] = {"engine": []}
-    rows: dict[str, dict[str, list[float]]] = {}
-    for name, ckpt in zip(names, args.checkpoints):
+    tables: dict[str, dict] = {}
+    for k, (name, ckpt) in enumerate(zip(names, args.checkpoints)):
         t0 = time.perf_counter()
-        s = WorldSampler.load(ckpt)
+        s = first if k == 0 else WorldSampler.load(ckpt)
         c = s.frames - s.k
-        kept[name] = []
+        rolls = []
         for j, (index, length) in enumerate(episodes):
             h = min(horizon, length - c)
             ep = read_episode(args.store, index)
             frames, acts = ep["frames"][: c + h], ep["actions"][: c + h - 1]
             made = s.rollout(frames[:c], acts, steps=args.steps, seed=args.seed + 1000 * j)[c:]
-            kept[name].append(made)
-            if name == names[0]:
-                kept["engine"].append(frames)
-            for hh in args.horizons:
-                if hh > h:
-                    continue
-                real = frames[c + hh - 1][None]
-                got = rows.setdefault(name, {})
-                got.setdefault(f"psnr{hh}", []).append(float(psnr_frames(made[hh - 1][None], real)[0]))
-                got.setdefault(f"det{hh}", []).append(float(detail(made[hh - 1][None])[0]))
-                ref = rows.setdefault("copy-last", {})
-                if name == names[0]:
-                    ref.setdefault(f"psnr{hh}", []).append(float(psnr_frames(frames[c - 1][None], real)[0]))
-                    ref.setdefault(f"det{hh}", []).append(float(detail(frames[c - 1][None])[0]))
-                    rows.setdefault("engine", {}).setdefault(f"det{hh}", []).append(float(detail(real)[0]))
+            rolls.append({"context": c, "length": h, "real": frames, "model": made})
+        kept[name] = [r["model"] for r in rolls]
+        kept["engine"] = [r["real"] for r in rolls]
+        tables[name] = horizon_metrics(rolls, args.horizons)["horizons"]
         print(f"({name}: {time.perf_counter() - t0:.0f}s)", flush=True)
     hs = args.horizons
     print("| model | " + " | ".join(f"PSNR @{h}" for h in hs) + " | " + " | ".join(f"detail @{h}" for h in hs) + " |")
     print("|---" * (1 + 2 * len(hs)) + "|")
-    for name in [*names, "copy-last"]:
-        r = rows[name]
-        psnr = [f"{np.mean(r[f'psnr{h}']):.2f}" if f"psnr{h}" in r else "-" for h in hs]
-        det = [f"{np.sum(r[f'det{h}']) / max(np.sum(rows['engine'][f'det{h}']), 1e-9):.2f}" if f"det{h}" in r else "-"
-               for h in hs]
+    rows = [(name, tables[name], "model") for name in names] + [("copy-last", tables[names[0]], "copy_last")]
+    for name, table, col in rows:
+        psnr = [f"{table[str(h)][f'{col}_psnr']:.2f}" if table[str(h)] else "-" for h in hs]
+        det = [f"{table[str(h)][f'{col}_detail'] / max(table[str(h)]['real_detail'], 1e-9):.2f}"
+               if table[str(h)] else "-" for h in hs]
         print(f"| {name} | " + " | ".join(psnr) + " | " + " | ".join(det) + " |")
     if args.image:
         contact_sheet(args.image, names, kept, c, args.show)

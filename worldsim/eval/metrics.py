@@ -216,8 +216,9 @@ def rollouts(sampler: WorldSampler, url: str, episodes: list[tuple[int, int]], h
 
 
 def horizon_metrics(rolls: list[dict[str, Any]], horizons: list[int]) -> dict[str, Any]:
-    """PSNR/SSIM at each horizon h (the h-th generated frame) of the rollouts, copy-last-frame and dPSNR beside
-    them; episodes too short for a horizon are counted in `skipped`, a horizon no episode reaches is None."""
+    """PSNR/SSIM and fine detail at each horizon h (the h-th generated frame) of the rollouts, copy-last-frame and
+    dPSNR beside them (dPSNR only where the rollouts carry a `random` one); episodes too short for a horizon are
+    counted in `skipped`, a horizon no episode reaches is None."""
     table: dict[str, Any] = {}
     skipped: dict[str, int] = {}
     for h in horizons:
@@ -230,15 +231,16 @@ def horizon_metrics(rolls: list[dict[str, Any]], horizons: list[int]) -> dict[st
         for r in got:
             c = r["context"]
             real = r["real"][c + h - 1][None]
-            guesses = {"model": r["model"][h - 1][None], "random": r["random"][h - 1][None],
-                       "copy_last": r["real"][c - 1][None]}
+            guesses = {"model": r["model"][h - 1][None], "copy_last": r["real"][c - 1][None],
+                       **({"random": r["random"][h - 1][None]} if "random" in r else {})}
             for name, g in guesses.items():
                 cols.setdefault(f"{name}_psnr", []).append(float(psnr_frames(g, real)[0]))
                 cols.setdefault(f"{name}_ssim", []).append(float(ssim_frames(g, real)[0]))
-            cols.setdefault("model_detail", []).append(float(detail(guesses["model"])[0]))
+                cols.setdefault(f"{name}_detail", []).append(float(detail(g)[0]))
             cols.setdefault("real_detail", []).append(float(detail(real)[0]))
         row = {k: float(np.mean(v)) for k, v in cols.items()}
-        row["dpsnr"] = row["model_psnr"] - row["random_psnr"]
+        if "random_psnr" in row:
+            row["dpsnr"] = row["model_psnr"] - row["random_psnr"]
         row["detail_ratio"] = row["model_detail"] / max(row["real_detail"], 1e-9)
         row["episodes"] = len(got)
         table[str(h)] = row

@@ -251,7 +251,7 @@ def batch_loss(cfg: TrainConfig, model: WorldModel, fwd: torch.nn.Module, z: tor
     `flow.pixel_loss` > 0, `vae` decodes the predicted frames for the pixel term (`pixel_term`); with `adv`, the
     adversarial term on the one-step frames is added (`Adversary.generator_term`, its weight ramped by `step`)."""
     device = z.device
-    pixel = 0.0
+    extra = 0.0  # the pixel and adversarial terms, when on
     texts = pick_texts(batch, cfg, g)
     use_actions = (torch.rand(len(texts), generator=g) >= cfg.p_drop_actions).to(device)
     with autocast(device, cfg.precision):
@@ -273,15 +273,15 @@ def batch_loss(cfg: TrainConfig, model: WorldModel, fwd: torch.nn.Module, z: tor
             target = z
         if cfg.flow.pixel_loss > 0:
             assert vae is not None, "flow.pixel_loss > 0 needs the VAE to decode with"
-            pixel = cfg.flow.pixel_loss * pixel_term(cfg, vae, out, z, t)
+            extra = cfg.flow.pixel_loss * pixel_term(cfg, vae, out, z, t)
         if adv is not None:
-            pixel = pixel + adv.generator_term(out, z, t, step)
+            extra = extra + adv.generator_term(out, z, t, step)
     else:
         x_t, t, target, loss_mask = training_targets(z, cfg.flow, g, cfg.model.patch)
         with autocast(device, cfg.precision):
             out = fwd(x_t, t, cond)
     per_frame = (out.float() - target).pow(2).mean(dim=(2, 3, 4))  # (B, T')
-    return (per_frame * loss_mask).sum() / loss_mask.sum().clamp_min(1) + pixel
+    return (per_frame * loss_mask).sum() / loss_mask.sum().clamp_min(1) + extra
 
 
 def adversary(cfg: TrainConfig, spec: ModelSpec, device: torch.device, prev: Path | None,
