@@ -11,6 +11,10 @@ pixel carry for the recipe's models). Per horizon h (the h-th dreamed frame), ov
   detail   the dreamed frames' fine detail over the engine frames' (`worldsim.eval.metrics.detail`: mean squared
            neighbouring-pixel difference, summed over episodes): 1 = as much edge and texture as the engine; the
            blurred mean a one-step sampler draws where it is unsure scores low
+and over all dreamed frames of all episodes:
+  seams    how much the model's token grid stands out (`seams`; period = the DiT's patch x the VAE's factor),
+           beside the engine frames' score (their own textures and edges): a grid or stripes of that period
+           score above the engine
 The contact sheet (`--image`) shows the engine and every model for the first `--show` episodes, every 4th step.
 """
 
@@ -59,6 +63,7 @@ def main() -> None:
         t0 = time.perf_counter()
         s = first if k == 0 else WorldSampler.load(ckpt)
         c = s.frames - s.k
+        period = s.vae.cfg.spatial * s.model.spec.dit.patch
         rolls = []
         for j, (index, length) in enumerate(episodes):
             h = min(horizon, length - c)
@@ -79,8 +84,28 @@ def main() -> None:
         det = [f"{table[str(h)][f'{col}_detail'] / max(table[str(h)]['real_detail'], 1e-9):.2f}"
                if table[str(h)] else "-" for h in hs]
         print(f"| {name} | " + " | ".join(psnr) + " | " + " | ".join(det) + " |")
+    engine = np.concatenate([r[c:] for r in kept["engine"]])
+    print(f"seams (period {period} px) over all dreamed frames: " + ", ".join(
+        f"{name} {seams(np.concatenate(kept[name]), period):.3f}" for name in names)
+        + f"; engine {seams(engine, period):.3f}")
     if args.image:
         contact_sheet(args.image, names, kept, c, args.show)
+
+
+def seams(frames: np.ndarray, period: int) -> float:
+    """How much a pattern repeating every `period` pixels stands out in uint8 frames (N, H, W, 3) -> float >= 0.
+    Along each axis, the mean absolute difference between neighbouring pixels is averaged per boundary phase (the
+    boundary between pixels i and i + 1 has phase (i + 1) mod period); the score is the strongest phase over the
+    mean of all phases, minus 1, the larger of the two axes. Frames whose edges fall anywhere score near 0; the
+    seams of a token grid, or stripes of that period or a divisor of it, stand out at one phase."""
+    f = frames.astype(np.float64)
+    score = 0.0
+    for axis in (2, 1):  # columns, rows
+        d = np.abs(np.diff(f, axis=axis)).mean(axis=tuple(a for a in range(4) if a != axis))
+        phase = np.arange(1, len(d) + 1) % period
+        bins = np.array([d[phase == k].mean() for k in np.unique(phase)])
+        score = max(score, float(bins.max() / max(bins.mean(), 1e-9) - 1))
+    return score
 
 
 def contact_sheet(path: str, names: list[str], kept: dict[str, list[np.ndarray]], context: int, show: int) -> None:

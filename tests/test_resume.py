@@ -107,7 +107,8 @@ def test_a_vae_resume_refuses_another_architecture(tiny_pipeline, tmp_path, caps
 
 def test_fine_tuning_starts_from_the_parents_weights_and_keeps_its_design(tiny_pipeline, tmp_path, capsys):
     """`init=RUN`: a new run on other data starts from the parent's EMA weights (lr 0 leaves them as they were),
-    keeps its architecture, vocabulary and objective whatever the command line says, records the parent and its
+    keeps its architecture, vocabulary and objective whatever the command line says (its self-forcing settings are
+    its own), records the parent and its
     data (also in what it samples), resumes as any run, even with the parent gone; another VAE is one line."""
     from safetensors.torch import load_file
 
@@ -121,13 +122,15 @@ def test_fine_tuning_starts_from_the_parents_weights_and_keeps_its_design(tiny_p
     want = load_file(str(parent / "ema.safetensors"))
     out = tmp_path / "tuned"
     args = train_args(tiny_pipeline["heldout"], tiny_pipeline["vae"], out, 2, f"init={parent_run}",
-                      "model.depth=3", "lr=0")  # model.depth: ignored, the parent's is kept
+                      "model.depth=3", "flow.p_pure_noise=0.7", "flow.self_forcing_depth=3", "lr=0")
+    # model.depth and flow.p_pure_noise: ignored, the parent's are kept; the self-forcing settings are the run's own
     assert cli(args) == 0
     assert "fine-tuning" in capsys.readouterr().out
     tuned = C.resolve(out)
     meta = C.load_meta(tuned)
     assert meta["spec"] == pmeta["spec"]  # same blocks, memory, vocabulary, action scale
-    assert meta["train"]["flow"] == pmeta["train"]["flow"] and meta["train"]["text"] == pmeta["train"]["text"]
+    assert meta["train"]["flow"] == {**pmeta["train"]["flow"], "self_forcing_depth": 3}
+    assert meta["train"]["text"] == pmeta["train"]["text"]
     assert meta["init"]["digest"] == pdigest and meta["init"]["step"] == pmeta["step"]
     assert meta["init"]["stores"] == pmeta["stores"] and meta["stores"][0]["digest"] != pmeta["stores"][0]["digest"]
     got = load_file(str(tuned / "model.safetensors"))
@@ -156,3 +159,10 @@ def test_fine_tuning_starts_from_the_parents_weights_and_keeps_its_design(tiny_p
     assert cli(err) == 2
     line = capsys.readouterr().err.strip()
     assert "fine-tune with its VAE" in line and "\n" not in line
+
+    # self-forcing on a parent trained with diffusion forcing: one line, nothing written
+    bad = tmp_path / "bad"
+    assert cli(train_args(tiny_pipeline["heldout"], tiny_pipeline["vae"], bad, 2, f"init={tiny_pipeline['memory']}",
+                          "flow.self_forcing=0.5")) == 2
+    line = capsys.readouterr().err.strip()
+    assert "flow.objective=teacher_forcing" in line and "\n" not in line and not bad.exists()

@@ -11,7 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from itertools import islice
 from pathlib import Path
 
@@ -933,6 +933,42 @@ def test_self_forcing_trains_on_the_models_own_context():
     assert np.isfinite(forced[0]) and forced[1].abs().sum() > 0
     assert forced[0] == again[0] and torch.equal(forced[1], again[1])
     assert forced[0] != base[0]
+
+
+def test_self_forcing_depth_is_the_rollout_in_jacobi_passes():
+    """flow.self_forcing_depth=k: k passes, each predicting the window from the last one's predictions; a frame-causal
+    model's context after k passes matches the step-by-step rollout up to frame k (each frame one step from pure
+    noise, from the model's own frames before it), so depth T - 2 and T - 1 differ in the last frame only, and
+    depth 1 differs from depth 2 from the second dreamed frame on; depths beyond T - 1 change nothing."""
+    from worldsim.train.train_dit import TrainConfig, own_context
+
+    nt = 5
+    cfg = TrainConfig(frames=nt, batch_size=2, precision="fp32",
+                      model=DiTConfig(width=48, depth=2, heads=2, attention="causal", prev_frame=True),
+                      flow=FlowConfig(objective="teacher_forcing", prediction="delta", self_forcing=1.0))
+    spec = ModelSpec(dit=cfg.model, text=TextConfig(width=16, depth=1, heads=2), vocab=["<pad>", "<unk>", "<cls>"],
+                     latent_channels=4, action_dim=1, action_scale=[1.0], prediction="delta")
+    model = WorldModel(spec).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(1)))
+    gen = torch.Generator().manual_seed(2)
+    z = torch.randn(2, nt, 4, 4, 4, generator=gen)
+    t_clean = torch.full((2, nt), 0.05)
+    clean = 0.95 * z + 0.05 * torch.randn(z.shape, generator=gen)
+    cond = model.conditioning(["", ""], torch.randn(2, nt, 1, generator=gen), torch.ones(2, dtype=torch.bool))
+
+    def context(depth: int) -> torch.Tensor:
+        c = replace(cfg, flow=replace(cfg.flow, self_forcing_depth=depth))
+        return own_context(c, model, model, z, clean, t_clean, cond, {}, torch.Generator().manual_seed(3), None)[0]
+
+    ctx = {k: context(k) for k in (1, 2, nt - 2, nt - 1, nt + 3)}
+    assert torch.equal(ctx[1][:, 0], clean[:, 0]) and not torch.allclose(ctx[1][:, 1:], clean[:, 1:])
+    assert torch.allclose(ctx[1][:, :2], ctx[2][:, :2], atol=1e-6)
+    assert (ctx[1][:, 2:] - ctx[2][:, 2:]).abs().amax() > 1e-3
+    assert torch.allclose(ctx[nt - 2][:, :-1], ctx[nt - 1][:, :-1], atol=1e-6)
+    assert (ctx[nt - 2][:, -1] - ctx[nt - 1][:, -1]).abs().amax() > 1e-3
+    assert torch.equal(ctx[nt - 1], ctx[nt + 3])
 
 
 def test_vae_motion_weight_weighs_what_moves(tmp_path, tiny_pipeline):

@@ -48,8 +48,11 @@ class FlowConfig:
     # models with memory (model.memory): this share of frames trains without one (as at the start of a dream)
     p_drop_memory: float = 0.1
     # teacher_forcing: this share of windows has its context frames (after the first) replaced by the model's own
-    # one-step predictions of them, the targets kept real (`own_context` in worldsim/train/train_dit.py)
+    # one-step predictions of them, the targets kept real (`own_context` in worldsim/train/train_dit.py), made in
+    # `self_forcing_depth` passes, each from the last one's predictions (context frames up to that many steps deep
+    # into the model's own rollout). A fine-tune (`init=`) takes both from its own command line, not the parent's
     self_forcing: float = 0.0
+    self_forcing_depth: int = 1
     # teacher_forcing with delta prediction: add this weight x the pixel MSE (frames in [-1, 1]) of the predicted clean
     # frames decoded by the frozen VAE against the decoded targets, on `pixel_frames` frames per window at the highest
     # noise levels (where the one-step sampler draws): PSNR is measured on pixels, the flow loss on latents

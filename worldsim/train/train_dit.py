@@ -120,6 +120,12 @@ def check_config(cfg: TrainConfig) -> None:
     if cfg.adv_weight > 0 and (cfg.flow.prediction != "delta" or cfg.flow.objective != "teacher_forcing"):
         raise InputError("adv_weight judges the predicted clean frames of a teacher-forced model: it needs "
                          "flow.objective=teacher_forcing and flow.prediction=delta (the recipe's objective)")
+    if not 0.0 <= cfg.flow.self_forcing <= 1.0 or cfg.flow.self_forcing_depth < 1:
+        raise InputError(f"flow.self_forcing must be in [0, 1] and flow.self_forcing_depth >= 1, got "
+                         f"{cfg.flow.self_forcing} and {cfg.flow.self_forcing_depth}")
+    if cfg.flow.self_forcing > 0 and cfg.flow.objective != "teacher_forcing":
+        raise InputError("flow.self_forcing replaces a teacher-forced window's context by the model's own "
+                         "predictions: it needs flow.objective=teacher_forcing")
     if not 0.0 <= cfg.flow.p_pure_noise <= 1.0:
         raise InputError(f"flow.p_pure_noise must be in [0, 1], got {cfg.flow.p_pure_noise}")
     if cfg.flow.prediction not in ("velocity", "delta"):
@@ -187,7 +193,10 @@ def adopt_init(cfg: TrainConfig, meta_prev: dict[str, Any] | None
         # a goal latent set from the data (`set_goal_latent`); the parent's weights load as they are
         spec = replace(spec, dit=replace(spec.dit, goal_map=True, goal_fov=cfg.model.goal_fov,
                                          goal_yaw=cfg.model.goal_yaw))
-    return replace(cfg, model=spec.dit, text=recorded.text, flow=recorded.flow), \
+    # self-forcing is a training stage, not part of the model (Self-Forcing runs it after teacher forcing): the
+    # fine-tune's own share and depth apply, not the parent's
+    flow = replace(recorded.flow, self_forcing=cfg.flow.self_forcing, self_forcing_depth=cfg.flow.self_forcing_depth)
+    return replace(cfg, model=spec.dit, text=recorded.text, flow=flow), \
         {"ckpt": ckpt, "meta": meta, "spec": spec}, record
 
 
@@ -361,11 +370,15 @@ def recalled(cfg: TrainConfig, model: WorldModel, past: torch.Tensor, z: torch.T
 def own_context(cfg: TrainConfig, model: WorldModel, fwd: torch.nn.Module, z: torch.Tensor, clean: torch.Tensor,
                 t_clean: torch.Tensor, cond: dict[str, Any], batch: dict[str, Any], g: torch.Generator,
                 past: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, Any]]:
-    """Self-forcing, one step deep (`flow.self_forcing`): in that share of windows, every context frame after the
-    first is replaced by the model's own prediction of it (one step from pure noise, from the real frames before
-    it: what a dreamed step makes), with the same context noise, and memories are recalled from those predictions.
-    The targets stay the real frames, so the model learns to draw a frame from a past it made itself, blurred as
-    its own rollouts are, instead of only from the engine's sharp frames (teacher forcing's exposure gap)."""
+    """Self-forcing (`flow.self_forcing`, `flow.self_forcing_depth` = k): in that share of windows, every context
+    frame after the first is replaced by the model's own prediction of it (one step from pure noise: what a dreamed
+    step makes), with the same context noise, and memories are recalled from those predictions. The predictions
+    are made in k passes over the window without gradients, each from the previous pass's predictions (Jacobi
+    iterations of the rollout): after k passes a context frame is drawn from a past the model made itself up to k
+    frames deep, as in a rollout k steps in (k = the window length: exactly the rollout from the first frame). The
+    targets stay the real frames, so the model learns to draw a frame from a past it made itself, blurred and
+    drifted as its own rollouts are, instead of only from the engine's sharp frames (teacher forcing's exposure
+    gap)."""
     b, nt = z.shape[:2]
     rows = (torch.rand(b, generator=g) < cfg.flow.self_forcing).nonzero()[:, 0]
     noise = torch.randn(z.shape, generator=g)[rows].to(z.device)
@@ -374,16 +387,21 @@ def own_context(cfg: TrainConfig, model: WorldModel, fwd: torch.nn.Module, z: to
         return clean, cond
     idx = rows.to(z.device)
     sub = {k: v[idx] for k, v in cond.items()}
-    with torch.no_grad(), autocast(z.device, cfg.precision):
-        own = fwd(noise, torch.ones(len(idx), nt, device=z.device), sub, clean=clean[idx], t_clean=t_clean[idx],
-                  x0=True).float()
-    own[:, 0] = z[idx, 0]  # the first frame stays the engine's: a rollout starts from real context
     tc = t_clean[idx][:, :, None, None, None]
+    ctx = clean[idx]
+    for _ in range(min(cfg.flow.self_forcing_depth, nt - 1)):
+        with torch.no_grad(), autocast(z.device, cfg.precision):
+            own = fwd(noise, torch.ones(len(idx), nt, device=z.device), sub, clean=ctx, t_clean=t_clean[idx],
+                      x0=True).float()
+        own[:, 0] = z[idx, 0]  # the first frame stays the engine's: a rollout starts from real context
+        ctx = torch.cat([ctx[:, :1], ((1 - tc) * own + tc * eps)[:, 1:]], dim=1)
+        if past is not None:
+            sub = {**sub, "memory": recalled(cfg, model, past[idx], own, batch, g, rows)}
     clean = clean.clone()
-    clean[idx, 1:] = ((1 - tc) * own + tc * eps)[:, 1:]
+    clean[idx] = ctx
     if past is not None:
         cond = {**cond, "memory": cond["memory"].clone()}
-        cond["memory"][idx] = recalled(cfg, model, past[idx], own, batch, g, rows)
+        cond["memory"][idx] = sub["memory"]
     return clean, cond
 
 
