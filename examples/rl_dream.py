@@ -100,6 +100,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "MultiInputPolicy), or the goal only (goal: MlpPolicy). The goal: in the engine, the task's "
                         "state; in the dream, the reward model's estimate (train-reward task_state=true "
                         "model.odometry=true; --store must record data/task_state)")
+    p.add_argument("--blur", type=float, default=0.0, metavar="SIGMA",
+                   help="every PPO agent sees its frames through a gaussian blur of this std in pixels, dream and "
+                        "engine alike (default 0: none): the dream draws what it is unsure of blurred, the engine "
+                        "sharp, and a policy trained on the one meets the other (docs/rl.md); the scripted "
+                        "references see the engine's frames as they are")
     p.add_argument("--sample", action="store_true", help="score with sampled actions (default: the argmax)")
     p.add_argument("--solver", action="store_true", help="also score datagen's scripted navigate policies: the "
                    "solver (it reads the goal position from info: a privileged reference, not a contender) and the "
@@ -122,6 +127,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.goal_distance is not None and not 2.0 <= args.goal_distance[0] <= args.goal_distance[1]:
         p.error(f"--goal-distance must be MIN MAX with 2 <= MIN <= MAX, got {args.goal_distance}")
+    if not 0.0 <= args.blur <= 8.0:
+        p.error(f"--blur must be a std in pixels in [0, 8], got {args.blur}")
     if len(set(args.seeds)) != len(args.seeds):
         p.error(f"--seeds must differ, got {args.seeds}")
     return args
@@ -152,8 +159,8 @@ class DreamVecEnv(VecEnv):
     `info["terminal_observation"]`): DreamVectorEnv does the same with `autoreset_mode="same_step"`.
     """
 
-    def __init__(self, venv: Any, table: list[dict[str, Any]], observe: str = "frames") -> None:
-        self.venv, self.table, self.observe = venv, table, observe
+    def __init__(self, venv: Any, table: list[dict[str, Any]], observe: str = "frames", blur: float = 0.0) -> None:
+        self.venv, self.table, self.observe, self.blur = venv, table, observe, blur
         self._actions = np.zeros(venv.num_envs, np.int64)
         super().__init__(venv.num_envs, observation_space(venv.single_observation_space, observe),
                          gym.spaces.Discrete(len(table)))
@@ -161,6 +168,7 @@ class DreamVecEnv(VecEnv):
     def _obs(self, frames: np.ndarray, info: dict[str, Any]) -> Any:
         """What the agents observe (`observe`) of frames and the dream's estimate of the goal (each row's
         "task_state")."""
+        frames = blurred(frames, self.blur)
         if self.observe == "frames":
             return frames
         have = info.get("_task_state", np.zeros(self.num_envs, bool))
@@ -187,7 +195,7 @@ class DreamVecEnv(VecEnv):
                                        for i in range(self.num_envs)]
         final = info.get("final_obs")
         for i in np.flatnonzero(done):
-            ended = final[i]
+            ended = blurred(final[i], self.blur)
             if self.observe != "frames":  # with the goal estimate at the end of the finished dream
                 ended = observation(ended, info["final_info"]["task_state"][i], self.observe)
             infos[i]["terminal_observation"] = ended
@@ -207,6 +215,35 @@ class DreamVecEnv(VecEnv):
 
     def env_is_wrapped(self, wrapper_class: type, indices: Any = None) -> list[bool]:
         return [False for _ in self._get_indices(indices)]
+
+
+def blurred(frames: np.ndarray, sigma: float) -> np.ndarray:
+    """uint8 frames (..., H, W, C) through a gaussian blur of std `sigma` pixels (separable, radius ceil(3 sigma),
+    edges repeated); sigma 0 returns them as they are."""
+    if sigma <= 0:
+        return frames
+    r = int(np.ceil(3 * sigma))
+    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+    k /= k.sum()
+    x = frames.astype(np.float32)
+    for axis in (-3, -2):  # rows, then columns
+        pad = [(0, 0)] * x.ndim
+        pad[axis] = (r, r)
+        xp = np.pad(x, pad, mode="edge")
+        n = x.shape[axis]
+        x = sum(w * np.take(xp, np.arange(i, i + n), axis=axis) for i, w in enumerate(k))
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+
+
+class Blurred(gym.ObservationWrapper):
+    """Engine frames as the agents see them with --blur (`blurred`)."""
+
+    def __init__(self, env: gym.Env, sigma: float) -> None:
+        super().__init__(env)
+        self.sigma = sigma
+
+    def observation(self, observation: np.ndarray) -> np.ndarray:
+        return blurred(observation, self.sigma)
 
 
 GOAL_SCALE = 10.0  # blocks: the goal observation's unit (--observe frames+goal, goal)
@@ -271,7 +308,7 @@ def make_dream(args: argparse.Namespace, store: str) -> VecEnv:
     venv = DreamVectorEnv.from_checkpoint(args.checkpoint, num_envs=args.n_envs, reward=args.reward, store=store,
                           steps=args.dream_steps, max_episode_steps=args.dream_episode_steps, precision=args.precision,
                           autoreset_mode="same_step", render=args.render)
-    return DreamVecEnv(venv, action_table(venv.single_action_space, NAVIGATE), observe=args.observe)
+    return DreamVecEnv(venv, action_table(venv.single_action_space, NAVIGATE), observe=args.observe, blur=args.blur)
 
 
 def make_engine(size: tuple[int, int], args: argparse.Namespace) -> gym.Env:
@@ -281,7 +318,19 @@ def make_engine(size: tuple[int, int], args: argparse.Namespace) -> gym.Env:
     h, w = size
     goal = {} if args.goal_distance is None else {"goal_distance": tuple(args.goal_distance)}
     env = gym.make("worldsim/Voxel-v0", task="navigate", width=w, height=h, max_episode_steps=args.max_steps, **goal)
+    if args.blur > 0:
+        env = Blurred(env, args.blur)
     return DiscreteActions(GoalObservation(env, args.observe) if args.observe != "frames" else env, NAVIGATE)
+
+
+def engine_itself(engine: gym.Env) -> gym.Env:
+    """The engine under make_engine's wrappers (the agents' actions, goal and blur): what the scripted references
+    play, with its own actions and frames."""
+    from worldsim.dream.wrappers import DiscreteActions
+
+    while isinstance(engine, (DiscreteActions, GoalObservation, Blurred)):
+        engine = engine.env
+    return engine
 
 
 def train_ppo(venv: VecEnv, args: argparse.Namespace, seed: int, log: str) -> tuple[Any, dict[str, Any]]:
@@ -400,7 +449,7 @@ def run_seed(args: argparse.Namespace, seed: int, store: str, size: tuple[int, i
     results["random"] = {"eval": evaluate(lambda obs, info: int(rng.integers(n)), engine, args)}
     print(f"[seed {seed}] [random] engine return {results['random']['eval']['return_mean']:+.3f}", flush=True)
     if args.solver:  # references, not contenders; they play the engine's own (continuous) actions and frames
-        plain = engine.env.env if isinstance(engine.env, GoalObservation) else engine.env
+        plain = engine_itself(engine)
         from datagen.policies import NavigateSolver, SeekerPolicy
 
         solver = NavigateSolver(np.random.default_rng(seed))  # reads the goal's position from info
@@ -437,6 +486,8 @@ def run_seed(args: argparse.Namespace, seed: int, store: str, size: tuple[int, i
 
 # settings that may differ between runs merged into one table (--merge)
 PER_RUN = ("seeds", "out", "merge", "merged", "threads")
+# settings added since results were first written, with what the files written before them ran with
+ADDED = {"blur": 0.0}
 # which agents a run played: runs of the same seeds that played other agents merge agent by agent
 AGENTS = ("skip", "solver")
 # the table's rows, in run_seed's order (merged files may bring them in another)
@@ -454,6 +505,8 @@ def merged(files: list[str]) -> tuple[dict[str, Any], dict[int, dict[str, dict[s
             runs.append(json.loads(Path(f).read_text()))
         except (OSError, json.JSONDecodeError) as err:
             raise SystemExit(f"--merge: {f} is not a readable rl_dream JSON ({err})") from None
+    for r in runs:
+        r["config"] = {**ADDED, **r["config"]}
     base = {k: v for k, v in runs[0]["config"].items() if k not in PER_RUN + AGENTS}
     by_seed: dict[int, dict[str, dict[str, Any]]] = {}
     for f, r in zip(files, runs):

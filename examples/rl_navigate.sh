@@ -16,12 +16,16 @@
 #   ADV=0.3 bash examples/rl_navigate.sh          # the goal-map fine-tune with an adversarial term of this weight on
 #                                                 # its one-step frames (sharper dreams, docs/world_model.md "twelfth
 #                                                 # session"; critic lr 1e-3); its run and results get an _adv suffix
+#   BLUR=1 bash examples/rl_navigate.sh          # the PPO agents see their frames through a gaussian blur of this
+#                                                 # std in pixels, dream and engine alike (rl_dream.py --blur: the
+#                                                 # dream's unsure parts are blurred, the engine's sharp); results
+#                                                 # get a _b<std> suffix
 #
 # Every stage is skipped when its output is there, and the commands it runs resume themselves, so after an
 # interruption the same command carries on. Stage times on a 2-core machine (docs/rl.md): recipe ~60 min, stores
 # ~9 min, latents ~8 min, fine-tunes ~14 min, reward model ~10-20 min, goal-map fine-tune ~25 min, RL ~35 min (the
 # seeds side by side, one torch thread each). The table is printed at the end and kept in
-# OUT/rl_<observe>_d<dream steps>[_gm].json (_gm: with goal maps; per seed: ..._s<seed>.json, e.g.
+# OUT/rl_<observe>_d<dream steps>[_gm][_adv][_b<blur>].json (_gm: with goal maps; per seed: ..._s<seed>.json, e.g.
 # OUT/rl_frames_d16_gm_s0.json).
 set -euo pipefail
 
@@ -38,6 +42,10 @@ case "$OBSERVE" in frames|frames+goal|goal) ;; *) echo "OBSERVE must be frames, 
 case "$DREAM_STEPS" in ''|*[!0-9]*|0) echo "DREAM_STEPS must be a positive integer, not '$DREAM_STEPS'" >&2; exit 2;; esac
 case "$GOAL_MAPS" in 0|1) ;; *) echo "GOAL_MAPS must be 0 or 1, not '$GOAL_MAPS'" >&2; exit 2;; esac
 if ! [[ "$ADV" =~ ^[0-9]+(\.[0-9]+)?$ ]]; then echo "ADV must be a non-negative number, not '$ADV'" >&2; exit 2; fi
+BLUR=${BLUR:-0}
+if ! [[ "$BLUR" =~ ^([0-7](\.[0-9]+)?|8(\.0+)?)$ ]]; then echo "BLUR must be a std in pixels in [0, 8], not '$BLUR'" >&2; exit 2; fi
+SEE=""
+if [[ ! "$BLUR" =~ ^0(\.0+)?$ ]]; then SEE="_b$BLUR"; fi
 SHARP=""; SHARP_ARGS=()
 if [[ ! "$ADV" =~ ^0+(\.0+)?$ ]]; then  # a weight above 0
     if [ "$GOAL_MAPS" != 1 ]; then echo "ADV applies to the goal-map fine-tune: it needs GOAL_MAPS=1" >&2; exit 2; fi
@@ -124,7 +132,7 @@ if [ "$GOAL_MAPS" = 1 ]; then
         "${SHARP_ARGS[@]}"
     WM="$OUT/navgoal$SHARP"
 fi
-RL="rl_${OBSERVE/+/_}_d${DREAM_STEPS}$([ "$GOAL_MAPS" = 1 ] && echo _gm)$SHARP"
+RL="rl_${OBSERVE/+/_}_d${DREAM_STEPS}$([ "$GOAL_MAPS" = 1 ] && echo _gm)$SHARP$SEE"
 
 # 7. PPO in the dream and in the engine, one process and one torch thread per seed, side by side
 files=(); pids=()
@@ -136,7 +144,7 @@ for s in $SEEDS; do
         OMP_NUM_THREADS=1 python "$(dirname "$0")/rl_dream.py" --checkpoint "$WM" \
             --reward "$OUT/reward_odo" --store "$OUT/close_mix" --steps $RL_STEPS --goal-distance 4 10 \
             --dream-episode-steps "$DREAM_STEPS" --sample --solver --eval-episodes $EVAL_EPISODES --seeds "$s" \
-            --observe "$OBSERVE" \
+            --observe "$OBSERVE" --blur "$BLUR" \
             --out "$OUT/${RL}_s$s.json" $RL_EXTRA > "$OUT/${RL}_s$s.log" 2>&1 &
         pids+=("$!:$s")
     fi

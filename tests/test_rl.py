@@ -165,7 +165,9 @@ def test_rl_dream_example_help_teaches():
                                           ({"DREAM_STEPS": "8x"}, "DREAM_STEPS must be a positive integer"),
                                           ({"GOAL_MAPS": "yes"}, "GOAL_MAPS must be 0 or 1"),
                                           ({"ADV": "-1"}, "ADV must be a non-negative number"),
-                                          ({"ADV": "0.3", "GOAL_MAPS": "0"}, "ADV applies to the goal-map")])
+                                          ({"ADV": "0.3", "GOAL_MAPS": "0"}, "ADV applies to the goal-map"),
+                                          ({"BLUR": "9"}, "BLUR must be a std in pixels in [0, 8]"),
+                                          ({"BLUR": "-1"}, "BLUR must be a std in pixels in [0, 8]")])
 def test_rl_navigate_script_refuses_bad_settings_before_it_writes(tmp_path, env, message):
     import os
     import subprocess
@@ -254,6 +256,72 @@ def test_rl_dream_example_runs_end_to_end(runs, tmp_path):
     (tmp_path / "other.json").write_text(json.dumps(moved))
     with pytest.raises(SystemExit, match="other settings.*steps"):
         mod.main(["--merge", str(out), str(tmp_path / "other.json"), "--out", str(tmp_path / "m.json")])
+
+
+def test_rl_dream_blur_shows_every_agent_blurred_frames(runs, tmp_path):
+    """--blur SIGMA: the PPO agents see their frames through a gaussian blur, the engine's (training and scoring)
+    and the dream's (every reset, step and ended dream) alike; the scripted references play the engine's own frames;
+    results written before the setting existed merge as runs without blur; out-of-range values are refused."""
+    import importlib.util
+    from pathlib import Path
+
+    from worldsim.eval.metrics import detail
+
+    script = Path(__file__).resolve().parents[1] / "examples" / "rl_dream.py"
+    spec = importlib.util.spec_from_file_location("rl_dream", script)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (3, 16, 16, 3), dtype=np.uint8)
+    assert mod.blurred(frames, 0.0) is frames
+    soft = mod.blurred(frames, 1.0)
+    assert soft.shape == frames.shape and soft.dtype == np.uint8
+    assert np.array_equal(mod.blurred(frames[1], 1.0), soft[1])  # one frame or a batch: the same
+    assert detail(soft).sum() < 0.2 * detail(frames).sum()
+    assert abs(float(soft.mean()) - float(frames.mean())) < 2.0  # a blur moves no brightness
+    flat = np.full((8, 8, 3), 77, np.uint8)
+    assert np.array_equal(mod.blurred(flat, 2.0), flat)
+
+    argv = ["--checkpoint", runs["dit"], "--store", runs["store"], "--n-envs", "2", "--dream-steps", "1",
+            "--dream-episode-steps", "2", "--max-steps", "6", "--goal-distance", "3", "6"]
+    plain, soft_args = mod.parse_args(argv), mod.parse_args([*argv, "--blur", "1.5"])
+    a, b = mod.make_engine((32, 32), plain), mod.make_engine((32, 32), soft_args)
+    sharp = a.reset(seed=3)[0]
+    assert np.array_equal(b.reset(seed=3)[0], mod.blurred(sharp, 1.5))
+    assert np.array_equal(mod.engine_itself(b).reset(seed=3)[0], sharp)  # the scripted references' view
+    with pytest.warns(UserWarning, match="no reward model"):
+        d0, d1 = mod.make_dream(plain, runs["store"]), mod.make_dream(soft_args, runs["store"])
+    d0.seed(4)
+    d1.seed(4)
+    first = d0.reset()
+    assert np.array_equal(d1.reset(), mod.blurred(first, 1.5))
+    ended = []
+    for _ in range(3):
+        d0.step_async(np.array([1, 3]))
+        d1.step_async(np.array([1, 3]))
+        (o0, _, done0, info0), (o1, _, done1, info1) = d0.step_wait(), d1.step_wait()
+        assert np.array_equal(o1, mod.blurred(o0, 1.5)) and np.array_equal(done0, done1)
+        for i in np.flatnonzero(done0):  # the last frame of a finished dream too
+            want = mod.blurred(info0[i]["terminal_observation"], 1.5)
+            assert np.array_equal(info1[i]["terminal_observation"], want)
+            ended.append(i)
+    assert len(ended) == 2  # 2-step dreams: the second step ended both
+    for bad in ("-1", "9"):
+        with pytest.raises(SystemExit):
+            mod.parse_args([*argv, "--blur", bad])
+
+    old = {"config": {k: v for k, v in vars(plain).items() if k != "blur"}, "wall_seconds": 1.0,
+           "seeds": {"0": {"random": {"eval": {"return_mean": 0.0, "success_rate": 0.0, "blocks_gained_mean": 0.0}}}}}
+    new = {**old, "config": {**vars(plain), "seeds": [1]}, "seeds": {"1": old["seeds"]["0"]}}
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    (tmp_path / "new.json").write_text(json.dumps(new))
+    both = mod.main(["--merge", str(tmp_path / "old.json"), str(tmp_path / "new.json"), "--out",
+                     str(tmp_path / "m.json")])
+    assert both["config"]["seeds"] == [0, 1] and both["config"]["blur"] == 0.0
+    (tmp_path / "new.json").write_text(json.dumps({**new, "config": {**new["config"], "blur": 1.0}}))
+    with pytest.raises(SystemExit, match="other settings.*blur"):
+        mod.main(["--merge", str(tmp_path / "old.json"), str(tmp_path / "new.json"), "--out",
+                  str(tmp_path / "m.json")])
 
 
 def _without_times(results: dict) -> dict:
