@@ -124,6 +124,33 @@ def test_detail_ratio_shows_blur_that_psnr_hides():
     assert mb["detail_ratio"] < 0.5 and 0.8 < ms["detail_ratio"] < 1.3  # (the roll adds one wrapped edge)
 
 
+def test_sharp_dream_seams_see_a_token_grid_not_scenes():
+    """benchmarks/sharp_dream.py `seams`: scenes with edges anywhere score low; the same scenes blurred score near 0,
+    and with faint seams every 8 pixels (a token grid) well above, at that period only."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "sharp_dream.py"
+    spec = importlib.util.spec_from_file_location("sharp_dream", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rng = np.random.default_rng(0)
+    coarse = torch.from_numpy(rng.uniform(0, 255, (32, 3, 6, 6)).astype(np.float32))
+    blocks = torch.nn.functional.interpolate(coarse, size=(78, 78), mode="nearest")  # 13-px blocks
+    at = rng.integers(0, 13, (32, 2))  # each scene's blocks start anywhere
+    scenes = torch.stack([b[:, y : y + 64, x : x + 64] for b, (y, x) in zip(blocks, at)])
+    soft = torch.nn.functional.avg_pool2d(scenes, 9, 1, 4, count_include_pad=False)
+    grid = soft.clone()
+    grid[..., 7::8] += 6.0  # a faint seam at the last column and row of every 8 x 8 token
+    grid[..., 7::8, :] += 6.0
+    u8 = [x.permute(0, 2, 3, 1).round().clamp(0, 255).numpy().astype(np.uint8) for x in (scenes, soft, grid)]
+    scenes, soft, grid = u8
+    # 32 scenes of a few strong edges each: some phase gets more of them by chance (the engine's frames: 0.1-0.3)
+    assert mod.seams(scenes, 8) < 0.35 and mod.seams(soft, 8) < 0.12
+    assert mod.seams(grid, 8) > 0.3 and mod.seams(grid, 8) > 4 * mod.seams(soft, 8)
+    assert mod.seams(grid, 7) < 0.12  # another period: the seams fall at every phase
+
+
 def test_random_actions_are_a_seeded_permutation_of_store_rows():
     pool = np.arange(20, dtype=np.float32).reshape(10, 2)
     a = random_actions(pool, 6, np.random.default_rng(3))
