@@ -59,6 +59,7 @@ def main() -> None:
           f"{platform.node()}, {torch.get_num_threads()} threads")
     kept: dict[str, list[np.ndarray]] = {"engine": []}
     tables: dict[str, dict] = {}
+    grids: dict[str, float] = {}
     for k, (name, ckpt) in enumerate(zip(names, args.checkpoints)):
         t0 = time.perf_counter()
         s = first if k == 0 else WorldSampler.load(ckpt)
@@ -74,6 +75,9 @@ def main() -> None:
         kept[name] = [r["model"] for r in rolls]
         kept["engine"] = [r["real"] for r in rolls]
         tables[name] = horizon_metrics(rolls, args.horizons)["horizons"]
+        grids[name] = seams(np.concatenate(kept[name]), period)  # each model at its own token period
+        if k == 0:  # the engine's frames over the same steps, at the first model's period
+            grids["engine"] = seams(np.concatenate([r["real"][c:] for r in rolls]), period)
         print(f"({name}: {time.perf_counter() - t0:.0f}s)", flush=True)
     hs = args.horizons
     print("| model | " + " | ".join(f"PSNR @{h}" for h in hs) + " | " + " | ".join(f"detail @{h}" for h in hs) + " |")
@@ -84,10 +88,8 @@ def main() -> None:
         det = [f"{table[str(h)][f'{col}_detail'] / max(table[str(h)]['real_detail'], 1e-9):.2f}"
                if table[str(h)] else "-" for h in hs]
         print(f"| {name} | " + " | ".join(psnr) + " | " + " | ".join(det) + " |")
-    engine = np.concatenate([r[c:] for r in kept["engine"]])
-    print(f"seams (period {period} px) over all dreamed frames: " + ", ".join(
-        f"{name} {seams(np.concatenate(kept[name]), period):.3f}" for name in names)
-        + f"; engine {seams(engine, period):.3f}")
+    print("seams (token period) over all dreamed frames: " + ", ".join(f"{name} {grids[name]:.3f}" for name in names)
+          + f"; engine {grids['engine']:.3f}")
     if args.image:
         contact_sheet(args.image, names, kept, c, args.show)
 
