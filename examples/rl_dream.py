@@ -105,6 +105,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "engine alike (default 0: none): the dream draws what it is unsure of blurred, the engine "
                         "sharp, and a policy trained on the one meets the other (docs/rl.md); the scripted "
                         "references see the engine's frames as they are")
+    p.add_argument("--shift", type=int, default=0, metavar="PAD",
+                   help="while training, every PPO agent sees each frame moved by a random offset of up to PAD "
+                        "pixels each way (edges repeated; DrQ's random shift), dream and engine alike; scoring sees "
+                        "frames as they are (default 0: off). A policy that cannot key on exact pixel positions "
+                        "carries over better from dreamed frames, whose pillar and horizon sit a little off the "
+                        "engine's (docs/rl.md)")
     p.add_argument("--sample", action="store_true", help="score with sampled actions (default: the argmax)")
     p.add_argument("--solver", action="store_true", help="also score datagen's scripted navigate policies: the "
                    "solver (it reads the goal position from info: a privileged reference, not a contender) and the "
@@ -129,6 +135,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"--goal-distance must be MIN MAX with 2 <= MIN <= MAX, got {args.goal_distance}")
     if not 0.0 <= args.blur <= 8.0:
         p.error(f"--blur must be a std in pixels in [0, 8], got {args.blur}")
+    if not 0 <= args.shift <= 16:
+        p.error(f"--shift must be a pad in pixels in [0, 16], got {args.shift}")
     if len(set(args.seeds)) != len(args.seeds):
         p.error(f"--seeds must differ, got {args.seeds}")
     return args
@@ -159,8 +167,10 @@ class DreamVecEnv(VecEnv):
     `info["terminal_observation"]`): DreamVectorEnv does the same with `autoreset_mode="same_step"`.
     """
 
-    def __init__(self, venv: Any, table: list[dict[str, Any]], observe: str = "frames", blur: float = 0.0) -> None:
+    def __init__(self, venv: Any, table: list[dict[str, Any]], observe: str = "frames", blur: float = 0.0,
+                 shift: int = 0, seed: int = 0) -> None:
         self.venv, self.table, self.observe, self.blur = venv, table, observe, blur
+        self.shift, self._shift_rng = shift, np.random.default_rng([seed, 1])
         self._actions = np.zeros(venv.num_envs, np.int64)
         super().__init__(venv.num_envs, observation_space(venv.single_observation_space, observe),
                          gym.spaces.Discrete(len(table)))
@@ -168,7 +178,7 @@ class DreamVecEnv(VecEnv):
     def _obs(self, frames: np.ndarray, info: dict[str, Any]) -> Any:
         """What the agents observe (`observe`) of frames and the dream's estimate of the goal (each row's
         "task_state")."""
-        frames = blurred(frames, self.blur)
+        frames = shifted(blurred(frames, self.blur), self.shift, self._shift_rng)
         if self.observe == "frames":
             return frames
         have = info.get("_task_state", np.zeros(self.num_envs, bool))
@@ -195,7 +205,7 @@ class DreamVecEnv(VecEnv):
                                        for i in range(self.num_envs)]
         final = info.get("final_obs")
         for i in np.flatnonzero(done):
-            ended = blurred(final[i], self.blur)
+            ended = shifted(blurred(final[i], self.blur), self.shift, self._shift_rng)
             if self.observe != "frames":  # with the goal estimate at the end of the finished dream
                 ended = observation(ended, info["final_info"]["task_state"][i], self.observe)
             infos[i]["terminal_observation"] = ended
@@ -244,6 +254,33 @@ class Blurred(gym.ObservationWrapper):
 
     def observation(self, observation: np.ndarray) -> np.ndarray:
         return blurred(observation, self.sigma)
+
+
+def shifted(frames: np.ndarray, pad: int, rng: np.random.Generator) -> np.ndarray:
+    """uint8 frames (..., H, W, C), each moved by its own random offset of up to `pad` pixels along each axis, the
+    edges repeated into the gap (DrQ's random shift: pad, then crop the original size at a random corner); pad 0
+    returns them as they are. Offsets come from `rng`, one (dy, dx) pair per frame."""
+    if pad <= 0:
+        return frames
+    h, w = frames.shape[-3:-1]
+    flat = frames.reshape(-1, h, w, frames.shape[-1])
+    padded = np.pad(flat, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="edge")
+    corners = rng.integers(0, 2 * pad + 1, size=(len(flat), 2))
+    out = np.stack([p[y:y + h, x:x + w] for p, (y, x) in zip(padded, corners)])
+    return out.reshape(frames.shape)
+
+
+class Shifted(gym.ObservationWrapper):
+    """Engine frames as the agents train on them with --shift (`shifted`, offsets from `seed`)."""
+
+    def __init__(self, env: gym.Env, pad: int, seed: int) -> None:
+        super().__init__(env)
+        self.pad, self.rng = pad, np.random.default_rng([seed, 2])
+
+    def observation(self, observation: Any) -> Any:
+        if isinstance(observation, dict):  # --observe frames+goal: the frame moves, the compass does not
+            return {**observation, "image": shifted(observation["image"], self.pad, self.rng)}
+        return shifted(observation, self.pad, self.rng)
 
 
 GOAL_SCALE = 10.0  # blocks: the goal observation's unit (--observe frames+goal, goal)
@@ -300,18 +337,22 @@ class GoalObservation(gym.Wrapper):
         return observation(obs, info["task"]["state"], self.observe), reward, terminated, truncated, info
 
 
-def make_dream(args: argparse.Namespace, store: str) -> VecEnv:
-    """n_envs dreams in one DreamVectorEnv, as an SB3 VecEnv with the NAVIGATE table."""
+def make_dream(args: argparse.Namespace, store: str, seed: int = 0) -> VecEnv:
+    """n_envs dreams in one DreamVectorEnv, as an SB3 VecEnv with the NAVIGATE table (frames shifted with
+    --shift, offsets drawn from `seed`)."""
     from worldsim import DreamVectorEnv
     from worldsim.dream.wrappers import NAVIGATE, action_table
 
     venv = DreamVectorEnv.from_checkpoint(args.checkpoint, num_envs=args.n_envs, reward=args.reward, store=store,
                           steps=args.dream_steps, max_episode_steps=args.dream_episode_steps, precision=args.precision,
                           autoreset_mode="same_step", render=args.render)
-    return DreamVecEnv(venv, action_table(venv.single_action_space, NAVIGATE), observe=args.observe, blur=args.blur)
+    return DreamVecEnv(venv, action_table(venv.single_action_space, NAVIGATE), observe=args.observe, blur=args.blur,
+                       shift=args.shift, seed=seed)
 
 
-def make_engine(size: tuple[int, int], args: argparse.Namespace) -> gym.Env:
+def make_engine(size: tuple[int, int], args: argparse.Namespace, train_seed: int | None = None) -> gym.Env:
+    """The navigate engine as the agents play it (--observe, --blur, the NAVIGATE table); with `train_seed`, the
+    training copy (frames shifted with --shift, offsets drawn from it)."""
     import envs  # noqa: F401  (registers worldsim/Voxel-v0)
     from worldsim.dream.wrappers import NAVIGATE, DiscreteActions
 
@@ -320,7 +361,11 @@ def make_engine(size: tuple[int, int], args: argparse.Namespace) -> gym.Env:
     env = gym.make("worldsim/Voxel-v0", task="navigate", width=w, height=h, max_episode_steps=args.max_steps, **goal)
     if args.blur > 0:
         env = Blurred(env, args.blur)
-    return DiscreteActions(GoalObservation(env, args.observe) if args.observe != "frames" else env, NAVIGATE)
+    if args.observe != "frames":
+        env = GoalObservation(env, args.observe)
+    if train_seed is not None and args.shift > 0:
+        env = Shifted(env, args.shift, train_seed)
+    return DiscreteActions(env, NAVIGATE)
 
 
 def engine_itself(engine: gym.Env) -> gym.Env:
@@ -328,7 +373,7 @@ def engine_itself(engine: gym.Env) -> gym.Env:
     play, with its own actions and frames."""
     from worldsim.dream.wrappers import DiscreteActions
 
-    while isinstance(engine, (DiscreteActions, GoalObservation, Blurred)):
+    while isinstance(engine, (DiscreteActions, Shifted, GoalObservation, Blurred)):
         engine = engine.env
     return engine
 
@@ -467,9 +512,10 @@ def run_seed(args: argparse.Namespace, seed: int, store: str, size: tuple[int, i
         if name in args.skip:
             continue
         if name == "dream":
-            venv = VecMonitor(make_dream(args, store))
+            venv = VecMonitor(make_dream(args, store, seed))
         else:
-            venv = DummyVecEnv([lambda: Monitor(make_engine(size, args)) for _ in range(args.n_envs)])
+            venv = DummyVecEnv([lambda i=i: Monitor(make_engine(size, args, train_seed=seed * 1000 + i))
+                                for i in range(args.n_envs)])
         model, summary = train_ppo(venv, args, seed, f"[seed {seed}] [{name}]")
         torch.manual_seed(seed)  # sampled evaluation actions (--sample) are reproducible too
 
@@ -487,7 +533,7 @@ def run_seed(args: argparse.Namespace, seed: int, store: str, size: tuple[int, i
 # settings that may differ between runs merged into one table (--merge)
 PER_RUN = ("seeds", "out", "merge", "merged", "threads")
 # settings added since results were first written, with what the files written before them ran with
-ADDED = {"blur": 0.0}
+ADDED = {"blur": 0.0, "shift": 0}
 # which agents a run played: runs of the same seeds that played other agents merge agent by agent
 AGENTS = ("skip", "solver")
 # the table's rows, in run_seed's order (merged files may bring them in another)

@@ -20,12 +20,15 @@
 #                                                 # std in pixels, dream and engine alike (rl_dream.py --blur: the
 #                                                 # dream's unsure parts are blurred, the engine's sharp); results
 #                                                 # get a _b<std> suffix
+#   SHIFT=4 bash examples/rl_navigate.sh         # the PPO agents train on frames moved by up to this many pixels
+#                                                 # (rl_dream.py --shift, DrQ's random shift; scored unshifted);
+#                                                 # results get a _sh<pad> suffix
 #
 # Every stage is skipped when its output is there, and the commands it runs resume themselves, so after an
 # interruption the same command carries on. Stage times on a 2-core machine (docs/rl.md): recipe ~60 min, stores
 # ~9 min, latents ~8 min, fine-tunes ~14 min, reward model ~10-20 min, goal-map fine-tune ~25 min, RL ~35 min (the
 # seeds side by side, one torch thread each). The table is printed at the end and kept in
-# OUT/rl_<observe>_d<dream steps>[_gm][_adv][_b<blur>].json (_gm: with goal maps; per seed: ..._s<seed>.json, e.g.
+# OUT/rl_<observe>_d<dream steps>[_gm][_adv][_b<blur>][_sh<pad>].json (_gm: with goal maps; per seed: ..._s<seed>.json, e.g.
 # OUT/rl_frames_d16_gm_s0.json).
 set -euo pipefail
 
@@ -46,6 +49,9 @@ BLUR=${BLUR:-0}
 if ! [[ "$BLUR" =~ ^([0-7](\.[0-9]+)?|8(\.0+)?)$ ]]; then echo "BLUR must be a std in pixels in [0, 8], not '$BLUR'" >&2; exit 2; fi
 SEE=""
 if [[ ! "$BLUR" =~ ^0(\.0+)?$ ]]; then SEE="_b$BLUR"; fi
+SHIFT=${SHIFT:-0}
+if ! [[ "$SHIFT" =~ ^([0-9]|1[0-6])$ ]]; then echo "SHIFT must be a pad in pixels, an integer in [0, 16], not '$SHIFT'" >&2; exit 2; fi
+if [ "$SHIFT" != 0 ]; then SEE="${SEE}_sh$SHIFT"; fi
 SHARP=""; SHARP_ARGS=()
 if [[ ! "$ADV" =~ ^0+(\.0+)?$ ]]; then  # a weight above 0
     if [ "$GOAL_MAPS" != 1 ]; then echo "ADV applies to the goal-map fine-tune: it needs GOAL_MAPS=1" >&2; exit 2; fi
@@ -144,7 +150,7 @@ for s in $SEEDS; do
         OMP_NUM_THREADS=1 python "$(dirname "$0")/rl_dream.py" --checkpoint "$WM" \
             --reward "$OUT/reward_odo" --store "$OUT/close_mix" --steps $RL_STEPS --goal-distance 4 10 \
             --dream-episode-steps "$DREAM_STEPS" --sample --solver --eval-episodes $EVAL_EPISODES --seeds "$s" \
-            --observe "$OBSERVE" --blur "$BLUR" \
+            --observe "$OBSERVE" --blur "$BLUR" --shift "$SHIFT" \
             --out "$OUT/${RL}_s$s.json" $RL_EXTRA > "$OUT/${RL}_s$s.log" 2>&1 &
         pids+=("$!:$s")
     fi

@@ -133,12 +133,13 @@ def test_fine_tuning_adds_goal_maps_and_the_dream_feeds_them(tiny_pipeline, tmp_
     run(Job(env_id="worldsim/Voxel-v0", env_kwargs={"task": "navigate", "goal_distance": [3.0, 4.0]}, width=32,
             height=32, episodes=2, steps=12, seed=0, policy="solver"), str(store), workers=1)
     args = [f"init={tiny_pipeline['causal']}", f"vae={tiny_pipeline['vae']}", f"out={out}", "steps=2", "frames=4",
-            "batch_size=2", "warmup=1", "device=cpu", "val_episodes=0", "model.goal_map=true"]
+            "batch_size=2", "warmup=1", "device=cpu", "val_episodes=0", "model.goal_map=true", "goal_weight=4"]
     assert cli(["train", f"store={store}", *args]) == 0
     s = WorldSampler.load(out)
     dit = s.model.spec.dit
     assert dit.goal_map and dit.goal_yaw == s.meta["action_spec"]["flat_keys"].index("camera_yaw")
     assert s.model.dit.goal_latent.abs().sum() > 0  # the pillar's look, from the frames that show it
+    assert s.meta["train"]["goal_weight"] == 4  # the loss weighed where the map covers (a training setting)
     # the session's store: goals 12-32 blocks away at 32 px, never a latent pixel of pillar: refused, one line
     err = one_line_error(capsys, cli, ["train", f"store={tiny_pipeline['store']}", *args[:2],
                                        f"out={tmp_path / 'far'}", *args[3:]])
@@ -164,6 +165,32 @@ def test_fine_tuning_adds_goal_maps_and_the_dream_feeds_them(tiny_pipeline, tmp_
     assert not torch.equal(dream(True, np.array([3.0, 2.0], np.float32))[0], with_maps)  # another goal, other frames
     _, g_none = dream(True, None, 1)
     assert torch.all(g_none[0, -1] == 0) and torch.all(g_none[0, 0, 1] == 1)  # new frames unknown, context known
+
+
+def test_goal_weight_weighs_the_loss_where_the_map_covers(tiny_pipeline, tmp_path, capsys):
+    """goal_weight: 1 + weight x the goal's cover grown by one latent pixel, 1 where the goal is unknown or out of
+    view; refused in one line when negative or on a model without goal maps."""
+    from worldsim.train.train_dit import goal_weights
+
+    known = torch.tensor([True, False])
+    point = torch.tensor([[[4.0, 0.0], [4.0, 0.0]], [[4.0, 0.0], [4.0, 0.0]]])  # (B, T, 2): 4 blocks ahead
+    maps = paint(point, known[:, None].expand(2, 2), 8, 8, 70.0)  # (B, T, 2, h, w)
+    w = goal_weights(maps, 3.0)
+    assert w.shape == (2, 2, 1, 8, 8)
+    assert torch.all(w[1] == 1)  # the goal unknown: the plain loss
+    cover = maps[0, 0, 0]
+    assert cover.max() > 0 and torch.isclose(w[0, 0, 0].max(), 1 + 3 * cover.max())
+    grown = torch.nn.functional.max_pool2d(cover[None, None], 3, 1, 1)[0, 0]
+    assert torch.allclose(w[0, 0, 0], 1 + 3 * grown)
+    assert torch.all(w[0, 0, 0][grown == 0] == 1) and (w[0, 0, 0] > 1).sum() > (cover > 0).sum()  # one pixel wider
+    base = [f"init={tiny_pipeline['causal']}", f"store={tiny_pipeline['store']}", f"vae={tiny_pipeline['vae']}",
+            "steps=1", "frames=4", "device=cpu", "val_episodes=0"]
+    err = one_line_error(capsys, cli, ["train", *base, f"out={tmp_path / 'a'}", "goal_weight=4"])
+    assert "goal_weight" in err and "model.goal_map=true" in err
+    err = one_line_error(capsys, cli, ["train", *base, f"out={tmp_path / 'b'}", "goal_weight=-1",
+                                       "model.goal_map=true"])
+    assert "goal_weight must be >= 0" in err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
 def test_windows_carry_the_task_state_and_goal_maps_refuse_stores_without_it(tiny_pipeline, tmp_path, capsys):

@@ -167,7 +167,9 @@ def test_rl_dream_example_help_teaches():
                                           ({"ADV": "-1"}, "ADV must be a non-negative number"),
                                           ({"ADV": "0.3", "GOAL_MAPS": "0"}, "ADV applies to the goal-map"),
                                           ({"BLUR": "9"}, "BLUR must be a std in pixels in [0, 8]"),
-                                          ({"BLUR": "-1"}, "BLUR must be a std in pixels in [0, 8]")])
+                                          ({"BLUR": "-1"}, "BLUR must be a std in pixels in [0, 8]"),
+                                          ({"SHIFT": "1.5"}, "SHIFT must be a pad in pixels"),
+                                          ({"SHIFT": "17"}, "SHIFT must be a pad in pixels")])
 def test_rl_navigate_script_refuses_bad_settings_before_it_writes(tmp_path, env, message):
     import os
     import subprocess
@@ -183,13 +185,8 @@ def test_rl_navigate_script_refuses_bad_settings_before_it_writes(tmp_path, env,
 
 def test_rl_dream_example_runs_end_to_end(runs, tmp_path):
     """The example's whole path on the tiny checkpoint: dream PPO, engine PPO, random, scored on held-out seeds."""
-    import importlib.util
-    from pathlib import Path
 
-    script = Path(__file__).resolve().parents[1] / "examples" / "rl_dream.py"
-    spec = importlib.util.spec_from_file_location("rl_dream", script)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = _rl_dream()
     out = tmp_path / "rl.json"
     argv = ["--checkpoint", runs["dit"], "--steps", "32", "--n-envs", "2", "--n-steps", "16", "--eval-episodes",
             "2", "--max-steps", "8", "--dream-episode-steps", "8", "--dream-steps", "1", "--policy", "MlpPolicy",
@@ -262,15 +259,10 @@ def test_rl_dream_blur_shows_every_agent_blurred_frames(runs, tmp_path):
     """--blur SIGMA: the PPO agents see their frames through a gaussian blur, the engine's (training and scoring)
     and the dream's (every reset, step and ended dream) alike; the scripted references play the engine's own frames;
     results written before the setting existed merge as runs without blur; out-of-range values are refused."""
-    import importlib.util
-    from pathlib import Path
 
     from worldsim.eval.metrics import detail
 
-    script = Path(__file__).resolve().parents[1] / "examples" / "rl_dream.py"
-    spec = importlib.util.spec_from_file_location("rl_dream", script)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = _rl_dream()
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, (3, 16, 16, 3), dtype=np.uint8)
     assert mod.blurred(frames, 0.0) is frames
@@ -324,6 +316,90 @@ def test_rl_dream_blur_shows_every_agent_blurred_frames(runs, tmp_path):
                   str(tmp_path / "m.json")])
 
 
+def _rl_dream():
+    """examples/rl_dream.py as a module (examples are scripts, not a package)."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("rl_dream", Path(__file__).resolve().parents[1] / "examples"
+                                                  / "rl_dream.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _is_shift(moved: np.ndarray, frame: np.ndarray, pad: int) -> bool:
+    """`moved` is `frame` moved by some offset of at most `pad` pixels each way, edges repeated."""
+    h, w = frame.shape[:2]
+    padded = np.pad(frame, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
+    return any(np.array_equal(padded[y:y + h, x:x + w], moved) for y in range(2 * pad + 1)
+               for x in range(2 * pad + 1))
+
+
+def test_rl_dream_shift_moves_training_frames_only(runs, tmp_path):
+    """--shift PAD: while training, the PPO agents see every frame moved by its own random offset of up to PAD
+    pixels (edges repeated), in the engine's training copies and in the dream (resets, steps, ended dreams) alike;
+    the engine the agents are scored in and the scripted references' view are not moved; the offsets follow the
+    seed; results written before the setting existed merge as runs without it; bad pads are refused."""
+    mod = _rl_dream()
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (6, 12, 12, 3), dtype=np.uint8)
+    assert mod.shifted(frames, 0, rng) is frames
+    moved = mod.shifted(frames, 3, np.random.default_rng(1))
+    assert moved.shape == frames.shape and moved.dtype == np.uint8
+    assert all(_is_shift(m, f, 3) for m, f in zip(moved, frames))
+    assert not all(np.array_equal(m, f) for m, f in zip(moved, frames))  # some frame moved
+    assert np.array_equal(mod.shifted(frames, 3, np.random.default_rng(1)), moved)  # same draws, same frames
+    assert not np.array_equal(mod.shifted(frames, 3, np.random.default_rng(2)), moved)
+    dot = np.zeros((1, 12, 12, 3), np.uint8)
+    dot[0, 6, 6] = 255  # a lone bright pixel lands within PAD of where it was, each frame on its own offset
+    spots = {tuple(np.argwhere(mod.shifted(dot, 2, np.random.default_rng(k))[0, :, :, 0])[0]) for k in range(40)}
+    assert len(spots) > 5 and all(abs(y - 6) <= 2 and abs(x - 6) <= 2 for y, x in spots)
+
+    argv = ["--checkpoint", runs["dit"], "--store", runs["store"], "--n-envs", "2", "--dream-steps", "1",
+            "--dream-episode-steps", "2", "--max-steps", "6", "--goal-distance", "3", "6"]
+    plain, moving = mod.parse_args(argv), mod.parse_args([*argv, "--shift", "2"])
+    view = mod.make_engine((32, 32), plain).reset(seed=3)[0]
+    assert np.array_equal(mod.make_engine((32, 32), moving).reset(seed=3)[0], view)  # scored as it is
+    train = mod.make_engine((32, 32), moving, train_seed=5)
+    assert _is_shift(train.reset(seed=3)[0], view, 2)
+    assert np.array_equal(mod.engine_itself(train).reset(seed=3)[0], view)  # the scripted references' view
+    again = [mod.make_engine((32, 32), moving, train_seed=5).reset(seed=3)[0] for _ in range(2)]
+    assert np.array_equal(*again)  # the training copy's offsets follow its seed
+    with pytest.warns(UserWarning, match="no reward model"):
+        d0, d1 = mod.make_dream(plain, runs["store"], seed=7), mod.make_dream(moving, runs["store"], seed=7)
+    d0.seed(4)
+    d1.seed(4)
+    first, first_moved = d0.reset(), d1.reset()
+    assert all(_is_shift(m, f, 2) for m, f in zip(first_moved, first))
+    seen = [first_moved]
+    for _ in range(2):
+        d0.step_async(np.array([1, 3]))
+        d1.step_async(np.array([1, 3]))
+        (o0, _, done0, info0), (o1, _, done1, info1) = d0.step_wait(), d1.step_wait()
+        assert np.array_equal(done0, done1) and all(_is_shift(m, f, 2) for m, f in zip(o1, o0))
+        seen.append(o1)
+    assert done0.all()  # 2-step dreams: the second step ended both, their last frames moved too
+    assert all(_is_shift(info1[i]["terminal_observation"], info0[i]["terminal_observation"], 2) for i in range(2))
+    assert any(not np.array_equal(m, f) for m, f in zip(np.concatenate(seen), first))
+    for bad in ("-1", "17"):
+        with pytest.raises(SystemExit):
+            mod.parse_args([*argv, "--shift", bad])
+
+    old = {"config": {k: v for k, v in vars(plain).items() if k != "shift"}, "wall_seconds": 1.0,
+           "seeds": {"0": {"random": {"eval": {"return_mean": 0.0, "success_rate": 0.0, "blocks_gained_mean": 0.0}}}}}
+    new = {**old, "config": {**vars(plain), "seeds": [1]}, "seeds": {"1": old["seeds"]["0"]}}
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    (tmp_path / "new.json").write_text(json.dumps(new))
+    both = mod.main(["--merge", str(tmp_path / "old.json"), str(tmp_path / "new.json"), "--out",
+                     str(tmp_path / "m.json")])
+    assert both["config"]["seeds"] == [0, 1] and both["config"]["shift"] == 0
+    (tmp_path / "new.json").write_text(json.dumps({**new, "config": {**new["config"], "shift": 4}}))
+    with pytest.raises(SystemExit, match="other settings.*shift"):
+        mod.main(["--merge", str(tmp_path / "old.json"), str(tmp_path / "new.json"), "--out",
+                  str(tmp_path / "m.json")])
+
+
 def _without_times(results: dict) -> dict:
     return {name: {part: {k: v for k, v in d.items() if k != "train_seconds"} for part, d in r.items()}
             for name, r in results.items()}
@@ -334,15 +410,10 @@ def test_rl_dream_observe_gives_every_agent_the_goal(runs, tmp_path):
     the engine the task's state, in the dream the reward model's estimate (trained with task_state=true
     model.odometry=true); a reward model that does not track the goal is refused in one line, and an odometry
     model refuses resets that give it no goal to follow."""
-    import importlib.util
-    from pathlib import Path
 
     from worldsim.cli import main as cli
 
-    script = Path(__file__).resolve().parents[1] / "examples" / "rl_dream.py"
-    spec = importlib.util.spec_from_file_location("rl_dream", script)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = _rl_dream()
     reward = tmp_path / "reward"
     common = [f"ckpt={runs['dit']}", f"store={runs['store']}", "steps=3", "seq_len=4", "batch_size=2",
               "val_episodes=1", "task_state=true", "log_every=1"]

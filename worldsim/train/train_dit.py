@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 
 from worldsim.errors import InputError
 from worldsim.model import checkpoint as C
@@ -61,6 +62,10 @@ class TrainConfig:
     p_drop_text: float = 0.1  # classifier-free guidance: text and actions are dropped independently
     p_drop_actions: float = 0.1
     p_drop_goal: float = 0.1  # model.goal_map: this share of windows is trained with the goal unknown (no map)
+    # model.goal_map: the flow loss on the latent pixels the goal's map covers (grown by one latent pixel each way)
+    # weighs 1 + goal_weight (0: off): the pillar fills a few percent of a frame, so an unweighted loss pays little
+    # for drawing it wrong (`goal_weights`)
+    goal_weight: float = 0.0
     p_short_prompt: float = 0.3  # train on the short prompt instead of the dense caption this often
     val_episodes: int = 1
     seed: int = 0
@@ -120,6 +125,8 @@ def check_config(cfg: TrainConfig) -> None:
     if cfg.adv_weight > 0 and (cfg.flow.prediction != "delta" or cfg.flow.objective != "teacher_forcing"):
         raise InputError("adv_weight judges the predicted clean frames of a teacher-forced model: it needs "
                          "flow.objective=teacher_forcing and flow.prediction=delta (the recipe's objective)")
+    if cfg.goal_weight < 0:
+        raise InputError(f"goal_weight must be >= 0, got {cfg.goal_weight}")
     if not 0.0 <= cfg.flow.self_forcing <= 1.0 or cfg.flow.self_forcing_depth < 1:
         raise InputError(f"flow.self_forcing must be in [0, 1] and flow.self_forcing_depth >= 1, got "
                          f"{cfg.flow.self_forcing} and {cfg.flow.self_forcing_depth}")
@@ -188,6 +195,8 @@ def adopt_init(cfg: TrainConfig, meta_prev: dict[str, Any] | None
     stores = {s["digest"]: s for s in [*meta.get("stores", []), *meta.get("init", {}).get("stores", [])]}
     record = {"path": str(ckpt), "digest": C.digest(ckpt), "step": meta["step"], "stores": list(stores.values())}
     recorded = config_from_meta(meta["train"])
+    if cfg.goal_weight > 0 and not (cfg.model.goal_map or spec.dit.goal_map):
+        raise InputError("goal_weight weighs the loss where the goal's map covers: it needs model.goal_map=true")
     if cfg.model.goal_map and not spec.dit.goal_map:
         # the one architecture change a fine-tune may make: goal maps, through a new zero-initialised embedding and
         # a goal latent set from the data (`set_goal_latent`); the parent's weights load as they are
@@ -268,8 +277,11 @@ def batch_loss(cfg: TrainConfig, model: WorldModel, fwd: torch.nn.Module, z: tor
             cond = model.conditioning(texts, batch["actions"].to(device), use_actions)
         else:
             cond = memory_conditioning(cfg, model, texts, z, past, batch, use_actions, g)
+    weights = None
     if model.spec.dit.goal_map:
         cond["goal"] = goal_conditioning(cfg, model, z, batch, g)
+        if cfg.goal_weight > 0:
+            weights = goal_weights(cond["goal"], cfg.goal_weight)
     if cfg.flow.objective == "teacher_forcing":
         clean, t_clean, x_t, t, target = teacher_targets(z, cfg.flow, g, cfg.model.patch)
         if cfg.flow.self_forcing > 0:
@@ -289,8 +301,19 @@ def batch_loss(cfg: TrainConfig, model: WorldModel, fwd: torch.nn.Module, z: tor
         x_t, t, target, loss_mask = training_targets(z, cfg.flow, g, cfg.model.patch)
         with autocast(device, cfg.precision):
             out = fwd(x_t, t, cond)
-    per_frame = (out.float() - target).pow(2).mean(dim=(2, 3, 4))  # (B, T')
+    err = (out.float() - target).pow(2)
+    per_frame = (err if weights is None else err * weights).mean(dim=(2, 3, 4))  # (B, T')
     return (per_frame * loss_mask).sum() / loss_mask.sum().clamp_min(1) + extra
+
+
+def goal_weights(maps: torch.Tensor, weight: float) -> torch.Tensor:
+    """Per-latent-pixel loss weights (B, T', 1, h, w) from goal maps (B, T', 2, h, w): 1 + weight x the goal's
+    cover grown by one latent pixel each way (a 3x3 max: the map assumes flat ground and a level view, so the
+    engine's pillar can sit a pixel off it); 1 where the goal is unknown or out of view."""
+    b, nt, _, h, w = maps.shape
+    cover = (maps[:, :, 0] * maps[:, :, 1]).reshape(b * nt, 1, h, w).float()
+    grown = F.max_pool2d(cover, 3, stride=1, padding=1)
+    return 1.0 + weight * grown.reshape(b, nt, 1, h, w)
 
 
 def adversary(cfg: TrainConfig, spec: ModelSpec, device: torch.device, prev: Path | None,
