@@ -302,16 +302,22 @@ def test_rl_dream_blur_shows_every_agent_blurred_frames(runs, tmp_path):
         with pytest.raises(SystemExit):
             mod.parse_args([*argv, "--blur", bad])
 
-    old = {"config": {k: v for k, v in vars(plain).items() if k != "blur"}, "wall_seconds": 1.0,
+    _merges_as_before(mod, vars(plain), "blur", 0.0, 1.0, tmp_path)
+
+
+def _merges_as_before(mod, config: dict, name: str, default, other, tmp_path) -> None:
+    """A results file written before setting `name` existed merges with one run at its default; one run with
+    `other` does not."""
+    old = {"config": {k: v for k, v in config.items() if k != name}, "wall_seconds": 1.0,
            "seeds": {"0": {"random": {"eval": {"return_mean": 0.0, "success_rate": 0.0, "blocks_gained_mean": 0.0}}}}}
-    new = {**old, "config": {**vars(plain), "seeds": [1]}, "seeds": {"1": old["seeds"]["0"]}}
+    new = {**old, "config": {**config, "seeds": [1]}, "seeds": {"1": old["seeds"]["0"]}}
     (tmp_path / "old.json").write_text(json.dumps(old))
     (tmp_path / "new.json").write_text(json.dumps(new))
     both = mod.main(["--merge", str(tmp_path / "old.json"), str(tmp_path / "new.json"), "--out",
                      str(tmp_path / "m.json")])
-    assert both["config"]["seeds"] == [0, 1] and both["config"]["blur"] == 0.0
-    (tmp_path / "new.json").write_text(json.dumps({**new, "config": {**new["config"], "blur": 1.0}}))
-    with pytest.raises(SystemExit, match="other settings.*blur"):
+    assert both["config"]["seeds"] == [0, 1] and both["config"][name] == default
+    (tmp_path / "new.json").write_text(json.dumps({**new, "config": {**new["config"], name: other}}))
+    with pytest.raises(SystemExit, match=f"other settings.*{name}"):
         mod.main(["--merge", str(tmp_path / "old.json"), str(tmp_path / "new.json"), "--out",
                   str(tmp_path / "m.json")])
 
@@ -386,18 +392,7 @@ def test_rl_dream_shift_moves_training_frames_only(runs, tmp_path):
         with pytest.raises(SystemExit):
             mod.parse_args([*argv, "--shift", bad])
 
-    old = {"config": {k: v for k, v in vars(plain).items() if k != "shift"}, "wall_seconds": 1.0,
-           "seeds": {"0": {"random": {"eval": {"return_mean": 0.0, "success_rate": 0.0, "blocks_gained_mean": 0.0}}}}}
-    new = {**old, "config": {**vars(plain), "seeds": [1]}, "seeds": {"1": old["seeds"]["0"]}}
-    (tmp_path / "old.json").write_text(json.dumps(old))
-    (tmp_path / "new.json").write_text(json.dumps(new))
-    both = mod.main(["--merge", str(tmp_path / "old.json"), str(tmp_path / "new.json"), "--out",
-                     str(tmp_path / "m.json")])
-    assert both["config"]["seeds"] == [0, 1] and both["config"]["shift"] == 0
-    (tmp_path / "new.json").write_text(json.dumps({**new, "config": {**new["config"], "shift": 4}}))
-    with pytest.raises(SystemExit, match="other settings.*shift"):
-        mod.main(["--merge", str(tmp_path / "old.json"), str(tmp_path / "new.json"), "--out",
-                  str(tmp_path / "m.json")])
+    _merges_as_before(mod, vars(plain), "shift", 0, 4, tmp_path)
 
 
 def _without_times(results: dict) -> dict:
