@@ -108,9 +108,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--shift", type=int, default=0, metavar="PAD",
                    help="while training, every PPO agent sees each frame moved by a random offset of up to PAD "
                         "pixels each way (edges repeated; DrQ's random shift), dream and engine alike; scoring sees "
-                        "frames as they are (default 0: off). A policy that cannot key on exact pixel positions "
-                        "carries over better from dreamed frames, whose pillar and horizon sit a little off the "
-                        "engine's (docs/rl.md)")
+                        "frames as they are (default 0: off). Meant to keep a policy from keying on exact pixel "
+                        "positions, since the dream draws the pillar and horizon a little off the engine's; "
+                        "measured in docs/rl.md: within the seeds' spread")
     p.add_argument("--sample", action="store_true", help="score with sampled actions (default: the argmax)")
     p.add_argument("--solver", action="store_true", help="also score datagen's scripted navigate policies: the "
                    "solver (it reads the goal position from info: a privileged reference, not a contender) and the "

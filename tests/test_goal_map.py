@@ -190,7 +190,9 @@ def test_goal_weight_weighs_the_loss_where_the_map_covers(tiny_pipeline, tmp_pat
     err = one_line_error(capsys, cli, ["train", *base, f"out={tmp_path / 'b'}", "goal_weight=-1",
                                        "model.goal_map=true"])
     assert "goal_weight must be >= 0" in err
-    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    err = one_line_error(capsys, cli, ["train", *base[1:], f"out={tmp_path / 'c'}", "goal_weight=4"])  # no init
+    assert "goal_weight" in err and "model.goal_map=true" in err
+    assert not any((tmp_path / name).exists() for name in "abc")
 
 
 def test_windows_carry_the_task_state_and_goal_maps_refuse_stores_without_it(tiny_pipeline, tmp_path, capsys):

@@ -127,6 +127,8 @@ def check_config(cfg: TrainConfig) -> None:
                          "flow.objective=teacher_forcing and flow.prediction=delta (the recipe's objective)")
     if cfg.goal_weight < 0:
         raise InputError(f"goal_weight must be >= 0, got {cfg.goal_weight}")
+    if cfg.goal_weight > 0 and not cfg.init and not cfg.model.goal_map:  # a fine-tune's parent may have them
+        raise InputError("goal_weight weighs the loss where the goal's map covers: it needs model.goal_map=true")
     if not 0.0 <= cfg.flow.self_forcing <= 1.0 or cfg.flow.self_forcing_depth < 1:
         raise InputError(f"flow.self_forcing must be in [0, 1] and flow.self_forcing_depth >= 1, got "
                          f"{cfg.flow.self_forcing} and {cfg.flow.self_forcing_depth}")
