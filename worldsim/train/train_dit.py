@@ -127,7 +127,7 @@ def check_config(cfg: TrainConfig) -> None:
                          "flow.objective=teacher_forcing and flow.prediction=delta (the recipe's objective)")
     if cfg.goal_weight < 0:
         raise InputError(f"goal_weight must be >= 0, got {cfg.goal_weight}")
-    if cfg.goal_weight > 0 and not cfg.init and not cfg.model.goal_map:  # a fine-tune's parent may have them
+    if cfg.goal_weight > 0 and not cfg.model.goal_map:  # after adopt_init: a fine-tune's model is its parent's
         raise InputError("goal_weight weighs the loss where the goal's map covers: it needs model.goal_map=true")
     if not 0.0 <= cfg.flow.self_forcing <= 1.0 or cfg.flow.self_forcing_depth < 1:
         raise InputError(f"flow.self_forcing must be in [0, 1] and flow.self_forcing_depth >= 1, got "
@@ -197,8 +197,6 @@ def adopt_init(cfg: TrainConfig, meta_prev: dict[str, Any] | None
     stores = {s["digest"]: s for s in [*meta.get("stores", []), *meta.get("init", {}).get("stores", [])]}
     record = {"path": str(ckpt), "digest": C.digest(ckpt), "step": meta["step"], "stores": list(stores.values())}
     recorded = config_from_meta(meta["train"])
-    if cfg.goal_weight > 0 and not (cfg.model.goal_map or spec.dit.goal_map):
-        raise InputError("goal_weight weighs the loss where the goal's map covers: it needs model.goal_map=true")
     if cfg.model.goal_map and not spec.dit.goal_map:
         # the one architecture change a fine-tune may make: goal maps, through a new zero-initialised embedding and
         # a goal latent set from the data (`set_goal_latent`); the parent's weights load as they are
