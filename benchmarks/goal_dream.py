@@ -19,8 +19,10 @@ magenta and yellow); sand, grass, sky, bark and dirt fail it. Per dream (each ro
   false pillar    of the frames where the engine shows none, the share where the dream shows at least MIN_PIXELS
   PSNR            dreamed against engine frames, all steps (dB)
 Rows: `--baseline` (a world model without goal maps, e.g. the parent the goal model was fine-tuned from), the goal
-model with its maps turned off (`DreamCore.goal_maps = False`: the goal unknown) and on (the reward model's
-estimate, as in RL). Same starts, same seeds, same reward model for all.
+model with its maps turned off (`DreamCore.goal_maps = False`: the goal unknown), on (the reward model's
+estimate, as in RL) and painted from the engine's own task state at each step (the store's: what the world model
+draws when it is told where the goal really is; the gap to the row before is the reward model's tracking error).
+Same starts, same seeds, same reward model for all.
 """
 
 from __future__ import annotations
@@ -69,26 +71,36 @@ def score(dream: np.ndarray, engine: np.ndarray, seen_before: bool) -> dict[str,
 
 
 def run(checkpoint: str, reward: str, store: str, episodes: list[int], starts: int, horizon: int,
-        goal_maps: bool, kept: list | None = None) -> dict[str, float]:
+        goal_maps: bool, kept: list | None = None, render: str = "carry", engine_goal: bool = False
+        ) -> dict[str, float]:
     """The table's figures of one dream; `kept`, if a list, receives (engine frames, dreamed frames, the goal was
-    in the context's last frame) of every start, in order."""
+    in the context's last frame) of every start, in order. `engine_goal`: the maps are painted from the store's
+    recorded task state at each step instead of the reward model's estimate (what the world model draws given
+    where the goal really is: the reward model's tracking error left out)."""
     from store import read_episode
     from store.spaces import unflatten_action
     from worldsim.dream.env import DreamEnv
 
-    env = DreamEnv.from_checkpoint(checkpoint, reward=reward, store=store, max_episode_steps=None)
+    env = DreamEnv.from_checkpoint(checkpoint, reward=reward, store=store, max_episode_steps=None,
+                                  render=render)
     if env.core.goal.shape[2]:
         env.core.goal_maps = goal_maps
     context = env.core.context
+    now: dict[str, np.ndarray] = {}
+    if engine_goal:  # the estimate DreamEnv paints the maps from, replaced by the engine's own state
+        estimate = env.task_estimate
+        env.task_estimate = lambda: np.concatenate([now["goal"], estimate()[:, 2:]], axis=1)
     tallies: dict[str, list[float]] = {}
     for e in episodes:
         ep = read_episode(store, e)
         n = len(ep["frames"])
         for s in np.linspace(0, n - context - horizon - 1, starts).round().astype(int):
+            now["goal"] = np.asarray(ep["task_state"][s + context - 1 : s + context, :2], np.float32)
             env.reset(seed=int(e * 1000 + s), options={"store": store, "episode": int(e), "start": int(s)})
             frames = []
             for k in range(horizon):
                 flat = ep["actions"][s + context - 1 + k]
+                now["goal"] = np.asarray(ep["task_state"][s + context - 1 + k : s + context + k, :2], np.float32)
                 obs, *_ = env.step(unflatten_action(env.action_spec, env.action_space, flat))
                 frames.append(obs)
             engine = ep["frames"][s + context : s + context + horizon]
@@ -118,26 +130,30 @@ def main() -> None:
     p.add_argument("--image", default=None, help="also write a PNG: engine and every dream, every 2nd step, for the "
                    "first --show starts where a goal the context did not show comes into view")
     p.add_argument("--show", type=int, default=3, help="starts in --image")
+    p.add_argument("--render", choices=["carry", "latent"], default="carry",
+                   help="how the dreams are drawn (DreamEnv's render): carry (what agents see) or the latents decoded")
     args = p.parse_args()
     from store import episode_indices
 
     episodes = episode_indices(args.store)[: args.episodes]
-    rows = ([(f"baseline {Path(args.baseline).name}", args.baseline, True)] if args.baseline else []) + [
-        ("goal model, maps off", args.checkpoint, False), ("goal model, maps on", args.checkpoint, True)]
+    rows = ([(f"baseline {Path(args.baseline).name}", args.baseline, True, False)] if args.baseline else []) + [
+        ("goal model, maps off", args.checkpoint, False, False), ("goal model, maps on", args.checkpoint, True, False),
+        ("goal model, engine's maps", args.checkpoint, True, True)]
     print(f"# {platform.node()} {platform.processor() or platform.machine()}; store {args.store}, "
           f"{len(episodes)} episodes x {args.starts} starts x {args.horizon} steps, recorded actions")
     print("| dream | pillar IoU | recall | new-goal recall (frames) | false pillar | PSNR dB | time |")
     print("|---|---|---|---|---|---|---|")
     kept: list[list] = []
-    for name, ckpt, maps in rows:
+    for name, ckpt, maps, engine_goal in rows:
         t0 = time.perf_counter()
         kept.append([])
-        r = run(ckpt, args.reward, args.store, episodes, args.starts, args.horizon, maps, kept[-1])
+        r = run(ckpt, args.reward, args.store, episodes, args.starts, args.horizon, maps, kept[-1], args.render,
+                engine_goal)
         print(f"| {name} | {r['iou']:.3f} | {r['recall']:.2f} ({r['frames']}) | {r['new_recall']:.2f} "
               f"({r['new_frames']}) | {r['false']:.2f} | {r['psnr']:.2f} | {time.perf_counter() - t0:.0f}s |",
               flush=True)
     if args.image:
-        contact_sheet(args.image, [name for name, _, _ in rows], kept, args.show)
+        contact_sheet(args.image, [name for name, *_ in rows], kept, args.show)
 
 
 def contact_sheet(path: str, names: list[str], kept: list[list], show: int) -> None:

@@ -118,7 +118,8 @@ worldsim train init="$OUT/navdit" store="[$OUT/close_mix_lat,$OUT/close_solver_l
 # 5. the reward model: not on the privileged solver's episodes (its actions say where the goal is: they are left
 #    out of the `mix` stores too); the seeker's goal-directed episodes read the frame only (docs/world_model.md,
 #    "Reward runs (2026-12-03, sixth session)"); it starts from where the goal is at the dream's first frame (the
-#    stores' task state) and follows it step by step (odometry: "Reward runs (2026-12-04)")
+#    stores' task state) and follows it step by step (odometry: "Reward runs (2026-12-04)"; each step's turn is the
+#    camera action's, `exact_turn`, the default since 2026-12-05: an OUT from before keeps its learned-turn model)
 if [ ! -e "$OUT/reward_odo/checkpoints" ]; then
     log "reward model"
     worldsim train-reward ckpt="$OUT/navdit2" \

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +38,9 @@ from worldsim.train.train_reward import (
     fit,
     insert_pauses,
     load_world_vae,
+    paused_task,
     still_reward,
+    turn_column,
 )
 
 CPU = torch.device("cpu")
@@ -336,38 +339,113 @@ def test_tracking_keeps_where_the_goal_is_and_the_reward_follows():
             RewardModel(RewardConfig(latent_channels=4, action_dim=3, state=16, **bad))
 
 
+def _turning_walk(episodes: int, length: int, seed: int, scale: float) -> Transitions:
+    """A goal in the plane: each step turns the camera by action column 1 (up to 40 degrees either way, stored
+    divided by `scale` as a world model's action_scale would) and walks 0.3 blocks forward where column 0 says so;
+    the task state is the goal's (forward, right) offset at each frame, the reward 0.1 per block closer. Latents are
+    pure noise: only the start's state and the actions since say where the goal is."""
+    g = torch.Generator().manual_seed(seed)
+    n = episodes * length
+    actions = torch.randn(n, 3, generator=g)
+    actions[:, 0] = torch.randint(0, 2, (n,), generator=g).float()
+    actions[:, 1] = (torch.rand(n, generator=g) * 80 - 40) / scale
+    steps = torch.stack([torch.deg2rad(actions[:, 1] * scale), 0.3 * actions[:, 0], torch.zeros(n)], 1)
+    points = [torch.rand(episodes, 2, generator=g) * 12 - 6]
+    for t in range(length):
+        points.append(RewardModel.move(points[-1], steps.view(episodes, length, 3)[:, t]))
+    state = torch.stack(points, 1)  # (E, L + 1, 2)
+    dist = state.norm(dim=2)
+    follows = (torch.arange(n) % length) != 0
+    return Transitions(torch.randn(n + 1, 4, 4, 4, generator=g).half(), torch.arange(n), torch.arange(1, n + 1),
+                       actions, (0.1 * (dist[:, :-1] - dist[:, 1:])).flatten(), torch.zeros(n, dtype=torch.bool),
+                       follows, state[:, :-1].flatten(0, 1), state[:, 1:].flatten(0, 1))
+
+
+def test_odometry_takes_the_turn_from_the_camera_action():
+    """model.turn_column: the turn of each step is the action's camera column (degrees, times turn_scale: the
+    world model's action scale), exactly; only the move is learned. On a walk that turns up to 40 degrees a step,
+    the exact turn tracks the goal at least twice as close as a learned one after the same training, and a pause
+    (the frame held under the step's own action, `insert_pauses`) is taught as a turn without a move."""
+    train, held = _turning_walk(96, 16, 0, 10.0), _turning_walk(16, 16, 1, 10.0)
+    cfg = TrainRewardConfig(steps=200, batch_size=16, seq_len=16, max_given=0, lr=1e-2, warmup=10, log_every=50,
+                            task_state=True, still_fraction=0.0)
+    scores, models = {}, {}
+    for col in (-1, 1):
+        torch.manual_seed(0)
+        models[col] = RewardModel(RewardConfig(latent_channels=4, width=8, depth=2, hidden=16, action_dim=3, state=16,
+                                               task_dim=2, odometry=True, turn_column=col, turn_scale=10.0))
+        fit(models[col], train, cfg, CPU)
+        scores[col] = evaluate(models[col], held, CPU, given=0)["task_mae"]
+    assert max(scores[1]) < 0.5 * min(scores[-1]), scores
+    exact = models[1]
+    a = torch.tensor([[0.0, 9.0, 0.0]])  # 90 degrees to the right, no step
+    assert torch.allclose(exact.turn(a), torch.tensor([np.pi / 2]))
+    assert models[-1].turn(a) is None
+    # a pause's tracking target: turned by its own action, unmoved; under the zero action where it was
+    idx, pause = torch.tensor([[0, 1]]), torch.tensor([[PAUSE_OWN, PAUSE_ZERO]])
+    want = RewardModel.move(train.task[:1], torch.stack([exact.turn(train.actions[:1]), torch.zeros(1),
+                                                         torch.zeros(1)], 1))
+    got = paused_task(exact, train, idx, pause)
+    assert torch.allclose(got[0, 0], want[0]) and torch.equal(got[0, 1], train.task[1])
+    assert torch.equal(paused_task(models[-1], train, idx, pause)[0], train.task[:2])  # a learned turn: as before
+    # turns must come with a model that takes them, and only then
+    feats = torch.zeros(1, 2, exact.cell.input_size - 1)
+    with pytest.raises(InputError, match="turns must be given"):
+        exact.run(feats, None, 0, train.task[:1])
+    with pytest.raises(InputError, match="turns must be given"):
+        models[-1].run(feats, None, 0, train.task[:1], turns=torch.zeros(1, 2))
+    for bad in ({"turn_column": 3}, {"turn_column": 1, "odometry": False}, {"turn_column": 1, "turn_scale": 0.0}):
+        with pytest.raises(InputError, match="bad reward model config"):
+            RewardModel(RewardConfig(latent_channels=4, action_dim=3, state=16, task_dim=2,
+                                     **{"odometry": True, **bad}))
+    # the config from the stores: camera_yaw when exact_turn, else learned
+    base = RewardConfig(action_dim=3, state=16, task_dim=2, odometry=True)
+    keys, scale = ["forward", "camera_yaw", "jump"], [1.0, 10.0, 1.0]
+    chosen = turn_column(base, True, keys, scale)
+    assert (chosen.turn_column, chosen.turn_scale) == (1, 10.0)
+    assert turn_column(base, False, keys, scale).turn_column == -1
+    assert turn_column(base, True, ["forward", "jump", "x"], scale).turn_column == -1
+    assert turn_column(replace(base, odometry=False), True, keys, scale).turn_column == -1
+
+
 def test_train_reward_with_the_task_state_and_dream_env_starts_from_it(dit_run, store, tmp_path, capsys):
     """task_state=true on navigate stores (data/task_state: the goal's forward / right offset): the checkpoint
     records the keys, and DreamEnv's reset warms the reward state from the task state of the first context frame
-    of the episode it drew (the same state as warming the model by hand with that row)."""
+    of the episode it drew (the same state as warming the model by hand with that row); with odometry the tracked
+    point then starts from the last context frame's recorded state, and the turn comes from the camera_yaw column."""
     from store import read_episode
     from worldsim.dream.env import DreamEnv
 
     out = tmp_path / "reward_task"
-    assert cli(_reward_args(dit_run, store, f"out={out}", "task_state=true", "seq_len=4", "model.track=true")) == 0
+    assert cli(_reward_args(dit_run, store, f"out={out}", "task_state=true", "seq_len=4", "model.odometry=true")) == 0
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     model = load_reward(out)
     assert model.cfg.task_dim == 2 and model.meta["task_state_keys"] == ["goal_forward", "goal_right"]
+    keys = model.meta["action_spec"]["flat_keys"]
+    assert model.cfg.turn_column == keys.index("camera_yaw") and model.cfg.turn_scale == \
+        model.meta["action_scale"][keys.index("camera_yaw")]
     assert printed["metrics"]["transitions"] > 0
     env = DreamEnv.from_checkpoint(dit_run, reward=str(out), store=str(store), max_episode_steps=4)
     calls, warm = [], env.reward_model.warm
     env.reward_model.warm = lambda *args: calls.append(args) or warm(*args)
     _, info = env.reset(seed=3)
     ep = read_episode(str(store), info["episode"])
-    z, acts, rewards, task = calls[-1]
+    z, acts, rewards, task, last = calls[-1]
     first = info["start"] + len(ep["frames"][info["start"] :][: env.source.context]) - z.shape[1]
     assert torch.equal(task, torch.from_numpy(ep["task_state"][first])[None])  # the first warmed frame's row
-    assert torch.equal(env.reward_state[0], warm(z, acts, rewards, task)[0])
+    assert torch.equal(last, torch.from_numpy(ep["task_state"][first + z.shape[1] - 1])[None])  # the last one's
+    assert torch.equal(env.reward_state[0], warm(z, acts, rewards, task, last)[0])
     assert not torch.equal(env.reward_state[0], warm(z, acts, rewards, None)[0])  # it changes the state
-    # the tracking head's estimate of where the goal is, in the engine's units and keys, after the reset and each step
+    # the estimate of where the goal is, in the engine's units and keys: after the reset the last frame's own
     assert info["task_state_keys"] == ["goal_forward", "goal_right"] and info["task_state"].shape == (2,)
+    assert np.array_equal(info["task_state"], ep["task_state"][first + z.shape[1] - 1].astype(np.float32))
     assert np.array_equal(info["task_state"], model.tracked(env.reward_state[:, :-1])[0].detach().numpy())
     _, _, _, _, info = env.step(env.action_space.sample())  # steps on from the warmed state
     assert np.array_equal(info["task_state"], env.task_estimate()[0]) and env.tracking[0]
     assert len(printed["metrics"]["task_mae"]) == 2 and len(printed["metrics"]["task_mae_start"]) == 2
-    # a reset from frames gives no task state: no estimate in the info
-    _, info = env.reset(seed=0, options={"frames": ep["frames"][:3]})
-    assert "task_state" not in info and not env.tracking[0]
+    # a reset from frames gives no task state, which odometry starts from: refused, in one line
+    with pytest.raises(InputError, match="reset from a store that records data/task_state"):
+        env.reset(seed=0, options={"frames": ep["frames"][:3]})
 
 
 def test_stores_without_the_task_state_refuse_task_state_true(dit_run, tmp_path, capsys):

@@ -277,7 +277,9 @@ class _Dream:
             raise InputError("this reward model tracks the goal from the task state at the first frame "
                              "(model.odometry=true): reset from a store that records data/task_state, not from "
                              f"{drawn.get('source', 'frames or a prompt')}")
-        return self.reward_model.warm(z[None].float(), scaled, rewards, task)[0]
+        # a store records the task's state at every context frame: the tracked point starts from the last one's
+        last = None if task is None else torch.from_numpy(np.asarray(drawn["task_state"][-1], np.float32))[None]
+        return self.reward_model.warm(z[None].float(), scaled, rewards, task, last)[0]
 
     def _task_state(self, n: int, drawn: dict[str, Any]) -> torch.Tensor | None:
         """(1, K) task state at the first of the n + 1 context frames the reward model is warmed on, for a reward

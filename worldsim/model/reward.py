@@ -54,6 +54,12 @@ class RewardConfig:
                             # goal_right): each transition's features give the step's turn and move, the point is
                             # moved by them (exact geometry: rotate(point - move)) and carried in the state, and the
                             # head reads it before and after (`tracked`: it), trained on the recorded task state
+    turn_column: int = -1  # with odometry: the flat action column that turns the camera by its value in degrees
+                           # (right for positive; MineRL's camera_yaw): each step's turn is that value, exactly,
+                           # and only the move is learned; -1: the turn is learned too (a game without such a
+                           # column; reward models from before 2026-12-05). `worldsim train-reward` sets it from
+                           # the stores' `camera_yaw` column
+    turn_scale: float = 1.0  # the world model's action_scale of that column (the model reads actions / scale)
 
 
 def _conv(cin: int, cout: int, stride: int) -> nn.Sequential:
@@ -75,7 +81,9 @@ class RewardModel(nn.Module):
         super().__init__()
         if (cfg.latent_channels < 1 or cfg.action_dim < 0 or cfg.width < 1 or cfg.depth < 1 or cfg.hidden < 1
                 or cfg.state < 0 or cfg.grid < 0 or cfg.task_dim < 0 or (cfg.task_dim and not cfg.state)
-                or (cfg.track and not cfg.task_dim) or (cfg.odometry and (cfg.task_dim != 2 or cfg.track))):
+                or (cfg.track and not cfg.task_dim) or (cfg.odometry and (cfg.task_dim != 2 or cfg.track))
+                or not -1 <= cfg.turn_column < max(cfg.action_dim, 0) or (cfg.turn_column >= 0 and not cfg.odometry)
+                or not cfg.turn_scale > 0):
             raise InputError(f"bad reward model config {asdict(cfg)}")
         self.cfg = cfg
         self.meta: dict[str, Any] = {}  # the checkpoint's meta.json once loaded (load_reward)
@@ -159,7 +167,7 @@ class RewardModel(nn.Module):
         (`reward` converts it), the termination logit (B,) and the new GRU hidden vector with the tracked point
         (odometry), (B, width - 1) (the next state is it and the reward that followed, `carry`)."""
         state = self._check(z_prev, z_next, action, state)
-        return self.recur(self.features(z_prev, z_next, action), state)
+        return self.recur(self.features(z_prev, z_next, action), state, self.turn(action))
 
     def _check(self, z_prev: torch.Tensor, z_next: torch.Tensor, action: torch.Tensor,
                state: torch.Tensor | None) -> torch.Tensor:
@@ -187,8 +195,23 @@ class RewardModel(nn.Module):
         parts = [pooled, self.action(a)] + ([self.grid(f)] if self.grid is not None else [])
         return torch.cat(parts, dim=1)
 
-    def recur(self, features: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One step of the state along a sequence: `forward` after `features`."""
+    def turn(self, action: torch.Tensor) -> torch.Tensor | None:
+        """The camera's turn in radians (...,) of actions (..., A) scaled as the model reads them, from the action's
+        own column (`turn_column`); None for a model that learns the turn."""
+        if self.cfg.turn_column < 0:
+            return None
+        return torch.deg2rad(action[..., self.cfg.turn_column].float() * self.cfg.turn_scale)
+
+    def odo_step(self, features: torch.Tensor, turn: torch.Tensor | None) -> torch.Tensor:
+        """(B, 3) a transition's turn (radians) and move (forward, right in blocks) for `move`: all three learned,
+        or the turn given (`turn`) and the move learned."""
+        step = self.odo(features)
+        return step if turn is None else torch.cat([turn.to(step.dtype)[:, None], step[:, 1:]], dim=1)
+
+    def recur(self, features: torch.Tensor, state: torch.Tensor, turn: torch.Tensor | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One step of the state along a sequence: `forward` after `features`; `turn` (B,) the step's turn from its
+        action (`turn`), for a model that takes it from there."""
         n = self.cfg.state
         h = state[:, :n].float()
         if self.cell is not None:
@@ -197,7 +220,7 @@ class RewardModel(nn.Module):
             out = self.head(torch.cat([features, h], dim=1))  # (B, 2)
             return out[:, 0], out[:, 1] + self.term_logit_offset, h
         point = state[:, n : n + 2].float()
-        moved = self.move(point, self.odo(features))
+        moved = self.move(point, self.odo_step(features, turn))
         scale = self.task_std.norm()
         before, after = point.norm(dim=1, keepdim=True), moved.norm(dim=1, keepdim=True)
         seen = [(point - self.task_mean) / self.task_std, (moved - self.task_mean) / self.task_std, before / scale,
@@ -245,20 +268,24 @@ class RewardModel(nn.Module):
         return reward, torch.sigmoid(logit) > threshold, self.carry(h, reward)
 
     def run(self, features: torch.Tensor, recorded: torch.Tensor | None, given: torch.Tensor | int,
-            task: torch.Tensor | None = None, hidden: list[torch.Tensor] | None = None
-            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            task: torch.Tensor | None = None, hidden: list[torch.Tensor] | None = None,
+            turns: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The state stepped along sequences of transition features (B, N, F) (`features`), from the initial one
         (`initial`, of the task state (B, task_dim) at the first frame if given): after step t it carries the
         recorded reward (B, N) when t < given (B,) or int (a reset's context), else the model's own snapped
         prediction (detached: a dream has no other). Returns the rewards in the net's units and the termination
         logits, (B, N) each, and the last state; `hidden`, if a list, gets each step's state without its last reward
-        (B, width - 1): the GRU vector and, with odometry, the point (`tracked` reads it)."""
+        (B, width - 1): the GRU vector and, with odometry, the point (`tracked` reads it). `turns` (B, N): each
+        step's turn from its action (`turn`), for a model that takes it from there (`turn_column`)."""
         b, n = features.shape[:2]
+        if (turns is None) != (self.cfg.turn_column < 0):
+            raise InputError("turns must be given exactly when the model takes the turn from the action "
+                             f"(turn_column {self.cfg.turn_column})")
         state = self.initial(b, task)
         given = torch.as_tensor(given, device=features.device).expand(b)
         units, logits = [], []
         for t in range(n):
-            unit, logit, h = self.recur(features[:, t], state)
+            unit, logit, h = self.recur(features[:, t], state, None if turns is None else turns[:, t])
             own = self.snap(self.reward(unit.detach()))
             state = self.carry(h, own if recorded is None else torch.where(t < given, recorded[:, t].to(h.device), own))
             units.append(unit)
@@ -269,17 +296,31 @@ class RewardModel(nn.Module):
 
     @torch.no_grad()
     def warm(self, z: torch.Tensor, actions_scaled: torch.Tensor, rewards: torch.Tensor | None = None,
-             task: torch.Tensor | None = None) -> torch.Tensor:
+             task: torch.Tensor | None = None, task_last: torch.Tensor | None = None) -> torch.Tensor:
         """The state after the transitions between context frames z (B, F, C, h, w), actions (B, F - 1, A) scaled
         as the model's input, and their recorded rewards (B, F - 1) (None: unknown, the model's own predictions
-        are carried, as in a dream); task (B, task_dim): the task's state at the first of them (`initial`)."""
+        are carried, as in a dream); task (B, task_dim): the task's state at the first of them (`initial`).
+        task_last (B, task_dim), for a model with odometry: the task's state recorded at the last of them, which
+        the tracked point is set to (a store records it at every frame; the point the odometry carried through the
+        context is a few tenths of a block off already)."""
         b, n = z.shape[0], z.shape[1] - 1
         if n < 1:
-            return self.initial(b, task)
+            return self.with_point(self.initial(b, task), task_last)
         z_prev, z_next, acts = z[:, :-1].flatten(0, 1), z[:, 1:].flatten(0, 1), actions_scaled.flatten(0, 1)
         self._check(z_prev, z_next, acts, None)
         features = self.features(z_prev, z_next, acts).unflatten(0, (b, n))
-        return self.run(features, rewards, n, task)[2]
+        turns = self.turn(actions_scaled)
+        return self.with_point(self.run(features, rewards, n, task, turns=turns)[2], task_last)
+
+    def with_point(self, state: torch.Tensor, point: torch.Tensor | None) -> torch.Tensor:
+        """`state` (B, width) with its tracked point set to `point` (B, task_dim) (odometry); as it was for None or
+        a model without odometry."""
+        if point is None or self.odo is None:
+            return state
+        if point.shape != (state.shape[0], self.cfg.task_dim):
+            raise InputError(f"task_last must be ({state.shape[0]}, {self.cfg.task_dim}), got {tuple(point.shape)}")
+        n = self.cfg.state
+        return torch.cat([state[:, :n], point.to(state), state[:, n + 2 :]], dim=1)
 
 
 # -- checkpoints ------------------------------------------------------------------------------------------------

@@ -71,6 +71,9 @@ class TrainRewardConfig:
     track_weight: float = 1.0  # with task_state and model.track or model.odometry: weight of the tracking loss (the
     # task's state after each transition as the model tracks it against the recorded one, squared error in
     # standardised units; odometry: Huber) against the reward's
+    exact_turn: bool = True  # with model.odometry: each step's turn is the stores' `camera_yaw` action (degrees,
+    # exact in worldsim's voxel engine and MineRL) and only the move is learned (`RewardConfig.turn_column`); false,
+    # or stores without that column: the turn is learned too
     skip_policies: list[str] = field(default_factory=list)  # recording policies (as the stores name them, e.g.
     # NavigateSolver) whose episodes are left out of training (`collect`); the held-out score keeps every episode
     val_store: str | None = None  # held-out store; default: the last `val_episodes` episodes of each store
@@ -283,7 +286,9 @@ def unroll(model: RewardModel, data: Transitions, idx: torch.Tensor, given: torc
     features = model.features(z_prev, z_next, action).unflatten(0, (b, n))  # the convs: one batch
     # the task's state at each sequence's first frame (a pause repeats a frame: the first one is still its own)
     task = data.task[idx[:, 0].to(data.task.device)] if model.cfg.task_dim and data.task is not None else None
-    units, logits, _ = model.run(features, recorded.view(b, n), given.to(idx.device), task, hidden)
+    turns = model.turn(action)
+    units, logits, _ = model.run(features, recorded.view(b, n), given.to(idx.device), task, hidden,
+                                 None if turns is None else turns.view(b, n))
     return units, logits
 
 
@@ -297,6 +302,18 @@ def draw_sequences(rng: np.random.Generator, p: np.ndarray, first: np.ndarray, l
     idx = start[:, None] + np.arange(length)[None]
     valid = idx <= last[j][:, None]
     return np.minimum(idx, last[j][:, None]), valid
+
+
+def turn_column(model: RewardConfig, exact: bool, keys: list[str], scale: list[float]) -> RewardConfig:
+    """`model` with its turn taken from the action (`turn_column`, `turn_scale`): with odometry, `exact` and no
+    column chosen, the stores' `camera_yaw` when their actions have one (flat keys `keys`, the world model's
+    action_scale `scale`)."""
+    col = model.turn_column
+    if col < 0 and model.odometry and exact and "camera_yaw" in keys:
+        col = keys.index("camera_yaw")
+    if col < 0:
+        return model
+    return replace(model, turn_column=col, turn_scale=float(scale[col]))
 
 
 def check_config(cfg: TrainRewardConfig) -> None:
@@ -323,6 +340,18 @@ def check_config(cfg: TrainRewardConfig) -> None:
 
 # pause steps: none, the frame before repeated under the step's own action, under the zero action (`insert_pauses`)
 NO_PAUSE, PAUSE_OWN, PAUSE_ZERO = 0, 1, 2
+
+
+def paused_task(model: RewardModel, data: Transitions, idx: torch.Tensor, pause: torch.Tensor) -> torch.Tensor:
+    """The tracking target (B, L, K) of pause steps (`insert_pauses`): the task's state before the step, which a
+    model that takes its turn from the action (`turn_column`) sees turned by the pause's action (a camera turn
+    happens whatever the frame shows; the zero action turns nothing), the move left out."""
+    before = data.task[idx]
+    if model.cfg.turn_column < 0:
+        return before
+    turn = torch.where(pause == PAUSE_ZERO, torch.zeros((), device=idx.device), model.turn(data.actions[idx]))
+    step = torch.stack([turn, torch.zeros_like(turn), torch.zeros_like(turn)], dim=-1)
+    return model.move(before.flatten(0, 1), step.flatten(0, 1).to(before)).view_as(before)
 
 
 def insert_pauses(rng: np.random.Generator, idx: np.ndarray, valid: np.ndarray, fraction: float
@@ -415,9 +444,9 @@ def fit(model: RewardModel, data: Transitions, cfg: TrainRewardConfig, device: t
         term_loss = (F.binary_cross_entropy_with_logits(raw, term, pos_weight=pos_weight, reduction="none")
                      * w).sum()
         loss = reward_loss + cfg.term_weight * term_loss
-        if hidden is not None:  # where the goal is after each step (a pause step: still where it was before it)
+        if hidden is not None:  # where the goal is after each step (a pause step: where it was before it)
             after = data.task_next[idx] if pause is None else torch.where(
-                (pause != NO_PAUSE)[..., None], data.task[idx], data.task_next[idx])
+                (pause != NO_PAUSE)[..., None], paused_task(model, data, idx, pause), data.task_next[idx])
             got = (model.tracked(torch.stack(hidden, 1)) - after) / model.task_std
             lose = F.smooth_l1_loss(got, torch.zeros_like(got), reduction="none") if model.odo is not None \
                 else got**2  # a moved point's error grows along the sequence: Huber keeps far-off ones in check
@@ -588,6 +617,7 @@ def train_reward(cfg: TrainRewardConfig) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
     mcfg = replace(cfg.model, latent_channels=vae.cfg.latent_channels, action_dim=len(scale),
                    task_dim=len(keys) if cfg.task_state else 0)
+    mcfg = turn_column(mcfg, cfg.exact_turn, list(stores.action_spec.get("flat_keys") or []), scale)
     model = RewardModel(mcfg).to(device)
     metrics = Metrics(out)
     loss = fit(model, train_data, cfg, device, metrics, out)
