@@ -388,12 +388,13 @@ def test_odometry_takes_the_turn_from_the_camera_action():
     got = paused_task(exact, train, idx, pause)
     assert torch.allclose(got[0, 0], want[0]) and torch.equal(got[0, 1], train.task[1])
     assert torch.equal(paused_task(models[-1], train, idx, pause)[0], train.task[:2])  # a learned turn: as before
-    # turns must come with a model that takes them, and only then
+    # a model that takes its turn from the action cannot run without the actions
     feats = torch.zeros(1, 2, exact.cell.input_size - 1)
-    with pytest.raises(InputError, match="turns must be given"):
+    with pytest.raises(InputError, match="run needs the actions"):
         exact.run(feats, None, 0, train.task[:1])
-    with pytest.raises(InputError, match="turns must be given"):
-        models[-1].run(feats, None, 0, train.task[:1], turns=torch.zeros(1, 2))
+    actions = train.actions[:2][None]
+    assert torch.equal(models[-1].run(feats, None, 0, train.task[:1], actions=actions)[2],
+                       models[-1].run(feats, None, 0, train.task[:1])[2])  # a learned turn ignores them
     for bad in ({"turn_column": 3}, {"turn_column": 1, "odometry": False}, {"turn_column": 1, "turn_scale": 0.0}):
         with pytest.raises(InputError, match="bad reward model config"):
             RewardModel(RewardConfig(latent_channels=4, action_dim=3, state=16, task_dim=2,

@@ -269,18 +269,19 @@ class RewardModel(nn.Module):
 
     def run(self, features: torch.Tensor, recorded: torch.Tensor | None, given: torch.Tensor | int,
             task: torch.Tensor | None = None, hidden: list[torch.Tensor] | None = None,
-            turns: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            actions: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The state stepped along sequences of transition features (B, N, F) (`features`), from the initial one
         (`initial`, of the task state (B, task_dim) at the first frame if given): after step t it carries the
         recorded reward (B, N) when t < given (B,) or int (a reset's context), else the model's own snapped
         prediction (detached: a dream has no other). Returns the rewards in the net's units and the termination
         logits, (B, N) each, and the last state; `hidden`, if a list, gets each step's state without its last reward
-        (B, width - 1): the GRU vector and, with odometry, the point (`tracked` reads it). `turns` (B, N): each
-        step's turn from its action (`turn`), for a model that takes it from there (`turn_column`)."""
+        (B, width - 1): the GRU vector and, with odometry, the point (`tracked` reads it). `actions` (B, N, A), scaled
+        as the model reads them: needed by a model that takes each step's turn from its action (`turn_column`)."""
         b, n = features.shape[:2]
-        if (turns is None) != (self.cfg.turn_column < 0):
-            raise InputError("turns must be given exactly when the model takes the turn from the action "
-                             f"(turn_column {self.cfg.turn_column})")
+        if actions is None and self.cfg.turn_column >= 0:
+            raise InputError(f"this reward model takes each step's turn from the action (turn_column "
+                             f"{self.cfg.turn_column}): run needs the actions")
+        turns = None if actions is None else self.turn(actions)
         state = self.initial(b, task)
         given = torch.as_tensor(given, device=features.device).expand(b)
         units, logits = [], []
@@ -309,8 +310,7 @@ class RewardModel(nn.Module):
         z_prev, z_next, acts = z[:, :-1].flatten(0, 1), z[:, 1:].flatten(0, 1), actions_scaled.flatten(0, 1)
         self._check(z_prev, z_next, acts, None)
         features = self.features(z_prev, z_next, acts).unflatten(0, (b, n))
-        turns = self.turn(actions_scaled)
-        return self.with_point(self.run(features, rewards, n, task, turns=turns)[2], task_last)
+        return self.with_point(self.run(features, rewards, n, task, actions=actions_scaled)[2], task_last)
 
     def with_point(self, state: torch.Tensor, point: torch.Tensor | None) -> torch.Tensor:
         """`state` (B, width) with its tracked point set to `point` (B, task_dim) (odometry); as it was for None or

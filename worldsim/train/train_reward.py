@@ -286,9 +286,8 @@ def unroll(model: RewardModel, data: Transitions, idx: torch.Tensor, given: torc
     features = model.features(z_prev, z_next, action).unflatten(0, (b, n))  # the convs: one batch
     # the task's state at each sequence's first frame (a pause repeats a frame: the first one is still its own)
     task = data.task[idx[:, 0].to(data.task.device)] if model.cfg.task_dim and data.task is not None else None
-    turns = model.turn(action)
     units, logits, _ = model.run(features, recorded.view(b, n), given.to(idx.device), task, hidden,
-                                 None if turns is None else turns.view(b, n))
+                                 action.view(b, n, -1))
     return units, logits
 
 
