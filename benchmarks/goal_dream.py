@@ -18,6 +18,11 @@ magenta and yellow); sand, grass, sky, bark and dirt fail it. Per dream (each ro
                   model can draw only if it knows where the goal is)
   false pillar    of the frames where the engine shows none, the share where the dream shows at least MIN_PIXELS
   PSNR            dreamed against engine frames, all steps (dB)
+  goal error      where the reward model puts the goal after each dreamed step against the engine's recorded task
+                  state (mean distance, blocks; the maps are painted from it in RL)
+  move error      its odometry's step against the engine's (mean distance, blocks a step; both with the turn from the
+                  camera action, `RewardModel.step_of`), and the mean forward step of each (the odometry's / the
+                  engine's): a move that regresses to the mean shows as the first shorter than the second
 Rows: `--baseline` (a world model without goal maps, e.g. the parent the goal model was fine-tuned from), the goal
 model with its maps turned off (`DreamCore.goal_maps = False`: the goal unknown), on (the reward model's
 estimate, as in RL) and painted from the engine's own task state at each step (the store's: what the world model
@@ -87,8 +92,8 @@ def run(checkpoint: str, reward: str, store: str, episodes: list[int], starts: i
         env.core.goal_maps = goal_maps
     context = env.core.context
     now: dict[str, np.ndarray] = {}
+    estimate = env.task_estimate  # the reward model's own, whatever the maps are painted from
     if engine_goal:  # the estimate DreamEnv paints the maps from, replaced by the engine's own state
-        estimate = env.task_estimate
         env.task_estimate = lambda: np.concatenate([now["goal"], estimate()[:, 2:]], axis=1)
     tallies: dict[str, list[float]] = {}
     for e in episodes:
@@ -97,12 +102,20 @@ def run(checkpoint: str, reward: str, store: str, episodes: list[int], starts: i
         for s in np.linspace(0, n - context - horizon - 1, starts).round().astype(int):
             now["goal"] = np.asarray(ep["task_state"][s + context - 1 : s + context, :2], np.float32)
             env.reset(seed=int(e * 1000 + s), options={"store": store, "episode": int(e), "start": int(s)})
-            frames = []
+            frames, guessed = [], [estimate()[0, :2]]
             for k in range(horizon):
                 flat = ep["actions"][s + context - 1 + k]
                 now["goal"] = np.asarray(ep["task_state"][s + context - 1 + k : s + context + k, :2], np.float32)
                 obs, *_ = env.step(unflatten_action(env.action_spec, env.action_space, flat))
                 frames.append(obs)
+                guessed.append(estimate()[0, :2])
+            truth = np.asarray(ep["task_state"][s + context - 1 : s + context + horizon, :2], np.float32)
+            if "camera_yaw" not in ep["action_keys"]:
+                raise SystemExit(f"{store}: its actions have no camera_yaw column (a navigate store of the voxel "
+                                 "engine has)")
+            yaw = ep["actions"][s + context - 1 : s + context - 1 + horizon, ep["action_keys"].index("camera_yaw")]
+            for k, v in tracking(np.stack(guessed), truth, np.asarray(yaw, np.float32)).items():
+                tallies.setdefault(k, []).extend(v)
             engine = ep["frames"][s + context : s + context + horizon]
             seen = bool(pillar(ep["frames"][s + context - 1]).sum() >= MIN_PIXELS)
             if kept is not None:
@@ -115,7 +128,22 @@ def run(checkpoint: str, reward: str, store: str, episodes: list[int], starts: i
             "new_recall": float(np.mean(tallies["new_hit"])) if tallies["new_hit"] else float("nan"),
             "new_frames": len(tallies["new_hit"]), "frames": len(tallies["hit"]),
             "false": float(np.mean(tallies["false"])) if tallies["false"] else float("nan"),
-            "psnr": float(10 * np.log10(1.0 / max(mse, 1e-10)))}
+            "psnr": float(10 * np.log10(1.0 / max(mse, 1e-10))),
+            **{k: float(np.mean(tallies[k])) for k in ("goal_err", "move_err", "step_est", "step_true")}}
+
+
+def tracking(guessed: np.ndarray, truth: np.ndarray, yaw: np.ndarray) -> dict[str, list[float]]:
+    """Per-step tallies of the goal estimate along one dream: guessed and truth (N + 1, 2) (forward, right, blocks;
+    from the reset on), yaw (N,) the camera action's turn in degrees at each step."""
+    import torch
+
+    from worldsim.model.reward import RewardModel
+
+    g, t, turn = torch.from_numpy(guessed), torch.from_numpy(truth), torch.deg2rad(torch.from_numpy(yaw))
+    est, true = (RewardModel.step_of(x[:-1], x[1:], turn).numpy() for x in (g, t))
+    return {"goal_err": np.linalg.norm(guessed[1:] - truth[1:], axis=1).tolist(),
+            "move_err": np.linalg.norm(est - true, axis=1).tolist(),
+            "step_est": est[:, 0].tolist(), "step_true": true[:, 0].tolist()}
 
 
 def main() -> None:
@@ -141,8 +169,9 @@ def main() -> None:
         ("goal model, engine's maps", args.checkpoint, True, True)]
     print(f"# {platform.node()} {platform.processor() or platform.machine()}; store {args.store}, "
           f"{len(episodes)} episodes x {args.starts} starts x {args.horizon} steps, recorded actions")
-    print("| dream | pillar IoU | recall | new-goal recall (frames) | false pillar | PSNR dB | time |")
-    print("|---|---|---|---|---|---|---|")
+    print("| dream | pillar IoU | recall | new-goal recall (frames) | false pillar | PSNR dB | goal error | move error "
+          "(forward step) | time |")
+    print("|---|---|---|---|---|---|---|---|---|")
     kept: list[list] = []
     for name, ckpt, maps, engine_goal in rows:
         t0 = time.perf_counter()
@@ -150,7 +179,8 @@ def main() -> None:
         r = run(ckpt, args.reward, args.store, episodes, args.starts, args.horizon, maps, kept[-1], args.render,
                 engine_goal)
         print(f"| {name} | {r['iou']:.3f} | {r['recall']:.2f} ({r['frames']}) | {r['new_recall']:.2f} "
-              f"({r['new_frames']}) | {r['false']:.2f} | {r['psnr']:.2f} | {time.perf_counter() - t0:.0f}s |",
+              f"({r['new_frames']}) | {r['false']:.2f} | {r['psnr']:.2f} | {r['goal_err']:.2f} | {r['move_err']:.3f} "
+              f"({r['step_est']:.3f} / {r['step_true']:.3f}) | {time.perf_counter() - t0:.0f}s |",
               flush=True)
     if args.image:
         contact_sheet(args.image, [name for name, *_ in rows], kept, args.show)

@@ -213,3 +213,38 @@ def test_windows_carry_the_task_state_and_goal_maps_refuse_stores_without_it(tin
                                        f"vae={tiny_pipeline['vae']}", f"out={tmp_path / 'g'}", "steps=1", "frames=4",
                                        "device=cpu", "val_episodes=0", "model.goal_map=true"])
     assert "model.goal_map=true" in err and "goal_forward" in err
+
+
+def test_goal_dream_scores_the_goal_estimates_tracking():
+    """benchmarks/goal_dream.py's goal and move error columns (`tracking`): an estimate that follows the engine
+    exactly scores 0; one whose odometry walks half the engine's step (the regression to the mean the columns are
+    for) scores the missing half-step as its move error, its own forward step half the engine's, and a goal error
+    that grows along the dream."""
+    import importlib.util
+    from pathlib import Path
+
+    from worldsim.model.reward import RewardModel
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "goal_dream.py"
+    spec = importlib.util.spec_from_file_location("goal_dream", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    g = torch.Generator().manual_seed(0)
+    yaw = (torch.rand(12, generator=g) * 40 - 20).numpy().astype(np.float32)  # degrees a step
+    turn = torch.deg2rad(torch.from_numpy(yaw))
+
+    def walk(forward: float) -> np.ndarray:
+        points = [torch.tensor([[6.0, -2.0]])]
+        for k in range(12):
+            step = torch.tensor([[float(turn[k]), forward, 0.0]])
+            points.append(RewardModel.move(points[-1], step))
+        return torch.cat(points).numpy()
+
+    truth, short = walk(0.2), walk(0.1)
+    exact = bench.tracking(truth, truth, yaw)
+    assert max(exact["goal_err"]) < 1e-5 and max(exact["move_err"]) < 1e-5
+    off = bench.tracking(short, truth, yaw)
+    assert np.allclose(off["move_err"], 0.1, atol=1e-4)
+    assert np.isclose(np.mean(off["step_est"]), 0.1, atol=1e-4) and np.isclose(np.mean(off["step_true"]), 0.2,
+                                                                               atol=1e-4)
+    assert off["goal_err"][-1] > off["goal_err"][0] > 0

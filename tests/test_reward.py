@@ -38,8 +38,10 @@ from worldsim.train.train_reward import (
     fit,
     insert_pauses,
     load_world_vae,
+    mean_step,
     paused_task,
     still_reward,
+    true_moves,
     turn_column,
 )
 
@@ -409,6 +411,49 @@ def test_odometry_takes_the_turn_from_the_camera_action():
     assert turn_column(replace(base, odometry=False), True, keys, scale).turn_column == -1
 
 
+def _move_error(model: RewardModel, data: Transitions) -> float:
+    """Mean |odometry move - recorded move| (blocks) over every step of `data`, each from the recorded point."""
+    with torch.no_grad():
+        feats = model.features(*data.take(torch.arange(len(data)))[:2], data.actions)
+        step = model.odo_step(feats, model.turn(data.actions))
+    _, truth = true_moves(model, data, torch.arange(len(data)), None)
+    return float((step[:, 1:] - truth).abs().mean())
+
+
+def test_move_loss_teaches_each_steps_move():
+    """move_weight: with the turn from the action, the recorded task states give each step's true move
+    (`RewardModel.step_of` undoes `move` exactly; a pause moves nothing), and a loss on it teaches the odometry the
+    move at least twice as well as the point's loss alone after the same training (a synthetic walk: 0.3 blocks
+    where the action says walk, else none)."""
+    train, held = _turning_walk(96, 16, 0, 10.0), _turning_walk(16, 16, 1, 10.0)
+    point = torch.randn(5, 2) * 4
+    step = torch.stack([torch.rand(5) * 6 - 3, torch.randn(5), torch.randn(5)], 1)
+    assert torch.allclose(RewardModel.step_of(point, RewardModel.move(point, step), step[:, 0]), step[:, 1:],
+                          atol=1e-5)
+    model = RewardModel(RewardConfig(latent_channels=4, width=8, depth=2, hidden=16, action_dim=3, state=16,
+                                     task_dim=2, odometry=True, turn_column=1, turn_scale=10.0))
+    turn, truth = true_moves(model, train, torch.arange(len(train)), None)
+    assert torch.allclose(truth[:, 0], 0.3 * train.actions[:, 0], atol=1e-4)
+    assert torch.allclose(truth[:, 1], torch.zeros(len(train)), atol=1e-4)
+    assert abs(mean_step(model, train) - 0.3 * float(train.actions[:, 0].mean())) < 1e-3
+    idx, pause = torch.tensor([[0, 1, 2]]), torch.tensor([[NO_PAUSE, PAUSE_OWN, PAUSE_ZERO]])
+    turn, truth = true_moves(model, train, idx, pause)
+    assert torch.equal(truth[0, 1:], torch.zeros(2, 2)) and float(turn[0, 2]) == 0.0
+    assert torch.allclose(turn[0, :2], model.turn(train.actions[:2]))
+    errors = {}
+    for weight in (0.0, 1.0):
+        torch.manual_seed(0)
+        model = RewardModel(RewardConfig(latent_channels=4, width=8, depth=2, hidden=16, action_dim=3, state=16,
+                                         task_dim=2, odometry=True, turn_column=1, turn_scale=10.0))
+        fit(model, train, TrainRewardConfig(steps=200, batch_size=16, seq_len=16, max_given=0, lr=1e-2, warmup=10,
+                                            log_every=50, task_state=True, still_fraction=0.0, move_weight=weight),
+            CPU)
+        errors[weight] = _move_error(model, held)
+    assert errors[1.0] < 0.5 * errors[0.0], errors
+    with pytest.raises(InputError, match="move_weight must be >= 0"):
+        fit(model, train, TrainRewardConfig(steps=1, task_state=True, move_weight=-1.0), CPU)
+
+
 def test_train_reward_with_the_task_state_and_dream_env_starts_from_it(dit_run, store, tmp_path, capsys):
     """task_state=true on navigate stores (data/task_state: the goal's forward / right offset): the checkpoint
     records the keys, and DreamEnv's reset warms the reward state from the task state of the first context frame
@@ -447,6 +492,51 @@ def test_train_reward_with_the_task_state_and_dream_env_starts_from_it(dit_run, 
     # a reset from frames gives no task state, which odometry starts from: refused, in one line
     with pytest.raises(InputError, match="reset from a store that records data/task_state"):
         env.reset(seed=0, options={"frames": ep["frames"][:3]})
+
+
+def test_train_reward_on_dreams_along_recorded_actions(dit_run, store, tmp_path, capsys):
+    """dreams=N: the world model dreams along N recorded action streams (worldsim/dream/replay.py) and the reward
+    model trains on those latents beside the store's, paid what the engine paid. A dream starts from the store's
+    encoded context, dreams the rest (not the engine's frames), keeps the episode's actions, rewards and task state;
+    same seed, same bytes; the runs join the training transitions without chaining into each other."""
+    from store import read_episode
+    from worldsim.dream.core import default_context
+    from worldsim.dream.replay import dream_runs
+    from worldsim.model.sampler import WorldSampler
+    from worldsim.train.train_reward import dreamed
+
+    runs = dream_runs(str(dit_run), [str(store)], 3, 2, seed=5, rows=2)
+    again = dream_runs(str(dit_run), [str(store)], 3, 2, seed=5, rows=3)  # other batching, same dreams
+    other = dream_runs(str(dit_run), [str(store)], 3, 2, seed=6, rows=2)
+    assert all(np.array_equal(a["latents"], b["latents"]) for a, b in zip(runs, again))
+    assert not all(np.array_equal(a["latents"], b["latents"]) for a, b in zip(runs, other))
+    sampler = WorldSampler.load(str(dit_run))
+    context = default_context(sampler)
+    for dream in runs:
+        ep = read_episode(dream["store"], dream["episode"])
+        f, s = len(dream["latents"]), dream["start"]
+        assert f - context == min(2, len(ep["frames"]) - s - context) >= 1  # up to the horizon, in the episode
+        assert dream["actions"].shape == (f - 1, ep["actions"].shape[1])
+        assert np.array_equal(dream["actions"], ep["actions"][s : s + f - 1])
+        assert np.array_equal(dream["rewards"], ep["rewards"][s : s + f - 1])
+        assert np.array_equal(dream["task_state"], ep["task_state"][s : s + f])
+        real = sampler.encode(ep["frames"][s : s + f]).float()[0]
+        assert torch.allclose(torch.from_numpy(dream["latents"][:context]).float(), real[:context], atol=0.05)
+        assert (torch.from_numpy(dream["latents"][context:]).float() - real[context:]).abs().mean() > 0.01
+    keys = list(runs[0]["task_state_keys"])
+    data = dreamed(runs, [1.0] * runs[0]["actions"].shape[1], keys)
+    assert len(data) == sum(len(r["latents"]) - 1 for r in runs)
+    assert data.chained().sum() == len(data) - len(runs)  # each dream a run of its own
+    joined = data.cat(data)
+    assert len(joined) == 2 * len(data) and joined.chained().sum() == 2 * (len(data) - len(runs))
+    assert torch.equal(joined.latents[joined.next[len(data)]], data.latents[data.next[0]])
+    out = tmp_path / "reward_dreams"
+    assert cli(_reward_args(dit_run, store, f"out={out}", "task_state=true", "seq_len=4", "model.odometry=true",
+                            "dreams=3", "dream_horizon=2")) == 0
+    assert C.load_meta(C.resolve(out))["train"]["dreams"] == 3
+    capsys.readouterr()
+    assert cli(_reward_args(dit_run, store, f"out={tmp_path / 'bad'}", "dreams=-1")) != 0
+    assert "dreams must be >= 0" in capsys.readouterr().err
 
 
 def test_stores_without_the_task_state_refuse_task_state_true(dit_run, tmp_path, capsys):

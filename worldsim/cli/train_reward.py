@@ -19,6 +19,9 @@ examples:
   worldsim train-reward ckpt=runs/dit64 store=data/voxel64 model.state=0     # each transition alone (no state)
   worldsim train-reward ckpt=runs/dit64 store=data/nav skip_policies=[NavigateSolver]   # not the privileged solver
   worldsim train-reward ckpt=runs/dit64 store=data/nav task_state=true   # the state starts from where the goal is
+  worldsim train-reward ckpt=runs/dit64 store=data/nav dreams=2048 dream_ckpt=runs/nav-goal
+      # also 2048 dreams of 16 steps along the stores' recorded actions, dreamed by the world model RL dreams with:
+      # the reward model learns to read what the dream shows (worldsim/dream/replay.py), paid what the engine paid
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ def main(raw) -> int:
 
     node = ckpt_and_stores(raw)
     node["skip_policies"] = as_list(raw.skip_policies, "skip_policies") if raw.get("skip_policies") else []
+    node["dream_store"] = as_list(raw.dream_store, "dream_store") if raw.get("dream_store") else []
     node["model"] = build(RewardConfig, raw.model, "reward model config")
     cfg = build(TrainRewardConfig, node, "train-reward config")
     positive(cfg, "steps", "batch_size", "seq_len", "log_every", "encode_batch", "lr", "pos_weight")
@@ -43,6 +47,9 @@ def main(raw) -> int:
         if getattr(cfg, name) < 0:
             raise InputError(f"{name} must be >= 0, got {getattr(cfg, name)}")
     check_config(cfg)  # before minutes of encoding
-    result = train_reward(cfg)
+    dreamer = None
+    if cfg.dreams > 0:
+        from worldsim.dream.replay import dream_runs as dreamer
+    result = train_reward(cfg, dreamer)
     print(json.dumps(result))
     return 0

@@ -237,6 +237,16 @@ class RewardModel(nn.Module):
         # a turn to the right by a: forward' = cos a f + sin a r, right' = -sin a f + cos a r
         return torch.stack([c * shifted[:, 0] + s * shifted[:, 1], -s * shifted[:, 0] + c * shifted[:, 1]], dim=1)
 
+    @classmethod
+    def step_of(cls, before: torch.Tensor, after: torch.Tensor, turn: torch.Tensor) -> torch.Tensor:
+        """The move (..., 2) (forward, right in blocks, in the frame before the step) that takes a point `before`
+        (..., 2) to `after` (..., 2) under a turn of `turn` (...,) radians: `move` undone, before - rotate(-turn,
+        after). Exact for any turn, so with the turn known (`turn_column`) a recorded task state gives each step's
+        true move."""
+        zero = torch.zeros_like(turn)
+        back = cls.move(after.reshape(-1, 2), torch.stack([-turn, zero, zero], -1).reshape(-1, 3).to(after))
+        return before - back.view_as(after)
+
     def unit(self, reward: torch.Tensor) -> torch.Tensor:
         """A reward in the net's own units (what the head outputs, what the loss compares, what the GRU reads)."""
         r = reward / self.reward_scale

@@ -71,9 +71,18 @@ class TrainRewardConfig:
     track_weight: float = 1.0  # with task_state and model.track or model.odometry: weight of the tracking loss (the
     # task's state after each transition as the model tracks it against the recorded one, squared error in
     # standardised units; odometry: Huber) against the reward's
+    move_weight: float = 1.0  # with model.odometry and an exact turn (`exact_turn`): weight of a loss on each step's
+    # move itself (the odometry's forward and right step against the one the recorded task states imply, Huber in
+    # units of the data's mean step), beside the tracking loss on the point; 0: the point's loss alone (as before
+    # 2026-12-05). Why: a step's error is ~1% of the point's spread, so the point's loss barely sees it
     exact_turn: bool = True  # with model.odometry: each step's turn is the stores' `camera_yaw` action (degrees,
     # exact in worldsim's voxel engine and MineRL) and only the move is learned (`RewardConfig.turn_column`); false,
     # or stores without that column: the turn is learned too
+    dreams: int = 0  # > 0: also train on this many dreams along recorded actions (worldsim/dream/replay.py: the
+    # world model's own latents, what the reward model reads in RL, paid what the engine paid), beside the stores'
+    dream_ckpt: str | None = None  # the world model that dreams them (default: ckpt; e.g. the one RL dreams with)
+    dream_store: list[str] = field(default_factory=list)  # where they start (default: the training stores)
+    dream_horizon: int = 16  # dreamed steps after each dream's context
     skip_policies: list[str] = field(default_factory=list)  # recording policies (as the stores name them, e.g.
     # NavigateSolver) whose episodes are left out of training (`collect`); the held-out score keeps every episode
     val_store: str | None = None  # held-out store; default: the last `val_episodes` episodes of each store
@@ -107,6 +116,20 @@ class Transitions:
         fields = ("latents", "prev", "next", "actions", "rewards", "terminated")
         return Transitions(*(getattr(self, f).to(device) for f in fields), self.chained().to(device),
                            *(None if t is None else t.to(device) for t in (self.task, self.task_next)))
+
+    def cat(self, other: Transitions) -> Transitions:
+        """These transitions, then `other`'s (its latents appended, its runs kept apart from these)."""
+        if (self.task is None) != (other.task is None):
+            raise InputError("transitions with and without the task state cannot be trained on together")
+        n = len(self.latents)
+        first = other.chained().clone()
+        first[:1] = False  # other's first transition does not follow this one's last
+        task = None if self.task is None else (torch.cat([self.task, other.task]),
+                                               torch.cat([self.task_next, other.task_next]))
+        return Transitions(torch.cat([self.latents, other.latents]), torch.cat([self.prev, other.prev + n]),
+                           torch.cat([self.next, other.next + n]), torch.cat([self.actions, other.actions]),
+                           torch.cat([self.rewards, other.rewards]), torch.cat([self.terminated, other.terminated]),
+                           torch.cat([self.chained(), first]), *(task or (None, None)))
 
     def chained(self) -> torch.Tensor:
         return self.follows if self.follows is not None else torch.zeros(len(self), dtype=torch.bool)
@@ -247,6 +270,37 @@ def collect(stores: StoreSet, encode: Callable[[np.ndarray], torch.Tensor], acti
                          for t in (task, task_next)))
 
 
+def dreamed(runs: list[dict[str, Any]], action_scale: list[float], task_keys: list[str] | None) -> Transitions:
+    """Transitions of dreams along recorded actions (`worldsim.dream.replay.dream_runs`: latents (F, C, h, w),
+    the recorded actions, rewards, terminated (F - 1,) and task_state (F, K)), one run per dream; with `task_keys`
+    (the stores' task state) each dream must record the same."""
+    lat, prev, nxt, acts, rews, terms, follows, task, task_next = [], [], [], [], [], [], [], [], []
+    n = 0
+    for run in runs:
+        f = len(run["latents"])
+        lat.append(torch.from_numpy(np.asarray(run["latents"])).to(torch.float16))
+        prev.append(torch.arange(n, n + f - 1))
+        nxt.append(torch.arange(n + 1, n + f))
+        follows.append(torch.arange(f - 1) > 0)
+        acts.append(torch.from_numpy(np.asarray(run["actions"], np.float32)))
+        rews.append(torch.from_numpy(np.asarray(run["rewards"], np.float32)))
+        terms.append(torch.from_numpy(np.asarray(run["terminated"], bool)))
+        if task_keys:
+            if list(run.get("task_state_keys") or []) != list(task_keys):
+                raise InputError(f"the dreams' stores record the task state {run.get('task_state_keys')}, the "
+                                 f"training stores {list(task_keys)}")
+            state = torch.from_numpy(np.asarray(run["task_state"], np.float32))
+            task.append(state[:-1])
+            task_next.append(state[1:])
+        n += f
+    if not runs:
+        raise InputError("no dreams to train on")
+    scale = torch.tensor(action_scale, dtype=torch.float32)
+    return Transitions(torch.cat(lat), torch.cat(prev), torch.cat(nxt), torch.cat(acts) / scale, torch.cat(rews),
+                       torch.cat(terms), torch.cat(follows),
+                       *((torch.cat(task), torch.cat(task_next)) if task_keys else (None, None)))
+
+
 def draw_probabilities(rewards: torch.Tensor, terminated: torch.Tensor, reward_fraction: float,
                        term_fraction: float) -> np.ndarray:
     """Per-transition drawing probability: terminated and non-zero-reward transitions get at least
@@ -327,8 +381,11 @@ def check_config(cfg: TrainRewardConfig) -> None:
     if not all(isinstance(n, str) and n for n in cfg.skip_policies):
         raise InputError(f"skip_policies must be a list of policy names (e.g. [NavigateSolver]), got "
                          f"{list(cfg.skip_policies)}")
-    if not cfg.track_weight >= 0:
-        raise InputError(f"track_weight must be >= 0, got {cfg.track_weight}")
+    if cfg.dreams < 0 or cfg.dream_horizon < 1:
+        raise InputError(f"dreams must be >= 0 and dream_horizon >= 1, got {cfg.dreams} and {cfg.dream_horizon}")
+    for name in ("track_weight", "move_weight"):
+        if not getattr(cfg, name) >= 0:
+            raise InputError(f"{name} must be >= 0, got {getattr(cfg, name)}")
     for name in ("track", "odometry"):
         if getattr(cfg.model, name) and not cfg.task_state:
             raise InputError(f"model.{name}=true follows the task's state from the first frame's: it needs "
@@ -351,6 +408,26 @@ def paused_task(model: RewardModel, data: Transitions, idx: torch.Tensor, pause:
     turn = torch.where(pause == PAUSE_ZERO, torch.zeros((), device=idx.device), model.turn(data.actions[idx]))
     step = torch.stack([turn, torch.zeros_like(turn), torch.zeros_like(turn)], dim=-1)
     return model.move(before.flatten(0, 1), step.flatten(0, 1).to(before)).view_as(before)
+
+
+def true_moves(model: RewardModel, data: Transitions, idx: torch.Tensor, pause: torch.Tensor | None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each step's turn (B, L) (radians, from the action: `turn_column`) and the move (B, L, 2) the recorded task
+    states imply under it (`RewardModel.step_of`): the odometry's target. A pause step (`insert_pauses`) turns by
+    its own action or not at all (PAUSE_ZERO) and moves nothing."""
+    turn = model.turn(data.actions[idx])
+    moved = model.step_of(data.task[idx], data.task_next[idx], turn)
+    if pause is None:
+        return turn, moved
+    turn = torch.where(pause == PAUSE_ZERO, torch.zeros_like(turn), turn)
+    return turn, torch.where((pause != NO_PAUSE)[..., None], torch.zeros_like(moved), moved)
+
+
+def mean_step(model: RewardModel, data: Transitions) -> float:
+    """The mean length (blocks) of the data's recorded steps (`true_moves`), the move loss's unit; 1 for none."""
+    _, moved = true_moves(model, data, torch.arange(len(data), device=data.actions.device), None)
+    length = moved.norm(dim=-1)
+    return float(length.mean()) if len(length) and float(length.mean()) > 0 else 1.0
 
 
 def insert_pauses(rng: np.random.Generator, idx: np.ndarray, valid: np.ndarray, fraction: float
@@ -416,6 +493,9 @@ def fit(model: RewardModel, data: Transitions, cfg: TrainRewardConfig, device: t
     still = still_reward(data) if cfg.still_fraction > 0 else None
     if cfg.still_fraction > 0 and still is None:
         tqdm.write("train-reward: the stillest transitions disagree on what standing still pays; no pauses")
+    # the move loss: with odometry, a turn taken from the action and recorded task states (`true_moves`)
+    move_unit = mean_step(model, data) if (cfg.move_weight > 0 and model.odo is not None
+                                           and model.cfg.turn_column >= 0 and data.task is not None) else None
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     pos_weight = torch.tensor(cfg.pos_weight, device=device)
     model.train()
@@ -451,6 +531,13 @@ def fit(model: RewardModel, data: Transitions, cfg: TrainRewardConfig, device: t
                 else got**2  # a moved point's error grows along the sequence: Huber keeps far-off ones in check
             track_loss = (lose.mean(-1) * w).sum()
             loss = loss + cfg.track_weight * track_loss
+            if move_unit is not None:  # each step's move: the point before it (the model's own) and after
+                point = model.tracked(torch.stack(hidden, 1))
+                before = torch.cat([data.task[idx[:, :1]], point[:, :-1]], dim=1)
+                turn, truth = true_moves(model, data, idx, pause)
+                err = (model.step_of(before, point, turn) - truth) / move_unit
+                move_loss = (F.smooth_l1_loss(err, torch.zeros_like(err), reduction="none").mean(-1) * w).sum()
+                loss = loss + cfg.move_weight * move_loss
         loop.update(loss)
         if loop.due(cfg.log_every):
             loss_value = loss.item()
@@ -459,6 +546,7 @@ def fit(model: RewardModel, data: Transitions, cfg: TrainRewardConfig, device: t
                 metrics.log(loop.done, {"loss": loss_value, "reward_loss": reward_loss.item(),
                                         "term_loss": term_loss.item(), "grad_norm": loop.grad_norm, "lr": loop.lr,
                                         **({"track_loss": track_loss.item()} if hidden is not None else {}),
+                                        **({"move_loss": move_loss.item()} if move_unit is not None else {}),
                                         "transitions_per_s": rate})
             loop.show(f"loss {loss_value:.4f} reward {reward_loss.item():.4f} term {term_loss.item():.4f}")
     model.eval()
@@ -540,12 +628,23 @@ def track_scores(model: RewardModel, data: Transitions, idx: torch.Tensor, score
                  hidden: list[torch.Tensor]) -> dict[str, Any]:
     """How well a tracking head (`RewardModel.tracked`) keeps the task's state along held-out episodes: the mean
     absolute error of each column after each scored transition (in the state's units: navigate, blocks), and that of
-    assuming it stays what it was at the episode's first frame (what the model was given)."""
-    tracked = model.tracked(torch.stack(hidden, 1)).cpu()[scored]  # (n, K)
+    assuming it stays what it was at the episode's first frame (what the model was given). With odometry and the
+    turn from the action: each step's move against the recorded one (`true_moves`), its mean absolute error
+    (forward, right; blocks) and the mean forward step of both (the model's, the data's: a move that regresses to
+    the mean shows as the first below the second)."""
+    path = model.tracked(torch.stack(hidden, 1)).cpu()  # (E, L, K)
     data = data.to(torch.device("cpu"))
+    tracked = path[scored]  # (n, K)
     truth, start = data.task_next[idx][scored], data.task[idx[:, :1].expand_as(idx)][scored]
-    return {"task_mae": (tracked - truth).abs().mean(0).tolist(),
-            "task_mae_start": (start - truth).abs().mean(0).tolist()}
+    out = {"task_mae": (tracked - truth).abs().mean(0).tolist(),
+           "task_mae_start": (start - truth).abs().mean(0).tolist()}
+    if model.odo is not None and model.cfg.turn_column >= 0:
+        turn, moved = true_moves(model, data, idx, None)
+        before = torch.cat([data.task[idx[:, :1]], path[:, :-1]], dim=1)
+        step = model.step_of(before, path, turn)[scored]
+        out.update(move_mae=(step - moved[scored]).abs().mean(0).tolist(),
+                   move_forward=[float(step[:, 0].mean()), float(moved[scored][:, 0].mean())])
+    return out
 
 
 @torch.no_grad()
@@ -586,7 +685,10 @@ def _data(cfg: TrainRewardConfig) -> tuple[StoreSet, StoreSet]:
     return StoreSet(cfg.store, 2, "train", cfg.val_episodes), StoreSet(cfg.store, 2, "val", cfg.val_episodes)
 
 
-def train_reward(cfg: TrainRewardConfig) -> dict[str, Any]:
+def train_reward(cfg: TrainRewardConfig, dreamer: Callable[..., list[dict[str, Any]]] | None = None
+                 ) -> dict[str, Any]:
+    """Train and score a reward model (module docstring). With cfg.dreams > 0, `dreamer` makes the dreams
+    (`worldsim.dream.replay.dream_runs`; the CLI passes it: this layer does not dream)."""
     device = pick_device(cfg.device)
     vae, meta, ck = load_world_vae(cfg.ckpt, device)
     out = Path(cfg.out) if cfg.out else default_out(ck)
@@ -612,6 +714,12 @@ def train_reward(cfg: TrainRewardConfig) -> dict[str, Any]:
                                  f"(data/task_state; regenerate them with this version: worldsim generate), they "
                                  f"record {have}")
     train_data = collect(stores, encode, scale, cfg.encode_batch, "encode train", cfg.skip_policies)
+    if cfg.dreams > 0:
+        if dreamer is None:
+            raise InputError("dreams > 0 needs a dreamer (worldsim.dream.replay.dream_runs); the CLI passes it")
+        runs = dreamer(cfg.dream_ckpt or cfg.ckpt, list(cfg.dream_store or cfg.store), cfg.dreams,
+                       cfg.dream_horizon, seed=cfg.seed, vae_digest=meta.get("vae", {}).get("digest"))
+        train_data = train_data.cat(dreamed(runs, scale, keys if train_data.task is not None else None))
     val_data = collect(val, encode, scale, cfg.encode_batch, "encode held-out")
     torch.manual_seed(cfg.seed)
     mcfg = replace(cfg.model, latent_channels=vae.cfg.latent_channels, action_dim=len(scale),
