@@ -27,7 +27,9 @@ Rows: `--baseline` (a world model without goal maps, e.g. the parent the goal mo
 model with its maps turned off (`DreamCore.goal_maps = False`: the goal unknown), on (the reward model's
 estimate, as in RL) and painted from the engine's own task state at each step (the store's: what the world model
 draws when it is told where the goal really is; the gap to the row before is the reward model's tracking error).
-Same starts, same seeds, same reward model for all.
+Same starts, same seeds, same reward model for all. A last row runs no dream: the reward model reads the engine's
+own frames of the same steps (its goal and move error there against the dream rows': what the dream's pictures
+cost the tracking).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 RED_MARGIN = 50
 BLUE_MIN = 100
@@ -75,13 +78,16 @@ def score(dream: np.ndarray, engine: np.ndarray, seen_before: bool) -> dict[str,
     return out
 
 
+@torch.no_grad()
 def run(checkpoint: str, reward: str, store: str, episodes: list[int], starts: int, horizon: int,
-        goal_maps: bool, kept: list | None = None, render: str = "carry", engine_goal: bool = False
-        ) -> dict[str, float]:
+        goal_maps: bool, kept: list | None = None, render: str = "carry", engine_goal: bool = False,
+        engine_frames: bool = False) -> dict[str, float]:
     """The table's figures of one dream; `kept`, if a list, receives (engine frames, dreamed frames, the goal was
     in the context's last frame) of every start, in order. `engine_goal`: the maps are painted from the store's
     recorded task state at each step instead of the reward model's estimate (what the world model draws given
-    where the goal really is: the reward model's tracking error left out)."""
+    where the goal really is: the reward model's tracking error left out). `engine_frames`: nothing is dreamed, the
+    reward model follows the goal on the engine's own frames of the same steps (its tracking without the dream's
+    pictures: only the goal and move error mean anything then)."""
     from store import read_episode
     from store.spaces import unflatten_action
     from worldsim.dream.env import DreamEnv
@@ -103,7 +109,16 @@ def run(checkpoint: str, reward: str, store: str, episodes: list[int], starts: i
             now["goal"] = np.asarray(ep["task_state"][s + context - 1 : s + context, :2], np.float32)
             env.reset(seed=int(e * 1000 + s), options={"store": store, "episode": int(e), "start": int(s)})
             frames, guessed = [], [estimate()[0, :2]]
-            for k in range(horizon):
+            if engine_frames:  # the reward model reads the engine's frames of the same steps: no dream
+                z = env.core.sampler.encode(ep["frames"][s + context - 1 : s + context + horizon])[0]
+                state, model = env.reward_state, env.reward_model
+                for k in range(horizon):
+                    flat = torch.from_numpy(np.asarray(ep["actions"][s + context - 1 + k], np.float32))[None]
+                    _, _, state = model.predict(z[k : k + 1].float(), z[k + 1 : k + 2].float(),
+                                                flat / env.core.model.action_scale, state)
+                    guessed.append(model.tracked(state[:, :-1])[0, :2].float().numpy())
+                frames = list(ep["frames"][s + context : s + context + horizon])  # no picture to score
+            for k in range(0 if engine_frames else horizon):
                 flat = ep["actions"][s + context - 1 + k]
                 now["goal"] = np.asarray(ep["task_state"][s + context - 1 + k : s + context + k, :2], np.float32)
                 obs, *_ = env.step(unflatten_action(env.action_spec, env.action_space, flat))
@@ -135,8 +150,6 @@ def run(checkpoint: str, reward: str, store: str, episodes: list[int], starts: i
 def tracking(guessed: np.ndarray, truth: np.ndarray, yaw: np.ndarray) -> dict[str, list[float]]:
     """Per-step tallies of the goal estimate along one dream: guessed and truth (N + 1, 2) (forward, right, blocks;
     from the reset on), yaw (N,) the camera action's turn in degrees at each step."""
-    import torch
-
     from worldsim.model.reward import RewardModel
 
     g, t, turn = torch.from_numpy(guessed), torch.from_numpy(truth), torch.deg2rad(torch.from_numpy(yaw))
@@ -166,24 +179,26 @@ def main() -> None:
     episodes = episode_indices(args.store)[: args.episodes]
     rows = ([(f"baseline {Path(args.baseline).name}", args.baseline, True, False)] if args.baseline else []) + [
         ("goal model, maps off", args.checkpoint, False, False), ("goal model, maps on", args.checkpoint, True, False),
-        ("goal model, engine's maps", args.checkpoint, True, True)]
+        ("goal model, engine's maps", args.checkpoint, True, True),
+        ("reward model on the engine's frames", args.checkpoint, True, False, True)]
     print(f"# {platform.node()} {platform.processor() or platform.machine()}; store {args.store}, "
           f"{len(episodes)} episodes x {args.starts} starts x {args.horizon} steps, recorded actions")
     print("| dream | pillar IoU | recall | new-goal recall (frames) | false pillar | PSNR dB | goal error | move error "
           "(forward step) | time |")
     print("|---|---|---|---|---|---|---|---|---|")
     kept: list[list] = []
-    for name, ckpt, maps, engine_goal in rows:
+    for name, ckpt, maps, engine_goal, *engine_frames in rows:
         t0 = time.perf_counter()
         kept.append([])
         r = run(ckpt, args.reward, args.store, episodes, args.starts, args.horizon, maps, kept[-1], args.render,
-                engine_goal)
-        print(f"| {name} | {r['iou']:.3f} | {r['recall']:.2f} ({r['frames']}) | {r['new_recall']:.2f} "
-              f"({r['new_frames']}) | {r['false']:.2f} | {r['psnr']:.2f} | {r['goal_err']:.2f} | {r['move_err']:.3f} "
-              f"({r['step_est']:.3f} / {r['step_true']:.3f}) | {time.perf_counter() - t0:.0f}s |",
-              flush=True)
+                engine_goal, bool(engine_frames))
+        picture = "| - | - | - | - | - " if engine_frames else (
+            f"| {r['iou']:.3f} | {r['recall']:.2f} ({r['frames']}) | {r['new_recall']:.2f} ({r['new_frames']}) "
+            f"| {r['false']:.2f} | {r['psnr']:.2f} ")
+        print(f"| {name} {picture}| {r['goal_err']:.2f} | {r['move_err']:.3f} ({r['step_est']:.3f} / "
+              f"{r['step_true']:.3f}) | {time.perf_counter() - t0:.0f}s |", flush=True)
     if args.image:
-        contact_sheet(args.image, [name for name, *_ in rows], kept, args.show)
+        contact_sheet(args.image, [name for name, *_ in rows[:-1]], kept[:-1], args.show)
 
 
 def contact_sheet(path: str, names: list[str], kept: list[list], show: int) -> None:
