@@ -8,8 +8,7 @@
 #   OBSERVE=goal bash examples/rl_navigate.sh     # what the agents observe (rl_dream.py --observe): frames (default),
 #                                                 # frames+goal or goal (the goal: the engine's task state, in the
 #                                                 # dream the reward model's odometry estimate); GOAL=1 = OBSERVE=goal
-#   DREAM_STEPS=16 bash examples/rl_navigate.sh   # dreamed episode length (default 32: over five PPO seeds 16, 32
-#                                                 # and 64 gave -0.276, -0.067, -0.166; docs/rl.md)
+#   DREAM_STEPS=8 bash examples/rl_navigate.sh    # dreamed episode length (default 16)
 #   REWARD_STEPS=2000 bash examples/rl_navigate.sh   # the reward model's training steps (default 4000)
 #   GOAL_MAPS=0 bash examples/rl_navigate.sh      # dream with the navigate world model without goal maps (navdit2);
 #                                                 # default 1: the one fine-tuned to draw the goal where the reward
@@ -30,7 +29,7 @@
 # ~9 min, latents ~8 min, fine-tunes ~14 min, reward model ~10-20 min, goal-map fine-tune ~25 min, RL ~35 min (the
 # seeds side by side, one torch thread each). The table is printed at the end and kept in
 # OUT/rl_<observe>_d<dream steps>[_gm][_adv][_b<blur>][_sh<pad>].json (_gm: with goal maps; per seed: ..._s<seed>.json, e.g.
-# OUT/rl_frames_d32_gm_s0.json).
+# OUT/rl_frames_d16_gm_s0.json).
 set -euo pipefail
 
 OUT=${OUT:-runs/rlnav}
@@ -39,7 +38,7 @@ QUICK=${QUICK:-0}
 GOAL=${GOAL:-0}
 OBSERVE=${OBSERVE:-frames}
 if [ "$GOAL" = 1 ]; then OBSERVE=goal; fi
-DREAM_STEPS=${DREAM_STEPS:-32}
+DREAM_STEPS=${DREAM_STEPS:-16}
 GOAL_MAPS=${GOAL_MAPS:-1}
 ADV=${ADV:-0}
 case "$OBSERVE" in frames|frames+goal|goal) ;; *) echo "OBSERVE must be frames, frames+goal or goal, not '$OBSERVE'" >&2; exit 2;; esac
