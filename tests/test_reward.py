@@ -501,7 +501,7 @@ def test_train_reward_on_dreams_along_recorded_actions(dit_run, store, tmp_path,
     same seed, same bytes; the runs join the training transitions without chaining into each other."""
     from store import read_episode
     from worldsim.dream.core import default_context
-    from worldsim.dream.replay import dream_runs
+    from worldsim.dream.replay import _episodes, dream_runs
     from worldsim.model.sampler import WorldSampler
     from worldsim.train.train_reward import dreamed
 
@@ -523,6 +523,10 @@ def test_train_reward_on_dreams_along_recorded_actions(dit_run, store, tmp_path,
         real = sampler.encode(ep["frames"][s : s + f]).float()[0]
         assert torch.allclose(torch.from_numpy(dream["latents"][:context]).float(), real[:context], atol=0.05)
         assert (torch.from_numpy(dream["latents"][context:]).float() - real[context:]).abs().mean() > 0.01
+    # episodes of a skipped policy are never dreamed along (train-reward's skip_policies)
+    policies = {policy for _, policy in _episodes(str(store)).values()}
+    with pytest.raises(InputError, match="nothing to dream along"):
+        dream_runs(str(dit_run), [str(store)], 3, 2, skip_policies=sorted(policies))
     keys = list(runs[0]["task_state_keys"])
     data = dreamed(runs, [1.0] * runs[0]["actions"].shape[1], keys)
     assert len(data) == sum(len(r["latents"]) - 1 for r in runs)

@@ -27,15 +27,17 @@ from worldsim.dream.env import GOAL_KEYS, ContextSource
 from worldsim.errors import InputError
 
 
-def _lengths(url: str) -> dict[int, int]:
-    """Frames of each episode of a store, by its episode index (`meta/episode_ends`), without reading frames."""
-    from store import buckets, open_store
+def _episodes(url: str) -> dict[int, tuple[int, str]]:
+    """Frames and recording policy of each episode of a store, by its episode index (`meta/episode_ends`, the
+    `episode_policy` texts), without reading frames."""
+    from store import buckets, open_store, read_texts
 
     root, out = open_store(url), {}
     for name in buckets(root):
         b = root[name]
         ends = b["meta/episode_ends"][...].astype(np.int64)
-        out.update(zip(b["meta/episode_index"][...].tolist(), np.diff(ends, prepend=0).tolist()))
+        out.update(zip(b["meta/episode_index"][...].tolist(),
+                       zip(np.diff(ends, prepend=0).tolist(), read_texts(b, "episode_policy"))))
     return out
 
 
@@ -52,12 +54,15 @@ def pick_starts(lengths: list[int], count: int, need: int, rng: np.random.Genera
 
 @torch.no_grad()
 def dream_runs(checkpoint: str, stores: list[str], count: int, horizon: int, seed: int = 0, rows: int = 32,
-               precision: str = "bf16", desc: str = "dream", vae_digest: str | None = None) -> list[dict[str, Any]]:
+               precision: str = "bf16", desc: str = "dream", vae_digest: str | None = None,
+               skip_policies: list[str] | tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """`count` dreams of up to `horizon` steps along recorded actions of the stores' episodes (module docstring).
     Each: latents (F, C, h, w) float16 (the context's F - n encoded frames, then n dreamed), and the episode's
     actions (F - 1, A), rewards (F - 1,), terminated (F - 1,) between them, task_state (F, K) and
     task_state_keys where the store records one, and where it came from (store, episode, start). `vae_digest`:
-    the VAE whose latents the dreams must be (refused in one line when the checkpoint's is another)."""
+    the VAE whose latents the dreams must be (refused in one line when the checkpoint's is another).
+    `skip_policies`: episodes recorded by these policies are never dreamed along (as train-reward leaves them out
+    of its recorded transitions: a privileged solver's actions say where the goal is)."""
     from worldsim.model.sampler import WorldSampler
 
     if count < 1 or horizon < 1 or rows < 1:
@@ -72,8 +77,11 @@ def dream_runs(checkpoint: str, stores: list[str], count: int, horizon: int, see
     pairs = [p for s in stores for p in source.episodes(s)]  # (frames store, episode index)
     from store import read_episode
 
-    per_store = {url: _lengths(url) for url in {u for u, _ in pairs}}
-    lengths = [per_store[url][i] for url, i in pairs]
+    per_store = {url: _episodes(url) for url in {u for u, _ in pairs}}
+    pairs = [(url, i) for url, i in pairs if per_store[url][i][1] not in skip_policies]
+    if not pairs:
+        raise InputError(f"every episode of {stores} was recorded by {list(skip_policies)}: nothing to dream along")
+    lengths = [per_store[url][i][0] for url, i in pairs]
     rng = np.random.default_rng(seed)
     picks = pick_starts(lengths, count, core.context + 2, rng)  # at least two dreamed steps
     seeds = rng.integers(2**62, size=count)

@@ -718,7 +718,8 @@ def train_reward(cfg: TrainRewardConfig, dreamer: Callable[..., list[dict[str, A
         if dreamer is None:
             raise InputError("dreams > 0 needs a dreamer (worldsim.dream.replay.dream_runs); the CLI passes it")
         runs = dreamer(cfg.dream_ckpt or cfg.ckpt, list(cfg.dream_store or cfg.store), cfg.dreams,
-                       cfg.dream_horizon, seed=cfg.seed, vae_digest=meta.get("vae", {}).get("digest"))
+                       cfg.dream_horizon, seed=cfg.seed, vae_digest=meta.get("vae", {}).get("digest"),
+                       skip_policies=list(cfg.skip_policies))
         train_data = train_data.cat(dreamed(runs, scale, keys if train_data.task is not None else None))
     val_data = collect(val, encode, scale, cfg.encode_batch, "encode held-out")
     torch.manual_seed(cfg.seed)
