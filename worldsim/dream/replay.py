@@ -63,6 +63,7 @@ def dream_runs(checkpoint: str, stores: list[str], count: int, horizon: int, see
     the VAE whose latents the dreams must be (refused in one line when the checkpoint's is another).
     `skip_policies`: episodes recorded by these policies are never dreamed along (as train-reward leaves them out
     of its recorded transitions: a privileged solver's actions say where the goal is)."""
+    from store import read_episode
     from worldsim.model.sampler import WorldSampler
 
     if count < 1 or horizon < 1 or rows < 1:
@@ -75,8 +76,6 @@ def dream_runs(checkpoint: str, stores: list[str], count: int, horizon: int, see
     core = DreamCore(sampler, min(rows, count), precision=precision, render="latent")
     source = ContextSource(sampler, None, core.context)
     pairs = [p for s in stores for p in source.episodes(s)]  # (frames store, episode index)
-    from store import read_episode
-
     per_store = {url: _episodes(url) for url in {u for u, _ in pairs}}
     pairs = [(url, i) for url, i in pairs if per_store[url][i][1] not in skip_policies]
     if not pairs:
@@ -90,11 +89,7 @@ def dream_runs(checkpoint: str, stores: list[str], count: int, horizon: int, see
     bar = tqdm(total=count, desc=desc, unit="dream", delay=1.0)
     for first in range(0, count, core.rows):
         batch = order[first : first + core.rows]
-        eps = {}
-        for j in batch:
-            eps.setdefault(picks[j][0], None)
-        for e in eps:
-            eps[e] = read_episode(*pairs[e])
+        eps = {e: read_episode(*pairs[e]) for e in {picks[j][0] for j in batch}}  # each episode read once
         _dream_batch(core, [(pairs[picks[j][0]], eps[picks[j][0]], picks[j][1], int(seeds[j])) for j in batch],
                      horizon, [runs[j] for j in batch])
         bar.update(len(batch))

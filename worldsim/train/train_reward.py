@@ -274,6 +274,8 @@ def dreamed(runs: list[dict[str, Any]], action_scale: list[float], task_keys: li
     """Transitions of dreams along recorded actions (`worldsim.dream.replay.dream_runs`: latents (F, C, h, w),
     the recorded actions, rewards, terminated (F - 1,) and task_state (F, K)), one run per dream; with `task_keys`
     (the stores' task state) each dream must record the same."""
+    if not runs:
+        raise InputError("no dreams to train on")
     lat, prev, nxt, acts, rews, terms, follows, task, task_next = [], [], [], [], [], [], [], [], []
     n = 0
     for run in runs:
@@ -293,8 +295,6 @@ def dreamed(runs: list[dict[str, Any]], action_scale: list[float], task_keys: li
             task.append(state[:-1])
             task_next.append(state[1:])
         n += f
-    if not runs:
-        raise InputError("no dreams to train on")
     scale = torch.tensor(action_scale, dtype=torch.float32)
     return Transitions(torch.cat(lat), torch.cat(prev), torch.cat(nxt), torch.cat(acts) / scale, torch.cat(rews),
                        torch.cat(terms), torch.cat(follows),
@@ -405,9 +405,17 @@ def paused_task(model: RewardModel, data: Transitions, idx: torch.Tensor, pause:
     before = data.task[idx]
     if model.cfg.turn_column < 0:
         return before
-    turn = torch.where(pause == PAUSE_ZERO, torch.zeros((), device=idx.device), model.turn(data.actions[idx]))
+    turn = pause_turns(model, data, idx, pause)
     step = torch.stack([turn, torch.zeros_like(turn), torch.zeros_like(turn)], dim=-1)
     return model.move(before.flatten(0, 1), step.flatten(0, 1).to(before)).view_as(before)
+
+
+def pause_turns(model: RewardModel, data: Transitions, idx: torch.Tensor, pause: torch.Tensor | None
+                ) -> torch.Tensor:
+    """Each step's turn (B, L) in radians, from its action (`turn_column`); a pause step under the zero action
+    (PAUSE_ZERO, `insert_pauses`) turns nothing."""
+    turn = model.turn(data.actions[idx])
+    return turn if pause is None else torch.where(pause == PAUSE_ZERO, torch.zeros_like(turn), turn)
 
 
 def true_moves(model: RewardModel, data: Transitions, idx: torch.Tensor, pause: torch.Tensor | None
@@ -415,12 +423,19 @@ def true_moves(model: RewardModel, data: Transitions, idx: torch.Tensor, pause: 
     """Each step's turn (B, L) (radians, from the action: `turn_column`) and the move (B, L, 2) the recorded task
     states imply under it (`RewardModel.step_of`): the odometry's target. A pause step (`insert_pauses`) turns by
     its own action or not at all (PAUSE_ZERO) and moves nothing."""
-    turn = model.turn(data.actions[idx])
-    moved = model.step_of(data.task[idx], data.task_next[idx], turn)
+    moved = model.step_of(data.task[idx], data.task_next[idx], model.turn(data.actions[idx]))
     if pause is None:
-        return turn, moved
-    turn = torch.where(pause == PAUSE_ZERO, torch.zeros_like(turn), turn)
-    return turn, torch.where((pause != NO_PAUSE)[..., None], torch.zeros_like(moved), moved)
+        return pause_turns(model, data, idx, None), moved
+    return pause_turns(model, data, idx, pause), torch.where((pause != NO_PAUSE)[..., None], torch.zeros_like(moved),
+                                                             moved)
+
+
+def model_moves(model: RewardModel, data: Transitions, idx: torch.Tensor, path: torch.Tensor, turn: torch.Tensor
+                ) -> torch.Tensor:
+    """The odometry's own move (B, L, 2) at each step of sequences idx (B, L), from the tracked points after each
+    step `path` (B, L, 2) and the point each sequence started from (the recorded one at its first frame)."""
+    before = torch.cat([data.task[idx[:, :1]].to(path), path[:, :-1]], dim=1)
+    return model.step_of(before, path, turn)
 
 
 def mean_step(model: RewardModel, data: Transitions) -> float:
@@ -526,16 +541,15 @@ def fit(model: RewardModel, data: Transitions, cfg: TrainRewardConfig, device: t
         if hidden is not None:  # where the goal is after each step (a pause step: where it was before it)
             after = data.task_next[idx] if pause is None else torch.where(
                 (pause != NO_PAUSE)[..., None], paused_task(model, data, idx, pause), data.task_next[idx])
-            got = (model.tracked(torch.stack(hidden, 1)) - after) / model.task_std
+            path = model.tracked(torch.stack(hidden, 1))  # (B, L, K) the task's state after each step
+            got = (path - after) / model.task_std
             lose = F.smooth_l1_loss(got, torch.zeros_like(got), reduction="none") if model.odo is not None \
                 else got**2  # a moved point's error grows along the sequence: Huber keeps far-off ones in check
             track_loss = (lose.mean(-1) * w).sum()
             loss = loss + cfg.track_weight * track_loss
-            if move_unit is not None:  # each step's move: the point before it (the model's own) and after
-                point = model.tracked(torch.stack(hidden, 1))
-                before = torch.cat([data.task[idx[:, :1]], point[:, :-1]], dim=1)
+            if move_unit is not None:  # each step's move against the one the recorded states imply
                 turn, truth = true_moves(model, data, idx, pause)
-                err = (model.step_of(before, point, turn) - truth) / move_unit
+                err = (model_moves(model, data, idx, path, turn) - truth) / move_unit
                 move_loss = (F.smooth_l1_loss(err, torch.zeros_like(err), reduction="none").mean(-1) * w).sum()
                 loss = loss + cfg.move_weight * move_loss
         loop.update(loss)
@@ -640,8 +654,7 @@ def track_scores(model: RewardModel, data: Transitions, idx: torch.Tensor, score
            "task_mae_start": (start - truth).abs().mean(0).tolist()}
     if model.odo is not None and model.cfg.turn_column >= 0:
         turn, moved = true_moves(model, data, idx, None)
-        before = torch.cat([data.task[idx[:, :1]], path[:, :-1]], dim=1)
-        step = model.step_of(before, path, turn)[scored]
+        step = model_moves(model, data, idx, path, turn)[scored]
         out.update(move_mae=(step - moved[scored]).abs().mean(0).tolist(),
                    move_forward=[float(step[:, 0].mean()), float(moved[scored][:, 0].mean())])
     return out
