@@ -73,10 +73,14 @@ def main() -> None:
         keys = model.meta.get("task_state_keys") or [f"task[{i}]" for i in range(model.cfg.task_dim)]
         print("\nwhere the tracking head puts the task state (mean absolute error after each scored step; "
               "'start': the state of the episode's first frame kept):\n")
-        print("| store | " + " | ".join(f"{k} tracked | {k} start" for k in keys) + " |")
-        print("|---" * (1 + 2 * len(keys)) + "|")
+        moves = "move_mae" in tracks[0][1]  # odometry with the turn from the action: each step's move too
+        extra = " | move error forward / right | forward step (model / data)" if moves else ""
+        print("| store | " + " | ".join(f"{k} tracked | {k} start" for k in keys) + extra + " |")
+        print("|---" * (1 + 2 * len(keys) + 2 * moves) + "|")
         for url, t in tracks:
             cells = [f"{a:.2f} | {b:.2f}" for a, b in zip(t["task_mae"], t["task_mae_start"])]
+            if moves:
+                cells.append("{:.3f} / {:.3f} | {:.3f} / {:.3f}".format(*t["move_mae"], *t["move_forward"]))
             print(f"| {url} | {' | '.join(cells)} |")
     for url, rows in breakdowns:
         print(f"\n{url}, by recording policy:\n")

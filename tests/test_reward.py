@@ -541,6 +541,13 @@ def test_train_reward_on_dreams_along_recorded_actions(dit_run, store, tmp_path,
     capsys.readouterr()
     assert cli(_reward_args(dit_run, store, f"out={tmp_path / 'bad'}", "dreams=-1")) != 0
     assert "dreams must be >= 0" in capsys.readouterr().err
+    # a missing dreamer or dream store is refused before any encoding, in one line, writing nothing
+    for bad, said in ((f"dream_ckpt={tmp_path / 'none'}", "no checkpoint at"),
+                      (f"dream_store=[{tmp_path / 'nostore'}]", "nostore")):
+        assert cli(_reward_args(dit_run, store, f"out={tmp_path / 'bad2'}", "dreams=2", bad)) != 0
+        err = capsys.readouterr().err.strip()
+        assert said in err and len(err.splitlines()) == 1, err
+        assert not (tmp_path / "bad2").exists()
 
 
 def test_stores_without_the_task_state_refuse_task_state_true(dit_run, tmp_path, capsys):

@@ -692,7 +692,9 @@ def scores(model: RewardModel, data: Transitions, given: int, idx: torch.Tensor,
 
 
 def _data(cfg: TrainRewardConfig) -> tuple[StoreSet, StoreSet]:
-    verify_stores([*cfg.store, cfg.val_store])
+    verify_stores([*cfg.store, cfg.val_store, *(cfg.dream_store if cfg.dreams > 0 else [])])
+    if cfg.dreams > 0 and cfg.dream_ckpt:  # refused before minutes of encoding, not after
+        C.resolve(cfg.dream_ckpt)
     if cfg.val_store:
         return StoreSet(cfg.store, 2, "all"), StoreSet([cfg.val_store], 2, "all")
     return StoreSet(cfg.store, 2, "train", cfg.val_episodes), StoreSet(cfg.store, 2, "val", cfg.val_episodes)
