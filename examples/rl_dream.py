@@ -115,6 +115,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--solver", action="store_true", help="also score datagen's scripted navigate policies: the "
                    "solver (it reads the goal position from info: a privileged reference, not a contender) and the "
                    "seeker (frames only: scans for the pillar's colour, walks at it)")
+    p.add_argument("--learned-engine", action="store_true",
+                   help="also train PPO in the engine paid by the reward model instead of the engine's reward "
+                        "(worldsim.dream.wrappers.LearnedReward: the model reads the engine's frames, as it reads "
+                        "the dream's): the engine's pictures and dynamics with the dream's reward, which splits "
+                        "what the transfer loses between the reward model and the dream")
     p.add_argument("--skip", nargs="*", default=[], choices=["dream", "engine"], help="agents not to train")
     p.add_argument("--seeds", type=int, nargs="+", default=[0],
                    help="one run of every agent per seed (PPO, the envs, the random agent); the table gives the mean "
@@ -321,20 +326,24 @@ class FramesAndGoal(BaseFeaturesExtractor):
 
 class GoalObservation(gym.Wrapper):
     """Engine observations with the goal (--observe frames+goal or goal, `observation`, of info's task state):
-    what the dream's agents see with the reward model's estimate in its place."""
+    what the dream's agents see with the reward model's estimate in its place. `estimate`: the reward model's
+    estimate instead (an engine paid by it, `LearnedReward`), as in the dream."""
 
-    def __init__(self, env: gym.Env, observe: str) -> None:
+    def __init__(self, env: gym.Env, observe: str, estimate: bool = False) -> None:
         super().__init__(env)
-        self.observe = observe
+        self.observe, self.estimate = observe, estimate
         self.observation_space = observation_space(env.observation_space, observe)
+
+    def _goal(self, info: dict[str, Any]) -> Any:
+        return info["task_estimate"] if self.estimate else info["task"]["state"]
 
     def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
         obs, info = self.env.reset(**kwargs)
-        return observation(obs, info["task"]["state"], self.observe), info
+        return observation(obs, self._goal(info), self.observe), info
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
         obs, reward, terminated, truncated, info = self.env.step(action)
-        return observation(obs, info["task"]["state"], self.observe), reward, terminated, truncated, info
+        return observation(obs, self._goal(info), self.observe), reward, terminated, truncated, info
 
 
 def make_dream(args: argparse.Namespace, store: str, seed: int = 0) -> VecEnv:
@@ -350,19 +359,23 @@ def make_dream(args: argparse.Namespace, store: str, seed: int = 0) -> VecEnv:
                        shift=args.shift, seed=seed)
 
 
-def make_engine(size: tuple[int, int], args: argparse.Namespace, train_seed: int | None = None) -> gym.Env:
+def make_engine(size: tuple[int, int], args: argparse.Namespace, train_seed: int | None = None,
+                learned: tuple[Any, Any] | None = None) -> gym.Env:
     """The navigate engine as the agents play it (--observe, --blur, the NAVIGATE table); with `train_seed`, the
-    training copy (frames shifted with --shift, offsets drawn from it)."""
+    training copy (frames shifted with --shift, offsets drawn from it); with `learned` (sampler, reward model),
+    paid by the reward model reading its frames (`LearnedReward`; the goal observed is the model's estimate)."""
     import envs  # noqa: F401  (registers worldsim/Voxel-v0)
-    from worldsim.dream.wrappers import NAVIGATE, DiscreteActions
+    from worldsim.dream.wrappers import NAVIGATE, DiscreteActions, LearnedReward
 
     h, w = size
     goal = {} if args.goal_distance is None else {"goal_distance": tuple(args.goal_distance)}
     env = gym.make("worldsim/Voxel-v0", task="navigate", width=w, height=h, max_episode_steps=args.max_steps, **goal)
+    if learned is not None:
+        env = LearnedReward(env, *learned)
     if args.blur > 0:
         env = Blurred(env, args.blur)
     if args.observe != "frames":
-        env = GoalObservation(env, args.observe)
+        env = GoalObservation(env, args.observe, estimate=learned is not None)
     if train_seed is not None and args.shift > 0:
         env = Shifted(env, args.shift, train_seed)
     return DiscreteActions(env, NAVIGATE)
@@ -371,9 +384,9 @@ def make_engine(size: tuple[int, int], args: argparse.Namespace, train_seed: int
 def engine_itself(engine: gym.Env) -> gym.Env:
     """The engine under make_engine's wrappers (the agents' actions, goal and blur): what the scripted references
     play, with its own actions and frames."""
-    from worldsim.dream.wrappers import DiscreteActions
+    from worldsim.dream.wrappers import DiscreteActions, LearnedReward
 
-    while isinstance(engine, (DiscreteActions, Shifted, GoalObservation, Blurred)):
+    while isinstance(engine, (DiscreteActions, Shifted, GoalObservation, Blurred, LearnedReward)):
         engine = engine.env
     return engine
 
@@ -462,13 +475,20 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def verdict(summary: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
     """The transfer target: the dream-trained agent's engine return against the engine-trained one's (ratio) and
     against random; `gain_ratio` = (dream - random) / (engine - random), the share of the engine agent's improvement
-    over random that training in the dream reached."""
-    if "PPO (dream)" not in summary or "PPO (engine)" not in summary:
+    over random that training in the dream reached; with the engine agent paid by the reward model
+    (--learned-engine), its `learned_gain_ratio` the same way: what the learned reward alone keeps."""
+    if "PPO (engine)" not in summary or ("PPO (dream)" not in summary and AGENT_ROWS["learned"] not in summary):
         return None
-    d, e = summary["PPO (dream)"]["return_mean"], summary["PPO (engine)"]["return_mean"]
-    r = summary["random"]["return_mean"]
-    return {"ratio": d / e if e > 0 else None, "gain_ratio": (d - r) / (e - r) if e > r else None,
-            "dream_above_random": d > r, "half_of_engine": e > 0 and d >= 0.5 * e}
+    e, r = summary["PPO (engine)"]["return_mean"], summary["random"]["return_mean"]
+    out: dict[str, Any] = {}
+    if "PPO (dream)" in summary:
+        d = summary["PPO (dream)"]["return_mean"]
+        out.update(ratio=d / e if e > 0 else None, gain_ratio=(d - r) / (e - r) if e > r else None,
+                   dream_above_random=d > r, half_of_engine=e > 0 and d >= 0.5 * e)
+    if AGENT_ROWS["learned"] in summary:
+        learned = summary[AGENT_ROWS["learned"]]["return_mean"]
+        out["learned_gain_ratio"] = (learned - r) / (e - r) if e > r else None
+    return out
 
 
 def table(summary: dict[str, dict[str, Any]], seeds: list[int]) -> str:
@@ -508,24 +528,26 @@ def run_seed(args: argparse.Namespace, seed: int, store: str, size: tuple[int, i
             return seeker[0].act_on(obs, info)
 
         results["scripted seeker (frames only)"] = {"eval": evaluate(seek, plain, args)}
-    for name in ("dream", "engine"):
-        if name in args.skip:
+    for name in ("dream", "engine", "learned"):
+        if name in args.skip or (name == "learned" and not args.learned_engine):
             continue
         if name == "dream":
             venv = VecMonitor(make_dream(args, store, seed))
-        else:
-            venv = DummyVecEnv([lambda i=i: Monitor(make_engine(size, args, train_seed=seed * 1000 + i))
-                                for i in range(args.n_envs)])
+        else:  # the engine's envs; "learned": paid by the reward model (one sampler and model shared by the envs)
+            from worldsim.dream.wrappers import LearnedReward
+
+            parts = LearnedReward.parts(args.checkpoint, args.reward) if name == "learned" else None
+            venv = DummyVecEnv([lambda i=i: Monitor(make_engine(size, args, train_seed=seed * 1000 + i,
+                                                                learned=parts)) for i in range(args.n_envs)])
         model, summary = train_ppo(venv, args, seed, f"[seed {seed}] [{name}]")
         torch.manual_seed(seed)  # sampled evaluation actions (--sample) are reproducible too
 
         def act(obs: np.ndarray, info: dict[str, Any], model: Any = model) -> int:
             return int(model.predict(obs, deterministic=not args.sample)[0])
 
-        results[f"PPO ({name})"] = {"train": {"steps": int(model.num_timesteps), **summary},
-                                    "eval": evaluate(act, engine, args)}
-        print(f"[seed {seed}] [{name}] engine return {results[f'PPO ({name})']['eval']['return_mean']:+.3f}",
-              flush=True)
+        row = AGENT_ROWS[name]
+        results[row] = {"train": {"steps": int(model.num_timesteps), **summary}, "eval": evaluate(act, engine, args)}
+        print(f"[seed {seed}] [{name}] engine return {results[row]['eval']['return_mean']:+.3f}", flush=True)
     engine.close()
     return results
 
@@ -533,11 +555,13 @@ def run_seed(args: argparse.Namespace, seed: int, store: str, size: tuple[int, i
 # settings that may differ between runs merged into one table (--merge)
 PER_RUN = ("seeds", "out", "merge", "merged", "threads")
 # settings added since results were first written, with what the files written before them ran with
-ADDED = {"blur": 0.0, "shift": 0}
+ADDED = {"blur": 0.0, "shift": 0, "learned_engine": False}
 # which agents a run played: runs of the same seeds that played other agents merge agent by agent
-AGENTS = ("skip", "solver")
+AGENTS = ("skip", "solver", "learned_engine")
+# the trained agents' rows
+AGENT_ROWS = {"dream": "PPO (dream)", "engine": "PPO (engine)", "learned": "PPO (engine, learned reward)"}
 # the table's rows, in run_seed's order (merged files may bring them in another)
-ROWS = ("random", "scripted solver (privileged)", "scripted seeker (frames only)", "PPO (dream)", "PPO (engine)")
+ROWS = ("random", "scripted solver (privileged)", "scripted seeker (frames only)", *AGENT_ROWS.values())
 
 
 def merged(files: list[str]) -> tuple[dict[str, Any], dict[int, dict[str, dict[str, Any]]], float]:
@@ -573,7 +597,8 @@ def merged(files: list[str]) -> tuple[dict[str, Any], dict[int, dict[str, dict[s
             raise SystemExit(f"--merge: seed {seed} lacks {', '.join(sorted(names - set(res)))} (every seed needs "
                              "the same agents)")
     agents = {"skip": sorted(set.intersection(*(set(r["config"].get("skip", [])) for r in runs))),
-              "solver": any(r["config"].get("solver", False) for r in runs)}
+              "solver": any(r["config"].get("solver", False) for r in runs),
+              "learned_engine": any(r["config"].get("learned_engine", False) for r in runs)}
     return {**base, **agents, "seeds": sorted(by_seed), "merged": files}, by_seed, [r["wall_seconds"] for r in runs]
 
 
@@ -601,11 +626,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     md = table(summary, seeds)
     target = verdict(summary)
     print(md)
-    if target:
+    n_a = "n/a (engine not above random)"
+    if target and "gain_ratio" in target:
         ratio = "n/a (engine return <= 0)" if target["ratio"] is None else f"{target['ratio']:.2f}"
-        gain = "n/a (engine not above random)" if target["gain_ratio"] is None else f"{target['gain_ratio']:.2f}"
+        gain = n_a if target["gain_ratio"] is None else f"{target['gain_ratio']:.2f}"
         print(f"dream / engine return: {ratio}; (dream - random) / (engine - random): {gain}; "
               f"dream above random: {target['dream_above_random']}")
+    if target and "learned_gain_ratio" in target:
+        gain = n_a if target["learned_gain_ratio"] is None else f"{target['learned_gain_ratio']:.2f}"
+        print(f"engine paid by the reward model: (learned - random) / (engine - random): {gain}")
     out = {"config": config, "summary": summary, "target": target,
            "seeds": {str(s): r for s, r in by_seed.items()}, "table": md,
            "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),

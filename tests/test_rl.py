@@ -436,3 +436,75 @@ def test_rl_dream_observe_gives_every_agent_the_goal(runs, tmp_path):
     with pytest.raises(SystemExit, match="--observe goal: the dream has no goal estimate"):
         mod.make_dream(mod.parse_args([*argv[:2], "--reward", str(plain), *argv[4:], "--observe", "goal"]),
                        runs["store"]).reset()
+
+
+def test_learned_reward_pays_the_engine_by_the_reward_model(runs, tmp_path):
+    """LearnedReward: the engine's frames, actions and ends as they are, its reward and termination from the reward
+    model reading the VAE latents of each step's frames (what DreamEnv pays with), the engine's own kept in info;
+    an odometry model starts from the engine's task state. rl_dream.py --learned-engine trains PPO on it."""
+    import torch
+
+    from worldsim.cli import main as cli
+    from worldsim.dream.wrappers import LearnedReward
+
+    reward = tmp_path / "reward"
+    assert cli(["train-reward", f"ckpt={runs['dit']}", f"store={runs['store']}", "steps=3", "seq_len=4",
+                "batch_size=2", "val_episodes=1", "task_state=true", "log_every=1", f"out={reward}",
+                "model.odometry=true"]) == 0
+    sampler, model = LearnedReward.parts(runs["dit"], str(reward))
+    env = DiscreteActions(LearnedReward(_engine(max_steps=12), sampler, model), NAVIGATE)
+    plain = DiscreteActions(_engine(max_steps=12), NAVIGATE)
+    obs, info = env.reset(seed=3)
+    ref, ref_info = plain.reset(seed=3)
+    assert np.array_equal(obs, ref) and np.allclose(info["task_estimate"], info["task"]["state"])
+    state = model.with_point(model.initial(1, torch.tensor([info["task"]["state"]], dtype=torch.float32)),
+                             torch.tensor([info["task"]["state"]], dtype=torch.float32))
+    rewards, engine_rewards = [], []
+    for a in (1, 4, 1, 6, 0, 3):
+        frame = obs
+        obs, r, term, trunc, info = env.step(a)
+        ref, ref_r, ref_term, *_ = plain.step(a)
+        assert np.array_equal(obs, ref) and info["engine_reward"] == ref_r and info["engine_terminated"] == ref_term
+        z = sampler.encode(np.stack([frame, obs]))[0].float()
+        flat = torch.from_numpy(flatten_action(sampler.meta["action_spec"], env.env.action_space,
+                                               env.table[a]))[None] / sampler.model.action_scale
+        want, want_term, state = model.predict(z[:1], z[1:], flat, state)
+        assert r == pytest.approx(float(want[0]), abs=1e-6) and term == (bool(want_term[0]) or ref_term)
+        rewards.append(r)
+        engine_rewards.append(ref_r)
+        if term or trunc:
+            break
+    assert any(x != 0 for x in engine_rewards)  # the engine paid something the model was asked to replace
+    with pytest.raises(InputError, match="frames"):
+        LearnedReward(gym.make("worldsim/Voxel-v0", task="navigate", width=48, height=48), sampler, model)
+    with pytest.raises(InputError, match="no reward model"):
+        LearnedReward.parts(runs["dit"], None)
+
+    mod = _rl_dream()
+    argv = ["--checkpoint", runs["dit"], "--reward", str(reward), "--store", runs["store"], "--steps", "32",
+            "--n-envs", "2", "--n-steps", "16", "--eval-episodes", "1", "--max-steps", "6", "--dream-steps", "1",
+            "--policy", "MlpPolicy", "--seeds", "0", "--goal-distance", "3", "6", "--learned-engine"]
+    res = mod.main([*argv, "--out", str(tmp_path / "learned.json")])
+    row = "PPO (engine, learned reward)"
+    assert set(res["summary"]) == {"random", "PPO (dream)", "PPO (engine)", row}
+    assert res["seeds"]["0"][row]["train"]["steps"] == 32 and "learned_gain_ratio" in res["target"]
+    goal = mod.make_engine((32, 32), mod.parse_args([*argv, "--observe", "goal"]), learned=(sampler, model))
+    seen, info = goal.reset(seed=1)
+    assert np.allclose(seen, np.asarray(info["task_estimate"]) / 10)  # the learned agent sees the model's goal
+    # the model's end ends the episode unless told otherwise (ends=False: benchmarks/reward_engine.py scores whole
+    # engine episodes); a threshold of 0 makes it end every step
+    eager = LearnedReward(_engine(max_steps=5), sampler, model, threshold=0.0)
+    eager.reset(seed=2)
+    assert eager.step(noop_action(eager.action_space))[2] is True
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "reward_engine.py"
+    spec = importlib.util.spec_from_file_location("reward_engine", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    whole = LearnedReward(_engine(max_steps=5), sampler, model, threshold=0.0, ends=False)
+    ep = bench.play(whole, bench.policy("random", whole, np.random.default_rng(0)), seed=2)
+    assert len(ep["model"]) == 5 and all(ep["term"]) and len(ep["goal_err"]) == 1
+    line = bench.row("random", [ep, ep])
+    assert line.startswith("| random | 10 |") and line.count("|") == 13

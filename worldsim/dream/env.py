@@ -155,7 +155,7 @@ class ContextSource:
         return out
 
 
-def _reward_model(checkpoint: str, reward: str | None, sampler: WorldSampler) -> Any:
+def reward_model_for(checkpoint: str, reward: str | None, sampler: WorldSampler) -> Any:
     """The reward/termination model: `reward` if given, else `<run>/reward` beside the checkpoint, else None.
     It reads the world model's VAE latents, so one trained on another VAE's latents is refused."""
     from worldsim.model.reward import find_reward, load_reward
@@ -188,7 +188,7 @@ def _parts(checkpoint: str | Path, rows: int, reward: str | None, store: str | N
     sampler = WorldSampler.load(path, device=device, decoder=decoder)
     core = DreamCore(sampler, rows, steps=steps, cfg_actions=cfg_actions, context=context, precision=precision,
                      render=render)
-    return core, ContextSource(sampler, store, core.context), _reward_model(str(checkpoint), reward, sampler)
+    return core, ContextSource(sampler, store, core.context), reward_model_for(str(checkpoint), reward, sampler)
 
 
 class _Dream:

@@ -11,12 +11,18 @@ rebuilt from the checkpoint's action spec and equals the engine's):
     dream = DiscreteActions(gym.make("worldsim/Dream-v0", checkpoint="runs/dit"), NAVIGATE)
 
 `RecordDream` writes dreamed episodes as MP4s with signed provenance (docs/provenance.md).
+
+`LearnedReward` plays the other way round: a real env whose reward and termination come from a reward model reading
+its frames (`worldsim train-reward`), the same model DreamEnv pays its agents with. Training an agent there against
+one in the dream says which of the two costs the transfer: the dream's pictures and dynamics, or the learned reward
+(docs/rl.md).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -205,3 +211,120 @@ class RecordDream(gym.Wrapper):
 def _plain(x: Any) -> Any:
     """JSON for numpy values inside actions."""
     return np.asarray(x).tolist()
+
+
+def engine_task_state(info: dict[str, Any]) -> Any:
+    """The task's state in an engine's info (the voxel engine's `info["task"]["state"]`), or None."""
+    task = info.get("task")
+    return task.get("state") if isinstance(task, dict) else None
+
+
+class LearnedReward(gym.Wrapper):
+    """A real env paid by a learned reward model instead of its own reward: each step, the model reads the VAE
+    latents of the frame before and after and the action taken, as in `DreamEnv`, and its reward and termination
+    are returned; the env's own go in `info["engine_reward"]` and `info["engine_terminated"]`. An episode ends where
+    the model says it ended (`ends`), and also where the env itself ended (its world cannot go on), reported as
+    terminated.
+
+    A reward model that tracks the task's state from its first frame (`model.odometry=true`) starts at each reset
+    from the env's state (`task_state(info)`, the voxel engine's `info["task"]["state"]`), as a dream starts from a
+    store's; its estimate is `info["task_estimate"]` after every reset and step.
+
+        sampler, model = WorldSampler.load("runs/dit"), load_reward("runs/dit/reward")
+        env = DiscreteActions(LearnedReward(gym.make("worldsim/Voxel-v0", task="navigate"), sampler, model), NAVIGATE)
+
+    Args:
+        env: an env with the world model's observation size and action space (`sampler.meta["action_spec"]`).
+        sampler: the world model (`WorldSampler`) whose VAE the reward model was trained on; only its encoder and
+            action scale are used. Share one between many envs.
+        reward_model: a `worldsim.model.reward.RewardModel` of that VAE's latents.
+        task_state: reads the task's state from a reset's info (None where the env has none).
+        threshold: termination probability above which the model says the episode ended
+            (`info["model_terminated"]`).
+        ends: whether the model's termination ends the episode (False: only the env's own ends do; to score the
+            model along whole episodes).
+    """
+
+    def __init__(self, env: gym.Env, sampler: Any, reward_model: Any,
+                 task_state: Any = engine_task_state, threshold: float = 0.5, ends: bool = True) -> None:
+        super().__init__(env)
+        from store.spaces import space_from_spec
+
+        spec = sampler.meta.get("action_spec")
+        if not spec:
+            raise InputError("the world model records no action spec; retrain it with this version of worldsim")
+        if space_from_spec(spec) != env.action_space:
+            raise InputError(f"the env's actions {env.action_space} are not the world model's "
+                             f"{space_from_spec(spec)}: the reward model reads the world model's actions")
+        shape = getattr(env.observation_space, "shape", None)
+        if shape != (sampler.height, sampler.width, 3):
+            raise InputError(f"the env's frames {shape} are not the world model's "
+                             f"({sampler.height}, {sampler.width}, 3): the reward model reads its VAE's latents")
+        self.sampler, self.model, self.action_spec = sampler, reward_model, spec
+        self.task_state, self.threshold, self.ends = task_state, threshold, ends
+        self.state: Any = None
+        self.z: Any = None
+
+    @classmethod
+    def parts(cls, checkpoint: str, reward: str | None = None) -> tuple[Any, Any]:
+        """(sampler, reward model) of a world model run and its reward model (`reward`, default `<run>/reward`), to
+        share between many `LearnedReward` envs; a reward model of another VAE's latents, or none, is refused."""
+        from worldsim.dream.env import reward_model_for
+        from worldsim.model.sampler import WorldSampler
+
+        sampler = WorldSampler.load(checkpoint)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = reward_model_for(str(checkpoint), reward, sampler)
+        if model is None:
+            raise InputError(f"no reward model for {checkpoint}: pass one (worldsim train-reward ckpt={checkpoint} "
+                             "store=...)")
+        return sampler, model
+
+    def _encode(self, frame: np.ndarray) -> Any:
+        return self.sampler.encode(np.asarray(frame)[None])[0, :1].float()  # (1, C, h, w)
+
+    def _estimate(self, info: dict[str, Any]) -> dict[str, Any]:
+        if getattr(self.model, "tracks", False):
+            estimate = self.model.tracked(self.state[:, :-1])[0].detach().float().cpu().numpy()
+            info = {**info, "task_estimate": estimate}
+        return info
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> Any:
+        import torch
+
+        obs, info = self.env.reset(seed=seed, options=options)
+        self.z = self._encode(obs)
+        task = self.task_state(info)
+        if task is None and getattr(self.model, "odo", None) is not None:
+            raise InputError("this reward model tracks the goal from the task state at the first frame "
+                             "(model.odometry=true); the env's reset info has none (task_state=...)")
+        want, keys = self.model.meta.get("task_state_keys") or [], (info.get("task") or {}).get("state_keys")
+        if task is not None and want and keys is not None and list(keys) != list(want):
+            raise InputError(f"the reward model starts from the task state {list(want)}, but the env's is {list(keys)}")
+        if task is not None and getattr(self.model.cfg, "task_dim", 0):
+            task = torch.as_tensor(np.asarray(task, np.float32))[None]
+        else:  # a model that does not start from the task's state
+            task = None
+        with torch.no_grad():
+            self.state = self.model.with_point(self.model.initial(1, task), task)
+        return obs, self._estimate(info)
+
+    def step(self, action: Any) -> Any:
+        import torch
+
+        from store.spaces import flatten_action
+
+        if self.state is None:
+            raise RuntimeError("call reset() before step()")
+        obs, engine_reward, engine_terminated, truncated, info = self.env.step(action)
+        flat = flatten_action(self.action_spec, self.env.action_space, action)
+        scaled = torch.from_numpy(flat)[None].to(self.z.device) / self.sampler.model.action_scale
+        z = self._encode(obs)
+        reward, term, self.state = self.model.predict(self.z, z, scaled, self.state.to(self.z.device),
+                                                      threshold=self.threshold)
+        self.z = z
+        info = {**info, "engine_reward": float(engine_reward), "engine_terminated": bool(engine_terminated),
+                "model_terminated": bool(term[0])}
+        terminated = (self.ends and bool(term[0])) or bool(engine_terminated)
+        return obs, float(reward[0]), terminated, truncated and not terminated, self._estimate(info)
