@@ -537,7 +537,7 @@ def run_seed(args: argparse.Namespace, seed: int, store: str, size: tuple[int, i
             from worldsim.dream.wrappers import LearnedReward
 
             parts = LearnedReward.parts(args.checkpoint, args.reward) if name == "learned" else None
-            venv = DummyVecEnv([lambda i=i: Monitor(make_engine(size, args, train_seed=seed * 1000 + i,
+            venv = DummyVecEnv([lambda i=i, parts=parts: Monitor(make_engine(size, args, train_seed=seed * 1000 + i,
                                                                 learned=parts)) for i in range(args.n_envs)])
         model, summary = train_ppo(venv, args, seed, f"[seed {seed}] [{name}]")
         torch.manual_seed(seed)  # sampled evaluation actions (--sample) are reproducible too
