@@ -815,3 +815,40 @@ def test_dream_reward_benchmark_replays_the_engine_beside_the_dream(reward_run, 
     out = capsys.readouterr().out
     assert "returns over the first 2 steps" in out and "returns over the first 4 steps" in out
     assert "| solver | " in out and "solver minus forward:" in out
+
+
+def test_state_reward_reads_the_reward_off_the_tracked_point():
+    """model.state_reward: with odometry, the reward is a function of the tracked point's geometry alone (the same
+    point and step pay the same whatever the frames show; termination still reads them), and on a walk whose reward
+    is the point's (0.1 a block closer, frames pure noise) it is learned closer than by the head that reads the
+    frames too, after the same training; without odometry it is refused."""
+    torch.manual_seed(0)
+    cfg = RewardConfig(latent_channels=4, width=8, depth=2, hidden=16, action_dim=3, state=16, task_dim=2,
+                       odometry=True, turn_column=1, turn_scale=10.0, state_reward=True)
+    model = RewardModel(cfg)
+    with torch.no_grad():
+        for layer in (model.state_head[-1], model.head[-1]):  # zero at init: make both say something
+            layer.weight.normal_()
+            layer.bias.normal_()
+    state = model.with_point(model.initial(2), torch.tensor([[3.0, 1.0], [3.0, 1.0]]))
+    a, b = torch.randn(2, 4, 4, 4), torch.randn(2, 4, 4, 4)
+    action = torch.tensor([[0.0, 1.0, 0.0], [0.0, 1.0, 0.0]])
+    unit, logit, _ = model(a, b, action, state)  # the odometry's move is zero at init: the same step for both
+    assert torch.allclose(unit[0], unit[1]) and not torch.allclose(logit[0], logit[1])
+    other = model.with_point(state, torch.tensor([[3.0, 1.0], [-2.0, 5.0]]))
+    assert not torch.allclose(*model(a, b, action, other)[0].unbind())
+    with pytest.raises(InputError, match="bad reward model config"):
+        RewardModel(RewardConfig(latent_channels=4, action_dim=3, state=16, task_dim=2, state_reward=True))
+    with pytest.raises(InputError, match="model.state_reward=true reads the reward off the odometry"):
+        fit(RewardModel(RewardConfig(latent_channels=4, action_dim=3, state=16, task_dim=2)),
+            _turning_walk(4, 8, 0, 10.0), TrainRewardConfig(steps=1, task_state=True,
+                                                            model=RewardConfig(state_reward=True)), CPU)
+    train, held = _turning_walk(96, 16, 0, 10.0), _turning_walk(16, 16, 1, 10.0)
+    errors = {}
+    for flag in (False, True):
+        torch.manual_seed(0)
+        model = RewardModel(replace(cfg, state_reward=flag))
+        fit(model, train, TrainRewardConfig(steps=200, batch_size=16, seq_len=16, max_given=0, lr=1e-2, warmup=10,
+                                            log_every=50, task_state=True, still_fraction=0.0), CPU)
+        errors[flag] = evaluate(model, held, CPU, given=0)["reward_mae"]
+    assert errors[True] < 0.6 * errors[False], errors  # measured 0.0010 against 0.0023

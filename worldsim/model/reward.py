@@ -60,6 +60,12 @@ class RewardConfig:
                            # column; reward models from before 2026-12-05). `worldsim train-reward` sets it from
                            # the stores' `camera_yaw` column
     turn_scale: float = 1.0  # the world model's action_scale of that column (the model reads actions / scale)
+    state_reward: bool = False  # with odometry: the reward is read off the tracked point alone (before and after
+                                # the step, their distances and its change), not off the frames' features: a reward
+                                # that is a function of the task's state, as navigate's (+0.05 a block closer, +1 on
+                                # arrival), is then paid wherever the odometry follows the point, also where the
+                                # training data's frames never showed the goal (random walks). Termination still
+                                # reads everything
 
 
 def _conv(cin: int, cout: int, stride: int) -> nn.Sequential:
@@ -83,7 +89,7 @@ class RewardModel(nn.Module):
                 or cfg.state < 0 or cfg.grid < 0 or cfg.task_dim < 0 or (cfg.task_dim and not cfg.state)
                 or (cfg.track and not cfg.task_dim) or (cfg.odometry and (cfg.task_dim != 2 or cfg.track))
                 or not -1 <= cfg.turn_column < max(cfg.action_dim, 0) or (cfg.turn_column >= 0 and not cfg.odometry)
-                or not cfg.turn_scale > 0):
+                or not cfg.turn_scale > 0 or (cfg.state_reward and not cfg.odometry)):
             raise InputError(f"bad reward model config {asdict(cfg)}")
         self.cfg = cfg
         self.meta: dict[str, Any] = {}  # the checkpoint's meta.json once loaded (load_reward)
@@ -128,6 +134,12 @@ class RewardModel(nn.Module):
         # reward 0 and "not terminated" at init (rare events should start unlikely)
         nn.init.zeros_(self.head[-1].weight)
         nn.init.zeros_(self.head[-1].bias)
+        # state_reward: the reward of the point's geometry alone (the 7 inputs the head reads of it)
+        self.state_head = nn.Sequential(nn.Linear(7, cfg.hidden), nn.SiLU(), nn.Linear(cfg.hidden, cfg.hidden),
+                                        nn.SiLU(), nn.Linear(cfg.hidden, 1)) if cfg.state_reward else None
+        if self.state_head is not None:
+            nn.init.zeros_(self.state_head[-1].weight)
+            nn.init.zeros_(self.state_head[-1].bias)
         with torch.no_grad():
             self.head[-1].bias[1] = -2.0
 
@@ -226,7 +238,8 @@ class RewardModel(nn.Module):
         seen = [(point - self.task_mean) / self.task_std, (moved - self.task_mean) / self.task_std, before / scale,
                 after / scale, before - after]
         out = self.head(torch.cat([features, h, *seen], dim=1))
-        return out[:, 0], out[:, 1] + self.term_logit_offset, torch.cat([h, moved], dim=1)
+        reward = out[:, 0] if self.state_head is None else self.state_head(torch.cat(seen, dim=1))[:, 0]
+        return reward, out[:, 1] + self.term_logit_offset, torch.cat([h, moved], dim=1)
 
     @staticmethod
     def move(point: torch.Tensor, step: torch.Tensor) -> torch.Tensor:

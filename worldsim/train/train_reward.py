@@ -386,6 +386,9 @@ def check_config(cfg: TrainRewardConfig) -> None:
     for name in ("track_weight", "move_weight"):
         if not getattr(cfg, name) >= 0:
             raise InputError(f"{name} must be >= 0, got {getattr(cfg, name)}")
+    if cfg.model.state_reward and not cfg.model.odometry:
+        raise InputError("model.state_reward=true reads the reward off the odometry's tracked point: it needs "
+                         "model.odometry=true")
     for name in ("track", "odometry"):
         if getattr(cfg.model, name) and not cfg.task_state:
             raise InputError(f"model.{name}=true follows the task's state from the first frame's: it needs "
