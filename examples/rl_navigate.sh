@@ -23,12 +23,19 @@
 #   SHIFT=4 bash examples/rl_navigate.sh         # the PPO agents train on frames moved by up to this many pixels
 #                                                 # (rl_dream.py --shift, DrQ's random shift; scored unshifted);
 #                                                 # results get a _sh<pad> suffix
+#   STATE_REWARD=1 bash examples/rl_navigate.sh  # a reward model whose reward is read off its tracked goal point
+#                                                 # alone (train-reward model.state_reward=true: OUT/reward_state;
+#                                                 # pays random walks as the engine does, docs/rl.md "seventeenth
+#                                                 # session"); results get an _rs suffix
+#   LEARNED=1 bash examples/rl_navigate.sh       # a third agent: PPO in the engine paid by the reward model
+#                                                 # (rl_dream.py --learned-engine: the dream's reward without the
+#                                                 # dream); results get an _le suffix
 #
 # Every stage is skipped when its output is there, and the commands it runs resume themselves, so after an
 # interruption the same command carries on. Stage times on a 2-core machine (docs/rl.md): recipe ~60 min, stores
 # ~9 min, latents ~8 min, fine-tunes ~14 min, reward model ~10-20 min, goal-map fine-tune ~25 min, RL ~35 min (the
 # seeds side by side, one torch thread each). The table is printed at the end and kept in
-# OUT/rl_<observe>_d<dream steps>[_gm][_adv][_b<blur>][_sh<pad>].json (_gm: with goal maps; per seed: ..._s<seed>.json, e.g.
+# OUT/rl_<observe>_d<dream steps>[_gm][_adv][_b<blur>][_sh<pad>][_rs][_le].json (_gm: with goal maps; per seed: ..._s<seed>.json, e.g.
 # OUT/rl_frames_d16_gm_s0.json).
 set -euo pipefail
 
@@ -52,6 +59,13 @@ if [[ ! "$BLUR" =~ ^0(\.0+)?$ ]]; then SEE="_b$BLUR"; fi
 SHIFT=${SHIFT:-0}
 if ! [[ "$SHIFT" =~ ^([0-9]|1[0-6])$ ]]; then echo "SHIFT must be a pad in pixels, an integer in [0, 16], not '$SHIFT'" >&2; exit 2; fi
 if [ "$SHIFT" != 0 ]; then SEE="${SEE}_sh$SHIFT"; fi
+STATE_REWARD=${STATE_REWARD:-0}
+LEARNED=${LEARNED:-0}
+case "$STATE_REWARD" in 0|1) ;; *) echo "STATE_REWARD must be 0 or 1, not '$STATE_REWARD'" >&2; exit 2;; esac
+case "$LEARNED" in 0|1) ;; *) echo "LEARNED must be 0 or 1, not '$LEARNED'" >&2; exit 2;; esac
+REWARD_RUN=reward_odo; REWARD_ARGS=(); LEARNED_ARGS=()
+if [ "$STATE_REWARD" = 1 ]; then REWARD_RUN=reward_state; REWARD_ARGS=(model.state_reward=true); SEE="${SEE}_rs"; fi
+if [ "$LEARNED" = 1 ]; then LEARNED_ARGS=(--learned-engine); SEE="${SEE}_le"; fi
 SHARP=""; SHARP_ARGS=()
 if [[ ! "$ADV" =~ ^0+(\.0+)?$ ]]; then  # a weight above 0
     if [ "$GOAL_MAPS" != 1 ]; then echo "ADV applies to the goal-map fine-tune: it needs GOAL_MAPS=1" >&2; exit 2; fi
@@ -120,12 +134,12 @@ worldsim train init="$OUT/navdit" store="[$OUT/close_mix_lat,$OUT/close_solver_l
 #    "Reward runs (2026-12-03, sixth session)"); it starts from where the goal is at the dream's first frame (the
 #    stores' task state) and follows it step by step (odometry: "Reward runs (2026-12-04)"; each step's turn is the
 #    camera action's, `exact_turn`, the default since 2026-12-05: an OUT from before keeps its learned-turn model)
-if [ ! -e "$OUT/reward_odo/checkpoints" ]; then
-    log "reward model"
+if [ ! -e "$OUT/$REWARD_RUN/checkpoints" ]; then
+    log "reward model ($REWARD_RUN)"
     worldsim train-reward ckpt="$OUT/navdit2" \
         store="[$OUT/nav384_lat,$OUT/navseek_lat,$OUT/close_mix_lat,$OUT/close_seek_lat]" \
         skip_policies="[NavigateSolver]" val_store="$OUT/close_held" seq_len=64 batch_size=8 steps=$REWARD_STEPS \
-        task_state=true model.odometry=true out="$OUT/reward_odo"
+        task_state=true model.odometry=true "${REWARD_ARGS[@]}" out="$OUT/$REWARD_RUN"
 fi
 
 # 6. goal maps: the fine-tuned model learns to draw the goal where the task state puts it (model.goal_map=true; in
@@ -149,9 +163,9 @@ for s in $SEEDS; do
         log "RL seed $s"
         # shellcheck disable=SC2086
         OMP_NUM_THREADS=1 python "$(dirname "$0")/rl_dream.py" --checkpoint "$WM" \
-            --reward "$OUT/reward_odo" --store "$OUT/close_mix" --steps $RL_STEPS --goal-distance 4 10 \
+            --reward "$OUT/$REWARD_RUN" --store "$OUT/close_mix" --steps $RL_STEPS --goal-distance 4 10 \
             --dream-episode-steps "$DREAM_STEPS" --sample --solver --eval-episodes $EVAL_EPISODES --seeds "$s" \
-            --observe "$OBSERVE" --blur "$BLUR" --shift "$SHIFT" \
+            --observe "$OBSERVE" --blur "$BLUR" --shift "$SHIFT" "${LEARNED_ARGS[@]}" \
             --out "$OUT/${RL}_s$s.json" $RL_EXTRA > "$OUT/${RL}_s$s.log" 2>&1 &
         pids+=("$!:$s")
     fi
