@@ -461,7 +461,7 @@ def test_learned_reward_pays_the_engine_by_the_reward_model(runs, tmp_path):
     assert np.array_equal(obs, ref) and np.allclose(info["task_estimate"], info["task"]["state"])
     state = model.with_point(model.initial(1, torch.tensor([info["task"]["state"]], dtype=torch.float32)),
                              torch.tensor([info["task"]["state"]], dtype=torch.float32))
-    rewards, engine_rewards = [], []
+    engine_rewards = []
     for a in (1, 4, 1, 6, 0, 3):
         frame = obs
         obs, r, term, trunc, info = env.step(a)
@@ -472,7 +472,6 @@ def test_learned_reward_pays_the_engine_by_the_reward_model(runs, tmp_path):
                                                env.table[a]))[None] / sampler.model.action_scale
         want, want_term, state = model.predict(z[:1], z[1:], flat, state)
         assert r == pytest.approx(float(want[0]), abs=1e-6) and term == (bool(want_term[0]) or ref_term)
-        rewards.append(r)
         engine_rewards.append(ref_r)
         if term or trunc:
             break

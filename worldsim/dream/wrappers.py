@@ -29,8 +29,10 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch
 from gymnasium import spaces
 
+from store.spaces import flatten_action, space_from_spec
 from worldsim.errors import InputError
 
 # Camera deltas are degrees per step, [pitch, yaw] (positive yaw turns right, MineRL's convention). 15 degrees is
@@ -248,8 +250,6 @@ class LearnedReward(gym.Wrapper):
     def __init__(self, env: gym.Env, sampler: Any, reward_model: Any,
                  task_state: Any = engine_task_state, threshold: float = 0.5, ends: bool = True) -> None:
         super().__init__(env)
-        from store.spaces import space_from_spec
-
         spec = sampler.meta.get("action_spec")
         if not spec:
             raise InputError("the world model records no action spec; retrain it with this version of worldsim")
@@ -291,8 +291,6 @@ class LearnedReward(gym.Wrapper):
         return info
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> Any:
-        import torch
-
         obs, info = self.env.reset(seed=seed, options=options)
         self.z = self._encode(obs)
         task = self.task_state(info)
@@ -311,10 +309,6 @@ class LearnedReward(gym.Wrapper):
         return obs, self._estimate(info)
 
     def step(self, action: Any) -> Any:
-        import torch
-
-        from store.spaces import flatten_action
-
         if self.state is None:
             raise RuntimeError("call reset() before step()")
         obs, engine_reward, engine_terminated, truncated, info = self.env.step(action)

@@ -427,10 +427,10 @@ def true_moves(model: RewardModel, data: Transitions, idx: torch.Tensor, pause: 
     states imply under it (`RewardModel.step_of`): the odometry's target. A pause step (`insert_pauses`) turns by
     its own action or not at all (PAUSE_ZERO) and moves nothing."""
     moved = model.step_of(data.task[idx], data.task_next[idx], model.turn(data.actions[idx]))
+    turn = pause_turns(model, data, idx, pause)
     if pause is None:
-        return pause_turns(model, data, idx, None), moved
-    return pause_turns(model, data, idx, pause), torch.where((pause != NO_PAUSE)[..., None], torch.zeros_like(moved),
-                                                             moved)
+        return turn, moved
+    return turn, torch.where((pause != NO_PAUSE)[..., None], torch.zeros_like(moved), moved)
 
 
 def model_moves(model: RewardModel, data: Transitions, idx: torch.Tensor, path: torch.Tensor, turn: torch.Tensor
