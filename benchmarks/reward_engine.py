@@ -129,4 +129,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from worldsim.errors import UserError
+
+    try:
+        main()
+    except UserError as err:  # a bad path or run: one line, not a traceback
+        raise SystemExit(f"reward_engine.py: {err}") from None

@@ -648,4 +648,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    from worldsim.errors import UserError
+
+    try:
+        main()
+    except UserError as err:  # a bad path or run: one line, not a traceback
+        raise SystemExit(f"rl_dream.py: {err}") from None

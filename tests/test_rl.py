@@ -509,3 +509,20 @@ def test_learned_reward_pays_the_engine_by_the_reward_model(runs, tmp_path):
     assert len(ep["model"]) == 5 and all(ep["term"]) and len(ep["goal_err"]) == 1
     line = bench.row("random", [ep, ep])
     assert line.startswith("| random | 10 |") and line.count("|") == 13
+
+
+@pytest.mark.parametrize("script", ["benchmarks/reward_engine.py", "examples/rl_dream.py"])
+def test_bad_checkpoint_is_one_line(script, tmp_path):
+    """A checkpoint path that is not a run: one line naming it and a non-zero exit, no traceback, nothing written."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "out.json"
+    argv = [sys.executable, str(root / script), "--checkpoint", str(tmp_path / "missing")]
+    argv += ["--out", str(out)] if "rl_dream" in script else []
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=root)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines() == [f"{Path(script).name}: no checkpoint at {tmp_path / 'missing'}"]
+    assert not out.exists()
