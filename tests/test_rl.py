@@ -508,7 +508,14 @@ def test_learned_reward_pays_the_engine_by_the_reward_model(runs, tmp_path):
     ep = bench.play(whole, bench.policy("random", whole, np.random.default_rng(0)), seed=2)
     assert len(ep["model"]) == 5 and all(ep["term"]) and len(ep["goal_err"]) == 1
     line = bench.row("random", [ep, ep])
-    assert line.startswith("| random | 10 |") and line.count("|") == 13
+    assert line.startswith("| random | 10 |") and line.count("|") == 14
+    # the tracked point's own distance change and forward step beside the engine's, per step; the actions taken
+    assert all(len(ep[k]) == 5 for k in ("closer_true", "closer_est", "fwd_true", "fwd_est", "action"))
+    shaping = np.asarray(ep["arrive"]) == 0  # navigate pays 0.05 a block closer: the true change is the engine's
+    assert np.allclose(np.asarray(ep["engine"])[shaping], 0.05 * np.asarray(ep["closer_true"])[shaping], atol=1e-5)
+    rows = bench.by_action([ep], [bench.label(e) for e in NAVIGATE])
+    assert len(rows) == len(NAVIGATE) and rows[0].startswith("| no-op |") and "yaw +15" in rows[4]
+    assert sum(int(r.split("|")[2]) for r in rows) == 5
 
 
 @pytest.mark.parametrize("script", ["benchmarks/reward_engine.py", "examples/rl_dream.py"])
