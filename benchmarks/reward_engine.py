@@ -7,8 +7,9 @@ own frames, under the policies an agent trained against it would meet.
 Each policy plays `--episodes` held-out engine episodes (seeds `--eval-seed`, +1, ...; `--max-steps` each) through
 `worldsim.dream.wrappers.LearnedReward` with `ends=False`: the engine's episode runs to its own end whatever the
 model says, and the model reads every step's frames and action. Policies: `random` (uniform over the NAVIGATE
-table, as rl_dream.py's random agent), `seeker` (datagen's frames-only scripted seeker) and `solver` (datagen's
-privileged navigate solver: it walks to the goal, so its episodes hold the arrivals).
+table, a fresh draw every step: datagen's `TablePolicy` with repeat 0, as rl_dream.py's random agent), `seeker`
+(datagen's frames-only scripted seeker) and `solver` (datagen's privileged navigate solver: it walks to the goal,
+so its episodes hold the arrivals).
 
 Columns: steps scored; per-step reward MAE against the engine's, the MAE of always predicting 0, and their ratio;
 the correlation of the two rewards over steps and the slope of the model's on the engine's (least squares through
@@ -47,7 +48,7 @@ def play(env: Any, act: Any, seed: int) -> dict[str, list[float]]:
     done = False
     while not done:
         before = (np.asarray(info["task"]["state"][:2], np.float32), info.get("task_estimate"))
-        action = act(obs, info)
+        action = act(obs, info) if callable(act) else act.act(info)
         obs, r, terminated, truncated, info = env.step(action)
         out["model"].append(r)
         out["engine"].append(info["engine_reward"])
@@ -71,12 +72,12 @@ def play(env: Any, act: Any, seed: int) -> dict[str, list[float]]:
 
 
 def policy(name: str, env: Any, rng: np.random.Generator) -> Any:
-    """act(obs, info) -> an engine action of `name` (the engine's own Dict action)."""
-    from datagen.policies import NavigateSolver, SeekerPolicy
-    from worldsim.dream.wrappers import NAVIGATE, action_table
+    """act(obs, info) -> an engine action of `name` (the engine's own Dict action); for `random`, a
+    datagen.policies.TablePolicy (its `act(info)`)."""
+    from datagen.policies import NavigateSolver, SeekerPolicy, TablePolicy
 
-    if name == "random":
-        return TableRandom(action_table(env.action_space, NAVIGATE), rng)
+    if name == "random":  # a fresh draw every step, as an untrained PPO agent's; `last`: the entry's index
+        return TablePolicy(rng, repeat=0.0)
     if name == "solver":
         solver = NavigateSolver(rng)
         return lambda obs, info: solver.act(info)
@@ -88,17 +89,6 @@ def policy(name: str, env: Any, rng: np.random.Generator) -> Any:
         return seeker[0].act_on(obs, info)
 
     return seek
-
-
-class TableRandom:
-    """Uniform over a completed action table (`action_table`); `last` is the index it chose last."""
-
-    def __init__(self, table: list[dict[str, Any]], rng: np.random.Generator) -> None:
-        self.table, self.rng, self.last = table, rng, None
-
-    def __call__(self, obs: np.ndarray, info: dict[str, Any]) -> dict[str, Any]:
-        self.last = int(self.rng.integers(len(self.table)))
-        return self.table[self.last]
 
 
 def joined(eps: list[dict[str, list[float]]]) -> dict[str, np.ndarray]:

@@ -341,7 +341,38 @@ class OrbitBackPolicy(PusherPolicy):
         return a
 
 
-POLICIES = ["explorer", "lookback", "mix", "random", "seeker", "solver"]
+# The navigation table the RL agents act through (worldsim.dream.wrappers.NAVIGATE, which the dream layer keeps
+# itself: it may not import datagen; tests/test_seeker.py checks the two are the same): no-op, forward,
+# forward + jump, turn left / right 15 degrees, forward steering left / right 5 degrees, sprint forward.
+NAVIGATE_TABLE: tuple[dict[str, Any], ...] = (
+    {}, {"forward": 1}, {"forward": 1, "jump": 1}, {"camera": (0.0, -15.0)}, {"camera": (0.0, 15.0)},
+    {"forward": 1, "camera": (0.0, -5.0)}, {"forward": 1, "camera": (0.0, 5.0)}, {"forward": 1, "sprint": 1},
+)
+
+
+class TablePolicy:
+    """Uniformly random entries of the navigation table (`NAVIGATE_TABLE`), each kept for another step with
+    probability `repeat` (runs of 1 / (1 - repeat) steps on average; 0.5: 2): the walks a PPO agent acting through
+    that table makes before it has learned anything. The data policies above never stand still after walking, turn
+    on the spot 15 degrees at a time or jump mid-stride as such an agent does, so a model trained on their walks
+    alone misjudges these steps (docs/rl.md)."""
+
+    def __init__(self, rng: np.random.Generator, repeat: float = 0.5) -> None:
+        if not 0.0 <= repeat < 1.0:
+            raise ValueError(f"repeat must be in [0, 1), got {repeat}")
+        self.rng, self.repeat = rng, repeat
+        self.last: int | None = None
+
+    def act(self, info: dict[str, Any]) -> dict[str, Any]:
+        if self.last is None or self.repeat == 0.0 or self.rng.random() >= self.repeat:  # 0: one draw a step
+            self.last = int(self.rng.integers(len(NAVIGATE_TABLE)))
+        a = noop()
+        for k, v in NAVIGATE_TABLE[self.last].items():
+            a[k] = np.asarray(v, np.float32) if k == "camera" else v
+        return a
+
+
+POLICIES = ["explorer", "lookback", "mix", "random", "seeker", "solver", "table"]
 SOLVERS = {"navigate": NavigateSolver, "collect_wood": CollectWoodSolver, "build": BuildSolver,
            "explore": ExplorerPolicy}
 
@@ -367,8 +398,9 @@ GAME_POLICIES = ["mix", "random", "ppo"]  # other games: `mix` is the sticky ran
 def make_policy_for(name: str, rng: np.random.Generator, env: Any, task: str) -> Any:
     """A policy for an env: `random`, `explorer` (voxel) / pusher (physics), `solver` (the task's script),
     `seeker` (voxel navigate from the frame alone: scans for the goal pillar's colour and walks at it, see
-    SeekerPolicy), `lookback` (voxel: explores and now and then looks away and back, see LookBackPolicy; physics
-    with a camera action: pushes and now and then orbits away and back, OrbitBackPolicy), or `mix` (one of those
+    SeekerPolicy), `table` (voxel: random entries of the RL agents' navigation table, see TablePolicy),
+    `lookback` (voxel: explores and now and then looks away and back, see LookBackPolicy; physics with a camera
+    action: pushes and now and then orbits away and back, OrbitBackPolicy), or `mix` (one of those
     per episode, drawn from `rng`: voxel 40% explorer, 25% solver, 15% random, 20% lookback; physics 50% pusher,
     30% solver, 20% random, and with a camera action 35% pusher, 20% solver, 20% random, 25% lookback)."""
     if isinstance(env, GameSource):  # another game
@@ -377,9 +409,10 @@ def make_policy_for(name: str, rng: np.random.Generator, env: Any, task: str) ->
                              f"{GAME_POLICIES} (random / mix: sticky random actions; ppo: trained in the game first)")
         return StickyRandomPolicy(rng, env.action_space)
     physics = not hasattr(env.action_space, "spaces")
-    if physics and name == "seeker":
-        raise ValueError("policy 'seeker' looks for the voxel navigate goal pillar; the physics engine's policies "
-                         "are explorer, lookback, mix, random and solver")
+    if physics and name in ("seeker", "table"):
+        what = "looks for the voxel navigate goal pillar" if name == "seeker" else "plays the voxel navigation table"
+        raise ValueError(f"policy {name!r} {what}; the physics engine's policies are explorer, lookback, mix, "
+                         "random and solver")
     if name == "mix":
         if physics and env.action_space.shape[0] in (3, 5):
             name = ["explorer", "solver", "random", "lookback"][int(rng.choice(4, p=[0.35, 0.2, 0.2, 0.25]))]
@@ -409,4 +442,6 @@ def make_policy_for(name: str, rng: np.random.Generator, env: Any, task: str) ->
             return LookBackPolicy(rng)
         if name == "seeker":
             return SeekerPolicy(rng)
+        if name == "table":
+            return TablePolicy(rng)
     raise ValueError(f"unknown policy {name!r}; choose one of {POLICIES}")

@@ -27,6 +27,10 @@
 #                                                 # alone (train-reward model.state_reward=true: OUT/reward_state;
 #                                                 # pays random walks as the engine does, docs/rl.md "seventeenth
 #                                                 # session"); results get an _rs suffix
+#   TABLE=1 bash examples/rl_navigate.sh         # the reward model also learns from random walks of the agents'
+#                                                 # own action table (policy=table: OUT/close_table; pays an
+#                                                 # untrained agent's walks more as the engine does, docs/rl.md
+#                                                 # "eighteenth session"); its run gets _table, results _tb
 #   LEARNED=1 bash examples/rl_navigate.sh       # a third agent: PPO in the engine paid by the reward model
 #                                                 # (rl_dream.py --learned-engine: the dream's reward without the
 #                                                 # dream); results get an _le suffix
@@ -35,7 +39,7 @@
 # interruption the same command carries on. Stage times on a 2-core machine (docs/rl.md): recipe ~60 min, stores
 # ~9 min, latents ~8 min, fine-tunes ~14 min, reward model ~10-20 min, goal-map fine-tune ~25 min, RL ~35 min (the
 # seeds side by side, one torch thread each). The table is printed at the end and kept in
-# OUT/rl_<observe>_d<dream steps>[_gm][_adv][_b<blur>][_sh<pad>][_rs][_le].json (_gm: with goal maps; per seed: ..._s<seed>.json, e.g.
+# OUT/rl_<observe>_d<dream steps>[_gm][_adv][_b<blur>][_sh<pad>][_rs][_tb][_le].json (_gm: with goal maps; per seed: ..._s<seed>.json, e.g.
 # OUT/rl_frames_d16_gm_s0.json).
 set -euo pipefail
 
@@ -60,11 +64,14 @@ SHIFT=${SHIFT:-0}
 if ! [[ "$SHIFT" =~ ^([0-9]|1[0-6])$ ]]; then echo "SHIFT must be a pad in pixels, an integer in [0, 16], not '$SHIFT'" >&2; exit 2; fi
 if [ "$SHIFT" != 0 ]; then SEE="${SEE}_sh$SHIFT"; fi
 STATE_REWARD=${STATE_REWARD:-0}
+TABLE=${TABLE:-0}
 LEARNED=${LEARNED:-0}
 case "$STATE_REWARD" in 0|1) ;; *) echo "STATE_REWARD must be 0 or 1, not '$STATE_REWARD'" >&2; exit 2;; esac
+case "$TABLE" in 0|1) ;; *) echo "TABLE must be 0 or 1, not '$TABLE'" >&2; exit 2;; esac
 case "$LEARNED" in 0|1) ;; *) echo "LEARNED must be 0 or 1, not '$LEARNED'" >&2; exit 2;; esac
-REWARD_RUN=reward_odo; REWARD_ARGS=(); LEARNED_ARGS=()
+REWARD_RUN=reward_odo; REWARD_ARGS=(); LEARNED_ARGS=(); TABLE_STORE=""
 if [ "$STATE_REWARD" = 1 ]; then REWARD_RUN=reward_state; REWARD_ARGS=(model.state_reward=true); SEE="${SEE}_rs"; fi
+if [ "$TABLE" = 1 ]; then REWARD_RUN="${REWARD_RUN}_table"; TABLE_STORE=",$OUT/close_table_lat"; SEE="${SEE}_tb"; fi
 if [ "$LEARNED" = 1 ]; then LEARNED_ARGS=(--learned-engine); SEE="${SEE}_le"; fi
 SHARP=""; SHARP_ARGS=()
 if [[ ! "$ADV" =~ ^0+(\.0+)?$ ]]; then  # a weight above 0
@@ -79,11 +86,11 @@ if [ "$QUICK" = 1 ]; then  # toy sizes: every command runs, nothing learns
             recipe.lookback.episodes=1 recipe.lookback.steps=32 recipe.train_vae.steps=20 recipe.train.steps=10
             recipe.train.save_every=10 recipe.train_vae.eval_every=10 recipe.train_vae.save_every=10
             recipe.eval.windows=4 recipe.eval.episodes=2"
-    EP_BIG=4; EP_MID=2; EP_HELD=2; STEPS_BIG=24; STEPS_CLOSE=24
+    EP_BIG=4; EP_MID=2; EP_HELD=2; STEPS_BIG=24; STEPS_CLOSE=24; STEPS_TABLE=24
     FT1=10; FT2=10; FT3=10; REWARD_STEPS=20; RL_STEPS=256; EVAL_EPISODES=2; RL_EXTRA="--n-steps 32 --max-steps 24"
 else
     RECIPE=""
-    EP_BIG=384; EP_MID=96; EP_HELD=16; STEPS_BIG=160; STEPS_CLOSE=120
+    EP_BIG=384; EP_MID=96; EP_HELD=16; STEPS_BIG=160; STEPS_CLOSE=120; STEPS_TABLE=300
     FT1=400; FT2=240; FT3=1000; REWARD_STEPS=${REWARD_STEPS:-4000}; RL_STEPS=50000; EVAL_EPISODES=20; RL_EXTRA=""
 fi
 
@@ -112,9 +119,14 @@ gen close_mix "$CLOSE" policy=mix episodes=$EP_MID steps=$STEPS_CLOSE seed=40000
 gen close_solver "$CLOSE" policy=solver episodes=$((EP_MID / 2)) steps=100 seed=41000
 gen close_seek "$CLOSE" policy=seeker episodes=$EP_MID steps=100 seed=41500
 gen close_held "$CLOSE" policy=mix episodes=$EP_HELD steps=$STEPS_CLOSE seed=42000
+CACHED="nav384 navsolve navseek close_mix close_solver close_seek"
+if [ "$TABLE" = 1 ]; then  # random walks of the agents' table, as long as their episodes
+    gen close_table "$CLOSE" policy=table episodes=$((EP_MID * 2)) steps=$STEPS_TABLE seed=43000
+    CACHED="$CACHED close_table"
+fi
 
 # 3. latents of the recipe's VAE (training reads them instead of encoding every step)
-for s in nav384 navsolve navseek close_mix close_solver close_seek; do
+for s in $CACHED; do
     if [ ! -e "$OUT/${s}_lat/zarr.json" ]; then
         log "cache-latents $s"
         worldsim cache-latents store="$OUT/$s" vae="$VAE" out="$OUT/${s}_lat"
@@ -137,7 +149,7 @@ worldsim train init="$OUT/navdit" store="[$OUT/close_mix_lat,$OUT/close_solver_l
 if [ ! -e "$OUT/$REWARD_RUN/checkpoints" ]; then
     log "reward model ($REWARD_RUN)"
     worldsim train-reward ckpt="$OUT/navdit2" \
-        store="[$OUT/nav384_lat,$OUT/navseek_lat,$OUT/close_mix_lat,$OUT/close_seek_lat]" \
+        store="[$OUT/nav384_lat,$OUT/navseek_lat,$OUT/close_mix_lat,$OUT/close_seek_lat$TABLE_STORE]" \
         skip_policies="[NavigateSolver]" val_store="$OUT/close_held" seq_len=64 batch_size=8 steps=$REWARD_STEPS \
         task_state=true model.odometry=true "${REWARD_ARGS[@]}" out="$OUT/$REWARD_RUN"
 fi

@@ -87,3 +87,40 @@ def test_seeker_is_a_voxel_policy():
     with pytest.raises(ValueError, match="seeker"):
         make_policy_for("seeker", np.random.default_rng(0), physics, "")
     physics.close()
+
+
+def test_table_policy_plays_the_agents_navigation_table():
+    from datagen.policies import NAVIGATE_TABLE, TablePolicy
+    from worldsim.dream.wrappers import NAVIGATE
+
+    assert NAVIGATE_TABLE == NAVIGATE  # the data policy plays what the agents play
+    env = make_voxel(task="navigate")
+    table = make_policy_for("table", np.random.default_rng(0), env, "navigate")
+    assert isinstance(table, TablePolicy)
+    env.action_space.seed(0)
+    seen, runs, last = set(), [], None
+    for _ in range(400):
+        a = table.act({})
+        assert env.action_space.contains(a)  # a whole engine action
+        entry = {k: (tuple(float(x) for x in a[k]) if k == "camera" else a[k]) for k in a
+                 if (k == "camera" and np.any(a[k])) or (k not in ("camera", "hotbar") and a[k])}
+        i = NAVIGATE_TABLE.index(entry)  # one of the table's entries, nothing else pressed
+        seen.add(i)
+        runs.append(i == last)
+        last = i
+    assert seen == set(range(len(NAVIGATE_TABLE)))
+    # kept with p 0.5, redrawn uniformly otherwise: the same entry again with p 0.5 + 0.5 / 8
+    assert 0.48 < np.mean(runs[1:]) < 0.64
+    one, two = TablePolicy(np.random.default_rng(3)), TablePolicy(np.random.default_rng(3))  # seeded: one walk
+    walk = [one.act({}) for _ in range(50)]
+    assert all(x["forward"] == y["forward"] and np.array_equal(x["camera"], y["camera"])
+               for x, y in zip(walk, (two.act({}) for _ in range(50)), strict=True))
+    with pytest.raises(ValueError, match="repeat"):
+        TablePolicy(np.random.default_rng(0), repeat=1.0)
+    import gymnasium as gym
+
+    physics = gym.make("worldsim/Physics-v0", width=32, height=32).unwrapped
+    with pytest.raises(ValueError, match="table"):
+        make_policy_for("table", np.random.default_rng(0), physics, "")
+    physics.close()
+    env.close()
