@@ -84,6 +84,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--dream-episode-steps", type=int, default=16,
                    help="dreamed episode length (default 16: long enough to pay the approach to a goal 4-10 blocks "
                         "away, short enough that the dream keeps ~70%% of the engine's reward margin; docs/rl.md)")
+    p.add_argument("--dream-start", default="any", choices=["any", "first"],
+                   help="where dreams start in --store's episodes: any window (default) or each episode's first "
+                        "frames. With a store of engine episodes recorded from their resets (e.g. worldsim generate "
+                        "task=navigate policy=table) 'first' starts every dream where the engine's episodes start "
+                        "(the goal as far, the player at the spawn), as the engine agents' episodes do")
     p.add_argument("--dream-steps", type=int, default=None,
                    help="Euler steps per dreamed frame (default: the checkpoint's; 1 for one trained at pure noise)")
     p.add_argument("--precision", default="bf16", choices=["fp32", "bf16"], help="dream autocast (default bf16)")
@@ -173,8 +178,9 @@ class DreamVecEnv(VecEnv):
     """
 
     def __init__(self, venv: Any, table: list[dict[str, Any]], observe: str = "frames", blur: float = 0.0,
-                 shift: int = 0, seed: int = 0) -> None:
+                 shift: int = 0, seed: int = 0, options: dict[str, Any] | None = None) -> None:
         self.venv, self.table, self.observe, self.blur = venv, table, observe, blur
+        self.options = dict(options or {})  # DreamVectorEnv's reset options, kept for its autoresets
         self.shift, self._shift_rng = shift, np.random.default_rng([seed, 1])
         self._actions = np.zeros(venv.num_envs, np.int64)
         super().__init__(venv.num_envs, observation_space(venv.single_observation_space, observe),
@@ -194,7 +200,7 @@ class DreamVecEnv(VecEnv):
 
     def reset(self) -> Any:
         seeds = None if self._seeds[0] is None else [int(s) for s in self._seeds]
-        obs, info = self.venv.reset(seed=seeds)
+        obs, info = self.venv.reset(seed=seeds, options=self.options)
         self._reset_seeds()
         return self._obs(obs, info)
 
@@ -348,7 +354,7 @@ class GoalObservation(gym.Wrapper):
 
 def make_dream(args: argparse.Namespace, store: str, seed: int = 0) -> VecEnv:
     """n_envs dreams in one DreamVectorEnv, as an SB3 VecEnv with the NAVIGATE table (frames shifted with
-    --shift, offsets drawn from `seed`)."""
+    --shift, offsets drawn from `seed`; --dream-start first: every reset at an episode's first frame)."""
     from worldsim import DreamVectorEnv
     from worldsim.dream.wrappers import NAVIGATE, action_table
 
@@ -356,7 +362,7 @@ def make_dream(args: argparse.Namespace, store: str, seed: int = 0) -> VecEnv:
                           steps=args.dream_steps, max_episode_steps=args.dream_episode_steps, precision=args.precision,
                           autoreset_mode="same_step", render=args.render)
     return DreamVecEnv(venv, action_table(venv.single_action_space, NAVIGATE), observe=args.observe, blur=args.blur,
-                       shift=args.shift, seed=seed)
+                       shift=args.shift, seed=seed, options={"start": 0} if args.dream_start == "first" else None)
 
 
 def make_engine(size: tuple[int, int], args: argparse.Namespace, train_seed: int | None = None,
@@ -555,7 +561,7 @@ def run_seed(args: argparse.Namespace, seed: int, store: str, size: tuple[int, i
 # settings that may differ between runs merged into one table (--merge)
 PER_RUN = ("seeds", "out", "merge", "merged", "threads")
 # settings added since results were first written, with what the files written before them ran with
-ADDED = {"blur": 0.0, "shift": 0, "learned_engine": False}
+ADDED = {"blur": 0.0, "shift": 0, "learned_engine": False, "dream_start": "any"}
 # which agents a run played: runs of the same seeds that played other agents merge agent by agent
 AGENTS = ("skip", "solver", "learned_engine")
 # the trained agents' rows

@@ -398,6 +398,38 @@ def test_rl_dream_shift_moves_training_frames_only(runs, tmp_path):
     _merges_as_before(mod, vars(plain), "shift", 0, 4, tmp_path)
 
 
+def test_rl_dream_start_first_starts_every_dream_where_an_episode_starts(runs, tmp_path):
+    """--dream-start first: every dream (resets and autoresets) starts at a store episode's first frames."""
+    from store import episode_indices, read_episode
+
+    mod = _rl_dream()
+    argv = ["--checkpoint", runs["dit"], "--store", runs["store"], "--n-envs", "2", "--dream-steps", "1",
+            "--dream-episode-steps", "2", "--max-steps", "6", "--goal-distance", "3", "6"]
+    with pytest.warns(UserWarning, match="no reward model"):
+        anywhere, first = mod.make_dream(mod.parse_args(argv), runs["store"]), \
+            mod.make_dream(mod.parse_args([*argv, "--dream-start", "first"]), runs["store"])
+    context = first.venv.core.context
+    eps = [read_episode(runs["store"], i)["frames"] for i in episode_indices(runs["store"])]
+    starts = [f[min(context, len(f)) - 1] for f in eps]  # a dream's first frame is its context's last
+
+    def at_start(frame: np.ndarray) -> bool:
+        return any(np.array_equal(frame, s) for s in starts)
+
+    for env in (anywhere, first):
+        env.seed(4)
+    shown = {"any": [*anywhere.reset()], "first": [*first.reset()]}
+    for _ in range(6):  # 2-step dreams: three rounds of autoresets
+        for name, env in (("any", anywhere), ("first", first)):
+            env.step_async(np.array([1, 3]))
+            obs, _, done, _ = env.step_wait()
+            shown[name] += [obs[i] for i in np.flatnonzero(done)]
+    assert len(shown["first"]) == 2 + 6 and all(at_start(f) for f in shown["first"])
+    assert not all(at_start(f) for f in shown["any"])  # the default starts anywhere in an episode
+    with pytest.raises(SystemExit):
+        mod.parse_args([*argv, "--dream-start", "last"])
+    _merges_as_before(mod, vars(mod.parse_args(argv)), "dream_start", "any", "first", tmp_path)
+
+
 def _without_times(results: dict) -> dict:
     return {name: {part: {k: v for k, v in d.items() if k != "train_seconds"} for part, d in r.items()}
             for name, r in results.items()}
