@@ -14,7 +14,8 @@ so its episodes hold the arrivals).
 Columns: steps scored; per-step reward MAE against the engine's, the MAE of always predicting 0, and their ratio;
 the correlation of the two rewards over steps and the slope of the model's on the engine's (least squares through
 0: 1 pays each block as the engine does, below 1 pays less); the mean episode return by the engine and by the model;
-arrival recall (the model terminates on the engine's arrival step) and false terminations per 100 steps; the goal
+arrival recall (the model terminates on the engine's arrival step), the mean reward the model and the engine pay on
+the arrival steps, and false terminations per 100 steps; the goal
 error at the episode's last step (|model's estimate - the engine's task state|, blocks; odometry models only).
 The rewards of arrival steps (+1) are left out of the MAE, correlation and slope, which measure the shaping
 (+0.05 per block closer); arrival has its own column. The column "its points" scores the model's own tracked goal
@@ -115,12 +116,13 @@ def row(name: str, eps: list[dict[str, list[float]]]) -> str:
         points = "{:.2f}, {:.2f}".format(*fit(per_block * cat["closer_est"][shaping], e))
     arrivals = cat["arrive"] == 1
     recall = f"{cat['term'][arrivals].mean():.2f} ({int(arrivals.sum())})" if arrivals.any() else "- (0)"
+    paid = f"{cat['model'][arrivals].mean():.2f} / {cat['engine'][arrivals].mean():.2f}" if arrivals.any() else "-"
     false = 100 * float(cat["term"][shaping].mean())
     ret_e = np.mean([sum(x["engine"]) for x in eps])
     ret_m = np.mean([sum(x["model"]) for x in eps])
     goal = f"{cat['goal_err'].mean():.2f}" if "goal_err" in cat else "-"
     return (f"| {name} | {len(cat['model'])} | {mae:.4f} | {zero:.4f} | {mae / max(zero, 1e-12):.2f} | {corr:.2f} | "
-            f"{slope:.2f} | {points} | {ret_e:+.3f} | {ret_m:+.3f} | {recall} | {false:.1f} | {goal} |")
+            f"{slope:.2f} | {points} | {ret_e:+.3f} | {ret_m:+.3f} | {recall} | {paid} | {false:.1f} | {goal} |")
 
 
 def label(entry: dict[str, Any]) -> str:
@@ -178,8 +180,9 @@ def main() -> None:
           f"episodes x <= {args.max_steps} steps, goal {args.goal_distance or 'the task default'}; "
           f"{platform.processor() or platform.machine()}, torch {torch.__version__}")
     print("| policy | steps | MAE | zero MAE | ratio | corr | slope | its points: corr, slope | return (engine) | "
-          "return (model) | arrival recall (arrivals) | false ends / 100 steps | goal error at the end |")
-    print("|---" * 13 + "|")
+          "return (model) | arrival recall (arrivals) | arrival pay (model / engine) | false ends / 100 steps | "
+          "goal error at the end |")
+    print("|---" * 14 + "|")
     random_eps = None
     for name in args.policy:
         t0 = time.time()

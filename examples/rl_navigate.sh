@@ -31,6 +31,10 @@
 #                                                 # own action table (policy=table: OUT/close_table; pays an
 #                                                 # untrained agent's walks more as the engine does, docs/rl.md
 #                                                 # "eighteenth session"); its run gets _table, results _tb
+#   END=1 bash examples/rl_navigate.sh           # the reward model pays a step that ends the episode (arrival)
+#                                                 # by its own head, reading the frames (train-reward
+#                                                 # model.terminal_reward=true; docs/rl.md "nineteenth session");
+#                                                 # its run gets _end, results _te
 #   LEARNED=1 bash examples/rl_navigate.sh       # a third agent: PPO in the engine paid by the reward model
 #                                                 # (rl_dream.py --learned-engine: the dream's reward without the
 #                                                 # dream); results get an _le suffix
@@ -39,7 +43,7 @@
 # interruption the same command carries on. Stage times on a 2-core machine (docs/rl.md): recipe ~60 min, stores
 # ~9 min, latents ~8 min, fine-tunes ~14 min, reward model ~10-20 min, goal-map fine-tune ~25 min, RL ~35 min (the
 # seeds side by side, one torch thread each). The table is printed at the end and kept in
-# OUT/rl_<observe>_d<dream steps>[_gm][_adv][_b<blur>][_sh<pad>][_rs][_tb][_le].json (_gm: with goal maps; per seed: ..._s<seed>.json, e.g.
+# OUT/rl_<observe>_d<dream steps>[_gm][_adv][_b<blur>][_sh<pad>][_rs][_tb][_te][_le].json (_gm: with goal maps; per seed: ..._s<seed>.json, e.g.
 # OUT/rl_frames_d16_gm_s0.json).
 set -euo pipefail
 
@@ -65,13 +69,16 @@ if ! [[ "$SHIFT" =~ ^([0-9]|1[0-6])$ ]]; then echo "SHIFT must be a pad in pixel
 if [ "$SHIFT" != 0 ]; then SEE="${SEE}_sh$SHIFT"; fi
 STATE_REWARD=${STATE_REWARD:-0}
 TABLE=${TABLE:-0}
+END=${END:-0}
 LEARNED=${LEARNED:-0}
 case "$STATE_REWARD" in 0|1) ;; *) echo "STATE_REWARD must be 0 or 1, not '$STATE_REWARD'" >&2; exit 2;; esac
 case "$TABLE" in 0|1) ;; *) echo "TABLE must be 0 or 1, not '$TABLE'" >&2; exit 2;; esac
+case "$END" in 0|1) ;; *) echo "END must be 0 or 1, not '$END'" >&2; exit 2;; esac
 case "$LEARNED" in 0|1) ;; *) echo "LEARNED must be 0 or 1, not '$LEARNED'" >&2; exit 2;; esac
 REWARD_RUN=reward_odo; REWARD_ARGS=(); LEARNED_ARGS=(); TABLE_STORE=""
 if [ "$STATE_REWARD" = 1 ]; then REWARD_RUN=reward_state; REWARD_ARGS=(model.state_reward=true); SEE="${SEE}_rs"; fi
 if [ "$TABLE" = 1 ]; then REWARD_RUN="${REWARD_RUN}_table"; TABLE_STORE=",$OUT/close_table_lat"; SEE="${SEE}_tb"; fi
+if [ "$END" = 1 ]; then REWARD_RUN="${REWARD_RUN}_end"; REWARD_ARGS+=(model.terminal_reward=true); SEE="${SEE}_te"; fi
 if [ "$LEARNED" = 1 ]; then LEARNED_ARGS=(--learned-engine); SEE="${SEE}_le"; fi
 SHARP=""; SHARP_ARGS=()
 if [[ ! "$ADV" =~ ^0+(\.0+)?$ ]]; then  # a weight above 0

@@ -40,6 +40,7 @@ from worldsim.train.train_reward import (
     load_world_vae,
     mean_step,
     paused_task,
+    run_episodes,
     still_reward,
     true_moves,
     turn_column,
@@ -852,3 +853,49 @@ def test_state_reward_reads_the_reward_off_the_tracked_point():
                                             log_every=50, task_state=True, still_fraction=0.0), CPU)
         errors[flag] = evaluate(model, held, CPU, given=0)["reward_mae"]
     assert errors[True] < 0.6 * errors[False], errors  # measured 0.0010 against 0.0023
+
+
+def _arriving_walk(episodes: int, length: int, seed: int) -> Transitions:
+    """`_turning_walk` whose steps end the episode (+1 on top of the shaping) where the next frame's latent channel 0
+    turns bright, about one in eight: what ends a step shows in the frames, never in the goal's point."""
+    walk = _turning_walk(episodes, length, seed, 10.0)
+    g = torch.Generator().manual_seed(seed + 100)
+    ends = torch.rand(len(walk), generator=g) < 0.125
+    latents = walk.latents.float()
+    latents[walk.next[ends], 0] += 3.0
+    return replace(walk, latents=latents.half(), rewards=walk.rewards + ends.float(), terminated=ends)
+
+
+def test_terminal_reward_pays_an_ending_step_read_off_the_frames():
+    """model.terminal_reward: a step that ends the episode is paid by its own head (reading the frames too), the
+    state head learns the steps that go on. On a walk whose ending steps (+1) show only in the frames, a state-read
+    reward pays them far less than +1; with the terminal head it pays them nearly +1 and the shaping no worse; the
+    reward paid follows the termination returned at any threshold; a stateless model is refused."""
+    cfg = RewardConfig(latent_channels=4, width=8, depth=2, hidden=16, action_dim=3, state=16, task_dim=2,
+                       odometry=True, turn_column=1, turn_scale=10.0, state_reward=True)
+    train, held = _arriving_walk(96, 16, 0), _arriving_walk(16, 16, 1)
+    paid, shaping = {}, {}
+    for flag in (False, True):
+        torch.manual_seed(0)
+        model = RewardModel(replace(cfg, terminal_reward=flag))
+        fit(model, train, TrainRewardConfig(steps=300, batch_size=16, seq_len=16, max_given=0, lr=1e-2, warmup=10,
+                                            log_every=50, task_state=True, still_fraction=0.0), CPU)
+        idx, scored, units, logit = run_episodes(model, held, CPU, given=0)
+        reward, ends = model.reward(units)[scored], held.terminated[idx][scored]
+        going = ~ends & (logit[scored] <= 0)  # steps that go on, and the model says so (a false end pays the +1)
+        paid[flag] = float(reward[ends].mean())
+        shaping[flag] = float((reward[going] - held.rewards[idx][scored][going]).abs().mean())
+    assert paid[False] < 0.6 and paid[True] > 0.85, paid  # measured 0.0001 against 0.88
+    assert shaping[True] < shaping[False], shaping  # 0.0009 against 0.0037: the +1 no longer pulls the state head
+    a, b = held.latents[held.prev[:4]].float(), held.latents[held.next[:4]].float()
+    state = model.with_point(model.initial(4, held.task[:4]), held.task[:4])
+    for threshold in (0.0, 1.0):  # everything ends / nothing does: the ending head's reward / the other's
+        reward, ends, _ = model.predict(a, b, held.actions[:4], state, threshold=threshold)
+        assert bool(ends.all()) == (threshold == 0.0) and not bool(ends.any()) == (threshold == 1.0)
+        parts: list = []
+        with torch.no_grad():
+            model.recur(model.features(a, b, held.actions[:4]), state, model.turn(held.actions[:4]), parts)
+        want = model.snap(model.reward(parts[0][1] if threshold == 0.0 else parts[0][0]))
+        assert torch.equal(reward, want)
+    with pytest.raises(InputError, match="bad reward model config"):
+        RewardModel(RewardConfig(latent_channels=4, action_dim=3, state=0, terminal_reward=True))

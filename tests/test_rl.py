@@ -172,6 +172,7 @@ def test_rl_dream_example_help_teaches():
                                           ({"SHIFT": "17"}, "SHIFT must be a pad in pixels"),
                                           ({"STATE_REWARD": "yes"}, "STATE_REWARD must be 0 or 1"),
                                           ({"TABLE": "y"}, "TABLE must be 0 or 1"),
+                                          ({"END": "2"}, "END must be 0 or 1"),
                                           ({"LEARNED": "2"}, "LEARNED must be 0 or 1")])
 def test_rl_navigate_script_refuses_bad_settings_before_it_writes(tmp_path, env, message):
     import os
@@ -541,7 +542,7 @@ def test_learned_reward_pays_the_engine_by_the_reward_model(runs, tmp_path):
     ep = bench.play(whole, bench.policy("random", whole, np.random.default_rng(0)), seed=2)
     assert len(ep["model"]) == 5 and all(ep["term"]) and len(ep["goal_err"]) == 1
     line = bench.row("random", [ep, ep])
-    assert line.startswith("| random | 10 |") and line.count("|") == 14
+    assert line.startswith("| random | 10 |") and line.count("|") == 15
     # the tracked point's own distance change and forward step beside the engine's, per step; the actions taken
     assert all(len(ep[k]) == 5 for k in ("closer_true", "closer_est", "fwd_true", "fwd_est", "action"))
     shaping = np.asarray(ep["arrive"]) == 0  # navigate pays 0.05 a block closer: the true change is the engine's

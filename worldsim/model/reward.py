@@ -66,6 +66,12 @@ class RewardConfig:
                                 # arrival), is then paid wherever the odometry follows the point, also where the
                                 # training data's frames never showed the goal (random walks). Termination still
                                 # reads everything
+    terminal_reward: bool = False  # the reward of a transition that ends the episode has its own head, reading
+                                   # everything (the frames' features, the GRU state, the point); the reward head
+                                   # (or the state head) learns only transitions that go on, and a step pays the
+                                   # terminal head's reward where the model terminates it. Why: a state head pays
+                                   # navigate's +1 on arrival about half, read off a tracked point 1.5-2 blocks off
+                                   # when a walker arrives, while the termination reads arrival off the frames
 
 
 def _conv(cin: int, cout: int, stride: int) -> nn.Sequential:
@@ -89,7 +95,8 @@ class RewardModel(nn.Module):
                 or cfg.state < 0 or cfg.grid < 0 or cfg.task_dim < 0 or (cfg.task_dim and not cfg.state)
                 or (cfg.track and not cfg.task_dim) or (cfg.odometry and (cfg.task_dim != 2 or cfg.track))
                 or not -1 <= cfg.turn_column < max(cfg.action_dim, 0) or (cfg.turn_column >= 0 and not cfg.odometry)
-                or not cfg.turn_scale > 0 or (cfg.state_reward and not cfg.odometry)):
+                or not cfg.turn_scale > 0 or (cfg.state_reward and not cfg.odometry)
+                or (cfg.terminal_reward and not cfg.state)):
             raise InputError(f"bad reward model config {asdict(cfg)}")
         self.cfg = cfg
         self.meta: dict[str, Any] = {}  # the checkpoint's meta.json once loaded (load_reward)
@@ -123,7 +130,8 @@ class RewardModel(nn.Module):
         # odometry: the head also reads the point before and after, standardised, and its distance before, after
         # and the change
         self.head = nn.Sequential(nn.Linear(features + cfg.state + (7 if cfg.odometry else 0), cfg.hidden), nn.SiLU(),
-                                  nn.Linear(cfg.hidden, cfg.hidden), nn.SiLU(), nn.Linear(cfg.hidden, 2))
+                                  nn.Linear(cfg.hidden, cfg.hidden), nn.SiLU(),
+                                  nn.Linear(cfg.hidden, 3 if cfg.terminal_reward else 2))
         # the unit of rewards inside the net (`unit`): the median non-zero training reward, so that dense shaping
         # rewards of 0.01 are ~1 and a rare +1 is ~4.6 (symlog), not 0.01 and 1 (their loss would vanish)
         self.register_buffer("reward_scale", torch.tensor(1.0))
@@ -220,26 +228,41 @@ class RewardModel(nn.Module):
         step = self.odo(features)
         return step if turn is None else torch.cat([turn.to(step.dtype)[:, None], step[:, 1:]], dim=1)
 
-    def recur(self, features: torch.Tensor, state: torch.Tensor, turn: torch.Tensor | None = None
+    def recur(self, features: torch.Tensor, state: torch.Tensor, turn: torch.Tensor | None = None,
+              parts: list[tuple[torch.Tensor, torch.Tensor]] | None = None
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One step of the state along a sequence: `forward` after `features`; `turn` (B,) the step's turn from its
-        action (`turn`), for a model that takes it from there."""
+        action (`turn`), for a model that takes it from there. With `terminal_reward` the reward returned is the one
+        paid under the model's own termination at probability 0.5 (`pay`); `parts`, if a list, gets its two heads'
+        rewards (going on, ending), in the net's units (training fits each on its own transitions)."""
         n = self.cfg.state
         h = state[:, :n].float()
         if self.cell is not None:
             h = self.cell(torch.cat([features, self.unit(state[:, -1:].float())], dim=1), h)
         if self.odo is None:
-            out = self.head(torch.cat([features, h], dim=1))  # (B, 2)
-            return out[:, 0], out[:, 1] + self.term_logit_offset, h
-        point = state[:, n : n + 2].float()
-        moved = self.move(point, self.odo_step(features, turn))
-        scale = self.task_std.norm()
-        before, after = point.norm(dim=1, keepdim=True), moved.norm(dim=1, keepdim=True)
-        seen = [(point - self.task_mean) / self.task_std, (moved - self.task_mean) / self.task_std, before / scale,
-                after / scale, before - after]
-        out = self.head(torch.cat([features, h, *seen], dim=1))
-        reward = out[:, 0] if self.state_head is None else self.state_head(torch.cat(seen, dim=1))[:, 0]
-        return reward, out[:, 1] + self.term_logit_offset, torch.cat([h, moved], dim=1)
+            out = self.head(torch.cat([features, h], dim=1))  # (B, 2 or 3)
+            reward, h_next = out[:, 0], h
+        else:
+            point = state[:, n : n + 2].float()
+            moved = self.move(point, self.odo_step(features, turn))
+            scale = self.task_std.norm()
+            before, after = point.norm(dim=1, keepdim=True), moved.norm(dim=1, keepdim=True)
+            seen = [(point - self.task_mean) / self.task_std, (moved - self.task_mean) / self.task_std,
+                    before / scale, after / scale, before - after]
+            out = self.head(torch.cat([features, h, *seen], dim=1))
+            reward = out[:, 0] if self.state_head is None else self.state_head(torch.cat(seen, dim=1))[:, 0]
+            h_next = torch.cat([h, moved], dim=1)
+        logit = out[:, 1] + self.term_logit_offset
+        if self.cfg.terminal_reward:
+            if parts is not None:
+                parts.append((reward, out[:, 2]))
+            reward = self.pay(reward, out[:, 2], logit > 0)
+        return reward, logit, h_next
+
+    @staticmethod
+    def pay(going: torch.Tensor, ending: torch.Tensor, ends: torch.Tensor) -> torch.Tensor:
+        """A `terminal_reward` model's reward (net units): the ending head's where the step ends, else the other."""
+        return torch.where(ends, ending, going)
 
     @staticmethod
     def move(point: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
@@ -286,20 +309,28 @@ class RewardModel(nn.Module):
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Reward (B,) float (snapped, `snap`), terminated (B,) bool (sigmoid(logit) > threshold) and the next state,
         which carries the predicted reward (a dreamed step has no other)."""
-        unit, logit, h = self(z_prev, z_next, action_scaled, state)  # no dropout or batch statistics
+        state = self._check(z_prev, z_next, action_scaled, state)
+        parts: list[tuple[torch.Tensor, torch.Tensor]] = []
+        unit, logit, h = self.recur(self.features(z_prev, z_next, action_scaled), state, self.turn(action_scaled),
+                                    parts)  # eval mode: no dropout or batch statistics
+        ends = torch.sigmoid(logit) > threshold
+        if parts:  # the reward paid under the termination returned, at this threshold
+            unit = self.pay(*parts[0], ends)
         reward = self.snap(self.reward(unit))
-        return reward, torch.sigmoid(logit) > threshold, self.carry(h, reward)
+        return reward, ends, self.carry(h, reward)
 
     def run(self, features: torch.Tensor, recorded: torch.Tensor | None, given: torch.Tensor | int,
             task: torch.Tensor | None = None, hidden: list[torch.Tensor] | None = None,
-            actions: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            actions: torch.Tensor | None = None, parts: list[torch.Tensor] | None = None
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The state stepped along sequences of transition features (B, N, F) (`features`), from the initial one
         (`initial`, of the task state (B, task_dim) at the first frame if given): after step t it carries the
         recorded reward (B, N) when t < given (B,) or int (a reset's context), else the model's own snapped
         prediction (detached: a dream has no other). Returns the rewards in the net's units and the termination
         logits, (B, N) each, and the last state; `hidden`, if a list, gets each step's state without its last reward
         (B, width - 1): the GRU vector and, with odometry, the point (`tracked` reads it). `actions` (B, N, A), scaled
-        as the model reads them: needed by a model that takes each step's turn from its action (`turn_column`)."""
+        as the model reads them: needed by a model that takes each step's turn from its action (`turn_column`).
+        `parts`, if a list, gets a `terminal_reward` model's two heads' rewards (going on, ending), (B, N) each."""
         b, n = features.shape[:2]
         if actions is None and self.cfg.turn_column >= 0:
             raise InputError(f"this reward model takes each step's turn from the action (turn_column "
@@ -307,15 +338,17 @@ class RewardModel(nn.Module):
         turns = None if actions is None else self.turn(actions)
         state = self.initial(b, task)
         given = torch.as_tensor(given, device=features.device).expand(b)
-        units, logits = [], []
+        units, logits, both = [], [], []
         for t in range(n):
-            unit, logit, h = self.recur(features[:, t], state, None if turns is None else turns[:, t])
+            unit, logit, h = self.recur(features[:, t], state, None if turns is None else turns[:, t], both)
             own = self.snap(self.reward(unit.detach()))
             state = self.carry(h, own if recorded is None else torch.where(t < given, recorded[:, t].to(h.device), own))
             units.append(unit)
             logits.append(logit)
             if hidden is not None:
                 hidden.append(h)
+        if parts is not None and both:
+            parts.extend(torch.stack(x, 1) for x in zip(*both))
         return torch.stack(units, 1), torch.stack(logits, 1), state
 
     @torch.no_grad()

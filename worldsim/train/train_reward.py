@@ -322,13 +322,14 @@ def draw_probabilities(rewards: torch.Tensor, terminated: torch.Tensor, reward_f
 # -- training and evaluation -------------------------------------------------------------------------------------
 def unroll(model: RewardModel, data: Transitions, idx: torch.Tensor, given: torch.Tensor,
            pause: torch.Tensor | None = None, rewards: torch.Tensor | None = None,
-           hidden: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+           hidden: list[torch.Tensor] | None = None, parts: list[torch.Tensor] | None = None
+           ) -> tuple[torch.Tensor, torch.Tensor]:
     """Run `model` along sequences of transitions idx (B, L) as DreamEnv does: the state starts empty; after step t
     it carries the recorded reward (`rewards` (B, L) if given, else the data's) when t < given[b] (a reset's
     context), else the model's own snapped prediction (detached: a dream has no other). pause (B, L)
     (`insert_pauses`): those steps repeat their frame before, with the zero action for PAUSE_ZERO. Returns rewards
     in the net's units (`model.reward` converts them) and termination logits, (B, L) each; `hidden` (a list) gets
-    each step's state without its last reward (`RewardModel.run`)."""
+    each step's state without its last reward, `parts` a terminal_reward model's two heads (`RewardModel.run`)."""
     b, n = idx.shape
     z_prev, z_next, action, recorded, _ = data.take(idx.flatten())
     if rewards is not None:
@@ -341,7 +342,7 @@ def unroll(model: RewardModel, data: Transitions, idx: torch.Tensor, given: torc
     # the task's state at each sequence's first frame (a pause repeats a frame: the first one is still its own)
     task = data.task[idx[:, 0].to(data.task.device)] if model.cfg.task_dim and data.task is not None else None
     units, logits, _ = model.run(features, recorded.view(b, n), given.to(idx.device), task, hidden,
-                                 action.view(b, n, -1))
+                                 action.view(b, n, -1), parts)
     return units, logits
 
 
@@ -389,6 +390,9 @@ def check_config(cfg: TrainRewardConfig) -> None:
     if cfg.model.state_reward and not cfg.model.odometry:
         raise InputError("model.state_reward=true reads the reward off the odometry's tracked point: it needs "
                          "model.odometry=true")
+    if cfg.model.terminal_reward and not cfg.model.state:
+        raise InputError("model.terminal_reward=true pays an ending step from the GRU state too: it needs "
+                         "model.state > 0")
     for name in ("track", "odometry"):
         if getattr(cfg.model, name) and not cfg.task_state:
             raise InputError(f"model.{name}=true follows the task's state from the first frame's: it needs "
@@ -534,9 +538,14 @@ def fit(model: RewardModel, data: Transitions, cfg: TrainRewardConfig, device: t
             reward = torch.where(pause != NO_PAUSE, torch.full_like(reward, still), reward)
             term = torch.where(pause != NO_PAUSE, torch.zeros_like(term), term)
         hidden: list[torch.Tensor] | None = [] if model.tracks else None
-        pred, logit = unroll(model, data, idx, given, pause, reward, hidden)
+        parts: list[torch.Tensor] = []
+        pred, logit = unroll(model, data, idx, given, pause, reward, hidden, parts)
         w = valid.float() / valid.sum()
-        reward_loss = (REWARD_LOSSES[cfg.reward_loss](pred, model.unit(reward), reduction="none") * w).sum()
+        target = model.unit(reward)
+        if parts:  # terminal_reward: each head on its own transitions (the recorded termination says which)
+            going, ending = parts
+            pred = torch.where(term > 0, ending, going)
+        reward_loss = (REWARD_LOSSES[cfg.reward_loss](pred, target, reduction="none") * w).sum()
         raw = logit - model.term_logit_offset  # the logit under the batches' own termination rate
         term_loss = (F.binary_cross_entropy_with_logits(raw, term, pos_weight=pos_weight, reduction="none")
                      * w).sum()
