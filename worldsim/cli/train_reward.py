@@ -22,6 +22,10 @@ examples:
   worldsim train-reward ckpt=runs/dit64 store=data/nav dreams=2048 dream_ckpt=runs/nav-goal
       # also 2048 dreams of 16 steps along the stores' recorded actions, dreamed by the world model RL dreams with:
       # the reward model learns to read what the dream shows (worldsim/dream/replay.py), paid what the engine paid
+  worldsim train-reward ckpt=runs/dit64 store=data/nav task_state=true model.odometry=true \\
+      model.state_reward=true model.terminal_reward=true
+      # shaping read off the tracked goal point, arrival (the step that ends the episode) paid by its own head,
+      # which reads the frames as the termination does (docs/world_model.md "Arrival paid where the frames end it")
 """
 
 from __future__ import annotations
