@@ -891,7 +891,7 @@ def test_terminal_reward_pays_an_ending_step_read_off_the_frames():
     state = model.with_point(model.initial(4, held.task[:4]), held.task[:4])
     for threshold in (0.0, 1.0):  # everything ends / nothing does: the ending head's reward / the other's
         reward, ends, _ = model.predict(a, b, held.actions[:4], state, threshold=threshold)
-        assert bool(ends.all()) == (threshold == 0.0) and not bool(ends.any()) == (threshold == 1.0)
+        assert bool(ends.all()) if threshold == 0.0 else not bool(ends.any())
         parts: list = []
         with torch.no_grad():
             model.recur(model.features(a, b, held.actions[:4]), state, model.turn(held.actions[:4]), parts)
