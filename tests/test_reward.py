@@ -870,7 +870,7 @@ def test_terminal_reward_pays_an_ending_step_read_off_the_frames():
     """model.terminal_reward: a step that ends the episode is paid by its own head (reading the frames too), the
     state head learns the steps that go on. On a walk whose ending steps (+1) show only in the frames, a state-read
     reward pays them far less than +1; with the terminal head it pays them nearly +1 and the shaping no worse; the
-    reward paid follows the termination returned at any threshold; a stateless model is refused."""
+    reward paid follows the termination returned at any threshold."""
     cfg = RewardConfig(latent_channels=4, width=8, depth=2, hidden=16, action_dim=3, state=16, task_dim=2,
                        odometry=True, turn_column=1, turn_scale=10.0, state_reward=True)
     train, held = _arriving_walk(96, 16, 0), _arriving_walk(16, 16, 1)
@@ -897,5 +897,6 @@ def test_terminal_reward_pays_an_ending_step_read_off_the_frames():
             model.recur(model.features(a, b, held.actions[:4]), state, model.turn(held.actions[:4]), parts)
         want = model.snap(model.reward(parts[0][1] if threshold == 0.0 else parts[0][0]))
         assert torch.equal(reward, want)
-    with pytest.raises(InputError, match="bad reward model config"):
-        RewardModel(RewardConfig(latent_channels=4, action_dim=3, state=0, terminal_reward=True))
+    # a stateless model (each transition alone) has the ending column too
+    alone = RewardModel(RewardConfig(latent_channels=4, action_dim=3, state=0, terminal_reward=True))
+    assert alone.predict(a, b, held.actions[:4])[0].shape == (4,)

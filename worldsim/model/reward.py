@@ -95,8 +95,7 @@ class RewardModel(nn.Module):
                 or cfg.state < 0 or cfg.grid < 0 or cfg.task_dim < 0 or (cfg.task_dim and not cfg.state)
                 or (cfg.track and not cfg.task_dim) or (cfg.odometry and (cfg.task_dim != 2 or cfg.track))
                 or not -1 <= cfg.turn_column < max(cfg.action_dim, 0) or (cfg.turn_column >= 0 and not cfg.odometry)
-                or not cfg.turn_scale > 0 or (cfg.state_reward and not cfg.odometry)
-                or (cfg.terminal_reward and not cfg.state)):
+                or not cfg.turn_scale > 0 or (cfg.state_reward and not cfg.odometry)):
             raise InputError(f"bad reward model config {asdict(cfg)}")
         self.cfg = cfg
         self.meta: dict[str, Any] = {}  # the checkpoint's meta.json once loaded (load_reward)

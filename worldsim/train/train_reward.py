@@ -390,9 +390,6 @@ def check_config(cfg: TrainRewardConfig) -> None:
     if cfg.model.state_reward and not cfg.model.odometry:
         raise InputError("model.state_reward=true reads the reward off the odometry's tracked point: it needs "
                          "model.odometry=true")
-    if cfg.model.terminal_reward and not cfg.model.state:
-        raise InputError("model.terminal_reward=true pays an ending step from the GRU state too: it needs "
-                         "model.state > 0")
     for name in ("track", "odometry"):
         if getattr(cfg.model, name) and not cfg.task_state:
             raise InputError(f"model.{name}=true follows the task's state from the first frame's: it needs "
