@@ -894,7 +894,7 @@ def test_terminal_reward_pays_an_ending_step_read_off_the_frames():
         assert bool(ends.all()) if threshold == 0.0 else not bool(ends.any())
         parts: list = []
         with torch.no_grad():
-            model.recur(model.features(a, b, held.actions[:4]), state, model.turn(held.actions[:4]), parts)
+            model(a, b, held.actions[:4], state, parts)
         want = model.snap(model.reward(parts[0][1] if threshold == 0.0 else parts[0][0]))
         assert torch.equal(reward, want)
     # a stateless model (each transition alone) has the ending column too

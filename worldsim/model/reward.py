@@ -180,13 +180,14 @@ class RewardModel(nn.Module):
         return self.odo is not None or self.track is not None
 
     def forward(self, z_prev: torch.Tensor, z_next: torch.Tensor, action: torch.Tensor,
-                state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                state: torch.Tensor | None = None, parts: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """z_prev, z_next (B, C, h, w) normalised latents; action (B, A), already divided by the world model's
         action_scale; state (B, width) or None (the initial one). Returns the reward in the net's units (B,)
         (`reward` converts it), the termination logit (B,) and the new GRU hidden vector with the tracked point
-        (odometry), (B, width - 1) (the next state is it and the reward that followed, `carry`)."""
+        (odometry), (B, width - 1) (the next state is it and the reward that followed, `carry`); `parts` as `recur`."""
         state = self._check(z_prev, z_next, action, state)
-        return self.recur(self.features(z_prev, z_next, action), state, self.turn(action))
+        return self.recur(self.features(z_prev, z_next, action), state, self.turn(action), parts)
 
     def _check(self, z_prev: torch.Tensor, z_next: torch.Tensor, action: torch.Tensor,
                state: torch.Tensor | None) -> torch.Tensor:
@@ -308,10 +309,8 @@ class RewardModel(nn.Module):
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Reward (B,) float (snapped, `snap`), terminated (B,) bool (sigmoid(logit) > threshold) and the next state,
         which carries the predicted reward (a dreamed step has no other)."""
-        state = self._check(z_prev, z_next, action_scaled, state)
         parts: list[tuple[torch.Tensor, torch.Tensor]] = []
-        unit, logit, h = self.recur(self.features(z_prev, z_next, action_scaled), state, self.turn(action_scaled),
-                                    parts)  # eval mode: no dropout or batch statistics
+        unit, logit, h = self(z_prev, z_next, action_scaled, state, parts)  # no dropout or batch statistics
         ends = torch.sigmoid(logit) > threshold
         if parts:  # the reward paid under the termination returned, at this threshold
             unit = self.pay(*parts[0], ends)

@@ -538,11 +538,9 @@ def fit(model: RewardModel, data: Transitions, cfg: TrainRewardConfig, device: t
         parts: list[torch.Tensor] = []
         pred, logit = unroll(model, data, idx, given, pause, reward, hidden, parts)
         w = valid.float() / valid.sum()
-        target = model.unit(reward)
         if parts:  # terminal_reward: each head on its own transitions (the recorded termination says which)
-            going, ending = parts
-            pred = torch.where(term > 0, ending, going)
-        reward_loss = (REWARD_LOSSES[cfg.reward_loss](pred, target, reduction="none") * w).sum()
+            pred = model.pay(*parts, term > 0)
+        reward_loss = (REWARD_LOSSES[cfg.reward_loss](pred, model.unit(reward), reduction="none") * w).sum()
         raw = logit - model.term_logit_offset  # the logit under the batches' own termination rate
         term_loss = (F.binary_cross_entropy_with_logits(raw, term, pos_weight=pos_weight, reduction="none")
                      * w).sum()
