@@ -151,6 +151,45 @@ def test_sharp_dream_seams_see_a_token_grid_not_scenes():
     assert mod.seams(grid, 7) < 0.12  # another period: the seams fall at every phase
 
 
+def test_stripes_find_bands_of_any_period_not_scenes():
+    """`stripes`: scenes of rectangles anywhere (sharp, or blurred as a dream's new content is) score low on both
+    axes; faint lines every 4 rows stand out on the rows axis only, every 5 columns on the columns axis only, a
+    token grid's seams on both; frames too small, or none: None."""
+    from worldsim.eval.metrics import stripes
+
+    rng = np.random.default_rng(1)
+    scenes = np.zeros((40, 64, 64, 3))
+    for f in scenes:  # edges anywhere: a backdrop and ten rectangles of random size, place and colour
+        f[:] = rng.uniform(0, 255, 3)
+        for _ in range(10):
+            (y, x), (h, w) = rng.integers(-20, 64, 2), rng.integers(4, 40, 2)
+            f[max(y, 0) : max(y + h, 0), max(x, 0) : max(x + w, 0)] = rng.uniform(0, 255, 3)
+    g = torch.exp(-torch.arange(-6.0, 7.0) ** 2 / 8)  # gaussian blur, sigma 2
+    g = (g / g.sum()).double()
+    t = torch.from_numpy(scenes).permute(0, 3, 1, 2).reshape(-1, 1, 64, 64)
+    t = torch.nn.functional.conv2d(torch.nn.functional.pad(t, (6, 6, 6, 6), mode="replicate"),
+                                   (g[:, None] * g[None, :])[None, None])
+    soft = t.reshape(40, 3, 64, 64).permute(0, 2, 3, 1).numpy()
+    rows, cols, grid = soft.copy(), soft.copy(), soft.copy()
+    rows[:, 2::4] += 3  # a 3-level line every 4 rows
+    cols[:, :, 1::5] += 3
+    grid[:, 7::8] += 3
+    grid[:, :, 7::8] += 3
+
+    def u8(x: np.ndarray) -> np.ndarray:
+        return np.clip(np.round(x), 0, 255).astype(np.uint8)
+
+    for plain in (scenes, soft):
+        got = stripes(u8(plain))
+        assert got["rows"]["peak"] < 4 and got["cols"]["peak"] < 4
+    r, c, k = stripes(u8(rows)), stripes(u8(cols)), stripes(u8(grid))
+    assert r["rows"]["peak"] > 100 and r["rows"]["period"] in (4, 2) and r["cols"]["peak"] < 4
+    harmonic = 5 / c["cols"]["period"]  # period 5, or one of its harmonics (5 / 2, 5 / 3, ...), binned by 64 / 13
+    assert c["cols"]["peak"] > 10 and abs(harmonic - round(harmonic)) < 0.1 and c["rows"]["peak"] < 4
+    assert k["rows"]["peak"] > 30 and k["cols"]["peak"] > 30
+    assert stripes(u8(soft)[:, :12, :12]) is None and stripes(np.zeros((0, 64, 64, 3), np.uint8)) is None
+
+
 def test_random_actions_are_a_seeded_permutation_of_store_rows():
     pool = np.arange(20, dtype=np.float32).reshape(10, 2)
     a = random_actions(pool, 6, np.random.default_rng(3))

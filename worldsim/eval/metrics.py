@@ -10,7 +10,8 @@
   dPSNR = PSNR(real, recorded-action rollout) - PSNR(real, random-action rollout) (Genie, Bruce et al. 2024).
   Beside them, `detail_ratio`: the fine detail of the generated frames against the engine's at that horizon (the
   mean squared difference of neighbouring pixels, `detail`, summed over the episodes, generated / engine): 1 is as
-  much edge and texture as the engine draws, a blurred frame scores well below 1 whatever its PSNR.
+  much edge and texture as the engine draws, a blurred frame scores well below 1 whatever its PSNR; and over all the
+  generated frames, `stripes`: how far a stripe pattern of any period stands out (the engine's frames beside).
 """
 
 from __future__ import annotations
@@ -47,6 +48,45 @@ def detail(frames: np.ndarray) -> np.ndarray:
     dx = ((f[:, :, 1:] - f[:, :, :-1]) ** 2).reshape(len(f), -1).mean(axis=1)
     dy = ((f[:, 1:] - f[:, :-1]) ** 2).reshape(len(f), -1).mean(axis=1)
     return (dx + dy) / 2
+
+
+def stripes(frames: np.ndarray) -> dict[str, Any] | None:
+    """How much a periodic stripe pattern, at any period from 2 to about 16 pixels, stands out in uint8 frames
+    (N, H, W, 3); None when the frames are smaller than 16 pixels or there are none.
+
+    Per axis (`rows`: horizontal stripes, `cols`: vertical ones), each frame's luma profile (the mean of every row,
+    or of every column) minus its own gaussian smoothing (sigma 3 pixels: the scene's layout, sky above ground,
+    goes; edges and stripes stay), its power spectrum averaged over the frames, and at each period shorter than 16
+    pixels the power over the median of its 3 neighbours each side. Returns the strongest of those peaks per axis
+    and the period in pixels: {"rows": {"peak", "period"}, "cols": {...}}. Scenes, sharp or blurred, have a smooth
+    spectrum and score about 1-4 (their edges fall anywhere); lines repeating every p pixels, a token grid's seams
+    among them, put peaks at period p and its harmonics (p / 2, p / 3, ...; the period named is the strongest's): a
+    3-level line every 4 rows over blurred scenes scores in the hundreds. Why beside `seams`
+    (benchmarks/sharp_dream.py, the token period only): the eye calls any regular banding a stripe pattern,
+    whatever its period; docs/world_model.md "Bands and stripes"."""
+    f = np.asarray(frames)
+    if f.ndim != 4 or len(f) == 0 or min(f.shape[1:3]) < 16:
+        return None
+    y = f[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114]) if f.shape[-1] >= 3 else \
+        f[..., 0].astype(np.float64)
+    x = np.arange(-9, 10, dtype=np.float64)
+    g = np.exp(-(x**2) / 18)  # sigma 3
+    g /= g.sum()
+    out: dict[str, Any] = {}
+    for name, axis in (("rows", 2), ("cols", 1)):
+        p = y.mean(axis=axis)  # (N, L): one value per row (rows) or per column (cols)
+        padded = np.pad(p, ((0, 0), (9, 9)), mode="edge")
+        smooth = np.stack([np.convolve(r, g, mode="valid") for r in padded])
+        n = p.shape[1]
+        power = (np.abs(np.fft.rfft(p - smooth, axis=1)) ** 2).mean(axis=0)
+        low = max(2, int(np.ceil(n / 16)))  # periods up to 16 pixels: longer ones are the layout the smoothing took
+        ratio = np.zeros(len(power))
+        for j in range(low + 1, len(power)):
+            near = np.r_[power[max(low, j - 3) : j], power[j + 1 : j + 4]]
+            ratio[j] = power[j] / max(float(np.median(near)), 1e-12)
+        j = int(ratio.argmax())
+        out[name] = {"peak": float(ratio[j]), "period": n / j}
+    return out
 
 
 def psnr_uint8(a: np.ndarray, b: np.ndarray) -> float:
@@ -244,8 +284,13 @@ def horizon_metrics(rolls: list[dict[str, Any]], horizons: list[int]) -> dict[st
         row["detail_ratio"] = row["model_detail"] / max(row["real_detail"], 1e-9)
         row["episodes"] = len(got)
         table[str(h)] = row
+    made = [r["model"][: r["length"]] for r in rolls if r["length"] > 0]
+    real = [r["real"][r["context"] : r["context"] + r["length"]] for r in rolls if r["length"] > 0]
     return {"horizons": table, "skipped": skipped, "episodes": len(rolls),
-            "context": rolls[0]["context"] if rolls else None}
+            "context": rolls[0]["context"] if rolls else None,
+            # periodic stripes over every generated frame of the recorded-action rollouts, the engine's beside
+            "stripes": {"model": stripes(np.concatenate(made)) if made else None,
+                        "engine": stripes(np.concatenate(real)) if real else None}}
 
 
 def pick_episodes(episodes: list[tuple[int, int]], count: int) -> list[tuple[int, int]]:

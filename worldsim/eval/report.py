@@ -19,6 +19,9 @@ MEANINGS = [
     ("rollout @h", "autoregressive from the real starting context under the recorded actions, the h-th new frame"),
     ("dPSNR @h", "PSNR with the recorded actions minus PSNR with random actions (Genie): > 0 means the actions "
                  "steer the model"),
+    ("stripes", "over every rolled-out frame, each frame's row (column) luma profile minus its smoothing, its power "
+                "spectrum averaged: the strongest frequency's power over its neighbours', and its period; scenes "
+                "score 1-4, horizontal (vertical) stripes repeating at any period stand out far above"),
     ("revisit", "look away (>= 150 degrees) and back within 12 steps, standing still: 'far' scores the dream against "
                 "the engine at the furthest point beside copying the frame before leaving (it really turned); "
                 "'return' scores the dream's frame on return against the frame before leaving (it remembered; "
@@ -59,6 +62,14 @@ def table(result: dict[str, Any]) -> str:
         if "detail_ratio" in row:  # eval.json files written before it have none
             rows.append((f"detail @{h} (generated / engine)", _f(row["detail_ratio"]),
                          "fine detail (neighbouring-pixel differences) against the engine's frames; 1 = as sharp"))
+    st = ro.get("stripes") or {}  # eval.json files written before it have none
+    if st.get("model") and st.get("engine"):
+        m, e = st["model"], st["engine"]
+        rows.append(("stripes: strongest periodic peak, rows / columns",
+                     f"{_f(m['rows']['peak'], 1)} at {_f(m['rows']['period'], 1)} px / "
+                     f"{_f(m['cols']['peak'], 1)} at {_f(m['cols']['period'], 1)} px",
+                     f"engine {_f(e['rows']['peak'], 1)} / {_f(e['cols']['peak'], 1)}; a stripe pattern of any "
+                     "period stands far above the engine's own edges"))
     rev = result.get("revisit", {"skipped": "not measured"})
     if "skipped" in rev:
         rows.append(("revisit", "skipped", rev["skipped"]))
