@@ -35,6 +35,12 @@
 #                                                 # by its own head, reading the frames (train-reward
 #                                                 # model.terminal_reward=true; docs/rl.md "nineteenth session");
 #                                                 # its run gets _end, results _te
+#   SPAWN=1 bash examples/rl_navigate.sh         # dreams start at the spawn: the first frames of the table's
+#                                                 # random walks (OUT/close_table, recorded from the engine's
+#                                                 # resets; rl_dream.py --dream-start first), as the engine agents'
+#                                                 # episodes start; results get an _sp suffix. The best frames-only
+#                                                 # setting measured (docs/rl.md "twentieth session"):
+#                                                 # STATE_REWARD=1 TABLE=1 END=1 SPAWN=1 DREAM_STEPS=64
 #   LEARNED=1 bash examples/rl_navigate.sh       # a third agent: PPO in the engine paid by the reward model
 #                                                 # (rl_dream.py --learned-engine: the dream's reward without the
 #                                                 # dream); results get an _le suffix
@@ -43,7 +49,7 @@
 # interruption the same command carries on. Stage times on a 2-core machine (docs/rl.md): recipe ~60 min, stores
 # ~9 min, latents ~8 min, fine-tunes ~14 min, reward model ~10-20 min, goal-map fine-tune ~25 min, RL ~35 min (the
 # seeds side by side, one torch thread each). The table is printed at the end and kept in
-# OUT/rl_<observe>_d<dream steps>[_gm][_adv][_b<blur>][_sh<pad>][_rs][_tb][_te][_le].json (_gm: with goal maps; per seed: ..._s<seed>.json, e.g.
+# OUT/rl_<observe>_d<dream steps>[_gm][_adv][_b<blur>][_sh<pad>][_rs][_tb][_te][_sp][_le].json (_gm: with goal maps; per seed: ..._s<seed>.json, e.g.
 # OUT/rl_frames_d16_gm_s0.json).
 set -euo pipefail
 
@@ -70,15 +76,19 @@ if [ "$SHIFT" != 0 ]; then SEE="${SEE}_sh$SHIFT"; fi
 STATE_REWARD=${STATE_REWARD:-0}
 TABLE=${TABLE:-0}
 END=${END:-0}
+SPAWN=${SPAWN:-0}
 LEARNED=${LEARNED:-0}
 case "$STATE_REWARD" in 0|1) ;; *) echo "STATE_REWARD must be 0 or 1, not '$STATE_REWARD'" >&2; exit 2;; esac
 case "$TABLE" in 0|1) ;; *) echo "TABLE must be 0 or 1, not '$TABLE'" >&2; exit 2;; esac
 case "$END" in 0|1) ;; *) echo "END must be 0 or 1, not '$END'" >&2; exit 2;; esac
+case "$SPAWN" in 0|1) ;; *) echo "SPAWN must be 0 or 1, not '$SPAWN'" >&2; exit 2;; esac
 case "$LEARNED" in 0|1) ;; *) echo "LEARNED must be 0 or 1, not '$LEARNED'" >&2; exit 2;; esac
 REWARD_RUN=reward_odo; REWARD_ARGS=(); LEARNED_ARGS=(); TABLE_STORE=""
 if [ "$STATE_REWARD" = 1 ]; then REWARD_RUN=reward_state; REWARD_ARGS=(model.state_reward=true); SEE="${SEE}_rs"; fi
 if [ "$TABLE" = 1 ]; then REWARD_RUN="${REWARD_RUN}_table"; TABLE_STORE=",$OUT/close_table_lat"; SEE="${SEE}_tb"; fi
 if [ "$END" = 1 ]; then REWARD_RUN="${REWARD_RUN}_end"; REWARD_ARGS+=(model.terminal_reward=true); SEE="${SEE}_te"; fi
+DREAM_STORE="$OUT/close_mix"; START_ARGS=()
+if [ "$SPAWN" = 1 ]; then DREAM_STORE="$OUT/close_table"; START_ARGS=(--dream-start first); SEE="${SEE}_sp"; fi
 if [ "$LEARNED" = 1 ]; then LEARNED_ARGS=(--learned-engine); SEE="${SEE}_le"; fi
 SHARP=""; SHARP_ARGS=()
 if [[ ! "$ADV" =~ ^0+(\.0+)?$ ]]; then  # a weight above 0
@@ -127,10 +137,10 @@ gen close_solver "$CLOSE" policy=solver episodes=$((EP_MID / 2)) steps=100 seed=
 gen close_seek "$CLOSE" policy=seeker episodes=$EP_MID steps=100 seed=41500
 gen close_held "$CLOSE" policy=mix episodes=$EP_HELD steps=$STEPS_CLOSE seed=42000
 CACHED="nav384 navsolve navseek close_mix close_solver close_seek"
-if [ "$TABLE" = 1 ]; then  # random walks of the agents' table, as long as their episodes
+if [ "$TABLE" = 1 ] || [ "$SPAWN" = 1 ]; then  # random walks of the agents' table, as long as their episodes
     gen close_table "$CLOSE" policy=table episodes=$((EP_MID * 2)) steps=$STEPS_TABLE seed=43000
-    CACHED="$CACHED close_table"
 fi
+if [ "$TABLE" = 1 ]; then CACHED="$CACHED close_table"; fi
 
 # 3. latents of the recipe's VAE (training reads them instead of encoding every step)
 for s in $CACHED; do
@@ -182,7 +192,7 @@ for s in $SEEDS; do
         log "RL seed $s"
         # shellcheck disable=SC2086
         OMP_NUM_THREADS=1 python "$(dirname "$0")/rl_dream.py" --checkpoint "$WM" \
-            --reward "$OUT/$REWARD_RUN" --store "$OUT/close_mix" --steps $RL_STEPS --goal-distance 4 10 \
+            --reward "$OUT/$REWARD_RUN" --store "$DREAM_STORE" "${START_ARGS[@]}" --steps $RL_STEPS --goal-distance 4 10 \
             --dream-episode-steps "$DREAM_STEPS" --sample --solver --eval-episodes $EVAL_EPISODES --seeds "$s" \
             --observe "$OBSERVE" --blur "$BLUR" --shift "$SHIFT" "${LEARNED_ARGS[@]}" \
             --out "$OUT/${RL}_s$s.json" $RL_EXTRA > "$OUT/${RL}_s$s.log" 2>&1 &
