@@ -188,6 +188,7 @@ def test_stripes_find_bands_of_any_period_not_scenes():
     assert c["cols"]["peak"] > 10 and abs(harmonic - round(harmonic)) < 0.1 and c["rows"]["peak"] < 4
     assert k["rows"]["peak"] > 30 and k["cols"]["peak"] > 30
     assert stripes(u8(soft)[:, :12, :12]) is None and stripes(np.zeros((0, 64, 64, 3), np.uint8)) is None
+    assert stripes(np.full((2, 16, 16, 3), 7, np.uint8))["rows"] == {"peak": 0.0, "period": None}  # nothing varies
 
 
 def test_random_actions_are_a_seeded_permutation_of_store_rows():

@@ -84,8 +84,8 @@ def stripes(frames: np.ndarray) -> dict[str, Any] | None:
         for j in range(low + 1, len(power)):
             near = np.r_[power[max(low, j - 3) : j], power[j + 1 : j + 4]]
             ratio[j] = power[j] / max(float(np.median(near)), 1e-12)
-        j = int(ratio.argmax())
-        out[name] = {"peak": float(ratio[j]), "period": n / j}
+        j = int(ratio.argmax())  # 0 only where nothing varies (a flat frame): no peak, no period
+        out[name] = {"peak": float(ratio[j]), "period": n / j if j else None}
     return out
 
 
