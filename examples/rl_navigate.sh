@@ -35,12 +35,18 @@
 #                                                 # by its own head, reading the frames (train-reward
 #                                                 # model.terminal_reward=true; docs/rl.md "nineteenth session");
 #                                                 # its run gets _end, results _te
+#   DREAMS=1 bash examples/rl_navigate.sh        # the reward model also learns from 1024 of the world model's
+#                                                 # own 64-step dreams along the stores' recorded actions
+#                                                 # (train-reward dreams=1024 dream_horizon=64 dream_ckpt=<the
+#                                                 # dreaming model>: the dream shows less motion than the engine,
+#                                                 # docs/world_model.md "twentieth session"); its run gets _dream,
+#                                                 # results _rd
 #   SPAWN=1 bash examples/rl_navigate.sh         # dreams start at the spawn: the first frames of the table's
 #                                                 # random walks (OUT/close_table, recorded from the engine's
 #                                                 # resets; rl_dream.py --dream-start first), as the engine agents'
 #                                                 # episodes start; results get an _sp suffix. The best frames-only
 #                                                 # setting measured (docs/rl.md "twentieth session"):
-#                                                 # STATE_REWARD=1 TABLE=1 END=1 SPAWN=1 DREAM_STEPS=64
+#                                                 # STATE_REWARD=1 TABLE=1 END=1 DREAMS=1 SPAWN=1 DREAM_STEPS=64
 #   LEARNED=1 bash examples/rl_navigate.sh       # a third agent: PPO in the engine paid by the reward model
 #                                                 # (rl_dream.py --learned-engine: the dream's reward without the
 #                                                 # dream); results get an _le suffix
@@ -49,7 +55,7 @@
 # interruption the same command carries on. Stage times on a 2-core machine (docs/rl.md): recipe ~60 min, stores
 # ~9 min, latents ~8 min, fine-tunes ~14 min, reward model ~10-20 min, goal-map fine-tune ~25 min, RL ~35 min (the
 # seeds side by side, one torch thread each). The table is printed at the end and kept in
-# OUT/rl_<observe>_d<dream steps>[_gm][_adv][_b<blur>][_sh<pad>][_rs][_tb][_te][_sp][_le].json (_gm: with goal maps; per seed: ..._s<seed>.json, e.g.
+# OUT/rl_<observe>_d<dream steps>[_gm][_adv][_b<blur>][_sh<pad>][_rs][_tb][_te][_rd][_sp][_le].json (_gm: with goal maps; per seed: ..._s<seed>.json, e.g.
 # OUT/rl_frames_d16_gm_s0.json).
 set -euo pipefail
 
@@ -77,16 +83,19 @@ STATE_REWARD=${STATE_REWARD:-0}
 TABLE=${TABLE:-0}
 END=${END:-0}
 SPAWN=${SPAWN:-0}
+DREAMS=${DREAMS:-0}
 LEARNED=${LEARNED:-0}
 case "$STATE_REWARD" in 0|1) ;; *) echo "STATE_REWARD must be 0 or 1, not '$STATE_REWARD'" >&2; exit 2;; esac
 case "$TABLE" in 0|1) ;; *) echo "TABLE must be 0 or 1, not '$TABLE'" >&2; exit 2;; esac
 case "$END" in 0|1) ;; *) echo "END must be 0 or 1, not '$END'" >&2; exit 2;; esac
 case "$SPAWN" in 0|1) ;; *) echo "SPAWN must be 0 or 1, not '$SPAWN'" >&2; exit 2;; esac
+case "$DREAMS" in 0|1) ;; *) echo "DREAMS must be 0 or 1, not '$DREAMS'" >&2; exit 2;; esac
 case "$LEARNED" in 0|1) ;; *) echo "LEARNED must be 0 or 1, not '$LEARNED'" >&2; exit 2;; esac
 REWARD_RUN=reward_odo; REWARD_ARGS=(); LEARNED_ARGS=(); TABLE_STORE=""
 if [ "$STATE_REWARD" = 1 ]; then REWARD_RUN=reward_state; REWARD_ARGS=(model.state_reward=true); SEE="${SEE}_rs"; fi
 if [ "$TABLE" = 1 ]; then REWARD_RUN="${REWARD_RUN}_table"; TABLE_STORE=",$OUT/close_table_lat"; SEE="${SEE}_tb"; fi
 if [ "$END" = 1 ]; then REWARD_RUN="${REWARD_RUN}_end"; REWARD_ARGS+=(model.terminal_reward=true); SEE="${SEE}_te"; fi
+if [ "$DREAMS" = 1 ]; then REWARD_RUN="${REWARD_RUN}_dream"; SEE="${SEE}_rd"; fi
 DREAM_STORE="$OUT/close_mix"; START_ARGS=()
 if [ "$SPAWN" = 1 ]; then DREAM_STORE="$OUT/close_table"; START_ARGS=(--dream-start first); SEE="${SEE}_sp"; fi
 if [ "$LEARNED" = 1 ]; then LEARNED_ARGS=(--learned-engine); SEE="${SEE}_le"; fi
@@ -105,10 +114,12 @@ if [ "$QUICK" = 1 ]; then  # toy sizes: every command runs, nothing learns
             recipe.eval.windows=4 recipe.eval.episodes=2"
     EP_BIG=4; EP_MID=2; EP_HELD=2; STEPS_BIG=24; STEPS_CLOSE=24; STEPS_TABLE=24
     FT1=10; FT2=10; FT3=10; REWARD_STEPS=20; RL_STEPS=256; EVAL_EPISODES=2; RL_EXTRA="--n-steps 32 --max-steps 24"
+    REWARD_DREAMS=8; DREAM_HORIZON=4
 else
     RECIPE=""
     EP_BIG=384; EP_MID=96; EP_HELD=16; STEPS_BIG=160; STEPS_CLOSE=120; STEPS_TABLE=300
     FT1=400; FT2=240; FT3=1000; REWARD_STEPS=${REWARD_STEPS:-4000}; RL_STEPS=50000; EVAL_EPISODES=20; RL_EXTRA=""
+    REWARD_DREAMS=1024; DREAM_HORIZON=64
 fi
 
 # 1. the reference recipe (docs/world_model.md): its VAE and DiT are the starting point
@@ -158,20 +169,7 @@ log "fine-tune it on close goals"
 worldsim train init="$OUT/navdit" store="[$OUT/close_mix_lat,$OUT/close_solver_lat,$OUT/navsolve_lat]" vae="$VAE" \
     out="$OUT/navdit2" steps=$FT2 frames=14 lr=0.0003 warmup=20 val_episodes=0
 
-# 5. the reward model: not on the privileged solver's episodes (its actions say where the goal is: they are left
-#    out of the `mix` stores too); the seeker's goal-directed episodes read the frame only (docs/world_model.md,
-#    "Reward runs (2026-12-03, sixth session)"); it starts from where the goal is at the dream's first frame (the
-#    stores' task state) and follows it step by step (odometry: "Reward runs (2026-12-04)"; each step's turn is the
-#    camera action's, `exact_turn`, the default since 2026-12-05: an OUT from before keeps its learned-turn model)
-if [ ! -e "$OUT/$REWARD_RUN/checkpoints" ]; then
-    log "reward model ($REWARD_RUN)"
-    worldsim train-reward ckpt="$OUT/navdit2" \
-        store="[$OUT/nav384_lat,$OUT/navseek_lat,$OUT/close_mix_lat,$OUT/close_seek_lat$TABLE_STORE]" \
-        skip_policies="[NavigateSolver]" val_store="$OUT/close_held" seq_len=64 batch_size=8 steps=$REWARD_STEPS \
-        task_state=true model.odometry=true "${REWARD_ARGS[@]}" out="$OUT/$REWARD_RUN"
-fi
-
-# 6. goal maps: the fine-tuned model learns to draw the goal where the task state puts it (model.goal_map=true; in
+# 5. goal maps: the fine-tuned model learns to draw the goal where the task state puts it (model.goal_map=true; in
 #    the dream the reward model's estimate), on the close-goal stores and the seeker's (the goal comes into view)
 WM="$OUT/navdit2"
 if [ "$GOAL_MAPS" = 1 ]; then
@@ -182,6 +180,21 @@ if [ "$GOAL_MAPS" = 1 ]; then
         "${SHARP_ARGS[@]}"
     WM="$OUT/navgoal$SHARP"
 fi
+DREAM_ARGS=()  # DREAMS=1: dreams of the model the agents dream with (QUICK: 8 dreams of 4 steps)
+if [ "$DREAMS" = 1 ]; then DREAM_ARGS=(dreams=$REWARD_DREAMS dream_horizon=$DREAM_HORIZON dream_ckpt="$WM"); fi
+# 6. the reward model: not on the privileged solver's episodes (its actions say where the goal is: they are left
+#    out of the `mix` stores too); the seeker's goal-directed episodes read the frame only (docs/world_model.md,
+#    "Reward runs (2026-12-03, sixth session)"); it starts from where the goal is at the dream's first frame (the
+#    stores' task state) and follows it step by step (odometry: "Reward runs (2026-12-04)"; each step's turn is the
+#    camera action's, `exact_turn`, the default since 2026-12-05: an OUT from before keeps its learned-turn model)
+if [ ! -e "$OUT/$REWARD_RUN/checkpoints" ]; then
+    log "reward model ($REWARD_RUN)"
+    worldsim train-reward ckpt="$OUT/navdit2" \
+        store="[$OUT/nav384_lat,$OUT/navseek_lat,$OUT/close_mix_lat,$OUT/close_seek_lat$TABLE_STORE]" \
+        skip_policies="[NavigateSolver]" val_store="$OUT/close_held" seq_len=64 batch_size=8 steps=$REWARD_STEPS \
+        task_state=true model.odometry=true "${REWARD_ARGS[@]}" "${DREAM_ARGS[@]}" out="$OUT/$REWARD_RUN"
+fi
+
 RL="rl_${OBSERVE/+/_}_d${DREAM_STEPS}$([ "$GOAL_MAPS" = 1 ] && echo _gm)$SHARP$SEE"
 
 # 7. PPO in the dream and in the engine, one process and one torch thread per seed, side by side

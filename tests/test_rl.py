@@ -174,6 +174,7 @@ def test_rl_dream_example_help_teaches():
                                           ({"TABLE": "y"}, "TABLE must be 0 or 1"),
                                           ({"END": "2"}, "END must be 0 or 1"),
                                           ({"SPAWN": "first"}, "SPAWN must be 0 or 1"),
+                                          ({"DREAMS": "1024"}, "DREAMS must be 0 or 1"),
                                           ({"LEARNED": "2"}, "LEARNED must be 0 or 1")])
 def test_rl_navigate_script_refuses_bad_settings_before_it_writes(tmp_path, env, message):
     import os
