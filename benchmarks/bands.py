@@ -25,22 +25,6 @@ import time
 import numpy as np
 
 
-def luma(frames: np.ndarray) -> np.ndarray:
-    return frames[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
-
-
-def banding(y: np.ndarray, axis: int) -> float:
-    """Mean squared residual of the (N, H, W) luma frames' profiles along `axis` (2: row profile, 1: column profile)
-    after a sigma-3 gaussian smoothing of each profile."""
-    p = y.mean(axis=axis)
-    x = np.arange(-9, 10, dtype=np.float64)
-    g = np.exp(-(x**2) / 18)
-    g /= g.sum()
-    padded = np.pad(p, ((0, 0), (9, 9)), mode="edge")
-    smooth = np.stack([np.convolve(r, g, mode="valid") for r in padded])
-    return float(((p - smooth) ** 2).mean())
-
-
 def blur(frames: np.ndarray, sigma: float) -> np.ndarray:
     """uint8 frames (N, H, W, 3) through a separable gaussian of `sigma` pixels (edges repeated)."""
     import torch
@@ -73,7 +57,7 @@ def main() -> None:
     import torch
 
     from store import read_episode
-    from worldsim.eval.metrics import check_store, detail, pick_episodes, stripes
+    from worldsim.eval.metrics import check_store, detail, luma, pick_episodes, profile_residual, stripes
     from worldsim.model.sampler import WorldSampler
 
     t0 = time.perf_counter()
@@ -114,7 +98,9 @@ def main() -> None:
         cells = []
         for frames in got.values():
             y = luma(frames[keep])
-            rows, cols, det = banding(y, 2), banding(y, 1), float(detail(frames[keep]).mean())
+            rows = float((profile_residual(y, 2) ** 2).mean())  # what horizontal edges and lines leave
+            cols = float((profile_residual(y, 1) ** 2).mean())
+            det = float(detail(frames[keep]).mean())
             st = stripes(frames[keep])  # None for frames under 16 pixels
             pattern = "-" if st is None else (f"{st['rows']['peak']:.1f} / {st['cols']['peak']:.1f} "
                                               f"({st['rows']['period']:.1f} / {st['cols']['period']:.1f} px)")

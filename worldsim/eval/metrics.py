@@ -50,6 +50,26 @@ def detail(frames: np.ndarray) -> np.ndarray:
     return (dx + dy) / 2
 
 
+def luma(frames: np.ndarray) -> np.ndarray:
+    """uint8 frames (..., H, W, C) -> float64 luma (..., H, W) (Rec. 601 weights; one channel: that channel)."""
+    f = np.asarray(frames)
+    if f.shape[-1] >= 3:
+        return f[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    return f[..., 0].astype(np.float64)
+
+
+def profile_residual(y: np.ndarray, axis: int) -> np.ndarray:
+    """The luma frames' (N, H, W) profiles along `axis` (2: one value per row, the row means; 1: per column) minus
+    their own gaussian smoothing (sigma 3 pixels, edges repeated): (N, H) or (N, W). What is left is edges and
+    lines; the scene's layout (sky over ground) goes."""
+    p = y.mean(axis=axis)
+    x = np.arange(-9, 10, dtype=np.float64)
+    g = np.exp(-(x**2) / 18)
+    g /= g.sum()
+    padded = np.pad(p, ((0, 0), (9, 9)), mode="edge")
+    return p - np.stack([np.convolve(r, g, mode="valid") for r in padded])
+
+
 def stripes(frames: np.ndarray) -> dict[str, Any] | None:
     """How much a periodic stripe pattern, at any period from 2 to about 16 pixels, stands out in uint8 frames
     (N, H, W, 3); None when the frames are smaller than 16 pixels or there are none.
@@ -67,18 +87,12 @@ def stripes(frames: np.ndarray) -> dict[str, Any] | None:
     f = np.asarray(frames)
     if f.ndim != 4 or len(f) == 0 or min(f.shape[1:3]) < 16:
         return None
-    y = f[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114]) if f.shape[-1] >= 3 else \
-        f[..., 0].astype(np.float64)
-    x = np.arange(-9, 10, dtype=np.float64)
-    g = np.exp(-(x**2) / 18)  # sigma 3
-    g /= g.sum()
+    y = luma(f)
     out: dict[str, Any] = {}
     for name, axis in (("rows", 2), ("cols", 1)):
-        p = y.mean(axis=axis)  # (N, L): one value per row (rows) or per column (cols)
-        padded = np.pad(p, ((0, 0), (9, 9)), mode="edge")
-        smooth = np.stack([np.convolve(r, g, mode="valid") for r in padded])
-        n = p.shape[1]
-        power = (np.abs(np.fft.rfft(p - smooth, axis=1)) ** 2).mean(axis=0)
+        res = profile_residual(y, axis)  # (N, L): one value per row (rows) or per column (cols)
+        n = res.shape[1]
+        power = (np.abs(np.fft.rfft(res, axis=1)) ** 2).mean(axis=0)
         low = max(2, int(np.ceil(n / 16)))  # periods up to 16 pixels: longer ones are the layout the smoothing took
         ratio = np.zeros(len(power))
         for j in range(low + 1, len(power)):
