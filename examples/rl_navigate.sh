@@ -39,8 +39,8 @@
 #                                                 # own 64-step dreams along the stores' recorded actions
 #                                                 # (train-reward dreams=1024 dream_horizon=64 dream_ckpt=<the
 #                                                 # dreaming model>: the dream shows less motion than the engine,
-#                                                 # docs/world_model.md "twentieth session"); its run gets _dream,
-#                                                 # results _rd
+#                                                 # docs/world_model.md "twentieth session"); its run gets
+#                                                 # _dream_<that model> (e.g. _dream_navgoal), results _rd
 #   SPAWN=1 bash examples/rl_navigate.sh         # dreams start at the spawn: the first frames of the table's
 #                                                 # random walks (OUT/close_table, recorded from the engine's
 #                                                 # resets; rl_dream.py --dream-start first), as the engine agents'
@@ -95,7 +95,7 @@ REWARD_RUN=reward_odo; REWARD_ARGS=(); LEARNED_ARGS=(); TABLE_STORE=""
 if [ "$STATE_REWARD" = 1 ]; then REWARD_RUN=reward_state; REWARD_ARGS=(model.state_reward=true); SEE="${SEE}_rs"; fi
 if [ "$TABLE" = 1 ]; then REWARD_RUN="${REWARD_RUN}_table"; TABLE_STORE=",$OUT/close_table_lat"; SEE="${SEE}_tb"; fi
 if [ "$END" = 1 ]; then REWARD_RUN="${REWARD_RUN}_end"; REWARD_ARGS+=(model.terminal_reward=true); SEE="${SEE}_te"; fi
-if [ "$DREAMS" = 1 ]; then REWARD_RUN="${REWARD_RUN}_dream"; SEE="${SEE}_rd"; fi
+if [ "$DREAMS" = 1 ]; then SEE="${SEE}_rd"; fi
 DREAM_STORE="$OUT/close_mix"; START_ARGS=()
 if [ "$SPAWN" = 1 ]; then DREAM_STORE="$OUT/close_table"; START_ARGS=(--dream-start first); SEE="${SEE}_sp"; fi
 if [ "$LEARNED" = 1 ]; then LEARNED_ARGS=(--learned-engine); SEE="${SEE}_le"; fi
@@ -181,7 +181,10 @@ if [ "$GOAL_MAPS" = 1 ]; then
     WM="$OUT/navgoal$SHARP"
 fi
 DREAM_ARGS=()  # DREAMS=1: dreams of the model the agents dream with (QUICK: 8 dreams of 4 steps)
-if [ "$DREAMS" = 1 ]; then DREAM_ARGS=(dreams=$REWARD_DREAMS dream_horizon=$DREAM_HORIZON dream_ckpt="$WM"); fi
+if [ "$DREAMS" = 1 ]; then  # named after the dreaming model: another one (GOAL_MAPS, ADV) gets its own reward model
+    DREAM_ARGS=(dreams=$REWARD_DREAMS dream_horizon=$DREAM_HORIZON dream_ckpt="$WM")
+    REWARD_RUN="${REWARD_RUN}_dream_$(basename "$WM")"
+fi
 # 6. the reward model: not on the privileged solver's episodes (its actions say where the goal is: they are left
 #    out of the `mix` stores too); the seeker's goal-directed episodes read the frame only (docs/world_model.md,
 #    "Reward runs (2026-12-03, sixth session)"); it starts from where the goal is at the dream's first frame (the
