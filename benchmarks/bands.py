@@ -25,20 +25,6 @@ import time
 import numpy as np
 
 
-def blur(frames: np.ndarray, sigma: float) -> np.ndarray:
-    """uint8 frames (N, H, W, 3) through a separable gaussian of `sigma` pixels (edges repeated)."""
-    import torch
-    import torch.nn.functional as F
-
-    r = max(1, int(3 * sigma))
-    g = torch.exp(-torch.arange(-r, r + 1, dtype=torch.float64) ** 2 / (2 * sigma**2))
-    g /= g.sum()
-    n, h, w, c = frames.shape
-    t = torch.from_numpy(frames.astype(np.float64)).permute(0, 3, 1, 2).reshape(n * c, 1, h, w)
-    t = F.conv2d(F.pad(t, (r, r, r, r), mode="replicate"), (g[:, None] * g[None, :])[None, None])
-    return t.reshape(n, c, h, w).permute(0, 2, 3, 1).round().clamp(0, 255).numpy().astype(np.uint8)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", required=True, help="a world model (run directory or checkpoint)")
@@ -58,6 +44,7 @@ def main() -> None:
 
     from store import read_episode
     from worldsim.eval.metrics import check_store, detail, luma, pick_episodes, profile_residual, stripes
+    from worldsim.model.frames import gaussian_blur
     from worldsim.model.sampler import WorldSampler
 
     t0 = time.perf_counter()
@@ -82,7 +69,7 @@ def main() -> None:
     if not steps:
         ap.error(f"no episode of {args.store} is longer than the model's context ({c} frames)")
     got = {k: np.concatenate(v) for k, v in kinds.items()}
-    got[f"engine blurred (sigma {args.blur:g})"] = blur(got["engine"], args.blur)
+    got[f"engine blurred (sigma {args.blur:g})"] = gaussian_blur(got["engine"], args.blur)
     hz = np.concatenate(steps)
     print(f"# bands: {args.checkpoint} on {len(steps)} episodes of {args.store}, up to {args.horizon} dreamed steps, "
           f"{args.steps} Euler step(s); {platform.node()}, torch {torch.__version__}, "

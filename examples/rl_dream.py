@@ -239,21 +239,11 @@ class DreamVecEnv(VecEnv):
 
 
 def blurred(frames: np.ndarray, sigma: float) -> np.ndarray:
-    """uint8 frames (..., H, W, C) through a gaussian blur of std `sigma` pixels (separable, radius ceil(3 sigma),
-    edges repeated); sigma 0 returns them as they are."""
-    if sigma <= 0:
-        return frames
-    r = int(np.ceil(3 * sigma))
-    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
-    k /= k.sum()
-    x = frames.astype(np.float32)
-    for axis in (-3, -2):  # rows, then columns
-        pad = [(0, 0)] * x.ndim
-        pad[axis] = (r, r)
-        xp = np.pad(x, pad, mode="edge")
-        n = x.shape[axis]
-        x = sum(w * np.take(xp, np.arange(i, i + n), axis=axis) for i, w in enumerate(k))
-    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+    """uint8 frames (..., H, W, C) through a gaussian blur of std `sigma` pixels (`worldsim.model.frames.gaussian_blur`:
+    separable, radius ceil(3 sigma), edges repeated); sigma 0 returns them as they are."""
+    from worldsim.model.frames import gaussian_blur
+
+    return gaussian_blur(frames, sigma)
 
 
 class Blurred(gym.ObservationWrapper):

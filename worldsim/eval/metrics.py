@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from store import StoreError, buckets, open_store, read_episode
 from worldsim.errors import InputError
-from worldsim.model.frames import psnr_of_mse
+from worldsim.model.frames import gaussian_kernel, psnr_of_mse
 from worldsim.model.sampler import WorldSampler
 from worldsim.train.data import StoreSet
 
@@ -63,11 +63,10 @@ def profile_residual(y: np.ndarray, axis: int) -> np.ndarray:
     their own gaussian smoothing (sigma 3 pixels, edges repeated): (N, H) or (N, W). What is left is edges and
     lines; the scene's layout (sky over ground) goes."""
     p = y.mean(axis=axis)
-    x = np.arange(-9, 10, dtype=np.float64)
-    g = np.exp(-(x**2) / 18)
-    g /= g.sum()
-    padded = np.pad(p, ((0, 0), (9, 9)), mode="edge")
-    return p - np.stack([np.convolve(r, g, mode="valid") for r in padded])
+    g = gaussian_kernel(3.0)  # 19 taps, symmetric: a correlation is the convolution
+    r = len(g) // 2
+    windows = np.lib.stride_tricks.sliding_window_view(np.pad(p, ((0, 0), (r, r)), mode="edge"), len(g), axis=1)
+    return p - windows @ g
 
 
 def stripes(frames: np.ndarray) -> dict[str, Any] | None:

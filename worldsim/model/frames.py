@@ -22,6 +22,30 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
     return ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).movedim(-3, -1).cpu().numpy()
 
 
+def gaussian_kernel(sigma: float, radius: int | None = None) -> np.ndarray:
+    """A normalised 1-D gaussian of std `sigma` over offsets -radius..radius (default radius ceil(3 sigma)), float64."""
+    r = int(np.ceil(3 * sigma)) if radius is None else radius
+    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+    return k / k.sum()
+
+
+def gaussian_blur(frames: np.ndarray, sigma: float) -> np.ndarray:
+    """uint8 frames (..., H, W, C) through a gaussian blur of std `sigma` pixels (separable, radius ceil(3 sigma),
+    edges repeated); sigma 0 returns them as they are."""
+    if sigma <= 0:
+        return frames
+    k = gaussian_kernel(sigma)
+    r = len(k) // 2
+    x = frames.astype(np.float32)
+    for axis in (-3, -2):  # rows, then columns
+        pad = [(0, 0)] * x.ndim
+        pad[axis] = (r, r)
+        xp = np.pad(x, pad, mode="edge")
+        n = x.shape[axis]
+        x = sum(w * np.take(xp, np.arange(i, i + n), axis=axis) for i, w in enumerate(k))
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+
+
 def psnr_of_mse(mse: Any) -> Any:
     """PSNR in dB of a mean squared error on the 0-255 scale, 10 log10(255^2 / MSE) (docs/architecture.md section 5),
     with the MSE floored at 1e-10 (about 148 dB for equal frames): the one PSNR formula, for floats, numpy arrays and
